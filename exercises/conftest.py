@@ -1,0 +1,61 @@
+"""Run the visible tests against your work in this folder (or any folder given with --impl).
+
+`pytest exercises` checks the modules next to this file. The kit runs the same tests against its reference
+with `pytest exercises --impl solutions`. A failure shows only the sentence that explains it.
+"""
+
+import importlib
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+IMPL_HELP = "folder holding shape_math.py, augmentation.py, cnn.py and filters.py (default: exercises/)"
+
+
+def pytest_addoption(parser):
+    """Add --impl to choose which implementation the visible tests check."""
+    parser.addoption("--impl", default=os.environ.get("LESSON6_IMPL", str(HERE)), help=IMPL_HELP)
+
+
+def pytest_configure(config):
+    """Check that --impl names a folder."""
+    impl = Path(config.getoption("--impl"))
+    if not impl.is_dir():
+        raise pytest.UsageError(f"--impl must be a folder with the exercise modules. Received: {impl}")
+
+
+@pytest.fixture(scope="session")
+def student(pytestconfig):
+    """Return a function that imports one of the student's modules from the chosen implementation folder."""
+    impl = Path(pytestconfig.getoption("--impl")).resolve()
+
+    def load(name):
+        if sys.path[0] != str(impl):
+            sys.path.insert(0, str(impl))
+        module = sys.modules.get(name)
+        if module is None or Path(module.__file__).resolve().parent != impl:
+            sys.modules.pop(name, None)
+            if not (impl / f"{name}.py").exists():
+                pytest.fail(f"{impl / name}.py is missing: the exercises live in shape_math.py, augmentation.py, "
+                            f"cnn.py and filters.py.", pytrace=False)
+            module = importlib.import_module(name)
+        return module
+
+    return load
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Show a stub's NotImplementedError or a check's message as one sentence, not a traceback."""
+    outcome = yield
+    report = outcome.get_result()
+    if call.excinfo is None or report.passed:
+        return
+    error = call.excinfo.value
+    if isinstance(error, NotImplementedError):
+        report.longrepr = f"Not implemented yet: {error}"
+    elif isinstance(error, AssertionError) and str(error).startswith("Called "):
+        report.longrepr = str(error).split("\nassert")[0]

@@ -1,0 +1,1 @@
+../exercises/lesson_checks.py

@@ -1,0 +1,59 @@
+"""Make the students' stubs from the reference solutions.
+
+A solution marks the student's work with `# BEGIN SOLUTION` / `# END SOLUTION`. Inside a function the
+block becomes a `raise NotImplementedError` that repeats the `# TODO:` line just above it; a block at
+module level (a private helper) disappears. Everything else, signatures and docstrings included, is
+copied, so `diff solutions/x.py exercises/x.py` shows only the student's work.
+"""
+
+import re
+from pathlib import Path
+
+BEGIN = "# BEGIN SOLUTION"
+END = "# END SOLUTION"
+STUB_MODULES = ("shape_math.py", "augmentation.py", "cnn.py", "filters.py")
+NOT_IMPLEMENTED = "{function}() is not implemented yet. {todo}"
+
+_DEF = re.compile(r"^\s*def (\w+)\(")
+_TODO = re.compile(r"^\s*# TODO: (.*)$")
+
+
+def make_stub(source):
+    """Return the stub version of a solution module's source."""
+    lines = source.splitlines(keepends=True)
+    out, function, todo, skipping = [], None, "", False
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip()
+        if skipping:
+            if stripped == END:
+                skipping = False
+            continue
+        if _DEF.match(line):
+            function = _DEF.match(line).group(1)
+        if _TODO.match(line):
+            todo = _TODO.match(line).group(1)
+        if stripped == BEGIN:
+            skipping = True
+            indent = line[: len(line) - len(line.lstrip())]
+            if indent:
+                message = NOT_IMPLEMENTED.format(function=function, todo=todo)
+                out.append(f"{indent}raise NotImplementedError({message!r})\n")
+            elif out and out[-1].strip() == "":
+                out.pop()  # a removed module-level helper leaves no double blank line behind
+            continue
+        if stripped == END:
+            raise ValueError(f"Found {END!r} without {BEGIN!r} at line {number}")
+        out.append(line)
+    if skipping:
+        raise ValueError(f"Found {BEGIN!r} without {END!r}")
+    return "".join(out)
+
+
+def write_stubs(solutions_dir, exercises_dir):
+    """Write the stub of every solution module into exercises_dir; return the paths written."""
+    written = []
+    for name in STUB_MODULES:
+        target = Path(exercises_dir) / name
+        target.write_text(make_stub((Path(solutions_dir) / name).read_text()))
+        written.append(target)
+    return written
