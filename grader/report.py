@@ -29,6 +29,7 @@ BAD_RESULTS_JSON = "Not a results.json written by GradingResults.to_json(): {pro
 CSV_FIELDS = ("id", "score", "max_score") + PARTS + ("status", "seconds")
 
 PRINTED_HEADING = "What your code printed"
+GRADING_UNFINISHED = "Grading could not finish; the score counts only the tests that ran"
 
 # Gradescope results.json: tests are shown to students; what the grader process itself printed is not.
 GRADESCOPE_VISIBILITY = "visible"
@@ -100,7 +101,7 @@ class GradingResults:
         line = (f"Score: {_points(self.score)} / {_points(self.max_score)} "
                 f"({self.passed_count()} of {len(self.tests)} tests passed)")
         if self.status != "graded":
-            line += ". Grading could not finish; the score counts only the tests that ran"
+            line += f". {GRADING_UNFINISHED}"
         return line
 
     # ---- terminal ---------------------------------------------------------------------------
@@ -110,7 +111,7 @@ class GradingResults:
         lines = [f"{TITLE}: {_terminal_safe(self.submission)}",
                  f"Score: {_points(self.score)} / {_points(self.max_score)}"]
         if self.status != "graded":
-            lines.append("Grading could not finish; the score counts only the tests that ran.")
+            lines.append(f"{GRADING_UNFINISHED}.")
         lines.append("")
         width = max((len(_fraction(t.score, t.max_score)) for t in self.tests), default=0)
         for test in self.tests:
@@ -234,7 +235,7 @@ class GradingResults:
                  f"Submission {_md_inline(self.submission)}: {self.passed_count()} of {len(self.tests)} "
                  f"tests passed."]
         if self.status != "graded":
-            lines += ["", "> **Grading could not finish**; the score counts only the tests that ran."]
+            lines += ["", f"> **{GRADING_UNFINISHED}.**"]
         parts = self.graded_parts()
         if parts:
             lines += ["", "| Part | Score | Max |", "| --- | ---: | ---: |"]

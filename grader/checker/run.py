@@ -1,0 +1,71 @@
+"""Run the hidden tests (ordinary pytest tests in grader/hidden_tests) on one submission's probe data.
+
+pytest runs in this trusted process with its own configuration: no ini file, conftest or option from the
+submission's folder or the environment can reach it, and its terminal output is discarded.
+"""
+
+import contextlib
+import io
+import os
+from pathlib import Path
+
+import pytest
+
+from grader.report import FAILED, PASSED, CheckResult
+
+HIDDEN_TESTS = Path(__file__).resolve().parent.parent / "hidden_tests"
+CRASH_MESSAGE = "The grader could not finish this check: {error}"
+TIMEOUT_MESSAGE = "This check ran past its time limit and was stopped."
+
+
+class _Collector:
+    """Turn pytest's reports into CheckResults, one per hidden test."""
+
+    def __init__(self):
+        self.results = []
+        self._items = {}
+
+    def pytest_collection_modifyitems(self, items):
+        self._items = {item.nodeid: item for item in items}
+
+    def pytest_runtest_logreport(self, report):
+        item = self._items.get(report.nodeid)
+        if item is None or report.when == "teardown" or report.skipped:
+            return
+        if report.when == "setup" and report.passed:
+            return
+        part = item.get_closest_marker("part").args[0]
+        points = item.get_closest_marker("points").args[0]
+        doc = (item.function.__doc__ or item.originalname).strip().splitlines()[0]
+        self.results.append(CheckResult(
+            name=f"{part}: {doc}", part=part, max_score=points,
+            score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
+            output="" if report.passed else _message(report)))
+
+
+def _message(report):
+    """Return the failure's sentence: the check's own message, or a short note for anything unexpected."""
+    text = report.longreprtext.strip()
+    crash = getattr(report.longrepr, "reprcrash", None)
+    if crash is None:  # pytest.fail(..., pytrace=False): the message is the whole report
+        return text
+    if "Timeout" in crash.message:
+        return TIMEOUT_MESSAGE
+    return CRASH_MESSAGE.format(error=crash.message.splitlines()[0][:500])
+
+
+def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS):
+    """Return the CheckResults of every hidden test on the session's submission."""
+    collector = _Collector()
+    args = [str(tests_dir), "-c", os.devnull, "--rootdir", str(tests_dir), "-p", "no:cacheprovider", "-q",
+            "-p", "no:randomly", "-W", "ignore"]
+    saved = os.environ.pop("PYTEST_ADDOPTS", None)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            code = pytest.main(args, plugins=[session, collector])
+    finally:
+        if saved is not None:
+            os.environ["PYTEST_ADDOPTS"] = saved
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
+        raise RuntimeError(f"The hidden tests could not run (pytest exit code {int(code)}).")
+    return collector.results

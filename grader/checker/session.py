@@ -1,0 +1,95 @@
+"""What the hidden tests see of one submission: the probe's data, rebuilt models, the training outcome.
+
+The hidden tests reach this object through the `grading` fixture. Each accessor either returns something
+the checker built itself or fails the calling test with a sentence that says why.
+"""
+
+import pytest
+
+from grader.checker.rebuild import ConfigRejected, rebuild
+from grader.probe import result as probe_result
+
+STATUS_MESSAGES = {
+    probe_result.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
+    probe_result.MISSING: "The submission does not define {name}().",
+}
+
+
+def expect(problems):
+    """Fail the calling test with the problems in plain words, if there are any."""
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)
+
+
+class GradingSession:
+    """Data and memoized work for one submission's hidden tests (a pytest plugin object)."""
+
+    def __init__(self, probe, *, training=True, dataset="synthetic", report_dir=None, trainer=None):
+        self.probe = probe
+        self.training = training
+        self.dataset = dataset
+        self.report_dir = report_dir
+        self.trainer = trainer
+        self.artifacts = {}
+        self._models = {}
+        self._training_outcome = None
+
+    def require(self, name, call=None):
+        """Return the probe's outcome for a function, or fail the test with what went wrong there."""
+        outcome = self.probe.outcome(name)
+        if outcome.status == probe_result.OK:
+            return outcome
+        call = call or f"{name}()"
+        template = STATUS_MESSAGES.get(outcome.status)
+        if template:
+            message = template.format(call=call, name=name)
+        elif outcome.status == probe_result.NOT_RUN:
+            message = f"{call} was not checked: {outcome.message or 'the submission could not be imported.'}"
+        else:
+            message = f"Called {call}. {outcome.message}"
+        pytest.fail(message, pytrace=False)
+
+    def model(self, name, num_classes=None):
+        """Return the model a builder returned, rebuilt by the checker, or fail the test with the reason."""
+        key = (name, num_classes)
+        if key not in self._models:
+            call = f"{name}(num_classes={num_classes})" if num_classes else f"{name}()"
+            value = self.require(name, call).value
+            field = "config_num_classes" if num_classes else "config"
+            data = value.get(field) if isinstance(value, dict) else None
+            try:
+                if isinstance(data, dict) and "error" in data:
+                    raise ConfigRejected(f"Called {call}. It raised {data['error']}")
+                if not isinstance(data, str):
+                    raise ConfigRejected(f"Called {call}. It did not return a Keras model.")
+                self._models[key] = rebuild(data, call)
+            except ConfigRejected as error:
+                self._models[key] = error
+        found = self._models[key]
+        if isinstance(found, ConfigRejected):
+            pytest.fail(str(found), pytrace=False)
+        return found
+
+    def config(self, name):
+        """Return the JSON config a builder returned (after the model was rebuilt successfully)."""
+        self.model(name)
+        return self.probe.outcome(name).value["config"]
+
+    def training_outcome(self):
+        """Return the training check's outcome for build_cnn, training it at most once per session."""
+        if self._training_outcome is None:
+            self._training_outcome = self.trainer(self.config("build_cnn"), dataset=self.dataset)
+        return self._training_outcome
+
+    def save_training_pictures(self, outcome):
+        """Write the training curve and first-layer filter grid into the report folder, if there is one."""
+        if not self.report_dir:
+            return
+        from pathlib import Path
+
+        from grader.training import pictures
+
+        folder = Path(self.report_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.artifacts["training_curve"] = str(pictures.save_training_curve(outcome.history, folder / "training_curve.png"))
+        self.artifacts["first_layer_filters"] = str(pictures.save_filter_grid(outcome.filters, folder / "first_layer_filters.png"))

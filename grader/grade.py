@@ -1,0 +1,65 @@
+"""Grade one submission: prepare a scratch copy, probe it (untrusted), check the data (trusted), report.
+
+The probe imports the student's code in a sandboxed child process and returns data; meanwhile this
+process imports Keras, then rebuilds the models from that data and runs the hidden tests on them.
+"""
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from grader.probe import Limits, run_probe
+from grader.probe.result import ERROR, ProbeResult
+from grader.report import GradingResults
+from grader.submission import SubmissionError, prepare
+
+
+def _warm_up_keras():
+    """Import Keras and the checker's modules (seconds of work) while the probe runs."""
+    import keras  # noqa: F401
+
+    import grader.checker.run  # noqa: F401
+
+
+def submission_id(path):
+    """Return the name a submission is known by in reports: its file or folder name."""
+    return Path(path).name or str(path)
+
+
+def probe_submission(path, *, limits):
+    """Return the probe's data for a submission, or an import error saying why it could not be read."""
+    from grader.hidden_tests.cases import probe_request
+
+    with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
+        try:
+            folder = prepare(path, scratch)
+        except SubmissionError as error:
+            return ProbeResult(import_status=ERROR, import_message=str(error))
+        return run_probe(folder, probe_request(), limits=limits)
+
+
+def grade(path, *, limits=None, training=True, dataset="synthetic", report_dir=None, trainer=None):
+    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip)."""
+    started = time.monotonic()
+    warm_up = threading.Thread(target=_warm_up_keras, daemon=True)
+    warm_up.start()
+    probe = probe_submission(path, limits=limits or Limits())
+    warm_up.join()
+    return check(probe, submission=submission_id(path), started=started, training=training, dataset=dataset,
+                 report_dir=report_dir, trainer=trainer)
+
+
+def check(probe, *, submission, started=None, training=True, dataset="synthetic", report_dir=None, trainer=None):
+    """Return the GradingResults of the hidden tests on one probe's data (trusted: no student code runs here)."""
+    from grader.checker.run import run_hidden_tests
+    from grader.checker.session import GradingSession
+
+    if trainer is None and training:
+        from grader.training.check import run_training_check as trainer
+    started = time.monotonic() if started is None else started
+    session = GradingSession(probe, training=training, dataset=dataset, report_dir=report_dir, trainer=trainer)
+    tests = run_hidden_tests(session)
+    notes = [probe.import_message] if probe.import_status != "ok" and probe.import_message else []
+    return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
+                          probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts))

@@ -1,0 +1,78 @@
+"""The inputs the hidden tests send to a submission: cases students never saw in the visible tests."""
+
+import base64
+
+import numpy as np
+
+# (args, kwargs) per shape-math function: odd sizes, strides 1-3, both paddings, explicit pool strides, bias off.
+SHAPE_MATH_CASES = {
+    "conv_output_size": [
+        [[n, k], {"strides": s, "padding": p}]
+        for n, k, s in [(33, 3, 1), (31, 5, 2), (7, 3, 3), (64, 7, 2), (28, 3, 1), (17, 4, 3), (5, 5, 1), (100, 1, 2)]
+        for p in ("valid", "same")
+    ] + [[[29, 3], {}], [[15, 3, 2], {}], [[9, 2, 2, "same"], {}]],
+    "pool_output_size": [
+        [[n], {"pool_size": k, "strides": s, "padding": p}]
+        for n, k, s in [(15, 2, None), (33, 3, None), (27, 3, 2), (10, 2, 1), (7, 3, 3), (50, 4, None)]
+        for p in ("valid", "same")
+    ] + [[[31], {}], [[9, 3], {}]],
+    "conv_params": [
+        [[k, c, f], {"use_bias": b}]
+        for k, c, f in [(5, 3, 16), (1, 64, 32), (3, 17, 9), (7, 3, 64), (3, 256, 512)]
+        for b in (True, False)
+    ] + [[[3, 128, 256], {}]],
+    "dense_params": [
+        [[i, u], {"use_bias": b}] for i, u in [(2048, 10), (7, 3), (512, 100), (1, 1)] for b in (True, False)
+    ] + [[[256, 5], {}]],
+    "head_params": [
+        [[list(shape), n, pooling], {}]
+        for shape, n in [((4, 4, 128), 100), ((2, 2, 256), 10), ((7, 7, 512), 1000), ((3, 5, 8), 2), ((1, 1, 64), 7)]
+        for pooling in ("gap", "flatten")
+    ],
+}
+
+# build_cnn / build_cnn_v2 are also called with this many classes, to check num_classes is respected.
+NUM_CLASSES = 7
+
+# The bonus filters functions run on the lesson's network with weights drawn from this seed.
+FILTERS_WEIGHTS_SEED = 2024
+FILTERS_IMAGES_SEED = 7
+
+
+def filters_images():
+    """Return the two raw images feature_maps() is called on."""
+    return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+
+
+def encode_array(array):
+    """Return an array as JSON-able data: dtype, shape and base64 bytes."""
+    array = np.ascontiguousarray(array)
+    return {"dtype": str(array.dtype), "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
+
+
+def decode_array(data, max_elements=1_000_000):
+    """Return the numpy array described by encode_array's data; raise ValueError if it is malformed."""
+    if not isinstance(data, dict) or set(data) != {"dtype", "shape", "base64"}:
+        raise ValueError("expected an array")
+    shape = tuple(int(d) for d in data["shape"])
+    if any(d < 0 for d in shape) or int(np.prod(shape)) > max_elements:
+        raise ValueError(f"array shape {shape} is too large")
+    dtype = np.dtype(data["dtype"])
+    if dtype.kind not in "fiub":
+        raise ValueError(f"array dtype {dtype} is not numeric")
+    return np.frombuffer(base64.b64decode(data["base64"]), dtype=dtype).reshape(shape)
+
+
+def probe_request():
+    """Return what the probe is asked to call: every hidden input, as JSON-able data."""
+    from pathlib import Path
+
+    return {
+        "shape_math": SHAPE_MATH_CASES,
+        "num_classes": NUM_CLASSES,
+        "filters": {
+            "model_config": Path(__file__).with_name("filters_model.json").read_text(),
+            "weights_seed": FILTERS_WEIGHTS_SEED,
+            "images": encode_array(filters_images()),
+        },
+    }

@@ -1,0 +1,61 @@
+"""Fixtures and collection rules for the hidden tests (run by the trusted checker, never by students).
+
+Points and parts come from points.toml next to this file; the `grading` fixture is the session object
+holding the probe's data for the submission under test.
+"""
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from grader.checker.session import GradingSession
+from grader.report import PARTS
+
+POINTS_FILE = Path(__file__).with_name("points.toml")
+
+
+def load_points(path=POINTS_FILE):
+    """Return {part: {test name: points}} from the points table."""
+    with open(path, "rb") as handle:
+        table = tomllib.load(handle)
+    unknown = set(table) - set(PARTS)
+    if unknown:
+        raise ValueError(f"Invalid part {sorted(unknown)} in {path}: expected one of {', '.join(PARTS)}")
+    return table
+
+
+def part_of(item):
+    """Return the part an item grades: its `part` parameter, else its module's PART."""
+    callspec = getattr(item, "callspec", None)
+    if callspec and "part" in callspec.params:
+        return callspec.params["part"]
+    return getattr(item.module, "PART")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Mark every hidden test with its part and points, and order them by part."""
+    table = load_points()
+    unused = {(part, name) for part, tests in table.items() for name in tests}
+    for item in items:
+        part = part_of(item)
+        points = table.get(part, {}).get(item.originalname)
+        if points is None:
+            raise pytest.UsageError(f"Hidden test {item.nodeid} has no points: add `{item.originalname} = N` "
+                                    f"under [{part}] in {POINTS_FILE}")
+        unused.discard((part, item.originalname))
+        item.add_marker(pytest.mark.part(part))
+        item.add_marker(pytest.mark.points(points))
+    if unused:
+        raise pytest.UsageError(f"{POINTS_FILE} gives points to tests that do not exist: {sorted(unused)}")
+    items.sort(key=lambda item: PARTS.index(part_of(item)))
+
+
+@pytest.fixture(scope="session")
+def grading(pytestconfig):
+    """Return the GradingSession for the submission under test."""
+    for plugin in pytestconfig.pluginmanager.get_plugins():
+        if isinstance(plugin, GradingSession):
+            return plugin
+    raise pytest.UsageError("The hidden tests run only inside the grader (grader grade PATH).")
+

@@ -1,0 +1,53 @@
+"""Hidden tests for shape_math: many inputs students never saw, compared with what Keras computes."""
+
+from grader.checker.session import expect
+from grader.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.lesson_checks import KERAS_TRUTH, call_repr, check_answer
+
+PART = "shape_math"
+SHOWN = 3  # wrong answers spelled out per test; the rest are counted
+
+
+def check_function(grading, function):
+    """Fail with the first wrong answers of one shape-math function on its hidden cases."""
+    results = grading.require(function).value
+    cases = SHAPE_MATH_CASES[function]
+    if not isinstance(results, list) or len(results) != len(cases):
+        expect([f"{function}() could not be called on the hidden inputs."])
+    problems = []
+    for (args, kwargs), result in zip(cases, results):
+        expected = KERAS_TRUTH[function](*args, **kwargs)
+        if isinstance(result, dict) and "ok" in result:
+            problems += check_answer(function, args, kwargs, result["ok"], expected)
+        else:
+            error = result.get("error") if isinstance(result, dict) else "no answer"
+            problems.append(f"Called {call_repr(function, args, kwargs)}. It raised {error}, but Keras gives "
+                            f"{expected}.")
+    if len(problems) > SHOWN:
+        problems = problems[:SHOWN] + [f"... and {len(problems) - SHOWN} more of the {len(cases)} calls were wrong."]
+    expect(problems)
+
+
+def test_conv_output_size(grading):
+    """conv_output_size on odd sizes, strides 1-3 and both paddings"""
+    check_function(grading, "conv_output_size")
+
+
+def test_pool_output_size(grading):
+    """pool_output_size with explicit pool sizes, strides and paddings"""
+    check_function(grading, "pool_output_size")
+
+
+def test_conv_params(grading):
+    """conv_params on other kernels and channels, with and without bias"""
+    check_function(grading, "conv_params")
+
+
+def test_dense_params(grading):
+    """dense_params with and without bias"""
+    check_function(grading, "dense_params")
+
+
+def test_head_params(grading):
+    """head_params for GAP and Flatten heads on other feature maps"""
+    check_function(grading, "head_params")

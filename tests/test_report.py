@@ -1,0 +1,272 @@
+"""The report renderers: every format shows the same tests, parses, and escapes what students wrote."""
+
+import base64
+import csv
+import io
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from grader.report import (
+    BAD_RESULTS_JSON,
+    CSV_FIELDS,
+    FAILED,
+    FORMATS,
+    GRADING_UNFINISHED,
+    PARTS,
+    PASSED,
+    PRINTED_HEADING,
+    SUFFIXES,
+    UNKNOWN_FORMAT,
+    CheckResult,
+    GradingResults,
+    write_csv,
+)
+
+# Outputs a student's code or a check can produce: markup characters, quotes, unicode, a terminal escape.
+SHAPE_MESSAGE = ('Called head_params((4, 4, 128), 10, "gap"). The function returned 20490, but the tests '
+                 "expected 1290.\nDid you use <Flatten> & not 'GAP'?")
+CNN_MESSAGE = ('The first MaxPooling2D gives (None, 15, 15, 32) ≠ (None, 16, 16, 32) — padding="valid"?\n'
+               "```x```")
+PRINTED = "Epoch 1/1 ━━━━ loss: 2.3\nScore: 50 / 50 <fake>\n\x1b[2J"
+
+
+def make_results(**overrides):
+    """Return a small hand-built GradingResults: passes and failures in several parts."""
+    fields = dict(
+        submission='alice <&> "bob".ipynb',
+        tests=[
+            CheckResult("shape_math: conv_output_size", "shape_math", 2.0, 2.0, PASSED),
+            CheckResult("shape_math: head_params", "shape_math", 0.0, 3.0, FAILED, SHAPE_MESSAGE),
+            CheckResult("augmentation: identity at inference", "augmentation", 3.0, 3.0, PASSED),
+            CheckResult("build_cnn: output shape after every stage", "build_cnn", 1.5, 5.0, FAILED,
+                        CNN_MESSAGE, visibility="after_due_date"),
+            CheckResult("training: accuracy above threshold", "training", 10.0, 10.0, PASSED),
+        ],
+        execution_time=42.125,
+        probe_output=PRINTED,
+        notes=["Defined everything in one notebook.", "Used `from tensorflow import keras` & Sequential."],
+        artifacts={"history": "reports/alice/history.json"},
+    )
+    fields.update(overrides)
+    return GradingResults(**fields)
+
+
+@pytest.fixture
+def results():
+    return make_results()
+
+
+def test_text_report_lists_every_test_with_its_mark_and_points(results):
+    text = results.to_text()
+    lines = text.splitlines()
+    assert 'alice <&> "bob".ipynb' in lines[0]
+    assert "Score: 16.5 / 23" in lines[1]
+    squeezed = [" ".join(line.split()) for line in lines]  # points are right-aligned
+    assert "✓ 2/2 shape_math: conv_output_size" in squeezed
+    assert "✗ 0/3 shape_math: head_params" in squeezed
+    assert "✗ 1.5/5 build_cnn: output shape after every stage" in squeezed
+    assert "✓ 10/10 training: accuracy above threshold" in squeezed
+
+
+def test_text_report_indents_the_output_of_failed_tests_only(results):
+    lines = results.to_text().splitlines()
+    failed_at = lines.index(next(line for line in lines if line.endswith("shape_math: head_params")))
+    assert lines[failed_at + 1].startswith("      Called head_params(")
+    assert lines[failed_at + 2] == "      Did you use <Flatten> & not 'GAP'?"
+
+
+def test_text_report_gives_part_subtotals_notes_and_printed_output_last(results):
+    text = results.to_text()
+    assert "shape_math    2 / 5" in text
+    assert "build_cnn     1.5 / 5" in text
+    assert "build_cnn_v2" not in text  # a part without tests has no subtotal
+    assert "Defined everything in one notebook." in text
+    heading = text.index(PRINTED_HEADING)
+    assert heading > text.index("Notes:") > text.index("By part:")
+    # Printed lines are fenced off so they cannot pass for report lines, and escapes are neutralised.
+    assert "  | Score: 50 / 50 <fake>" in text[heading:]
+    assert "\x1b" not in text and "\\x1b[2J" in text
+
+
+def test_text_report_says_when_grading_did_not_finish():
+    unfinished = make_results(status="error")
+    assert GRADING_UNFINISHED in unfinished.to_text()
+    assert GRADING_UNFINISHED in unfinished.to_markdown()
+    assert GRADING_UNFINISHED in json.loads(unfinished.to_json())["output"]
+
+
+def test_json_report_has_gradescope_fields_as_numbers(results):
+    data = json.loads(results.to_json())
+    assert data["score"] == 16.5 and data["max_score"] == 23
+    assert isinstance(data["max_score"], int) and isinstance(data["execution_time"], float)
+    assert data["execution_time"] == 42.125
+    assert data["stdout_visibility"] == "hidden"
+    assert data["visibility"] == "visible"
+    assert data["output"] == "Score: 16.5 / 23 (3 of 5 tests passed)"
+    assert [test["name"] for test in data["tests"]] == [test.name for test in results.tests]
+    failed = data["tests"][1]
+    assert failed == {"name": "shape_math: head_params", "score": 0, "max_score": 3, "status": "failed",
+                      "output": SHAPE_MESSAGE, "tags": ["shape_math"], "visibility": "visible"}
+    assert data["tests"][3]["visibility"] == "after_due_date"
+    assert data["tests"][3]["score"] == 1.5
+    assert all(test["tags"][0] in PARTS for test in data["tests"])
+
+
+def test_json_report_round_trips_through_from_json(results):
+    rebuilt = GradingResults.from_json(results.to_json())
+    assert rebuilt == results
+    assert rebuilt.to_json() == results.to_json()
+
+
+def test_from_json_rebuilds_a_results_file_written_by_hand():
+    text = json.dumps({"score": 1, "tests": [{"name": "t", "score": 1, "max_score": 2, "tags": ["filters"]}]})
+    rebuilt = GradingResults.from_json(text)
+    assert rebuilt.tests == [CheckResult("t", "filters", 1.0, 2.0, FAILED, "")]
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("not json", "invalid JSON"),
+    ("[1, 2]", 'expected an object with a "tests" list'),
+])
+def test_from_json_says_what_it_expected_and_received(text, problem):
+    with pytest.raises(ValueError) as info:
+        GradingResults.from_json(text)
+    message = str(info.value)
+    assert message.startswith(BAD_RESULTS_JSON.split("{")[0])
+    assert problem in message and f"Received: {text!r}" in message
+
+
+def test_junit_report_is_well_formed_and_matches_json_test_for_test(results):
+    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    data = json.loads(results.to_json())
+    assert suite.tag == "testsuite" and suite.get("name") == "lesson6"
+    assert suite.get("tests") == "5" and suite.get("failures") == "2"
+    assert float(suite.get("time")) == pytest.approx(42.125)
+    cases = suite.findall("testcase")
+    assert [case.get("name") for case in cases] == [test["name"] for test in data["tests"]]
+    classnames = [f"lesson6.{test['tags'][0]}" for test in data["tests"]]
+    assert [case.get("classname") for case in cases] == classnames
+    assert [FAILED if case.find("failure") is not None else PASSED for case in cases] == \
+        [test["status"] for test in data["tests"]]
+
+
+def test_junit_report_escapes_outputs_and_keeps_scores(results):
+    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    properties = {prop.get("name"): prop.get("value") for prop in suite.find("properties")}
+    assert properties["score"] == "16.5" and properties["max_score"] == "23"
+    assert properties["submission"] == 'alice <&> "bob".ipynb'
+    failure = suite.findall("testcase")[1].find("failure")
+    assert failure.text == SHAPE_MESSAGE
+    assert failure.get("message") == SHAPE_MESSAGE.splitlines()[0]
+    # The escape character is illegal in XML 1.0; it must arrive as visible text.
+    assert suite.find("system-out").text.endswith("\\x1b[2J")
+
+
+def test_junit_report_stays_well_formed_with_control_characters_in_names():
+    results = make_results(tests=[CheckResult("odd\x00name\x1b", "filters", 0, 1, FAILED, "\x07bell")])
+    case = ET.fromstring(results.to_junit().encode("utf-8")).find("testcase")
+    assert case.get("name") == "odd\\x00name\\x1b"
+
+
+def test_markdown_report_has_part_and_test_tables(results):
+    markdown = results.to_markdown()
+    assert markdown.startswith("## Lesson 6 — CNNs in Keras: 16.5 / 23")
+    assert "| Part | Score | Max |" in markdown
+    assert "| `shape_math` | 2 | 5 |" in markdown
+    assert "| **Total** | **16.5** | **23** |" in markdown
+    assert "| ✅ | shape\\_math: conv\\_output\\_size | 2/2 |" in markdown
+    assert "| ❌ | build\\_cnn: output shape after every stage | 1.5/5 |" in markdown
+    assert "alice &lt;&amp;&gt; \"bob\".ipynb" in markdown  # no raw HTML from a submission name
+
+
+def test_markdown_report_puts_each_failure_in_a_details_block(results):
+    markdown = results.to_markdown()
+    assert markdown.count("<details>") == 3  # two failures and the printed output
+    assert "<summary>❌ shape_math: head_params (0/3)</summary>" in markdown
+    assert SHAPE_MESSAGE in markdown
+    # The fence is longer than the backticks inside the output, so the block cannot be closed early.
+    assert "````text\n" + CNN_MESSAGE + "\n````" in markdown
+    assert "\x1b" not in markdown
+
+
+def test_markdown_report_has_no_failure_section_when_everything_passed():
+    passed = CheckResult("shape_math: conv", "shape_math", 1, 1, PASSED)
+    results = make_results(tests=[passed], probe_output="")
+    assert "<details>" not in results.to_markdown()
+
+
+def test_csv_row_has_one_column_per_part_and_blank_for_untested_parts(results):
+    row = results.csv_row()
+    assert tuple(row) == CSV_FIELDS
+    assert row == {"id": 'alice <&> "bob".ipynb', "score": 16.5, "max_score": 23, "shape_math": 2,
+                   "augmentation": 3, "build_cnn": 1.5, "build_cnn_v2": "", "training": 10, "filters": "",
+                   "status": "graded", "seconds": 42.1}
+
+
+def test_write_csv_writes_a_header_and_one_row_per_submission(results, tmp_path):
+    other = make_results(submission="=HYPERLINK(\"x\")", tests=[], status="error", execution_time=0.0)
+    path = tmp_path / "gradebook.csv"
+    write_csv([results, other], path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert list(rows[0]) == list(CSV_FIELDS)
+    assert rows[0]["id"] == 'alice <&> "bob".ipynb' and rows[0]["score"] == "16.5"
+    assert rows[1]["id"] == "'=HYPERLINK(\"x\")"  # a spreadsheet must not run it as a formula
+    assert rows[1]["status"] == "error" and rows[1]["max_score"] == "0"
+
+
+def test_write_csv_accepts_an_open_file(results):
+    buffer = io.StringIO()
+    write_csv([results], buffer)
+    assert buffer.getvalue().splitlines()[0] == ",".join(CSV_FIELDS)
+
+
+def test_github_classroom_result_has_the_reporter_shape(results):
+    result = results.to_github_classroom()
+    assert result["status"] == "fail" and result["max_score"] == 23
+    assert [test["status"] for test in result["tests"]] == ["pass", "fail", "pass", "fail", "pass"]
+    assert sum(test["score"] for test in result["tests"]) == results.score
+    assert result["tests"][1]["message"] == SHAPE_MESSAGE and result["tests"][0]["message"] is None
+    decoded = json.loads(base64.b64decode(results.to_github_classroom(encoded=True)).decode("utf-8"))
+    assert decoded == result
+
+
+@pytest.mark.parametrize("status, tests, expected", [
+    ("graded", [CheckResult("a", "filters", 1, 1, PASSED)], "pass"),
+    ("error", [CheckResult("a", "filters", 1, 1, PASSED)], "error"),
+])
+def test_github_classroom_status(status, tests, expected):
+    assert make_results(status=status, tests=tests).to_github_classroom()["status"] == expected
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_render_dispatches_to_the_format_method(results, fmt):
+    assert results.render(fmt) == getattr(results, f"to_{fmt}")()
+    assert fmt in SUFFIXES
+
+
+def test_render_rejects_an_unknown_format_saying_what_it_expected(results):
+    with pytest.raises(ValueError) as info:
+        results.render("html")
+    assert str(info.value) == UNKNOWN_FORMAT.format(expected="text, json, junit, markdown", received="html")
+    assert "Received: format='html'" in str(info.value)
+
+
+def test_empty_results_render_in_every_format():
+    empty = GradingResults("nobody")
+    for fmt in FORMATS:
+        assert empty.render(fmt)
+    assert json.loads(empty.to_json())["tests"] == []
+    assert ET.fromstring(empty.to_junit().encode("utf-8")).get("tests") == "0"
+
+
+def test_report_module_does_not_import_tensorflow():
+    code = "import sys, grader.report; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).parents[1])
+    assert done.stdout.strip() == "[]"
