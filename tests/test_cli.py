@@ -1,0 +1,75 @@
+"""The command line: flags reach the main functions as keywords, and the README's main job works."""
+
+import json
+
+import pytest
+
+from grader import cli
+from grader.probe import Limits
+from tests.conftest import run_python
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Record the keywords each *_main function receives instead of running it."""
+    seen = {}
+    for name in ("grade_main", "calibrate_main"):
+        monkeypatch.setattr(cli, name, lambda _name=name, **kwargs: seen.setdefault(_name, kwargs) and 0)
+    return seen
+
+
+def test_grade_flags_reach_grade_main(calls):
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(["grade", "sub.py", "--format", "json", "--output", "r.json", "--no-training", "--memory", "2",
+                 "--import-timeout", "30"])
+    assert exit_.value.code == 0
+    kwargs = calls["grade_main"]
+    assert kwargs["path"] == "sub.py" and kwargs["fmt"] == "json" and kwargs["output"] == "r.json"
+    assert kwargs["training"] is False and kwargs["dataset"] == "synthetic"
+    assert kwargs["limits"] == Limits(import_seconds=30, memory_bytes=2 * 2**30)
+
+
+def test_grade_defaults(calls):
+    with pytest.raises(SystemExit):
+        cli.run(["grade", "solutions"])
+    kwargs = calls["grade_main"]
+    assert (kwargs["fmt"], kwargs["output"], kwargs["training"], kwargs["limits"]) == ("text", None, True, Limits())
+
+
+def test_calibrate_flags_reach_calibrate_main(calls):
+    with pytest.raises(SystemExit):
+        cli.run(["calibrate", "--seeds", "3", "--output", "c.json"])
+    assert calls["calibrate_main"] == {"seeds": 3, "dataset": "synthetic", "output": "c.json"}
+
+
+def test_unknown_format_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.run(["grade", "x.py", "--format", "html"])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'html'" in capsys.readouterr().err
+
+
+def test_missing_path_says_what_was_expected(tmp_path, capsys):
+    assert cli.grade_main(path=str(tmp_path / "nope.py")) == 2
+    err = capsys.readouterr().err
+    assert "no such file or folder" in err and "expected a .py file, a folder, a .ipynb notebook or a .zip" in err
+
+
+@pytest.mark.slow
+def test_grade_solutions_gives_full_marks_with_training(tmp_path):
+    done = run_python("-m", "grader", "grade", "solutions", "--format", "json", "--reports", str(tmp_path / "r"))
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    failed = [test for test in report["tests"] if test["status"] != "passed"]
+    assert not failed and report["score"] == report["max_score"] == 100
+    assert {tag for test in report["tests"] for tag in test["tags"]} == {
+        "shape_math", "augmentation", "build_cnn", "build_cnn_v2", "training", "filters"}
+    assert (tmp_path / "r" / "training_curve.png").exists() and (tmp_path / "r" / "first_layer_filters.png").exists()
+
+
+def test_untouched_stubs_score_zero_with_a_clear_report():
+    done = run_python("-m", "grader", "grade", "exercises")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Score: 0 / 100" in done.stdout
+    assert "build_cnn() is not implemented yet (it raises NotImplementedError)." in done.stdout
+    assert "conv_output_size() is not implemented yet" in done.stdout

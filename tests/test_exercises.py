@@ -1,0 +1,109 @@
+"""The foundation: solutions pass every visible test, stubs fail each one, and the two never drift apart."""
+
+import ast
+import json
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from grader.stubs import NOT_IMPLEMENTED, STUB_MODULES, make_stub
+from tests.conftest import EXERCISES, SOLUTIONS, run_python
+
+
+def visible_tests(tmp_path, *extra):
+    """Run `pytest exercises` with extra options; return (exit code, {test id: failure message or None})."""
+    report = tmp_path / "visible.xml"
+    done = run_python("-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *extra)
+    outcomes = {}
+    for case in ET.parse(report).getroot().iter("testcase"):
+        problem = case.find("failure")
+        problem = case.find("error") if problem is None else problem
+        outcomes[f"{case.get('classname')}::{case.get('name')}"] = None if problem is None else problem.get("message")
+    return done.returncode, outcomes
+
+
+def test_solutions_pass_every_visible_test(tmp_path):
+    code, outcomes = visible_tests(tmp_path, "--impl", "solutions")
+    failed = {name: message for name, message in outcomes.items() if message is not None}
+    assert code == 0 and not failed, failed
+    assert len(outcomes) >= 40
+
+
+def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
+    code, outcomes = visible_tests(tmp_path)
+    assert code == 1
+    assert outcomes and all(message is not None for message in outcomes.values()), outcomes
+    for name, message in outcomes.items():
+        assert "Not implemented yet" in message and "is not implemented yet" in message, (name, message)
+
+
+@pytest.mark.parametrize("module", STUB_MODULES)
+def test_stub_is_generated_from_the_solution(module):
+    assert (EXERCISES / module).read_text() == make_stub((SOLUTIONS / module).read_text()), (
+        f"exercises/{module} drifted from solutions/{module}: run "
+        f"python -c \"from grader.stubs import write_stubs; write_stubs('solutions', 'exercises')\"")
+
+
+def public_functions(path):
+    """Return {name: (signature source, docstring)} for a module's public functions."""
+    tree = ast.parse(path.read_text())
+    return {node.name: (ast.unparse(node.args), ast.get_docstring(node))
+            for node in tree.body if isinstance(node, ast.FunctionDef) and not node.name.startswith("_")}
+
+
+@pytest.mark.parametrize("module", STUB_MODULES)
+def test_stub_and_solution_share_signatures_and_docstrings(module):
+    stub, solution = public_functions(EXERCISES / module), public_functions(SOLUTIONS / module)
+    assert stub == solution
+    assert all(docstring for _, docstring in solution.values())
+
+
+def test_make_stub_replaces_bodies_and_drops_private_helpers():
+    source = (
+        "def area(w, h):\n    \"\"\"Return w*h.\"\"\"\n    # TODO: Multiply.\n    # BEGIN SOLUTION\n"
+        "    return _times(w, h)\n    # END SOLUTION\n\n\n# BEGIN SOLUTION\ndef _times(a, b):\n    return a * b\n"
+        "# END SOLUTION\n")
+    stub = make_stub(source)
+    message = NOT_IMPLEMENTED.format(function="area", todo="Multiply.")
+    assert f"    raise NotImplementedError({message!r})\n" in stub
+    assert "_times" not in stub and "return" not in stub
+    namespace = {}
+    exec(stub, namespace)
+    with pytest.raises(NotImplementedError, match="area\\(\\) is not implemented yet. Multiply."):
+        namespace["area"](2, 3)
+
+
+def test_make_stub_rejects_unbalanced_markers():
+    with pytest.raises(ValueError, match="without '# END SOLUTION'"):
+        make_stub("def f():\n    # BEGIN SOLUTION\n    return 1\n")
+    with pytest.raises(ValueError, match="at line 2"):
+        make_stub("def f():\n    # END SOLUTION\n")
+
+
+COUNTS_SCRIPT = """
+import json, keras, cnn, shape_math
+from keras import layers
+inputs = keras.Input(shape=(4, 4, 128))
+head = lambda pool: keras.Model(inputs, layers.Dense(10)(pool(inputs))).count_params()
+v1, v2 = cnn.build_cnn(), cnn.build_cnn_v2()
+print(json.dumps({
+    "build_cnn": v1.count_params(),
+    "new_conv": [l for l in v2.layers if isinstance(l, layers.Conv2D)][-1].count_params(),
+    "v2_head": v2.layers[-1].count_params(),
+    "v2_last_pool": list(v2.layers[-3].output.shape[1:]),
+    "gap_head": head(layers.GlobalAveragePooling2D()),
+    "flatten_head": head(layers.Flatten()),
+    "shape_math": [shape_math.head_params((4, 4, 128), 10, "gap"), shape_math.head_params((4, 4, 128), 10, "flatten"),
+                   shape_math.conv_params(3, 128, 256)],
+}))
+"""
+
+
+def test_the_lessons_counts_come_out_of_keras_for_the_solutions():
+    done = run_python("-c", COUNTS_SCRIPT, cwd=SOLUTIONS)
+    assert done.returncode == 0, done.stderr[-2000:]
+    counts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert counts == {
+        "build_cnn": 140_714, "new_conv": 295_168, "v2_head": 2_570, "v2_last_pool": [2, 2, 256],
+        "gap_head": 1_290, "flatten_head": 20_490, "shape_math": [1_290, 20_490, 295_168],
+    }
