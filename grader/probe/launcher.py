@@ -1,0 +1,570 @@
+"""Start the untrusted probe in a child process, police it, and turn what it reports into a ProbeResult.
+
+This is the trusted side of the probe. The child runs `runner.py` with `python -I -S -B` (no user site,
+no PYTHON* variables, no .pth files, so the kit's editable install is invisible), a clean environment,
+cwd/HOME/TMPDIR inside a scratch folder, an address-space limit, and its own session. The launcher
+reads results only from a dedicated pipe, enforces the import, per-function and total time limits from
+the child's start events, polls the memory of the child's process tree, and afterwards kills every
+process the probe started, including ones that escaped with setsid or a double fork. When the child
+dies or hangs in one function, it is restarted without that function, so a bad function costs only
+its own tests.
+"""
+
+import ctypes
+import errno
+import json
+import os
+import resource
+import selectors
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from grader.probe.result import (
+    API, CRASHED, ERROR, MISSING, NOT_IMPLEMENTED, NOT_RUN, OK, TIMEOUT, FunctionOutcome, ProbeResult,
+)
+
+RUNNER = Path(__file__).with_name("runner.py")
+WEIGHTS = Path(__file__).with_name("weights.py")
+KIT_ROOT = Path(__file__).resolve().parents[2]
+BLOCKED_PACKAGES = ("grader", "solutions", "exercises")
+TOKEN_VARIABLE = "LESSON6_PROBE_TOKEN"
+MAX_RESTARTS = 4
+MAX_ARRAY_BYTES = 16 * 2**20
+MAX_RESULT_BYTES = 64 * 2**20
+MAX_MESSAGE_CHARS = 2000
+FILE_SIZE_LIMIT = 256 * 2**20
+POLL_SECONDS = 0.1
+MEMORY_POLL_SECONDS = 0.25
+COPY_IGNORE = ("__pycache__", "*.pyc", "conftest.py", "pytest.ini")
+
+# Messages, in the words a report shows. `where` is DURING_IMPORT or IN_FUNCTION.
+DURING_IMPORT = "during import"
+IN_FUNCTION = "in {name}"
+BETWEEN_FUNCTIONS = "between functions"
+TIMED_OUT_IMPORT = "timed out after {seconds} while importing the submission"
+TIMED_OUT = "timed out after {seconds} in {name}"
+TOTAL_TIMED_OUT = "timed out: the probe's total limit of {seconds} ran out {where}"
+EXITED = "exited with status {code} {where}"
+KILLED = "killed by signal {signal} {where}"
+MEMORY_EXCEEDED = "memory limit of {limit} exceeded {where}"
+RESULTS_TOO_BIG = "sent more than {limit} of results {where}"
+IMPORT_FAILED = "could not import {module}.py: {message}"
+NOT_RUN_TOTAL = "not run: the probe's total time limit of {seconds} ran out first"
+NOT_RUN_RESTARTS = "not run: the probe was restarted {count} times and gave up"
+NOT_RUN_REIMPORT = "not run: re-importing the submission after a crash failed: {message}"
+WORKDIR_INSIDE = "Expected a probe workdir outside the submission; received workdir={workdir} inside {submission_dir}"
+OUTPUT_TRUNCATED = "\n[... {count:,} more characters of output not shown]\n"
+RESTARTED = "\n[probe restarted after {where}]\n"
+STARTED_STATUSES = (OK, ERROR, MISSING, NOT_IMPLEMENTED)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one probe run."""
+
+    import_seconds: float = 60
+    function_seconds: float = 60  # per API function (a builder call, a list of shape-math calls)
+    total_seconds: float = 180    # the whole probe, restarts included
+    memory_bytes: int = 4 * 2**30  # address space per process and resident memory of the process tree
+    output_chars: int = 20_000
+
+
+def format_seconds(seconds):
+    """Return '60 s' or '2.5 s'."""
+    return f"{seconds:g} s"
+
+
+def format_bytes(size):
+    """Return '4 GiB', '512 MiB' or '100 bytes'."""
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if size >= scale:
+            return f"{size / scale:g} {unit}"
+    return f"{size} bytes"
+
+
+# --- processes ----------------------------------------------------------------------------------------
+
+
+def become_subreaper():
+    """Make this process adopt orphans of its descendants (Linux), so escaped probe processes stay findable."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError):
+        pass  # not Linux: the token scan still finds escaped processes
+
+
+def limit_child(memory_bytes):
+    """Return a preexec function that caps memory, file size and core dumps and dies with the launcher."""
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+        try:
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+
+    return preexec
+
+
+def read_stat(pid):
+    """Return (ppid, pgid, session, state, starttime) of a process, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text[text.rfind(")") + 2:].split()
+    return int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19])
+
+
+def process_table():
+    """Return {pid: (ppid, pgid, session, state, starttime)} for every visible process."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = read_stat(int(entry))
+            if stat:
+                table[int(entry)] = stat
+    return table
+
+
+def descendants(table, root):
+    """Return the pids below root in table."""
+    children = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, stack = set(), [root]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in found:
+                found.add(child)
+                stack.append(child)
+    return found
+
+
+def resident_bytes(pids):
+    """Return the summed resident memory of pids."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/statm", "rb") as statm:
+                total += int(statm.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def carries_token(pid, token):
+    """Return whether a process was started with this probe's token in its environment."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return f"{TOKEN_VARIABLE}={token}".encode() in environ.read().split(b"\0")
+    except OSError:
+        return False
+
+
+class ProbeProcesses:
+    """Every process one probe run started: tracked while it runs, all killed at the end."""
+
+    def __init__(self, token):
+        self.token = token
+        self.sessions = set()  # the runners' session ids (= their pids, started with start_new_session)
+        self.seen = set()      # (pid, starttime) of every descendant seen while polling
+
+    def poll(self, runner_pid):
+        """Record the runner's process tree and return its resident memory."""
+        table = process_table()
+        tree = descendants(table, runner_pid) | {runner_pid}
+        self.seen.update((pid, table[pid][4]) for pid in tree if pid in table)
+        return resident_bytes(tree)
+
+    def belongs(self, pid, stat):
+        """Return whether a live process is one the probe started."""
+        _ppid, pgid, session, _state, starttime = stat
+        return (session in self.sessions or pgid in self.sessions or (pid, starttime) in self.seen
+                or carries_token(pid, self.token))
+
+    def targets(self):
+        """Return the live processes of this probe, anywhere on the machine."""
+        table = process_table()
+        me = os.getpid()
+        return {pid: stat for pid, stat in table.items()
+                if pid != me and stat[3] != "Z" and self.belongs(pid, stat)}
+
+    def kill_all(self):
+        """SIGKILL every probe process until none is left; reap the ones this process adopted."""
+        for _round in range(50):
+            targets = self.targets()
+            for pid in targets:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            self.reap_adopted()
+            if not targets:
+                return
+            time.sleep(0.02)
+
+    def reap_adopted(self):
+        """Collect the exit status of probe processes that were re-parented to this process."""
+        me = os.getpid()
+        for pid, stat in process_table().items():
+            if stat[0] == me and stat[3] == "Z" and self.belongs(pid, stat):
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    pass
+
+
+# --- one child run --------------------------------------------------------------------------------------
+
+
+class Output:
+    """Keep the first output_chars characters the probe printed and count the rest."""
+
+    def __init__(self, limit):
+        self.limit = limit
+        self.chunks, self.kept, self.dropped = [], 0, 0
+
+    def add(self, data):
+        """Keep what fits, count what does not."""
+        room = max(self.limit - self.kept, 0)
+        self.chunks.append(data[:room])
+        self.kept += min(len(data), room)
+        self.dropped += max(len(data) - room, 0)
+
+    def note(self, text):
+        """Add a line from the launcher itself, outside the limit."""
+        self.chunks.append(text.encode())
+
+    def text(self):
+        """Return the kept output, with a note of how much was cut."""
+        text = b"".join(self.chunks).decode("utf-8", "replace")
+        return text + (OUTPUT_TRUNCATED.format(count=self.dropped) if self.dropped else "")
+
+
+@dataclass
+class Attempt:
+    """What one child run reported and how it ended."""
+
+    imported: dict = None        # the runner's "imported" event
+    done: dict = None            # name -> FunctionOutcome
+    current: str = None          # the function running when it ended, None during import or between
+    finished: bool = False       # the runner reported every function
+    failure_status: str = ""     # TIMEOUT or CRASHED when it ended badly
+    failure_message: str = ""
+
+
+def child_environment(workdir, token):
+    """Return the child's whole environment: nothing from the grader's own."""
+    bin_dir = Path(sys.executable).parent
+    return {
+        "PATH": f"{bin_dir}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(workdir / "home"),
+        "TMPDIR": str(workdir / "tmp"),
+        "LANG": "C.UTF-8",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+        TOKEN_VARIABLE: token,
+    }
+
+
+def site_dirs():
+    """Return the installed-package folders the child may import from, without the kit's own folder."""
+    paths = site.getsitepackages() + [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
+    result = []
+    for path in paths:
+        resolved = Path(path).resolve()
+        if resolved.is_dir() and resolved != KIT_ROOT and str(resolved) not in result:
+            result.append(str(resolved))
+    return result
+
+
+def start_runner(workdir, envelope, limits, token):
+    """Start the runner child; return (process, result pipe read end)."""
+    read_fd, write_fd = os.pipe()
+    process = subprocess.Popen(
+        [sys.executable, "-I", "-S", "-B", str(RUNNER), str(write_fd)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        cwd=workdir, env=child_environment(workdir, token), pass_fds=(write_fd,),
+        start_new_session=True, preexec_fn=limit_child(limits.memory_bytes),
+    )
+    os.close(write_fd)
+    try:
+        process.stdin.write(json.dumps(envelope).encode())
+        process.stdin.close()
+    except OSError:
+        pass  # the child died at once; its exit status says how
+    return process, read_fd
+
+
+def parse_event(line, names):
+    """Return a validated event dict from one result line, or None for anything malformed."""
+    try:
+        event = json.loads(line)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return None
+    if event["event"] in ("start", "done") and event.get("name") not in names:
+        return None
+    if event["event"] == "done" and event.get("status") not in STARTED_STATUSES:
+        return None
+    return event
+
+
+def outcome_from_done(event, limits, where):
+    """Return the FunctionOutcome a done event describes."""
+    message = event.get("message") if isinstance(event.get("message"), str) else ""
+    seconds = event.get("seconds") if isinstance(event.get("seconds"), (int, float)) else 0.0
+    status = event["status"]
+    if event.get("exception") == "MemoryError":
+        status, message = CRASHED, MEMORY_EXCEEDED.format(limit=format_bytes(limits.memory_bytes), where=where)
+    return FunctionOutcome(event["name"], status, event.get("value") if status == OK else None,
+                           message[:MAX_MESSAGE_CHARS], float(seconds))
+
+
+class RunnerWatch:
+    """Follow one runner child: read its pipes, track its phase, and stop it when a limit is hit."""
+
+    def __init__(self, process, result_fd, limits, processes, output, total_deadline):
+        self.process, self.result_fd, self.limits = process, result_fd, limits
+        self.processes, self.output, self.total_deadline = processes, output, total_deadline
+        self.attempt = Attempt(done={})
+        self.buffer, self.result_bytes = b"", 0
+        self.phase_started = time.monotonic()
+        self.selector = selectors.DefaultSelector()
+        for fd in (result_fd, process.stdout.fileno()):
+            os.set_blocking(fd, False)
+            self.selector.register(fd, selectors.EVENT_READ)
+
+    def where(self):
+        """Return where the child is: during import, in a function, or between functions."""
+        if self.attempt.imported is None:
+            return DURING_IMPORT
+        if self.attempt.current:
+            return IN_FUNCTION.format(name=self.attempt.current)
+        return BETWEEN_FUNCTIONS
+
+    def phase_limit(self):
+        """Return the time limit of the current phase."""
+        return self.limits.import_seconds if self.attempt.imported is None else self.limits.function_seconds
+
+    def handle(self, event):
+        """Update the phase and the outcomes from one event."""
+        kind = event["event"]
+        if kind == "imported" and self.attempt.imported is None:
+            self.attempt.imported = event
+        elif kind == "start" and self.attempt.imported is not None:
+            self.attempt.current = event["name"]
+        elif kind == "done" and self.attempt.imported is not None:
+            where = IN_FUNCTION.format(name=event["name"])
+            self.attempt.done[event["name"]] = outcome_from_done(event, self.limits, where)
+            self.attempt.current = None
+        elif kind == "finished":
+            self.attempt.finished = True
+        else:
+            return
+        self.phase_started = time.monotonic()
+
+    def read(self, fd):
+        """Read what one pipe has; return False at end of file."""
+        try:
+            data = os.read(fd, 1 << 16)
+        except BlockingIOError:
+            return True
+        except OSError:
+            data = b""
+        if not data:
+            self.selector.unregister(fd)
+            return False
+        if fd != self.result_fd:
+            self.output.add(data)
+            return True
+        self.result_bytes += len(data)
+        lines = (self.buffer + data).split(b"\n")
+        self.buffer = lines.pop()
+        for line in lines:
+            event = parse_event(line, API)
+            if event:
+                self.handle(event)
+        return True
+
+    def drain(self):
+        """Read everything the pipes hold now, without waiting for writers that may never close them."""
+        for key in list(self.selector.get_map().values()):
+            while self.read(key.fd):
+                try:
+                    if not self.selector.select(0):
+                        break
+                except (OSError, ValueError):
+                    break
+
+    def fail(self, status, message):
+        """Record why the child was stopped and kill it."""
+        self.attempt.failure_status, self.attempt.failure_message = status, message
+        self.processes.kill_all()
+
+    def check_limits(self, now):
+        """Stop the child when a time or memory limit is hit; return True if it was stopped."""
+        where = self.where()
+        if now > self.total_deadline:
+            self.fail(TIMEOUT, TOTAL_TIMED_OUT.format(seconds=format_seconds(self.limits.total_seconds), where=where))
+        elif now - self.phase_started > self.phase_limit():
+            seconds = format_seconds(self.phase_limit())
+            message = (TIMED_OUT_IMPORT.format(seconds=seconds) if where == DURING_IMPORT
+                       else TIMED_OUT.format(seconds=seconds, name=self.attempt.current or BETWEEN_FUNCTIONS))
+            self.fail(TIMEOUT, message)
+        elif self.result_bytes > MAX_RESULT_BYTES:
+            self.fail(CRASHED, RESULTS_TOO_BIG.format(limit=format_bytes(MAX_RESULT_BYTES), where=where))
+        else:
+            return False
+        return True
+
+    def check_memory(self):
+        """Stop the child when its process tree holds more than the memory limit; return True if stopped."""
+        if self.processes.poll(self.process.pid) <= self.limits.memory_bytes:
+            return False
+        self.fail(CRASHED, MEMORY_EXCEEDED.format(limit=format_bytes(self.limits.memory_bytes), where=self.where()))
+        return True
+
+    def describe_exit(self, code):
+        """Record how the child ended on its own when it had not finished."""
+        if self.attempt.finished:
+            return
+        where = self.where()
+        if code < 0:
+            self.attempt.failure_message = KILLED.format(signal=-code, where=where)
+        else:
+            self.attempt.failure_message = EXITED.format(code=code, where=where)
+        self.attempt.failure_status = CRASHED
+
+    def watch(self):
+        """Follow the child to its end; return the Attempt."""
+        next_memory_check = 0.0
+        try:
+            while True:
+                for key, _mask in self.selector.select(POLL_SECONDS):
+                    self.read(key.fd)
+                code = self.process.poll()
+                if code is not None:
+                    self.drain()
+                    self.describe_exit(code)
+                    break
+                now = time.monotonic()
+                if self.check_limits(now):
+                    break
+                if now >= next_memory_check:
+                    next_memory_check = now + MEMORY_POLL_SECONDS
+                    if self.check_memory():
+                        break
+        finally:
+            self.processes.kill_all()
+            self.process.wait()
+            self.selector.close()
+            os.close(self.result_fd)
+            self.process.stdout.close()
+        return self.attempt
+
+
+# --- the probe ------------------------------------------------------------------------------------------
+
+
+def prepare_workdir(submission_dir, workdir):
+    """Copy the submission into workdir/submission and make the child's home and tmp folders."""
+    workdir, submission_dir = Path(workdir).resolve(), Path(submission_dir).resolve()
+    if workdir == submission_dir or submission_dir in workdir.parents:
+        raise ValueError(WORKDIR_INSIDE.format(workdir=workdir, submission_dir=submission_dir))
+    target = workdir / "submission"
+    shutil.copytree(submission_dir, target, ignore=shutil.ignore_patterns(*COPY_IGNORE), symlinks=True)
+    (workdir / "home").mkdir(exist_ok=True)
+    (workdir / "tmp").mkdir(exist_ok=True)
+    return target
+
+
+def import_result(result, imported):
+    """Fill the import status and message from the runner's imported event."""
+    failures = imported.get("failures") if isinstance(imported.get("failures"), dict) else {}
+    messages = [str(message) if not module else IMPORT_FAILED.format(module=module, message=message)
+                for module, message in failures.items()]
+    if messages:
+        result.import_status = ERROR
+        result.import_message = "; ".join(messages)[:MAX_MESSAGE_CHARS]
+
+
+def give_up(result, names, message):
+    """Mark every function without an outcome as not run."""
+    for name in names:
+        result.outcomes.setdefault(name, FunctionOutcome(name, NOT_RUN, message=message))
+
+
+def run_probe(submission_dir, request, *, limits=Limits(), workdir=None):
+    """Import a submission in a sandboxed child process and report what every API function produced."""
+    started = time.monotonic()
+    become_subreaper()
+    own_workdir = workdir is None
+    workdir = Path(tempfile.mkdtemp(prefix="lesson6-probe-") if own_workdir else workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    processes, output, result = ProbeProcesses(token), Output(limits.output_chars), ProbeResult()
+    try:
+        envelope = {
+            "request": request, "functions": list(API), "skip": [],
+            "submission_dir": str(prepare_workdir(submission_dir, workdir)), "site_dirs": site_dirs(),
+            "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES), "max_array_bytes": MAX_ARRAY_BYTES,
+        }
+        probe_loop(envelope, limits, processes, output, result, started, workdir)
+    finally:
+        processes.kill_all()
+        if own_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    result.output = output.text()
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def probe_loop(envelope, limits, processes, output, result, started, workdir):
+    """Run the child, restarting it without the function that killed it, until every function is reported."""
+    total_deadline = started + limits.total_seconds
+    for restart in range(MAX_RESTARTS + 1):
+        process, result_fd = start_runner(workdir, envelope, limits, processes.token)
+        processes.sessions.add(process.pid)
+        attempt = RunnerWatch(process, result_fd, limits, processes, output, total_deadline).watch()
+        result.outcomes.update(attempt.done)
+        if attempt.imported is None:
+            return end_in_import(result, attempt, restart)
+        if restart == 0:
+            import_result(result, attempt.imported)
+        if attempt.finished or not attempt.failure_status:
+            return
+        if attempt.current:
+            result.outcomes[attempt.current] = FunctionOutcome(
+                attempt.current, attempt.failure_status, message=attempt.failure_message)
+        if time.monotonic() >= total_deadline:
+            return give_up(result, API, NOT_RUN_TOTAL.format(seconds=format_seconds(limits.total_seconds)))
+        envelope["skip"] = sorted(result.outcomes)
+        output.note(RESTARTED.format(where=attempt.current or BETWEEN_FUNCTIONS))
+    give_up(result, API, NOT_RUN_RESTARTS.format(count=MAX_RESTARTS))
+
+
+def end_in_import(result, attempt, restart):
+    """Record a child that never finished importing: the import failed, or a restart could not re-import."""
+    message = attempt.failure_message or EXITED.format(code="unknown", where=DURING_IMPORT)
+    if restart == 0:
+        result.import_status = attempt.failure_status or CRASHED
+        result.import_message = message
+    else:
+        give_up(result, API, NOT_RUN_REIMPORT.format(message=message))
