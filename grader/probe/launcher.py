@@ -14,6 +14,7 @@ import ctypes
 import errno
 import json
 import os
+import re
 import resource
 import selectors
 import shutil
@@ -232,6 +233,14 @@ class ProbeProcesses:
 # --- one child run --------------------------------------------------------------------------------------
 
 
+# TensorFlow's own start-up lines (absl logging before InitializeLog, oneDNN, CUDA and CPU-feature notes):
+# printed by every import, never by the student, and no environment variable silences them in TF 2.21.
+TENSORFLOW_NOISE = re.compile(
+    r"(WARNING: All log messages before absl::InitializeLog\(\)"
+    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]"
+    r"|To enable the following instructions: .* rebuild TensorFlow)")
+
+
 class Output:
     """Keep the first output_chars characters the probe printed and count the rest."""
 
@@ -251,8 +260,9 @@ class Output:
         self.chunks.append(text.encode())
 
     def text(self):
-        """Return the kept output, with a note of how much was cut."""
+        """Return the kept output without TensorFlow's start-up log, with a note of how much was cut."""
         text = b"".join(self.chunks).decode("utf-8", "replace")
+        text = "".join(line for line in text.splitlines(keepends=True) if not TENSORFLOW_NOISE.match(line))
         return text + (OUTPUT_TRUNCATED.format(count=self.dropped) if self.dropped else "")
 
 
