@@ -14,6 +14,10 @@ FORMAT_HELP = "report format: " + ", ".join(FORMATS) + " (default: text)"
 REPORTS_HELP = "folder for the report in every format plus the training curve and filter grid (PNG)"
 TRAINING_HELP = "skip the training check (its tests are left out of the score)"
 DATASET_HELP = "data set for the training check: synthetic (default, made by the kit) or cifar10 (Keras cache)"
+JOBS_HELP = "worker processes grading in parallel, each importing TensorFlow once (default: one per CPU core)"
+CACHE_DIR_HELP = ("folder of the training-check cache shared by workers and runs "
+                  "(default: ~/.cache/lesson6-grader/training)")
+NO_CACHE_HELP = "train every submission's model, even when an equivalent one was trained already"
 LIMIT_HELPS = {
     "import_seconds": "seconds allowed to import the submission (default: %(default)s)",
     "function_seconds": "seconds allowed to each function call in the submission (default: %(default)s)",
@@ -87,6 +91,70 @@ def calibrate_main(*, seeds, dataset, output):
     return 0
 
 
+def batch_main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, training=True,
+               dataset="synthetic", limits=None, cache=True, cache_dir=None):
+    """Grade every submission in a folder with warm workers and write the gradebook; return the exit code."""
+    from grader.batch import BatchOptions, Progress, describe, find_submissions, grade_batch, render_all
+    from grader.report import write_csv
+
+    if not Path(folder).is_dir():
+        print(f"grader batch: not a folder: {folder} (expected a folder with one submission per entry)",
+              file=sys.stderr)
+        return 2
+    paths = find_submissions(folder, exclude=(output, reports))
+    if not paths:
+        print(f"grader batch: no submissions in {folder}", file=sys.stderr)
+        return 2
+    if cache and cache_dir is None:
+        from grader.cache import default_directory
+
+        cache_dir = default_directory()
+    options = BatchOptions(limits=limits, training=training, dataset=dataset, reports=reports, cache=cache,
+                           cache_dir=str(cache_dir) if cache and cache_dir else None)
+    summary = grade_batch(paths, jobs=jobs, options=options, progress=Progress(sys.stderr))
+    write_csv(summary.results, output)
+    if fmt:
+        sys.stdout.write(render_all(summary.results, fmt))
+    errors = [results for results in summary.results if results.status == "error"]
+    for results in errors:
+        print(f"  {describe(results)}", file=sys.stderr)
+    count = len(summary.results)
+    print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / count:.1f} s each, "
+          f"{summary.workers_started} workers started); training runs: {summary.trained} done, "
+          f"{summary.reused} reused; {len(errors)} errors. Gradebook: {output}", file=sys.stderr)
+    return 0
+
+
+def add_integration_commands(commands):
+    """Add the subcommands that fit the kit into the course: ci, gradescope, release."""
+    from grader.integrations import github, gradescope, release
+
+    ci = commands.add_parser("ci", help="grade a repository in GitHub Actions: step summary, Classroom result, JUnit")
+    ci.add_argument("path", help="the repository (or any submission) to grade")
+    ci.add_argument("--min-score", type=github.min_score_type, default="0", help=github.MIN_SCORE_HELP)
+    ci.add_argument("--junit", help=github.JUNIT_HELP)
+    ci.add_argument("--json", dest="json_path", help=github.JSON_HELP)
+    ci.add_argument("--no-training", dest="training", action="store_false", help=TRAINING_HELP)
+    ci.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic", help=DATASET_HELP)
+    add_limit_options(ci)
+
+    zipped = commands.add_parser("gradescope", help="build Gradescope's autograder zip (setup.sh, run_autograder)")
+    zipped.add_argument("out", help="the zip to write, e.g. autograder.zip")
+    zipped.add_argument("--kit-source", help=gradescope.KIT_SOURCE_HELP)
+    zipped.add_argument("--grade-args", default="", help=gradescope.GRADE_ARGS_HELP)
+    zipped.add_argument("--timeout", type=int, default=gradescope.DEFAULT_TIMEOUT, help=gradescope.TIMEOUT_HELP)
+
+    student = commands.add_parser("release", help="write the student repository: stubs, visible tests, workflow, "
+                                                  "notebook")
+    student.add_argument("out", help="an empty folder (or a fresh git clone) to write the release into")
+    student.add_argument("--kit-source", help=release.KIT_SOURCE_HELP)
+    student.add_argument("--grader-repo", default=github.DEFAULT_GRADER_REPO, help=release.GRADER_REPO_HELP)
+    student.add_argument("--grader-ref", default=github.DEFAULT_GRADER_REF, help=release.GRADER_REF_HELP)
+    student.add_argument("--min-score", default=github.DEFAULT_MIN_SCORE, help=release.MIN_SCORE_HELP)
+    student.add_argument("--python", dest="python_version", default=github.DEFAULT_PYTHON, help=release.PYTHON_HELP)
+    student.add_argument("--ci-grade-args", dest="grade_args", default="", help=release.CI_GRADE_ARGS_HELP)
+
+
 def build_parser():
     """Return the argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="grader", description="Grade 'Lesson 6 - CNNs in Keras' submissions.")
@@ -105,6 +173,20 @@ def build_parser():
     calibrate.add_argument("--seeds", type=int, default=20, help="seeds to train the reference on (default: 20)")
     calibrate.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic", help=DATASET_HELP)
     calibrate.add_argument("--output", help="write the calibration record here (default: print only)")
+    add_integration_commands(commands)
+    batch = commands.add_parser("batch", help="grade every submission in a folder (one per file or subfolder)")
+    batch.add_argument("folder", help="folder with one submission per entry: .py, folder, .ipynb or .zip")
+    batch.add_argument("--jobs", type=int, default=None, help=JOBS_HELP)
+    batch.add_argument("--output", default="grades.csv", help="gradebook CSV to write (default: grades.csv)")
+    batch.add_argument("--reports", help="folder for one report folder per submission, REPORTS/<id>/ (" +
+                       REPORTS_HELP + ")")
+    batch.add_argument("--format", dest="fmt", choices=FORMATS, default=None,
+                       help="also print every submission's report on stdout in this format (default: none)")
+    batch.add_argument("--no-training", dest="training", action="store_false", help=TRAINING_HELP)
+    batch.add_argument("--dataset", choices=("synthetic", "cifar10"), default="synthetic", help=DATASET_HELP)
+    batch.add_argument("--cache-dir", help=CACHE_DIR_HELP)
+    batch.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+    add_limit_options(batch)
     return parser
 
 
@@ -116,4 +198,24 @@ def run(argv=None):
                           training=args.training, dataset=args.dataset, limits=limits_from(args))
     elif args.command == "calibrate":
         code = calibrate_main(seeds=args.seeds, dataset=args.dataset, output=args.output)
+    elif args.command == "ci":
+        from grader.integrations.github import ci_main
+
+        code = ci_main(path=args.path, min_score=args.min_score, junit=args.junit, json_path=args.json_path,
+                       training=args.training, dataset=args.dataset, limits=limits_from(args))
+    elif args.command == "gradescope":
+        from grader.integrations.gradescope import gradescope_main
+
+        code = gradescope_main(out=args.out, kit_source=args.kit_source, grade_args=args.grade_args,
+                               timeout=args.timeout)
+    elif args.command == "release":
+        from grader.integrations.release import release_main
+
+        code = release_main(out=args.out, kit_source=args.kit_source, grader_repo=args.grader_repo,
+                            grader_ref=args.grader_ref, min_score=args.min_score,
+                            python_version=args.python_version, grade_args=args.grade_args)
+    elif args.command == "batch":
+        code = batch_main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports,
+                          fmt=args.fmt, training=args.training, dataset=args.dataset, limits=limits_from(args),
+                          cache=args.cache, cache_dir=args.cache_dir)
     sys.exit(code)

@@ -1,0 +1,39 @@
+"""Fit the kit into the course's world: Gradescope, pull-request CI, the student release and its notebook.
+
+Each module owns one destination: `gradescope` builds the autograder zip, `github` renders the student repo's
+workflow and runs the grading step of it (`grader ci`), `release` writes the student repository, and
+`notebook` builds the student notebook. The shell and YAML files they fill in live in `templates/`.
+"""
+
+import re
+from importlib import resources
+from pathlib import Path
+
+import grader
+
+PLACEHOLDER = re.compile(r"@[A-Z_]+@")
+TEMPLATES = resources.files(__name__) / "templates"
+NOT_A_KIT = "Expected the kit's source tree, a folder with {needs}. Received: {path}"
+
+
+def template(name):
+    """Return the text of one of the templates."""
+    return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def render(text, values):
+    """Return text with every @NAME@ placeholder replaced from values; fail on one left unfilled."""
+    for name, value in values.items():
+        text = text.replace(f"@{name}@", str(value))
+    leftover = sorted(set(PLACEHOLDER.findall(text)))
+    if leftover:
+        raise ValueError(f"Template placeholders left unfilled: {', '.join(leftover)}")
+    return text
+
+
+def kit_root(path=None, needs=("pyproject.toml", "grader")):
+    """Return the kit's source tree: path, or the folder this grader package was installed from (editable)."""
+    root = Path(path) if path else Path(grader.__file__).resolve().parent.parent
+    if not all((root / name).exists() for name in needs):
+        raise FileNotFoundError(NOT_A_KIT.format(needs=", ".join(needs), path=root))
+    return root

@@ -1,0 +1,129 @@
+"""Build Gradescope's autograder.zip: setup.sh and run_autograder at its root, the kit bundled beside them.
+
+Gradescope unpacks the zip into /autograder/source, runs setup.sh once to build its image (installing the
+bundled kit from that folder, so no private repository or token is needed), then runs run_autograder for
+every submission. run_autograder always writes /autograder/results/results.json, even when the grader
+itself cannot run: a silent Gradescope error teaches a student nothing.
+"""
+
+import json
+import shlex
+import stat
+import sys
+import zipfile
+from pathlib import Path
+
+from grader.integrations import kit_root, render, template
+
+KIT_DIR = "kit"                                      # where the kit lies inside the zip
+BUNDLED = ("pyproject.toml", "README.md", "grader")  # what building the kit needs (pyproject names the README)
+SKIPPED = ("__pycache__", ".pytest_cache")
+PACKAGES = (".whl", ".tar.gz", ".zip")
+DEFAULT_TIMEOUT = 1800
+EXECUTABLE = 0o755 << 16                             # rwxr-xr-x in a zip entry's external attributes
+FILE = 0o644 << 16
+
+GRADER_FAILED = ("The autograder could not grade this submission: the grader stopped (exit code {code}) without "
+                 "writing a report. This is not your score; please tell your instructor.")
+GRADER_TIMED_OUT = ("The autograder ran out of time ({seconds} s) before it finished grading this submission. "
+                    "This is not your score; please tell your instructor.")
+# Written by printf if even python3 is missing: the last resort, so it has no placeholders.
+STATIC_RESULTS = {"score": 0, "output": GRADER_FAILED.replace(" (exit code {code})", ""), "tests": [],
+                  "extra_data": {"status": "error"}}
+
+KIT_SOURCE_HELP = ("the kit to bundle: its source folder, or a wheel or sdist built from it "
+                   "(default: the source tree this grader runs from)")
+GRADE_ARGS_HELP = ("flags run_autograder passes to `grader grade`, e.g. --grade-args=--no-training "
+                   "(default: none; the GRADER_ARGS environment variable overrides them)")
+TIMEOUT_HELP = "seconds before run_autograder stops the grader and reports it (default: %(default)s)"
+BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
+
+
+def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT):
+    """Write Gradescope's autograder zip to out; return its path."""
+    check_grade_args(grade_args)
+    source = Path(kit_source) if kit_source else kit_root()
+    if source.is_file() and not source.name.endswith(PACKAGES):
+        raise ValueError(f"Expected a kit folder, a wheel or an sdist for --kit-source. Received: {source}")
+    if not source.is_file():
+        source = kit_root(source)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        if source.is_file():
+            kit_path = f"{KIT_DIR}/{source.name}"
+            archive.write(source, kit_path)
+        else:
+            kit_path = KIT_DIR
+            add_kit_tree(archive, source)
+        add_text(archive, "setup.sh", render(template("setup.sh"), {"KIT_PATH": kit_path}), EXECUTABLE)
+        add_text(archive, "run_autograder", run_autograder_script(grade_args, timeout), EXECUTABLE)
+    return out
+
+
+def run_autograder_script(grade_args="", timeout=DEFAULT_TIMEOUT):
+    """Return run_autograder with its defaults and messages filled in."""
+    return render(template("run_autograder"), {
+        "GRADE_ARGS": shlex.quote(grade_args),
+        "TIMEOUT": int(timeout),
+        "GRADER_FAILED": shlex.quote(GRADER_FAILED),
+        "GRADER_TIMED_OUT": shlex.quote(GRADER_TIMED_OUT),
+        "STATIC_RESULTS": shlex.quote(json.dumps(STATIC_RESULTS)),
+    })
+
+
+def check_grade_args(grade_args):
+    """Fail now, at build time, on flags that `grader grade` would refuse on every submission."""
+    from grader.cli import build_parser
+
+    words = grade_args.split()
+    if shlex.split(grade_args) != words:
+        raise ValueError(BAD_GRADE_ARGS.format(args=grade_args, why="quotes and escapes are not supported"))
+    if {"--format", "--output"} & {word.split("=")[0] for word in words}:
+        raise ValueError(BAD_GRADE_ARGS.format(args=grade_args, why="run_autograder sets --format and --output"))
+    try:
+        build_parser().parse_args(["grade", "submission", *words])
+    except SystemExit:
+        raise ValueError(BAD_GRADE_ARGS.format(args=grade_args, why="`grader grade` does not accept them")) from None
+
+
+def add_kit_tree(archive, root):
+    """Add the files that building the kit needs, without tests, caches or the student-facing folders."""
+    for name in BUNDLED:
+        path = root / name
+        if path.is_file():
+            archive.write(path, f"{KIT_DIR}/{name}")
+            continue
+        for entry in sorted(path.rglob("*")):
+            relative = entry.relative_to(root)
+            if entry.is_dir() or any(part in SKIPPED or part.endswith(".egg-info") for part in relative.parts):
+                continue
+            if entry.suffix == ".pyc":
+                continue
+            # ZipFile.write follows links: grader/lesson_checks.py goes in as the file it points to.
+            info = zipfile.ZipInfo.from_file(entry, f"{KIT_DIR}/{relative.as_posix()}")
+            info.external_attr = EXECUTABLE if entry.stat().st_mode & stat.S_IXUSR else FILE
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, entry.read_bytes())
+
+
+def add_text(archive, name, text, mode):
+    """Add a text file with the given permission bits."""
+    info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
+    info.external_attr = mode
+    info.compress_type = zipfile.ZIP_DEFLATED
+    archive.writestr(info, text)
+
+
+def gradescope_main(*, out, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT):
+    """Build the autograder zip and say what is in it; return the exit code."""
+    try:
+        path = build_autograder_zip(out, kit_source=kit_source, grade_args=grade_args, timeout=timeout)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"grader gradescope: {error}", file=sys.stderr)
+        return 2
+    with zipfile.ZipFile(path) as archive:
+        count = len(archive.namelist())
+    print(f"Wrote {path} ({count} files): upload it as the assignment's autograder (Ubuntu, Python 3.10+).",
+          file=sys.stderr)
+    return 0
