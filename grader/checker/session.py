@@ -9,6 +9,7 @@ import pytest
 from grader.checker.rebuild import ConfigRejected, rebuild
 from grader.probe import result as probe_result
 
+RETURNED_WRONG_TYPE = "TypeError: returned"  # the probe's words when a function returned the wrong kind of value
 STATUS_MESSAGES = {
     probe_result.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
     probe_result.MISSING: "The submission does not define {name}().",
@@ -45,8 +46,12 @@ class GradingSession:
             message = template.format(call=call, name=name)
         elif outcome.status == probe_result.NOT_RUN:
             message = f"{call} was not checked: {outcome.message or 'the submission could not be imported.'}"
-        else:
-            message = f"Called {call}. {outcome.message}"
+        elif outcome.status == probe_result.ERROR and outcome.message.startswith(RETURNED_WRONG_TYPE):
+            message = f"Called {call}. It {outcome.message[len(RETURNED_WRONG_TYPE) - len('returned'):]}."
+        elif outcome.status == probe_result.ERROR:
+            message = f"Called {call}. It raised {outcome.message.rstrip('.')}."
+        else:  # timed out or crashed: the probe's message says how and where
+            message = f"Called {call}: {outcome.message.rstrip('.')}."
         pytest.fail(message, pytrace=False)
 
     def model(self, name, num_classes=None):
