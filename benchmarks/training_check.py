@@ -1,0 +1,75 @@
+"""Benchmark the training check on the reference model: warm runs in one process, and one cold run.
+
+    python benchmarks/training_check.py [--runs 3] [--dataset synthetic]
+
+Prints times and accuracies; asserts nothing (times are benchmarks, never test assertions).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KIT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(KIT_ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from grader.training import calibration, check  # noqa: E402
+
+COLD_SCRIPT = """
+import sys, time
+start = time.perf_counter()
+from grader.training import check
+outcome = check.run_training_check(open(sys.argv[1]).read(), dataset=sys.argv[2], seed=0)
+print(outcome.accuracy, outcome.seconds, time.perf_counter() - start)
+"""
+
+
+def cold_run(model_json, dataset):
+    """Return (accuracy, check seconds, seconds with imports, process wall seconds) of a run in a fresh process."""
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
+        handle.write(model_json)
+    start = time.perf_counter()
+    result = subprocess.run(
+        [sys.executable, "-c", COLD_SCRIPT, handle.name, dataset], cwd=KIT_ROOT, capture_output=True, text=True
+    )
+    wall = time.perf_counter() - start
+    os.unlink(handle.name)
+    if result.returncode:
+        raise RuntimeError(f"The cold run failed:\n{result.stderr[-2000:]}")
+    accuracy, seconds, with_imports = map(float, result.stdout.split()[-3:])
+    return accuracy, seconds, with_imports, wall
+
+
+def main(argv=None):
+    """Time the check and print the numbers."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--dataset", choices=check.DATASETS, default="synthetic")
+    args = parser.parse_args(argv)
+
+    model_json = calibration.model_configs()["reference"]
+    print(f"budget: {check.fingerprint(args.dataset)}")
+    warm_up = check.run_training_check(model_json, dataset=args.dataset, seed=0)
+    print(f"warm-up: {warm_up.seconds:.2f} s, accuracy {warm_up.accuracy:.3f} on {warm_up.device}")
+    outcomes = [check.run_training_check(model_json, dataset=args.dataset, seed=0) for _ in range(args.runs)]
+    seconds = [o.seconds for o in outcomes]
+    print(
+        f"warm, {args.runs} runs: median {statistics.median(seconds):.2f} s (min {min(seconds):.2f}, "
+        f"max {max(seconds):.2f}); accuracies {[round(o.accuracy, 4) for o in outcomes]}"
+    )
+    accuracy, seconds, with_imports, wall = cold_run(model_json, args.dataset)
+    print(
+        f"cold (fresh process): check {seconds:.2f} s, with imports {with_imports:.2f} s, "
+        f"process {wall:.2f} s; accuracy {accuracy:.4f}"
+    )
+    print(f"CPU count {os.cpu_count()}, load average {os.getloadavg()[0]:.2f} (other work skews these times)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

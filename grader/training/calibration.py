@@ -1,0 +1,209 @@
+"""Calibrate the training check: where should the pass threshold sit?
+
+Trains the reference network (solutions/cnn.py build_cnn, as a JSON config, exactly as a submission
+reaches the check) over many seeds, and known-broken variants of it over a few, then recommends a threshold
+midway between the reference's worst run and the best broken run. The record, with the machine it was
+measured on, goes to grader/training/calibration.json, which the check reads its thresholds from.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+from pathlib import Path
+
+from grader.training import check
+
+SOLUTIONS_DIR = Path(__file__).resolve().parents[2] / "solutions"
+DEFAULT_SEEDS = 20
+BROKEN_SEEDS = 5  # broken models are far from the threshold; a few seeds show it
+MIN_MARGIN = 0.05  # below this distance from the reference minimum, a threshold is too tight to trust
+REFERENCE = "reference"
+BROKEN = {
+    "no_rescaling": "the Rescaling(1/255) layer removed: raw 0-255 pixels reach the first Conv2D",
+    "label_destroying_augmentation": (
+        'augmentation RandomFlip("horizontal_and_vertical") + RandomRotation(0.5), which turn class 2k into 2k+1'
+    ),
+    "untrainable": "every layer trainable=False: the weights stay at their initial values",
+}
+
+
+def _reference_model():
+    """Return the reference build_cnn() from the kit's solutions folder."""
+    if not (SOLUTIONS_DIR / "cnn.py").exists():
+        raise FileNotFoundError(
+            f"Calibration trains the reference solution, expected at {SOLUTIONS_DIR / 'cnn.py'}; "
+            "run it from a checkout of the kit, not from an installed grader."
+        )
+    # cnn.py does `from augmentation import build_augmentation`; modules of those names imported earlier
+    # (a student's exercises/, say) are set aside so that the reference is what gets imported.
+    names = ("cnn", "augmentation")
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    sys.path.insert(0, str(SOLUTIONS_DIR))
+    try:
+        import cnn
+
+        return cnn.build_cnn()
+    finally:
+        sys.path.remove(str(SOLUTIONS_DIR))
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
+
+
+def _fresh_chain(model):
+    """Return fresh copies of the layers of a linear model, the input layer left out."""
+    return [type(layer).from_config(layer.get_config()) for layer in model.layers[1:]]
+
+
+def model_configs():
+    """Return {name: model JSON} for the reference and every broken variant in BROKEN."""
+    import keras
+    from keras import layers
+
+    reference = _reference_model()
+
+    def sequential(chain):
+        return keras.Sequential([keras.Input(shape=(32, 32, 3)), *chain], name=reference.name).to_json()
+
+    no_rescaling = [layer for layer in _fresh_chain(reference) if not isinstance(layer, layers.Rescaling)]
+    destroying = [
+        keras.Sequential(
+            [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.5), layers.RandomZoom(0.1)],
+            name="augmentation",
+        ),
+        *[layer for layer in _fresh_chain(reference) if layer.name != "augmentation"],
+    ]
+    untrainable = _fresh_chain(reference)
+    for layer in untrainable:
+        layer.trainable = False
+    return {
+        REFERENCE: reference.to_json(),
+        "no_rescaling": sequential(no_rescaling),
+        "label_destroying_augmentation": sequential(destroying),
+        "untrainable": sequential(untrainable),
+    }
+
+
+def _summary(accuracies):
+    """Return min, median and max of a list of accuracies."""
+    return {"min": min(accuracies), "median": statistics.median(accuracies), "max": max(accuracies)}
+
+
+def recommend_threshold(reference, broken):
+    """Return (threshold, margin, separable) from reference accuracies and {name: accuracies} of broken models.
+
+    A broken model is separable when its best run stays below the reference's worst run. The threshold lies
+    midway between the reference minimum and the best separable broken run; margin is the distance to either.
+    """
+    floor = min(reference)
+    separable = {name: max(accuracies) < floor for name, accuracies in broken.items()}
+    best_broken = max((max(broken[name]) for name in broken if separable[name]), default=0.1)
+    threshold = (floor + best_broken) / 2
+    return round(threshold, 4), round(floor - threshold, 4), separable
+
+
+def _machine(device):
+    """Return where the calibration ran, for the record."""
+    import keras
+    import tensorflow as tf
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "device": device,
+    }
+
+
+def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_SEEDS, out=None, log=print):
+    """Train the reference over `seeds` seeds and broken models over `broken_seeds`; return and write the record."""
+    if seeds < 1 or broken_seeds < 1:
+        raise ValueError(f"Calibration needs at least one seed. Received: seeds={seeds}, broken_seeds={broken_seeds}")
+    configs = model_configs()
+    runs = {}
+    for name, model_json in configs.items():
+        count = seeds if name == REFERENCE else broken_seeds
+        runs[name] = []
+        for seed in range(count):
+            outcome = check.run_training_check(model_json, dataset=dataset, seed=seed, threshold=0.0)
+            runs[name].append(outcome)
+            log(f"{name:30s} seed {seed:2d}: accuracy {outcome.accuracy:.3f} in {outcome.seconds:.1f} s")
+
+    accuracies = {name: [round(o.accuracy, 4) for o in outcomes] for name, outcomes in runs.items()}
+    broken = {name: accuracies[name] for name in BROKEN}
+    threshold, margin, separable = recommend_threshold(accuracies[REFERENCE], broken)
+    seconds = [o.seconds for o in runs[REFERENCE]]
+    record = {
+        "dataset": dataset,
+        "budget": {key: value for key, value in check.fingerprint(dataset).items() if key not in ("threshold", "seed")},
+        "threshold": threshold,
+        "margin": margin,
+        "rule": "midway between the reference minimum and the best broken run that stays below it",
+        "models": {
+            name: {
+                "description": BROKEN.get(name, "solutions/cnn.py build_cnn(), as JSON"),
+                "seeds": list(range(len(accuracies[name]))),
+                "accuracies": accuracies[name],
+                **_summary(accuracies[name]),
+                **({} if name == REFERENCE else {"separable": separable[name]}),
+                **(
+                    {"reason": "its best run reaches the reference minimum; the threshold cannot catch it"}
+                    if name != REFERENCE and not separable[name]
+                    else {}
+                ),
+            }
+            for name in configs
+        },
+        "reference_seconds": _summary([round(s, 2) for s in seconds]),
+        "warnings": [] if margin >= MIN_MARGIN else [f"margin {margin} is below {MIN_MARGIN}: the check is fragile"],
+        "machine": _machine(runs[REFERENCE][0].device),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    _write(record, out)
+    return record
+
+
+def _write(record, out=None):
+    """Store record under its data set in the calibration file, keeping the other data sets' entries."""
+    path = Path(out) if out else check.CALIBRATION_PATH
+    existing = json.loads(path.read_text()) if path.exists() else {}
+    existing[record["dataset"]] = record
+    path.write_text(json.dumps(existing, indent=2) + "\n")
+
+
+def print_summary(record, file=None):
+    """Print a calibration record as a short table: accuracy min/median/max per model, then the threshold."""
+    file = file or sys.stdout
+    print(f"Training check calibration, dataset={record['dataset']} ({record['date']})", file=file)
+    print(f"{'model':30s} {'runs':>4s} {'min':>6s} {'median':>6s} {'max':>6s}", file=file)
+    for name, model in record["models"].items():
+        note = "" if model.get("separable", True) else "  NOT SEPARABLE: " + model["reason"]
+        runs = len(model["accuracies"])
+        print(f"{name:30s} {runs:4d} {model['min']:6.3f} {model['median']:6.3f} {model['max']:6.3f}{note}", file=file)
+    print(f"threshold {record['threshold']:.3f} (margin {record['margin']:.3f} to the reference minimum)", file=file)
+    for warning in record.get("warnings", []):
+        print(f"warning: {warning}", file=file)
+
+
+def main(argv=None):
+    """Run a calibration from the command line and print its summary."""
+    parser = argparse.ArgumentParser(prog="grader calibrate", description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds for the reference model")
+    parser.add_argument("--broken-seeds", type=int, default=BROKEN_SEEDS, help="seeds for each broken model")
+    parser.add_argument("--dataset", choices=check.DATASETS, default="synthetic")
+    parser.add_argument("--out", default=None, help=f"record file (default {check.CALIBRATION_PATH})")
+    args = parser.parse_args(argv)
+    record = calibrate(seeds=args.seeds, dataset=args.dataset, broken_seeds=args.broken_seeds, out=args.out)
+    print_summary(record)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,110 @@
+"""The training check: its budget, its calibration record, and one real run on the reference and a broken model."""
+
+import json
+import os
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from grader.training import calibration, check
+
+KIT_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def configs():
+    return calibration.model_configs()
+
+
+@pytest.fixture(scope="module")
+def reference_outcome(configs):
+    return check.run_training_check(configs["reference"], seed=0)
+
+
+def test_fingerprint_names_the_whole_budget():
+    fingerprint = check.fingerprint("synthetic", seed=3)
+    budget = check.BUDGETS["synthetic"]
+    assert fingerprint["seed"] == 3 and fingerprint["dataset"] == "synthetic"
+    assert (fingerprint["n_train"], fingerprint["epochs"], fingerprint["batch_size"]) == (
+        budget.n_train,
+        budget.epochs,
+        budget.batch_size,
+    )
+    assert fingerprint["check_version"] == check.CHECK_VERSION
+    assert json.dumps(fingerprint)  # usable as a cache key
+
+
+def test_reference_is_the_solution_even_when_another_cnn_is_imported(monkeypatch):
+    student_cnn = types.ModuleType("cnn")
+    monkeypatch.setitem(sys.modules, "cnn", student_cnn)
+    assert calibration._reference_model().count_params() == 140_714
+    assert sys.modules["cnn"] is student_cnn
+
+
+def test_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match=r"Received: dataset='mnist'"):
+        check.run_training_check("{}", dataset="mnist")
+
+
+def test_calibration_record_backs_the_threshold():
+    record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
+    reference = record["models"]["reference"]
+    assert len(reference["accuracies"]) >= 20
+    assert check.threshold_for("synthetic") == record["threshold"]
+    assert 0.1 < record["threshold"] < reference["min"]
+    for name in calibration.BROKEN:
+        model = record["models"][name]
+        assert model["separable"] == (model["max"] < reference["min"])
+
+
+@pytest.mark.parametrize(
+    "reference, broken, expected",
+    [
+        ([0.8, 0.9], {"a": [0.1, 0.12], "b": [0.5, 0.6]}, (0.7, 0.1, {"a": True, "b": True})),
+        ([0.8, 0.9], {"a": [0.1], "b": [0.85]}, (0.45, 0.35, {"a": True, "b": False})),
+    ],
+)
+def test_recommend_threshold_lies_midway(reference, broken, expected):
+    assert calibration.recommend_threshold(reference, broken) == expected
+
+
+def test_print_summary_flags_inseparable_models(capsys):
+    models = {"reference": {"accuracies": [0.8], "min": 0.8, "median": 0.8, "max": 0.8}}
+    models["no_rescaling"] = dict(models["reference"], separable=False, reason="its best run reaches the minimum")
+    record = {"dataset": "synthetic", "date": "today", "models": models, "threshold": 0.45, "margin": 0.35}
+    calibration.print_summary(record)
+    assert "NOT SEPARABLE: its best run reaches the minimum" in capsys.readouterr().out
+
+
+def test_reference_passes(reference_outcome):
+    outcome = reference_outcome
+    assert outcome.passed, f"reference accuracy {outcome.accuracy:.3f} is below the threshold {outcome.threshold}"
+    assert len(outcome.history["loss"]) == check.BUDGETS["synthetic"].epochs
+    assert outcome.first_kernel.shape == (3, 3, 3, 32)
+    assert outcome.device in ("CPU", "GPU")
+    assert "first_kernel" not in outcome.to_dict()
+
+
+def test_untrainable_model_fails(configs):
+    outcome = check.run_training_check(configs["untrainable"], seed=0)
+    assert not outcome.passed
+    assert outcome.accuracy < 0.2
+
+
+@pytest.mark.slow
+def test_same_input_gives_the_same_accuracy_in_a_fresh_process(configs, reference_outcome, tmp_path):
+    model_path = tmp_path / "model.json"
+    model_path.write_text(configs["reference"])
+    script = (
+        "import sys; from grader.training import check; "
+        "print(check.run_training_check(open(sys.argv[1]).read(), seed=0).accuracy)"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(model_path)], cwd=KIT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert float(result.stdout.split()[-1]) == reference_outcome.accuracy
