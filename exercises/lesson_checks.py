@@ -120,8 +120,8 @@ def check_answer(function, args, kwargs, returned, expected):
         return [f"Called {call}. It returned {returned!r} ({type(returned).__name__}), but Keras gives "
                 f"{expected}: return a whole number."]
     if returned != expected:
-        hint = SHAPE_MATH_HINTS.get(function, "")
-        return [f"Called {call}. It returned {returned!r}, but Keras gives {expected}.{hint}"]
+        return [f"Called {call}. It returned {returned!r}, but Keras gives {expected}."
+                f"{likely_mistake(function, args, kwargs, returned, expected)}"]
     return []
 
 
@@ -132,6 +132,82 @@ SHAPE_MATH_HINTS = {
     "dense_params": " A Dense layer has in_features*units weights plus units biases.",
     "head_params": " GAP keeps `channels` features, Flatten keeps height*width*channels; then Dense adds a bias per class.",
 }
+ROUNDED_DOWN = " With padding='same' Keras rounds up: ceil(n / s). Did you round down with floor or //?"
+SAME_AS_VALID = " With padding='same' the input is padded, so the kernel size does not shrink the map: ceil(n / s)."
+VALID_AS_SAME = " With padding='valid' there is no padding, so the kernel shaves k - 1 pixels: floor((n - k) / s) + 1."
+STRIDE_IGNORED = " Did you ignore the stride? Divide by s."
+NOT_FLOORED = " Did you forget to round down? Valid: floor((n - k) / s) + 1."
+POOL_STRIDE_DEFAULT = (" When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) halves "
+                       "the map). Did you use a stride of 1?")
+CONV_BIAS_MISSING = " Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per filter."
+CONV_BIAS_UNWANTED = " With use_bias=False a Conv2D has no biases: k*k*C_in*F weights only."
+CONV_KERNEL_NOT_SQUARED = " Did you use k instead of k*k? The kernel is k x k pixels on every input channel."
+DENSE_BIAS_MISSING = " Did you forget the biases? A Dense layer adds one bias per unit."
+DENSE_BIAS_UNWANTED = " With use_bias=False a Dense layer has no biases: in_features*units weights only."
+FLATTEN_AS_GAP = (" Flatten keeps every position, so Dense sees height*width*channels features; did you count only "
+                  "the channels?")
+GAP_AS_FLATTEN = (" GlobalAveragePooling2D averages each channel over height and width, so Dense sees only `channels` "
+                  "features.")
+HEAD_BIAS_MISSING = " Did you forget the Dense layer's biases (one per class)?"
+
+
+def _conv_size_mistakes(n, kernel_size, strides=1, padding="valid"):
+    if padding == "same":
+        yield n // strides, ROUNDED_DOWN
+        yield (n - kernel_size) // strides + 1, SAME_AS_VALID
+        yield n, STRIDE_IGNORED
+    elif padding == "valid":
+        yield -(-n // strides), VALID_AS_SAME  # ceil(n / s) in integers
+        yield n - kernel_size + 1, STRIDE_IGNORED
+        yield (n - kernel_size) / strides + 1, NOT_FLOORED
+
+
+def _pool_size_mistakes(n, pool_size=2, strides=None, padding="valid"):
+    if strides is None:
+        yield (n - pool_size + 1 if padding == "valid" else n), POOL_STRIDE_DEFAULT
+    yield from _conv_size_mistakes(n, pool_size, pool_size if strides is None else strides, padding)
+
+
+def _conv_params_mistakes(kernel_size, in_channels, filters, use_bias=True):
+    weights = kernel_size * kernel_size * in_channels * filters
+    yield (weights, CONV_BIAS_MISSING) if use_bias else (weights + filters, CONV_BIAS_UNWANTED)
+    yield kernel_size * in_channels * filters + (filters if use_bias else 0), CONV_KERNEL_NOT_SQUARED
+
+
+def _dense_params_mistakes(in_features, units, use_bias=True):
+    weights = in_features * units
+    yield (weights, DENSE_BIAS_MISSING) if use_bias else (weights + units, DENSE_BIAS_UNWANTED)
+
+
+def _head_params_mistakes(feature_shape, num_classes, pooling):
+    height, width, channels = feature_shape
+    if pooling == "flatten":
+        yield channels * num_classes + num_classes, FLATTEN_AS_GAP
+    if pooling == "gap":
+        yield height * width * channels * num_classes + num_classes, GAP_AS_FLATTEN
+    features = channels if pooling == "gap" else height * width * channels
+    yield features * num_classes, HEAD_BIAS_MISSING
+
+
+# Each yields (a wrong answer a usual mistake gives, the hint naming that mistake), for the same arguments.
+SHAPE_MATH_MISTAKES = {
+    "conv_output_size": _conv_size_mistakes,
+    "pool_output_size": _pool_size_mistakes,
+    "conv_params": _conv_params_mistakes,
+    "dense_params": _dense_params_mistakes,
+    "head_params": _head_params_mistakes,
+}
+
+
+def likely_mistake(function, args, kwargs, returned, expected):
+    """Return the hint naming the usual mistake that gives `returned`, else the function's formula."""
+    try:
+        for answer, hint in SHAPE_MATH_MISTAKES[function](*args, **kwargs):
+            if answer == returned and answer != expected:
+                return hint
+    except (TypeError, ValueError, ZeroDivisionError, KeyError):
+        pass  # arguments the usual mistakes cannot take: fall back to the formula
+    return SHAPE_MATH_HINTS.get(function, "")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -233,6 +309,7 @@ def check_input_shape(model, call):
 def check_stage_shapes(model, call, expected):
     """Return the first place where the model's stages differ from the lesson's table, with a likely cause."""
     found = stages(model)
+    inputs = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else INPUT_SHAPE
     seen = {kind: 0 for kind in KIND_NAMES}
     for index, (kind, shape, _params) in enumerate(expected):
         where = _nth(kind, seen[kind])
@@ -243,13 +320,19 @@ def check_stage_shapes(model, call, expected):
         got_kind, layer, got_shape = found[index]
         want = (None,) + shape
         if got_kind != kind:
-            before = f"after {describe(found[index - 1][1])} " if index else ""
-            return [f"Called {call}. {before}the lesson's network has {where} giving {_shape(want)}, but your "
+            before = f"After {describe(found[index - 1][1])}, t" if index else "T"
+            return [f"Called {call}. {before}he lesson's network has {where} giving {_shape(want)}, but your "
                     f"model has {describe(layer)} giving {_shape(got_shape)} there."
                     + _missing_stage_hint(kind, got_kind)]
         if tuple(got_shape) != want:
+            if type(layer).__name__ != KIND_NAMES[kind]:
+                where = f"your {type(layer).__name__} (where the lesson has {where})"
+            hint = _shape_hint(kind, layer, got_shape, want)
+            if inputs != INPUT_SHAPE and index == 0:
+                hint = (f" Your model takes inputs of shape {_shape((None,) + inputs)}; CIFAR-10 images are "
+                        f"{_shape((None,) + INPUT_SHAPE)}: use keras.Input(shape=(32, 32, 3)).")
             return [f"Called {call}. The output of {where} is {_shape(got_shape)}, but the lesson's network gives "
-                    f"{_shape(want)}." + _shape_hint(kind, layer, got_shape, want)]
+                    f"{_shape(want)}." + hint]
     if len(found) > len(expected):
         extra = ", ".join(describe(layer) for _, layer, _ in found[len(expected):])
         return [f"Called {call}. After the lesson's last layer your model has more layers: {extra}."]
@@ -285,12 +368,21 @@ def _shape_hint(kind, layer, got, want):
 def check_param_counts(model, call, expected, total):
     """Return problems with per-stage and total parameter counts, computed from the weights' shapes."""
     problems = []
+    found = {kind: [layer for got_kind, layer, _ in stages(model) if got_kind == kind] for kind in KIND_NAMES}
     seen = {kind: 0 for kind in KIND_NAMES}
-    for (kind, _shape_, params), (_, layer, _) in zip(expected, stages(model)):
-        where = _nth(kind, seen[kind])
-        seen[kind] += 1
+    for kind, _shape_, params in expected:
+        if problems:  # one wrong layer is enough: later ones usually follow from it
+            break
+        index, seen[kind] = seen[kind], seen[kind] + 1
+        where = _nth(kind, index)
+        if index >= len(found[kind]):
+            if params:
+                problems.append(f"Called {call}. The lesson's network has {where} with {params:,} parameters, but "
+                                f"your model has only {len(found[kind])} {KIND_NAMES[kind]} layers.")
+            continue
+        layer = found[kind][index]
         got = layer_params(layer)
-        if got != params and not problems:
+        if got != params:
             problems.append(f"Called {call}. {where[0].upper() + where[1:]} ({describe(layer)}) has {got:,} "
                             f"parameters, but the lesson's network has {params:,} there.")
     got_total = total_params(model)
@@ -412,10 +504,28 @@ def _factor(value):
     return abs(float(value))
 
 
+def _shown_factor(value):
+    """Return a factor as the student wrote it: 0.5 for (-0.5, 0.5)."""
+    symmetric = _factor(value)
+    return value if symmetric is None else f"{symmetric:g}"
+
+
+def _rotation_hint(factor):
+    if factor is None:
+        return " Give one number: RandomRotation(0.05)."
+    if factor > 0.05:
+        return (f" A factor is a fraction of a full turn, so {factor:g} rotates up to +/-{factor * 360:g} degrees and "
+                f"turns objects upside down.")
+    return f" A factor is a fraction of a full turn: {factor:g} rotates only up to +/-{factor * 360:g} degrees."
+
+
 def check_augmentation_layers(model, call):
     """Return problems unless the augmentation is RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1)."""
     found = augmentation_layers(model)
     kinds = [type(layer).__name__ for layer in found]
+    if not found:
+        return [f"Called {call}. There are no augmentation layers; the lesson's block is RandomFlip('horizontal'), "
+                f"RandomRotation(0.05), RandomZoom(0.1), and the networks call it right after the Input."]
     problems = []
     for layer in found:
         if type(layer).__name__ == "RandomFlip" and layer.mode != "horizontal":
@@ -431,8 +541,8 @@ def check_augmentation_layers(model, call):
                             f"block has one.")
         layer = found[kinds.index(kind)]
         if kind == "RandomRotation" and _factor(layer.factor) != factor:
-            problems.append(f"Called {call}. RandomRotation has factor={layer.factor}; the lesson uses 0.05 "
-                            f"(about +/-18 degrees). Larger rotations turn objects upside down.")
+            problems.append(f"Called {call}. RandomRotation has factor={_shown_factor(layer.factor)}; the lesson uses "
+                            f"0.05 (about +/-18 degrees)." + _rotation_hint(_factor(layer.factor)))
         if kind == "RandomZoom":
             height = _factor(layer.height_factor)
             width = height if layer.width_factor is None else _factor(layer.width_factor)
@@ -486,33 +596,74 @@ def check_active_in_training(block, call, images):
     return []
 
 
-def augmentation_output(model):
-    """Return the symbolic output of the model's augmentation block (or last augmentation layer), or None."""
+def augmentation_io(model):
+    """Return the symbolic (input, output) of the model's augmentation block or layers, or None."""
     import keras
 
-    last = None
-    for layer in model.layers:
-        nested = isinstance(layer, keras.Model) and augmentation_layers(layer)
-        if nested or type(layer).__name__ in AUGMENTATION_LAYERS:
-            last = layer
-    if last is None:
+    found = [layer for layer in model.layers
+             if type(layer).__name__ in AUGMENTATION_LAYERS
+             or (isinstance(layer, keras.Model) and augmentation_layers(layer))]
+    if not found:
         return None
     try:
-        return last.output
-    except (AttributeError, ValueError):
+        return found[0].input, found[-1].output
+    except (AttributeError, ValueError):  # a layer used more than once, or never called symbolically
         return None
+
+
+def images_for(model, images):
+    """Return the batch, or a random one of the same size if the model takes images of another shape."""
+    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else INPUT_SHAPE
+    if shape == images.shape[1:] or not all(isinstance(d, int) for d in shape):
+        return images
+    return np.random.default_rng(0).integers(0, 256, size=(len(images),) + shape, dtype=np.uint8)
+
+
+FIXED_TRAINING = {
+    True: "which asks for augmented images even at inference",
+    False: "which asks for no augmentation even while training",
+}
+
+
+def fixed_training_calls(model):
+    """Return [(layer name, value)] for the augmentation the model's graph calls with a fixed training=... argument."""
+    import keras
+
+    try:
+        config = model.get_config()
+    except Exception:  # no readable graph, nothing hard-wired to report
+        return []
+    by_name = {layer.name: layer for layer in model.layers}
+    found = []
+    for entry in config.get("layers", []) if isinstance(config, dict) else []:
+        layer = by_name.get(entry.get("name")) if isinstance(entry, dict) else None
+        if layer is None:
+            continue
+        nested = isinstance(layer, keras.Model)
+        if nested:
+            found += fixed_training_calls(layer)
+        if not (type(layer).__name__ in AUGMENTATION_LAYERS or (nested and augmentation_layers(layer))):
+            continue
+        for node in entry.get("inbound_nodes") or []:
+            kwargs = node.get("kwargs") if isinstance(node, dict) else None
+            if isinstance(kwargs, dict) and isinstance(kwargs.get("training"), bool):
+                found.append((layer.name, kwargs["training"]))
+    return found
 
 
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
 
-    batch = images.astype("float32")
-    output = augmentation_output(model)
-    if output is not None:
-        block = keras.Model(model.inputs[0], output)
-        augmented = np.asarray(block(batch, training=False))
-        if not np.array_equal(augmented, batch):
+    for name, training in fixed_training_calls(model):
+        return [f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
+                f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
+                f"model.fit() turn augmentation on and model.predict() turn it off."]
+    batch = images_for(model, images).astype("float32")
+    ends = augmentation_io(model)
+    if ends is not None:
+        before, after = keras.Model(model.inputs[0], list(ends))(batch, training=False)
+        if not np.array_equal(np.asarray(before), np.asarray(after)):
             return [f"Called {call}, then model(images, training=False). The augmentation changed the images at "
                     f"inference. Call the augmentation block as block(x), without training=True."]
     first = np.asarray(model(batch, training=False))

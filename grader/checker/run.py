@@ -10,12 +10,14 @@ import os
 from pathlib import Path
 
 import pytest
+from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
 from grader.report import FAILED, PASSED, CheckResult
 
 HIDDEN_TESTS = Path(__file__).resolve().parent.parent / "hidden_tests"
 CRASH_MESSAGE = "The grader could not finish this check: {error}"
 TIMEOUT_MESSAGE = "This check ran past its time limit and was stopped."
+TIMEOUT_PREFIX = PYTEST_FAILURE_MESSAGE.split("%")[0]  # pytest-timeout fails a test with "Timeout (>300s) ..."
 
 
 class _Collector:
@@ -27,6 +29,14 @@ class _Collector:
 
     def pytest_collection_modifyitems(self, items):
         self._items = {item.nodeid: item for item in items}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Keep the sentence a check failed with (pytest.fail), so it reaches the student unwrapped."""
+        report = yield
+        if call.excinfo is not None and isinstance(call.excinfo.value, pytest.fail.Exception):
+            report.check_message = str(call.excinfo.value.msg)
+        return report
 
     def pytest_runtest_logreport(self, report):
         item = self._items.get(report.nodeid)
@@ -45,13 +55,14 @@ class _Collector:
 
 def _message(report):
     """Return the failure's sentence: the check's own message, or a short note for anything unexpected."""
-    text = report.longreprtext.strip()
+    message = getattr(report, "check_message", None)
+    if message is not None:
+        return TIMEOUT_MESSAGE if message.startswith(TIMEOUT_PREFIX) else message
     crash = getattr(report.longrepr, "reprcrash", None)
-    if crash is None:  # pytest.fail(..., pytrace=False): the message is the whole report
-        return text
-    if "Timeout" in crash.message:
+    text = crash.message if crash is not None else report.longreprtext.strip()
+    if text.startswith(TIMEOUT_PREFIX):
         return TIMEOUT_MESSAGE
-    return CRASH_MESSAGE.format(error=crash.message.splitlines()[0][:500])
+    return CRASH_MESSAGE.format(error=(text.splitlines() or [""])[0][:500])
 
 
 def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS):

@@ -15,12 +15,13 @@ def test_new_block(grading):
     dense = [layer for kind, layer, _ in found if kind == "dense"]
     problems = []
     if len(convs) < 6 or convs[5][1][-1] != 256:
-        problems.append(f"Called {CALL}. The lesson's v2 adds a sixth Conv2D with 256 filters after the (4, 4, 128) "
-                        f"pool; your model has {len(convs)} Conv2D layers.")
+        problems.append(f"Called {CALL}. The lesson's v2 adds a new block after the (4, 4, 128) pool: "
+                        f"Conv2D(256, 3, padding='same', activation='relu'), then MaxPooling2D(2). Your model has "
+                        f"{len(convs)} Conv2D layers; the sixth should have 256 filters.")
     elif layer_params(convs[5][0]) != 295_168:
         problems.append(f"Called {CALL}. The new Conv2D(256) has {layer_params(convs[5][0]):,} parameters; the lesson's "
                         f"hand math gives 3*3*128*256 + 256 = 295,168.")
-    if len(pools) < 4 or tuple(pools[3]) != (None, 2, 2, 256):
+    elif len(pools) < 4 or tuple(pools[3]) != (None, 2, 2, 256):
         last = tuple(pools[-1]) if pools else None
         problems.append(f"Called {CALL}. After the new Conv2D(256) the lesson's v2 has a MaxPooling2D(2) giving "
                         f"(None, 2, 2, 256); your last pool gives {last}. Did you forget the new block's pool?")

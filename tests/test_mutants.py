@@ -1,0 +1,174 @@
+"""Single-mistake variants of the reference: each loses points only where its mistake is, with words naming it.
+
+Every mutant is the reference solutions/ with one small textual edit. Most are graded through the trusted
+checker on probe data made in this process from the mutated modules (the probe's own runner functions,
+without its sandbox subprocess); a few go end to end through grade(), sandboxed probe included.
+"""
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from grader.checker.run import CRASH_MESSAGE  # noqa: E402
+from grader.grade import check, grade  # noqa: E402
+from grader.report import FAILED, PARTS  # noqa: E402
+from tests.probe_in_process import functions_of, probe_in_process  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+GRADED_PARTS = tuple(part for part in PARTS if part != "training")  # training=False everywhere here
+
+MODEL_PARTS = ("build_cnn", "build_cnn_v2")
+AUGMENTATION_PARTS = ("augmentation",) + MODEL_PARTS  # both networks call build_augmentation()
+
+CNN_INPUT = 'inputs = keras.Input(shape=(32, 32, 3))\n'
+CNN_AUGMENT = 'x = build_augmentation()(inputs)\n'
+CNN_RESCALE = '    x = layers.Rescaling(1.0 / 255)(x)\n'
+CONV = 'layers.Conv2D({filters}, 3, padding="same", activation="relu")'
+POOL = '    x = layers.MaxPooling2D(2)(x)\n'
+HEAD = 'outputs = layers.Dense(num_classes)(x)'
+GAP = 'layers.GlobalAveragePooling2D()(x)'
+V2_BLOCK = '    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n    x = layers.MaxPooling2D(2)(x)\n'
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mistake: replace `old` by `new` in `file` (the first `count` times, 0 for every time)."""
+
+    id: str
+    file: str
+    old: str
+    new: str
+    parts: tuple        # the parts that must lose points; every other part keeps full marks
+    phrase: str         # words a failed test's message in those parts must contain
+    count: int = 1      # cnn.py repeats build_cnn's body in build_cnn_v2: count=1 edits build_cnn only;
+                        # count=0 also edits a docstring's copy of the line, which changes nothing
+
+
+MUTANTS = (
+    # --- shape math -----------------------------------------------------------------------------------------
+    Mutant("same_padding_floor", "shape_math.py", "math.ceil(n / strides)", "math.floor(n / strides)",
+           ("shape_math",), "Did you round down"),
+    Mutant("pool_stride_ignores_default", "shape_math.py", "strides = pool_size", "strides = 1",
+           ("shape_math",), "the stride defaults to pool_size"),
+    Mutant("conv_params_without_bias", "shape_math.py", " + (filters if use_bias else 0)", "",
+           ("shape_math",), "Did you forget the F biases"),
+    Mutant("dense_params_ignores_use_bias", "shape_math.py", "(units if use_bias else 0)", "units",
+           ("shape_math",), "use_bias=False"),
+    Mutant("head_flatten_channels_only", "shape_math.py", "features = height * width * channels",
+           "features = channels", ("shape_math",), "height*width*channels"),
+    # --- augmentation (build_cnn and build_cnn_v2 call build_augmentation, so they carry the mistake) ----------
+    Mutant("flip_horizontal_and_vertical", "augmentation.py", 'RandomFlip("horizontal")',
+           'RandomFlip("horizontal_and_vertical")', AUGMENTATION_PARTS, "vertical flips destroy CIFAR-10 labels",
+           count=0),
+    Mutant("flip_vertical", "augmentation.py", 'RandomFlip("horizontal")', 'RandomFlip("vertical")',
+           AUGMENTATION_PARTS, "Use RandomFlip('horizontal')", count=0),
+    Mutant("rotation_half_turn", "augmentation.py", "RandomRotation(0.05)", "RandomRotation(0.5)",
+           AUGMENTATION_PARTS, "RandomRotation has factor=0.5", count=0),
+    Mutant("no_random_zoom", "augmentation.py", "            layers.RandomZoom(0.1),\n", "",
+           AUGMENTATION_PARTS, "no RandomZoom"),
+    # --- build_cnn: parameter counts and shapes unchanged ------------------------------------------------------
+    Mutant("no_rescaling", "cnn.py", CNN_RESCALE, "", ("build_cnn",), "no Rescaling(1/255)"),
+    Mutant("rescaling_scale_one", "cnn.py", "Rescaling(1.0 / 255)", "Rescaling(1.0)", ("build_cnn",),
+           "The Rescaling layer has scale=1.0"),
+    Mutant("rescaling_before_augmentation", "cnn.py", CNN_AUGMENT + CNN_RESCALE,
+           'x = layers.Rescaling(1.0 / 255)(inputs)\n    x = build_augmentation()(x)\n', ("build_cnn",),
+           "Rescaling comes before the augmentation"),
+    Mutant("softmax_output", "cnn.py", HEAD, 'outputs = layers.Dense(num_classes, activation="softmax")(x)',
+           ("build_cnn",), "The model ends in a softmax"),
+    Mutant("conv_without_relu", "cnn.py", CONV.format(filters=64),
+           'layers.Conv2D(64, 3, padding="same")', ("build_cnn",), "has no activation"),
+    Mutant("average_pooling", "cnn.py", "layers.MaxPooling2D(2)(x)", "layers.AveragePooling2D(2)(x)",
+           ("build_cnn",), "The model uses AveragePooling2D"),
+    Mutant("augmentation_training_true", "cnn.py", CNN_AUGMENT, 'x = build_augmentation()(inputs, training=True)\n',
+           ("build_cnn",), "is called with training=True"),
+    Mutant("no_augmentation_in_model", "cnn.py", CNN_AUGMENT + CNN_RESCALE,
+           'x = layers.Rescaling(1.0 / 255)(inputs)\n', ("build_cnn",), "There are no augmentation layers"),
+    Mutant("dense_ignores_num_classes", "cnn.py", HEAD, "outputs = layers.Dense(10)(x)", ("build_cnn",),
+           "use Dense(num_classes)"),
+    # --- build_cnn: shape-changing ---------------------------------------------------------------------------
+    Mutant("valid_padding_one_conv", "cnn.py", CONV.format(filters=32),
+           'layers.Conv2D(32, 3, padding="valid", activation="relu")', ("build_cnn",),
+           "Did you use padding='valid'?"),
+    Mutant("flatten_instead_of_gap", "cnn.py", GAP, "layers.Flatten()(x)", ("build_cnn",), "The head uses Flatten"),
+    Mutant("missing_pool", "cnn.py", POOL + '    x = layers.Conv2D(64', '    x = layers.Conv2D(64', ("build_cnn",),
+           "Did you forget a MaxPooling2D(2)?"),
+    Mutant("wrong_filter_count", "cnn.py", CONV.format(filters=128),
+           'layers.Conv2D(96, 3, padding="same", activation="relu")', ("build_cnn",),
+           "It has 96 filters; the lesson uses 128"),
+    Mutant("input_28x28", "cnn.py", CNN_INPUT, 'inputs = keras.Input(shape=(28, 28, 3))\n', ("build_cnn",),
+           "CIFAR-10 images are (None, 32, 32, 3)"),
+    # --- build_cnn_v2 -----------------------------------------------------------------------------------------
+    Mutant("v2_block_without_pool", "cnn.py", V2_BLOCK, V2_BLOCK.split("\n")[0] + "\n", ("build_cnn_v2",),
+           "Did you forget the new block's pool?"),
+    Mutant("v2_without_new_conv", "cnn.py", V2_BLOCK, POOL, ("build_cnn_v2",), "the sixth should have 256 filters"),
+)
+END_TO_END = ("no_rescaling", "flip_horizontal_and_vertical", "valid_padding_one_conv", "dense_params_ignores_use_bias",
+              "v2_block_without_pool")
+BY_ID = {mutant.id: mutant for mutant in MUTANTS}
+
+
+def write_mutant(mutant, folder):
+    """Copy the reference into folder with the mutant's one edit; fail if the edit does not apply."""
+    shutil.copytree(SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    path = folder / mutant.file
+    text = path.read_text()
+    assert mutant.old in text, f"{mutant.id}: {mutant.old!r} is not in {mutant.file}"
+    path.write_text(text.replace(mutant.old, mutant.new, mutant.count or -1))
+    return folder
+
+
+def functions_touched(mutant):
+    """Return the API functions whose result may change with the mutant's file."""
+    module = Path(mutant.file).stem
+    return functions_of(module, builders_too=module == "augmentation")  # both networks call build_augmentation()
+
+
+def assert_loses_only_in(results, mutant):
+    """Assert the mutant lost points in exactly its parts, and one failure there names the mistake."""
+    scores = results.part_scores()
+    lost = sorted(part for part in GRADED_PARTS if scores[part][0] < scores[part][1])
+    failures = {part: [test.output for test in results.tests if test.part == part and test.status == FAILED]
+                for part in GRADED_PARTS}
+    assert lost == sorted(mutant.parts), (mutant.id, scores, failures)
+    crashed = CRASH_MESSAGE.split("{")[0]
+    assert not [output for outputs in failures.values() for output in outputs if output.startswith(crashed)], failures
+    for part in mutant.parts:
+        assert any(mutant.phrase in output for output in failures[part]), (mutant.id, part, failures[part])
+
+
+@pytest.fixture(scope="module")
+def reference_probe(tmp_path_factory):
+    """Return the in-process probe result of the untouched reference."""
+    folder = tmp_path_factory.mktemp("reference") / "solutions"
+    shutil.copytree(SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    return probe_in_process(folder)
+
+
+def test_the_reference_gets_full_marks_through_the_in_process_probe(reference_probe):
+    results = check(reference_probe, submission="solutions", training=False)
+    scores = results.part_scores()
+    assert all(scores[part][0] == scores[part][1] for part in GRADED_PARTS), scores
+
+
+def test_mutants_cover_the_lesson_s_mistakes():
+    assert len(MUTANTS) >= 22 and len(BY_ID) == len(MUTANTS)
+    assert {part for mutant in MUTANTS for part in mutant.parts} >= set(GRADED_PARTS) - {"filters"}
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=[mutant.id for mutant in MUTANTS])
+def test_mutant_loses_points_only_where_its_mistake_is(mutant, reference_probe, tmp_path):
+    folder = write_mutant(mutant, tmp_path / mutant.id)
+    probe = probe_in_process(folder, functions_touched(mutant), reuse=reference_probe)
+    assert_loses_only_in(check(probe, submission=mutant.id, training=False), mutant)
+
+
+@pytest.mark.parametrize("mutant_id", END_TO_END)
+def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
+    mutant = BY_ID[mutant_id]
+    assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), training=False), mutant)
