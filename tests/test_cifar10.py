@@ -108,3 +108,26 @@ def test_wrong_batch_shape_is_reported(keras_home):
     (folder / "test_batch").write_bytes(pickle.dumps({b"data": np.zeros((2, 10), np.uint8), b"labels": [0, 1]}))
     with pytest.raises(ValueError, match=r"expected data \(N, 3072\) and N labels. Received: data \(2, 10\), 2 labels"):
         cifar10.load_cifar10()
+
+
+def test_keras_loader_is_used_when_its_archive_is_verified(monkeypatch):
+    import keras
+
+    monkeypatch.setattr(cifar10, "keras_archive_is_cached", lambda: True)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: "loaded by keras")
+    assert cifar10.load_cifar10() == "loaded by keras"
+
+
+def test_keras_archive_counts_only_with_kerass_own_hash(tmp_path, monkeypatch):
+    import hashlib
+
+    from keras.src.backend import config
+
+    monkeypatch.setattr(config, "_KERAS_DIR", str(tmp_path))
+    assert not cifar10.keras_archive_is_cached()
+    archive = tmp_path / "datasets" / cifar10.KERAS_ARCHIVE
+    archive.parent.mkdir()
+    archive.write_bytes(b"not the real archive")
+    assert not cifar10.keras_archive_is_cached()  # load_data would try to download again
+    monkeypatch.setattr(cifar10, "KERAS_SHA256", hashlib.sha256(b"not the real archive").hexdigest())
+    assert cifar10.keras_archive_is_cached()

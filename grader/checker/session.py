@@ -96,5 +96,5 @@ class GradingSession:
 
         folder = Path(self.report_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        self.artifacts["training_curve"] = str(pictures.save_training_curve(outcome.history, folder / "training_curve.png"))
+        self.artifacts["training_curve"] = str(pictures.save_training_curve(outcome.history, folder / "training_curve.png", threshold=outcome.threshold))
         self.artifacts["first_layer_filters"] = str(pictures.save_filter_grid(outcome.first_kernel, folder / "first_layer_filters.png"))

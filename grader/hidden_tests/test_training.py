@@ -9,7 +9,7 @@ PART = "training"
 
 @pytest.mark.timeout(300)
 def test_learns_the_synthetic_shapes(grading):
-    """training: held-out accuracy above the calibrated threshold after a short run"""
+    """held-out accuracy above the calibrated threshold after a short training run"""
     if not grading.training:
         pytest.skip("training check turned off")
     outcome = grading.training_outcome()
