@@ -101,6 +101,9 @@ def batch_main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None
         print(f"grader batch: not a folder: {folder} (expected a folder with one submission per entry)",
               file=sys.stderr)
         return 2
+    if jobs is not None and jobs < 1:
+        print(f"grader batch: --jobs must be at least 1. Received: jobs={jobs}", file=sys.stderr)
+        return 2
     paths = find_submissions(folder, exclude=(output, reports))
     if not paths:
         print(f"grader batch: no submissions in {folder}", file=sys.stderr)
@@ -112,7 +115,11 @@ def batch_main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None
     options = BatchOptions(limits=limits, training=training, dataset=dataset, reports=reports, cache=cache,
                            cache_dir=str(cache_dir) if cache and cache_dir else None)
     summary = grade_batch(paths, jobs=jobs, options=options, progress=Progress(sys.stderr))
-    write_csv(summary.results, output)
+    try:
+        write_csv(summary.results, output)
+    except OSError as error:
+        print(f"grader batch: could not write the gradebook {output}: {error}", file=sys.stderr)
+        return 1
     if fmt:
         sys.stdout.write(render_all(summary.results, fmt))
     errors = [results for results in summary.results if results.status == "error"]

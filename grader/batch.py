@@ -1,0 +1,439 @@
+"""Grade a whole class: every entry of a folder is one submission, graded in isolation by warm workers.
+
+Most of the time of one `grader grade` goes to importing TensorFlow (in the checker and again in the
+probe's child) and to the training check. A batch keeps `jobs` trusted worker processes alive: each one
+imports Keras and the checker once, then grades submissions one after another, each in its own sandboxed
+probe child as `grader grade` does. The training check goes through a TrainingCache, so each distinct
+model is trained once per class (and once across runs, with the on-disk cache).
+
+The main process only hands out submissions, watches the workers, and writes the gradebook. A worker
+that dies or runs past a submission's deadline is killed with its whole process tree and replaced;
+that submission's row gets status "error" and the batch goes on.
+"""
+
+import multiprocessing
+import os
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections import deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait
+from pathlib import Path
+
+from grader.report import GradingResults
+
+ERROR = "error"
+READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
+SKIPPED_NAMES = ("__pycache__", "__MACOSX")
+WORKER_START_SECONDS = 120     # a fresh worker imports TensorFlow before its first submission
+CHECK_SECONDS = 300            # the hidden tests without the training check, generously
+TRAINING_SECONDS = 600         # the training check's own limit is lower; this only catches a stuck worker
+POLL_SECONDS = 0.5
+LOG_TAIL_CHARS = 1500
+
+# Messages of error rows, in the words the gradebook and the report show.
+WORKER_DIED = "The grader's worker process died (exit status {code}) while grading this submission.{log}"
+WORKER_TIMED_OUT = ("Grading this submission took more than {seconds:g} s; the grader's worker was stopped "
+                    "and the batch went on.")
+GRADING_RAISED = "The grader failed on this submission: {error}"
+WORKER_LOG = " Its last log lines:\n{tail}"
+
+
+@dataclass
+class BatchOptions:
+    """How every submission of a batch is graded (sent to each worker, so plain picklable data)."""
+
+    limits: object = None                 # grader.probe.Limits; None: the defaults
+    training: bool = True
+    dataset: str = "synthetic"
+    reports: str = None                   # folder for DIR/<id>/ reports, or None
+    cache: bool = True                    # reuse training outcomes of equivalent models
+    cache_dir: str = None                 # on-disk cache folder; None with cache=True: memory only
+    seed: int = 0
+
+
+@dataclass
+class BatchSummary:
+    """What a batch did, for the closing line on stderr and for benchmarks."""
+
+    results: list = field(default_factory=list)   # GradingResults, in the order of the submissions
+    seconds: float = 0.0
+    trained: int = 0                              # training runs actually done
+    reused: int = 0                               # training outcomes taken from the cache
+    workers_started: int = 0
+
+
+def find_submissions(folder, *, exclude=()):
+    """Return the submissions in a folder: every entry but hidden ones, caches and the batch's own outputs."""
+    excluded = {Path(path).resolve() for path in exclude if path}
+    found = []
+    for entry in sorted(Path(folder).iterdir(), key=lambda path: path.name):
+        if entry.name.startswith(".") or entry.name in SKIPPED_NAMES or entry.resolve() in excluded:
+            continue
+        found.append(entry)
+    return found
+
+
+def submission_deadline(options):
+    """Return the seconds one submission may take in a worker before the worker is stopped."""
+    from grader.probe import Limits
+
+    limits = options.limits or Limits()
+    return limits.total_seconds + CHECK_SECONDS + (TRAINING_SECONDS if options.training else 0)
+
+
+def error_results(submission, message, seconds=0.0):
+    """Return the results row of a submission the grader could not grade."""
+    return GradingResults(submission=submission, tests=[], execution_time=round(seconds, 2), notes=[message],
+                          status=ERROR)
+
+
+# --- the worker (a trusted process: it never imports student code) --------------------------------------
+
+
+def make_trainer(options):
+    """Return the trainer the checker calls: the training check behind a cache, or None without training."""
+    if not options.training:
+        return None
+    from grader.training.check import run_training_check
+
+    if not options.cache:
+        return run_training_check
+    from grader.cache import TrainingCache
+
+    return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
+
+
+def grade_one(path, options, trainer):
+    """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
+    from grader.cli import write_reports
+    from grader.grade import grade, submission_id
+
+    started = time.monotonic()
+    submission = submission_id(path)
+    report_dir = Path(options.reports) / submission if options.reports else None
+    try:
+        results = grade(path, limits=options.limits, training=options.training, dataset=options.dataset,
+                        report_dir=report_dir, trainer=trainer)
+    except Exception as error:  # one submission's grading failure must not stop the class
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
+    if report_dir:
+        try:
+            write_reports(results, report_dir)
+        except OSError as error:
+            results.notes.append(f"Could not write the reports into {report_dir}: {error}")
+    return results
+
+
+def _cache_counts(trainer):
+    return (getattr(trainer, "misses", 0), getattr(trainer, "hits", 0))
+
+
+def worker_main(connection, options, log_path, grader=grade_one):
+    """Grade the submissions the batch sends, one at a time, until it sends None."""
+    # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    if grader is grade_one:
+        from grader.grade import _warm_up_keras
+
+        _warm_up_keras()
+    trainer = make_trainer(options)
+    connection.send(READY)
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        index, path = job
+        started = time.monotonic()
+        try:
+            results = grader(path, options, trainer)
+        except Exception as error:  # last resort: grade_one already turns grading errors into rows
+            from grader.grade import submission_id
+
+            results = error_results(submission_id(path), GRADING_RAISED.format(error=repr(error)[:500]),
+                                    time.monotonic() - started)
+        connection.send((index, results, _cache_counts(trainer)))
+
+
+# --- the batch (main process) -----------------------------------------------------------------------------
+
+
+class _Worker:
+    """One worker process and the submission it is grading."""
+
+    def __init__(self, context, options, log_dir, number, grader):
+        self.log_path = str(Path(log_dir) / f"worker-{number}.log")
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(target=worker_main, args=(child_end, options, self.log_path, grader),
+                                       name=f"lesson6-grader-worker-{number}", daemon=True)
+        self.process.start()
+        child_end.close()
+        self.job = None
+        self.started_at = time.monotonic()
+        self.ready_at = self.sent_at = None
+        self.counts = (0, 0)
+
+    def send(self, index, path):
+        self.job = index
+        self.sent_at = time.monotonic()
+        self.connection.send((index, str(path)))
+
+    def overdue(self, now, seconds):
+        """Return whether the worker's submission has run past its time (counted once the worker is ready)."""
+        if self.job is None:
+            return False
+        if self.ready_at is None:
+            return now - self.started_at > WORKER_START_SECONDS + seconds
+        return now - max(self.sent_at, self.ready_at) > seconds
+
+    def log_tail(self):
+        try:
+            text = Path(self.log_path).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+        return text[-LOG_TAIL_CHARS:].strip()
+
+    def kill(self):
+        """Kill the worker and every process below it (probe children, and orphans it adopted)."""
+        from grader.probe.launcher import descendants, process_table
+
+        for _round in range(20):
+            pids = descendants(process_table(), self.process.pid) | {self.process.pid}
+            alive = False
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    alive = True
+                except OSError:
+                    pass
+            if not alive:
+                break
+            time.sleep(0.05)
+        self.process.join(5)
+        self.connection.close()
+
+    def stop(self):
+        """Ask the worker to finish and wait for it."""
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(10)
+        if self.process.is_alive():
+            self.kill()
+        else:
+            self.connection.close()
+
+
+def grade_batch(paths, *, jobs=None, options=None, progress=None, grader=grade_one, submission_seconds=None):
+    """Grade every submission with `jobs` warm workers; return a BatchSummary with results in input order.
+
+    grader(path, options, trainer) grades one submission inside a worker (a module-level function, so the
+    worker can import it); submission_seconds is how long one may take before its worker is stopped.
+    """
+    options = options or BatchOptions()
+    paths = [Path(path) for path in paths]
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1))
+    summary = BatchSummary(results=[None] * len(paths))
+    started = time.monotonic()
+    deadline_seconds = submission_seconds or submission_deadline(options)
+    context = multiprocessing.get_context("spawn")  # never fork a process that may hold TensorFlow threads
+    pending = deque(range(len(paths)))
+    if progress:
+        progress.start(len(paths))
+    with tempfile.TemporaryDirectory(prefix="lesson6-batch-") as log_dir:
+        workers = []
+
+        def start_worker():
+            summary.workers_started += 1
+            worker = _Worker(context, options, log_dir, summary.workers_started, grader)
+            workers.append(worker)
+            return worker
+
+        def finish(index, results):
+            summary.results[index] = results
+            if progress:
+                progress.done(results)
+
+        def retire(worker, message):
+            """Record the worker's submission as an error, kill the worker, and replace it if work is left."""
+            from grader.grade import submission_id
+
+            if worker.job is not None:
+                finish(worker.job, error_results(submission_id(paths[worker.job]), message,
+                                                 time.monotonic() - max(worker.sent_at, worker.ready_at or 0)))
+            worker.kill()
+            summary.trained += worker.counts[0]
+            summary.reused += worker.counts[1]
+            workers.remove(worker)
+
+        def dispatch(worker):
+            """Give an idle worker the next submission, if any is left."""
+            worker.job = None
+            if pending:
+                index = pending.popleft()
+                try:
+                    worker.send(index, paths[index])
+                except OSError:  # the worker died after its last result: someone else grades this one
+                    pending.appendleft(index)
+                    worker.job = None
+
+        def top_up():
+            """Keep `jobs` workers while submissions are waiting, and give every idle one some work."""
+            for worker in workers:
+                if worker.job is None and worker.process.is_alive():
+                    dispatch(worker)
+            while pending and len(workers) < jobs:
+                dispatch(start_worker())
+
+        finished = False
+        try:
+            top_up()
+            while pending or any(worker.job is not None for worker in workers):
+                waitables = {}
+                for worker in workers:
+                    waitables[worker.connection] = worker
+                    waitables[worker.process.sentinel] = worker
+                for ready in wait(list(waitables), timeout=POLL_SECONDS):
+                    worker = waitables[ready]
+                    if worker not in workers:
+                        continue
+                    if ready is worker.connection:
+                        try:
+                            message = worker.connection.recv()
+                        except (EOFError, OSError):
+                            continue  # the sentinel reports the death
+                        if message == READY:
+                            worker.ready_at = time.monotonic()
+                            continue
+                        index, results, worker.counts = message
+                        if index == worker.job:
+                            finish(index, results)
+                        dispatch(worker)
+                    elif not worker.process.is_alive():
+                        worker.process.join()
+                        if worker.job is None:  # an idle worker that ended: nothing was lost
+                            summary.trained += worker.counts[0]
+                            summary.reused += worker.counts[1]
+                            workers.remove(worker)
+                            continue
+                        tail = worker.log_tail()
+                        retire(worker, WORKER_DIED.format(code=worker.process.exitcode,
+                                                          log=WORKER_LOG.format(tail=tail) if tail else ""))
+                now = time.monotonic()
+                for worker in list(workers):
+                    if worker.overdue(now, deadline_seconds):
+                        retire(worker, WORKER_TIMED_OUT.format(seconds=deadline_seconds))
+                top_up()
+                if progress:
+                    progress.tick()
+            finished = True
+        finally:
+            for worker in workers:
+                summary.trained += worker.counts[0]
+                summary.reused += worker.counts[1]
+                if finished:
+                    worker.stop()
+                else:  # interrupted: a busy worker would finish its submission first
+                    worker.kill()
+            if progress:
+                progress.close()
+    summary.seconds = round(time.monotonic() - started, 2)
+    return summary
+
+
+# --- progress on stderr -------------------------------------------------------------------------------------
+
+
+class Progress:
+    """Show how far a batch is: a redrawn bar on a terminal, one plain line per submission otherwise."""
+
+    BAR_WIDTH = 24
+
+    def __init__(self, stream=None, *, tty=None):
+        self.stream = stream or sys.stderr
+        self.tty = self.stream.isatty() if tty is None else tty
+        self.total = self.count = 0
+        self.started = time.monotonic()
+        self.last = ""
+
+    def start(self, total):
+        """Begin counting total submissions."""
+        self.total, self.count, self.started = total, 0, time.monotonic()
+        self.tick()
+
+    def done(self, results):
+        """Report one finished submission."""
+        self.count += 1
+        line = f"[{self.count}/{self.total}] {describe(results)}"
+        if self.tty:
+            self.last = line
+            self._draw()
+        else:
+            print(line, file=self.stream, flush=True)
+
+    def tick(self):
+        """Redraw the bar (its clock moves even while nothing finishes)."""
+        if self.tty:
+            self._draw()
+
+    def close(self):
+        """End the bar's line."""
+        if self.tty:
+            self._draw()
+            self.stream.write("\n")
+            self.stream.flush()
+
+    def _draw(self):
+        filled = self.BAR_WIDTH * self.count // max(self.total, 1)
+        bar = "#" * filled + "-" * (self.BAR_WIDTH - filled)
+        elapsed = time.monotonic() - self.started
+        text = f"\r[{bar}] {self.count}/{self.total}  {elapsed:.0f} s  {self.last}"
+        self.stream.write(text[:160] + "\x1b[K")
+        self.stream.flush()
+
+
+def describe(results):
+    """Return the progress line of one submission: 'alice.py 87/100 (6.2 s)' or 'bob.zip error: ...'."""
+    from grader.report import _points, _terminal_safe
+
+    name = _terminal_safe(results.submission)
+    if results.status == ERROR:
+        note = str(results.notes[0]) if results.notes else "grading failed"
+        return f"{name} error: {_terminal_safe(note.splitlines()[0])[:120]} ({results.execution_time:.1f} s)"
+    return f"{name} {_points(results.score)}/{_points(results.max_score)} ({results.execution_time:.1f} s)"
+
+
+# --- several reports on stdout --------------------------------------------------------------------------
+
+
+def render_all(results_list, fmt):
+    """Render every submission's report in one document of a format (a JSON list, one JUnit <testsuites>)."""
+    import json
+
+    from grader.report import FORMATS, UNKNOWN_FORMAT
+
+    if fmt not in FORMATS:
+        raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(FORMATS), received=fmt))
+    if fmt == "json":
+        return json.dumps([results.to_dict() for results in results_list], indent=2, ensure_ascii=False) + "\n"
+    if fmt == "junit":
+        suites = []
+        for results in results_list:
+            text = results.to_junit()
+            suites.append(text[text.index("?>") + 2:].strip() if text.startswith("<?xml") else text.strip())
+        body = "\n".join(suites)
+        return f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{body}\n</testsuites>\n"
+    separator = "\n---\n\n" if fmt == "markdown" else "\n" + "=" * 72 + "\n\n"
+    return separator.join(results.render(fmt) for results in results_list)
