@@ -26,7 +26,8 @@ UNKNOWN_FORMAT = "Unknown report format: expected one of {expected}. Received: f
 BAD_RESULTS_JSON = "Not a results.json written by GradingResults.to_json(): {problem}. Received: {received}"
 
 # Batch gradebook columns: one per part, so an instructor can sort by the part a class struggled with.
-CSV_FIELDS = ("id", "score", "max_score") + PARTS + ("status", "seconds")
+CSV_FIELDS = ("id", "score", "max_score") + PARTS + ("status", "seconds", "message")
+CSV_MESSAGE_CHARS = 200  # the gradebook's message column: the first note, cut to fit a spreadsheet cell
 
 PRINTED_HEADING = "What your code printed"
 GRADING_UNFINISHED = "Grading could not finish; the score counts only the tests that ran"
@@ -311,6 +312,7 @@ class GradingResults:
             row[part] = _number(scores[part][0]) if part in present else ""
         row["status"] = self.status
         row["seconds"] = _number(round(self.execution_time, 1))
+        row["message"] = _spreadsheet_safe(" ".join(self.notes[0].split())[:CSV_MESSAGE_CHARS]) if self.notes else ""
         return row
 
     # ---- dispatch ---------------------------------------------------------------------------

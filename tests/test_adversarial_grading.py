@@ -15,10 +15,10 @@ import pytest
 
 from grader.grade import grade
 from grader.probe import Limits
-from grader.probe.launcher import TOKEN_VARIABLE, descendants, process_table
+from grader.probe.launcher import process_table
 from grader.report import PARTS
 from grader.stubs import STUB_MODULES, make_stub
-from tests.conftest import SOLUTIONS
+from tests.conftest import SOLUTIONS, leftover_probe_processes
 
 LIMITS = Limits(import_seconds=20, function_seconds=8, total_seconds=90, memory_bytes=3 * 2**30)
 SLEEPER = "987654"  # the argument of the `sleep` an escaping submission leaves behind
@@ -141,18 +141,9 @@ CASES = {
 
 
 def leftover_processes():
-    """Return live processes below this test process that a probe started, and any escaped sleeper."""
+    """Return live probe processes below this test process, and any escaped sleeper anywhere."""
     table = process_table()
-    mine = [pid for pid in descendants(table, os.getpid()) if table[pid][3] != "Z" and _has_token(pid)]
-    sleepers = [pid for pid in table if _cmdline(pid) == ["sleep", SLEEPER]]
-    return mine + sleepers
-
-
-def _has_token(pid):
-    try:
-        return TOKEN_VARIABLE.encode() + b"=" in Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
+    return leftover_probe_processes() + [pid for pid in table if _cmdline(pid) == ["sleep", SLEEPER]]
 
 
 def _cmdline(pid):

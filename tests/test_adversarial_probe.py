@@ -1,7 +1,6 @@
 """Hostile submissions against the probe: each case checks statuses, messages, time and leftover processes."""
 
 import json
-import os
 import shutil
 import textwrap
 import time
@@ -10,13 +9,12 @@ from pathlib import Path
 import pytest
 
 from grader.probe import Limits, run_probe
-from grader.probe.launcher import (
-    MEMORY_EXCEEDED, descendants, process_table, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT,
-)
+from grader.probe.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
 from grader.probe.result import (
     API, CRASHED, ERROR, MISSING, NOT_RUN, OK, SHAPE_MATH, TIMEOUT,
 )
 from grader.probe.runner import BLOCKED_IMPORT, MISSING_FUNCTION
+from tests.conftest import leftover_probe_processes
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -67,25 +65,6 @@ CORRECT = textwrap.dedent('''
 
     build_cnn_v2 = build_cnn
 ''')
-
-
-def leftover_probe_processes():
-    """Return the live processes below this test process that a probe started.
-
-    run_probe makes this process a child subreaper, so even escaped probe processes end up below it;
-    other engineers' probes running on the same machine do not.
-    """
-    table = process_table()
-    return sorted(pid for pid in descendants(table, os.getpid())
-                  if table[pid][3] != "Z" and carries_any_token(pid))
-
-
-def carries_any_token(pid):
-    """Return whether a process was started with a probe token in its environment."""
-    try:
-        return TOKEN_VARIABLE.encode() + b"=" in Path(f"/proc/{pid}/environ").read_bytes()
-    except OSError:
-        return False
 
 
 def pid_alive(pid):

@@ -205,11 +205,12 @@ def test_csv_row_has_one_column_per_part_and_blank_for_untested_parts(results):
     assert tuple(row) == CSV_FIELDS
     assert row == {"id": 'alice <&> "bob".ipynb', "score": 16.5, "max_score": 23, "shape_math": 2,
                    "augmentation": 3, "build_cnn": 1.5, "build_cnn_v2": "", "training": 10, "filters": "",
-                   "status": "graded", "seconds": 42.1}
+                   "status": "graded", "seconds": 42.1, "message": "Defined everything in one notebook."}
 
 
 def test_write_csv_writes_a_header_and_one_row_per_submission(results, tmp_path):
-    other = make_results(submission="=HYPERLINK(\"x\")", tests=[], status="error", execution_time=0.0)
+    other = make_results(submission="=HYPERLINK(\"x\")", tests=[], status="error", execution_time=0.0,
+                         notes=["=worker died\nwhile grading " + "x" * 300])
     path = tmp_path / "gradebook.csv"
     write_csv([results, other], path)
     with open(path, newline="", encoding="utf-8") as handle:
@@ -218,6 +219,7 @@ def test_write_csv_writes_a_header_and_one_row_per_submission(results, tmp_path)
     assert rows[0]["id"] == 'alice <&> "bob".ipynb' and rows[0]["score"] == "16.5"
     assert rows[1]["id"] == "'=HYPERLINK(\"x\")"  # a spreadsheet must not run it as a formula
     assert rows[1]["status"] == "error" and rows[1]["max_score"] == "0"
+    assert rows[1]["message"] == "'=worker died while grading " + "x" * 173  # one line, cut, not a formula
 
 
 def test_write_csv_accepts_an_open_file(results):

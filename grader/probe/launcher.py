@@ -11,7 +11,6 @@ its own tests.
 """
 
 import ctypes
-import errno
 import json
 import os
 import re
