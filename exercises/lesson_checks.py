@@ -672,3 +672,49 @@ def check_model_identity_at_inference(model, call, images):
         return [f"Called {call}, then model(images, training=False) and model.predict(images). The outputs differ, "
                 f"so something random is active at inference."]
     return []
+
+
+# ---------------------------------------------------------------------------------------------
+# The bonus: first-layer filters and feature maps, compared with what the checker computes itself.
+# ---------------------------------------------------------------------------------------------
+
+
+def first_conv(model):
+    """Return the model's first Conv2D layer (nested models included)."""
+    return next(layer for layer in flat_layers(model) if type(layer).__name__ == "Conv2D")
+
+
+def normalised_filters(kernel):
+    """Return a Conv2D kernel with each filter (last axis) scaled to [0, 1] on its own, as the lesson draws them."""
+    kernel = np.asarray(kernel)
+    low = kernel.min(axis=(0, 1, 2), keepdims=True)
+    return (kernel - low) / (kernel.max(axis=(0, 1, 2), keepdims=True) - low + 1e-8)
+
+
+def check_filters(got, model, call):
+    """Return a problem unless got is the model's first Conv2D kernel, normalised filter by filter."""
+    expected = normalised_filters(first_conv(model).get_weights()[0])
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        return [f"Called {call}. It returned shape {got.shape}, but the first Conv2D's kernel has shape "
+                f"{expected.shape} (kh, kw, in, out)."]
+    if not np.allclose(got, expected, atol=1e-5):
+        return [f"Called {call}. The values differ from the first Conv2D's kernel normalised filter by filter: "
+                f"(k - min) / (max - min + 1e-8) over axes (0, 1, 2)."]
+    return []
+
+
+def check_feature_maps(got, model, images, call):
+    """Return a problem unless got is the first Conv2D's output on images with training=False."""
+    import keras
+
+    probe = keras.Model(model.inputs[0], first_conv(model).output)
+    expected = np.asarray(probe(images.astype("float32"), training=False))
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        return [f"Called {call} on {len(images)} images. It returned shape {got.shape}, but the first Conv2D gives "
+                f"{expected.shape}."]
+    if not np.allclose(got, expected, atol=1e-4):
+        return [f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
+                f"the augmentation layers flip and rotate the probe images."]
+    return []

@@ -107,6 +107,11 @@ MUTANTS = (
     Mutant("v2_block_without_pool", "cnn.py", V2_BLOCK, V2_BLOCK.split("\n")[0] + "\n", ("build_cnn_v2",),
            "Did you forget the new block's pool?"),
     Mutant("v2_without_new_conv", "cnn.py", V2_BLOCK, POOL, ("build_cnn_v2",), "the sixth should have 256 filters"),
+    # --- the bonus ----------------------------------------------------------------------------------------------
+    Mutant("filters_not_normalised", "filters.py", "return (kernels - k_min) / (k_max - k_min + 1e-8)",
+           "return kernels", ("filters",), "normalised filter by filter"),
+    Mutant("feature_maps_training_true", "filters.py", "probe(images, training=False)",
+           "probe(images, training=True)", ("filters",), "without it the augmentation layers flip and rotate"),
 )
 END_TO_END = ("no_rescaling", "flip_horizontal_and_vertical", "valid_padding_one_conv", "dense_params_ignores_use_bias",
               "v2_block_without_pool")
