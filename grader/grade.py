@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from grader.probe import Limits, run_probe
-from grader.probe.result import ERROR, ProbeResult
+from grader.probe.result import CRASHED, ERROR, OK, TIMEOUT, ProbeResult
 from grader.report import GradingResults
 from grader.submission import SubmissionError, prepare
 
@@ -39,6 +39,13 @@ def probe_submission(path, *, limits):
         return run_probe(folder, probe_request(), limits=limits)
 
 
+def probe_notes(probe):
+    """Return what went wrong in the probe, in its own words: a failed import, then each hang or crash."""
+    notes = [probe.import_message] if probe.import_status != OK and probe.import_message else []
+    return notes + [f"{name}(): {outcome.message}" for name, outcome in probe.outcomes.items()
+                    if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
+
+
 def grade(path, *, limits=None, training=True, dataset="synthetic", report_dir=None, trainer=None):
     """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip)."""
     started = time.monotonic()
@@ -60,6 +67,6 @@ def check(probe, *, submission, started=None, training=True, dataset="synthetic"
     started = time.monotonic() if started is None else started
     session = GradingSession(probe, training=training, dataset=dataset, report_dir=report_dir, trainer=trainer)
     tests = run_hidden_tests(session)
-    notes = [probe.import_message] if probe.import_status != "ok" and probe.import_message else []
+    notes = probe_notes(probe)
     return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
                           probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts))

@@ -257,3 +257,11 @@ def test_the_next_submission_is_graded_normally_after_a_hostile_one(sandbox):
     good.write_text(CORRECT)
     assert_scores(grade(bomb, limits=LIMITS, training=False), ZERO)
     assert_scores(grade(good, limits=LIMITS, training=False), FULL)
+
+
+def test_hangs_and_crashes_are_named_in_the_notes_for_the_gradebook(sandbox):
+    path = sandbox / "submission.py"
+    path.write_text(CASES["loop_ignoring_sigalrm_in_build_cnn_v2"][0])
+    results = grade(path, limits=LIMITS, training=False)
+    assert results.notes == ["build_cnn_v2(): timed out after 8 s in build_cnn_v2"]
+    assert results.csv_row()["message"] == "build_cnn_v2(): timed out after 8 s in build_cnn_v2"
