@@ -694,14 +694,12 @@ def normalised_filters(kernel):
 def check_filters(got, model, call):
     """Return a problem unless got is the model's first Conv2D kernel, normalised filter by filter."""
     expected = normalised_filters(first_conv(model).get_weights()[0])
-    got = np.asarray(got)
-    if got.shape != expected.shape:
-        return [f"Called {call}. It returned shape {got.shape}, but the first Conv2D's kernel has shape "
-                f"{expected.shape} (kh, kw, in, out)."]
-    if not np.allclose(got, expected, atol=1e-5):
-        return [f"Called {call}. The values differ from the first Conv2D's kernel normalised filter by filter: "
-                f"(k - min) / (max - min + 1e-8) over axes (0, 1, 2)."]
-    return []
+    return _array_problems(
+        got, expected, 1e-5,
+        wrong_shape=f"Called {call}. It returned shape {{got}}, but the first Conv2D's kernel has shape "
+                    f"{{expected}} (kh, kw, in, out).",
+        wrong_values=f"Called {call}. The values differ from the first Conv2D's kernel normalised filter by filter: "
+                     f"(k - min) / (max - min + 1e-8) over axes (0, 1, 2).")
 
 
 def check_feature_maps(got, model, images, call):
@@ -710,11 +708,19 @@ def check_feature_maps(got, model, images, call):
 
     probe = keras.Model(model.inputs[0], first_conv(model).output)
     expected = np.asarray(probe(images.astype("float32"), training=False))
+    return _array_problems(
+        got, expected, 1e-4,
+        wrong_shape=f"Called {call} on {len(images)} images. It returned shape {{got}}, but the first Conv2D gives "
+                    f"{{expected}}.",
+        wrong_values=f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
+                     f"the augmentation layers flip and rotate the probe images.")
+
+
+def _array_problems(got, expected, atol, *, wrong_shape, wrong_values):
+    """Return wrong_shape (with both shapes filled in) or wrong_values if got differs from expected, else []."""
     got = np.asarray(got)
     if got.shape != expected.shape:
-        return [f"Called {call} on {len(images)} images. It returned shape {got.shape}, but the first Conv2D gives "
-                f"{expected.shape}."]
-    if not np.allclose(got, expected, atol=1e-4):
-        return [f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
-                f"the augmentation layers flip and rotate the probe images."]
+        return [wrong_shape.format(got=got.shape, expected=expected.shape)]
+    if not np.allclose(got, expected, atol=atol):
+        return [wrong_values]
     return []
