@@ -219,9 +219,9 @@ def test_memory_bombs_are_stopped(tmp_path):
 
 # --- output, fake results, files, environment, escaped processes ------------------------------------------
 
-NEIGHBOUR = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.dedent('''
-    import importlib, json, os, sys, tempfile
-    from pathlib import Path
+# Both spying submissions below embed this: it reports whether a package imports inside the probe.
+TRY_IMPORT = textwrap.dedent('''
+    import importlib
 
     def _try_import(name):
         try:
@@ -229,6 +229,11 @@ NEIGHBOUR = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.dedent(''
             return "imported"
         except ImportError as error:
             return str(error)
+''')
+
+NEIGHBOUR = CORRECT.replace("build_cnn_v2 = build_cnn", "") + TRY_IMPORT + textwrap.dedent('''
+    import json, os, sys, tempfile
+    from pathlib import Path
 
     Path("report.json").write_text(json.dumps({
         "environ": sorted(k.split(b"=")[0].decode() for k in Path("/proc/self/environ").read_bytes().split(b"\\0") if k),
@@ -331,16 +336,9 @@ def test_escaped_processes_are_killed(neighbour):
 # --- shadowing and odd files ------------------------------------------------------------------------------
 
 
-SPY = textwrap.dedent('''
-    import importlib, json
+SPY = TRY_IMPORT + textwrap.dedent('''
+    import json
     from pathlib import Path
-
-    def _try_import(name):
-        try:
-            importlib.import_module(name)
-            return "imported"
-        except ImportError as error:
-            return str(error)
 
     Path("imports.json").write_text(json.dumps({n: _try_import(n) for n in ("solutions", "grader")}))
 ''')
