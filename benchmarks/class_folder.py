@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.stubs import make_stub
+from grader.lesson.stubs import make_stub
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"

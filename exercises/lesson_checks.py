@@ -1,3 +1,4 @@
+# Generated from the grader's grader/lesson/checks.py (grader.lesson.stubs.write_student_files): do not edit.
 """The lesson's numbers, and checks that compare a model or a function's answer with them.
 
 Shared by the visible tests in exercises/ and the grader's hidden tests, so both explain a mistake in the

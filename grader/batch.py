@@ -11,6 +11,7 @@ that dies or runs past a submission's deadline is killed with its whole process 
 that submission's row gets status "error" and the batch goes on.
 """
 
+import csv
 import multiprocessing
 import os
 import signal
@@ -43,19 +44,6 @@ WORKER_LOG = " Its last log lines:\n{tail}"
 
 
 @dataclass
-class BatchOptions:
-    """How every submission of a batch is graded (sent to each worker, so plain picklable data)."""
-
-    limits: object = None                 # grader.probe.Limits; None: the defaults
-    training: bool = True
-    dataset: str = "synthetic"
-    reports: str = None                   # folder for DIR/<id>/ reports, or None
-    cache: bool = True                    # reuse training outcomes of equivalent models
-    cache_dir: str = None                 # on-disk cache folder; None with cache=True: memory only
-    seed: int = 0
-
-
-@dataclass
 class BatchSummary:
     """What a batch did, for the closing line on stderr and for benchmarks."""
 
@@ -79,10 +67,7 @@ def find_submissions(folder, *, exclude=()):
 
 def submission_deadline(options):
     """Return the seconds one submission may take in a worker before the worker is stopped."""
-    from grader.probe import Limits
-
-    limits = options.limits or Limits()
-    return limits.total_seconds + CHECK_SECONDS + (TRAINING_SECONDS if options.training else 0)
+    return options.limits.total_seconds + CHECK_SECONDS + (TRAINING_SECONDS if options.training else 0)
 
 
 def error_results(submission, message, seconds=0.0):
@@ -107,17 +92,16 @@ def make_trainer(options):
     return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
 
 
-def grade_one(path, options, trainer):
+def grade_one(path, options, trainer, reports=None):
     """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
-    from grader.cli import write_reports
     from grader.grade import grade, submission_id
+    from grader.report import write_reports
 
     started = time.monotonic()
     submission = submission_id(path)
-    report_dir = Path(options.reports) / submission if options.reports else None
+    report_dir = Path(reports) / submission if reports else None
     try:
-        results = grade(path, limits=options.limits, training=options.training, dataset=options.dataset,
-                        report_dir=report_dir, trainer=trainer)
+        results = grade(path, options, report_dir=report_dir, trainer=trainer)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -133,7 +117,7 @@ def _cache_counts(trainer):
     return (getattr(trainer, "misses", 0), getattr(trainer, "hits", 0))
 
 
-def worker_main(connection, options, log_path, grader=grade_one):
+def worker_main(connection, options, reports, log_path, grader=grade_one):
     """Grade the submissions the batch sends, one at a time, until it sends None."""
     # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -157,7 +141,7 @@ def worker_main(connection, options, log_path, grader=grade_one):
         index, path = job
         started = time.monotonic()
         try:
-            results = grader(path, options, trainer)
+            results = grader(path, options, trainer, reports)
         except Exception as error:  # last resort: grade_one already turns grading errors into rows
             from grader.grade import submission_id
 
@@ -172,10 +156,11 @@ def worker_main(connection, options, log_path, grader=grade_one):
 class _Worker:
     """One worker process and the submission it is grading."""
 
-    def __init__(self, context, options, log_dir, number, grader):
+    def __init__(self, context, options, reports, log_dir, number, grader):
         self.log_path = str(Path(log_dir) / f"worker-{number}.log")
         self.connection, child_end = context.Pipe()
-        self.process = context.Process(target=worker_main, args=(child_end, options, self.log_path, grader),
+        self.process = context.Process(target=worker_main,
+                                       args=(child_end, options, reports, self.log_path, grader),
                                        name=f"lesson6-grader-worker-{number}", daemon=True)
         self.process.start()
         child_end.close()
@@ -197,6 +182,10 @@ class _Worker:
             return now - self.started_at > WORKER_START_SECONDS + seconds
         return now - max(self.sent_at, self.ready_at) > seconds
 
+    def busy_seconds(self, now):
+        """Return how long the worker has spent on its submission."""
+        return now - max(self.sent_at or now, self.ready_at or 0)
+
     def log_tail(self):
         try:
             text = Path(self.log_path).read_text(encoding="utf-8", errors="replace")
@@ -206,20 +195,9 @@ class _Worker:
 
     def kill(self):
         """Kill the worker and every process below it (probe children, and orphans it adopted)."""
-        from grader.probe.launcher import descendants, process_table
+        from grader.sandbox.processes import kill_tree
 
-        for _round in range(20):
-            pids = descendants(process_table(), self.process.pid) | {self.process.pid}
-            alive = False
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                    alive = True
-                except OSError:
-                    pass
-            if not alive:
-                break
-            time.sleep(0.05)
+        kill_tree(self.process.pid)
         self.process.join(5)
         self.connection.close()
 
@@ -236,119 +214,193 @@ class _Worker:
             self.connection.close()
 
 
-def grade_batch(paths, *, jobs=None, options=None, progress=None, grader=grade_one, submission_seconds=None):
+class Gradebook:
+    """The gradebook CSV, one row appended as each result comes in, so nothing graded is lost."""
+
+    def __init__(self, path):
+        self.path = Path(path) if path else None
+        self.stream = None
+        if self.path:
+            from grader.report import CSV_FIELDS
+
+            self.stream = open(self.path, "w", newline="", encoding="utf-8")
+            self.writer = csv.DictWriter(self.stream, fieldnames=CSV_FIELDS, lineterminator="\n")
+            self.writer.writeheader()
+            self.stream.flush()
+
+    def add(self, results):
+        """Append one submission's row and flush it to disk."""
+        if self.stream:
+            self.writer.writerow(results.csv_row())
+            self.stream.flush()
+
+    def close(self, results_list):
+        """Rewrite the gradebook in submission order, atomically."""
+        if not self.stream:
+            return
+        import io
+
+        from grader.report import atomic_write, write_csv
+
+        self.stream.close()
+        buffer = io.StringIO()
+        write_csv(results_list, buffer)
+        atomic_write(self.path, buffer.getvalue())
+
+
+class Scheduler:
+    """Hand submissions to `jobs` warm workers, collect their results, and replace a worker that fails."""
+
+    def __init__(self, paths, *, jobs, options, reports, grader, deadline_seconds, progress, gradebook):
+        self.paths, self.jobs, self.options, self.reports = paths, jobs, options, reports
+        self.grader, self.deadline_seconds, self.progress, self.gradebook = grader, deadline_seconds, progress, gradebook
+        self.summary = BatchSummary(results=[None] * len(paths))
+        self.context = multiprocessing.get_context("spawn")  # never fork a process holding TensorFlow threads
+        self.pending = deque(range(len(paths)))
+        self.workers = []
+        self.log_dir = None
+
+    def run(self):
+        """Grade every submission; return the BatchSummary."""
+        finished = False
+        with tempfile.TemporaryDirectory(prefix="lesson6-batch-") as self.log_dir:
+            try:
+                self.top_up()
+                while self.pending or any(worker.job is not None for worker in self.workers):
+                    self.step()
+                finished = True
+            finally:
+                for worker in self.workers:
+                    self.count(worker)
+                    if finished:
+                        worker.stop()
+                    else:  # interrupted: a busy worker would finish its submission first
+                        worker.kill()
+        return self.summary
+
+    def step(self):
+        """Wait for a message or a death, then stop overdue workers and give idle ones work."""
+        waitables = {}
+        for worker in self.workers:
+            waitables[worker.connection] = worker
+            waitables[worker.process.sentinel] = worker
+        for ready in wait(list(waitables), timeout=POLL_SECONDS):
+            worker = waitables[ready]
+            if worker not in self.workers:
+                continue
+            if ready is worker.connection:
+                self.receive(worker)
+            elif not worker.process.is_alive():
+                self.buried(worker)
+        now = time.monotonic()
+        for worker in list(self.workers):
+            if worker.overdue(now, self.deadline_seconds):
+                self.retire(worker, WORKER_TIMED_OUT.format(seconds=self.deadline_seconds))
+        self.top_up()
+        if self.progress:
+            self.progress.tick()
+
+    def receive(self, worker):
+        """Take one message from a worker: READY, or a finished submission."""
+        try:
+            message = worker.connection.recv()
+        except (EOFError, OSError):
+            return  # the sentinel reports the death
+        if message == READY:
+            worker.ready_at = time.monotonic()
+            return
+        try:
+            index, results, counts = message
+        except (TypeError, ValueError):
+            return
+        worker.counts = counts
+        if index == worker.job:
+            self.finish(index, results)
+        self.dispatch(worker)
+
+    def buried(self, worker):
+        """Handle a worker that ended: an idle one lost nothing; a busy one costs its submission's row."""
+        worker.process.join()
+        if worker.job is None:
+            self.count(worker)
+            self.workers.remove(worker)
+            return
+        tail = worker.log_tail()
+        self.retire(worker, WORKER_DIED.format(code=worker.process.exitcode,
+                                               log=WORKER_LOG.format(tail=tail) if tail else ""))
+
+    def count(self, worker):
+        """Add a worker's training counts to the summary."""
+        self.summary.trained += worker.counts[0]
+        self.summary.reused += worker.counts[1]
+
+    def finish(self, index, results):
+        """Record one submission's results."""
+        self.summary.results[index] = results
+        self.gradebook.add(results)
+        if self.progress:
+            self.progress.done(results)
+
+    def retire(self, worker, message):
+        """Record the worker's submission as an error, kill the worker, and drop it (top_up replaces it)."""
+        from grader.grade import submission_id
+
+        if worker.job is not None:
+            self.finish(worker.job, error_results(submission_id(self.paths[worker.job]), message,
+                                                  worker.busy_seconds(time.monotonic())))
+        worker.kill()
+        self.count(worker)
+        self.workers.remove(worker)
+
+    def dispatch(self, worker):
+        """Give an idle worker the next submission, if any is left."""
+        worker.job = None
+        if self.pending:
+            index = self.pending.popleft()
+            try:
+                worker.send(index, self.paths[index])
+            except OSError:  # the worker died after its last result: another one grades this submission
+                self.pending.appendleft(index)
+                worker.job = None
+
+    def top_up(self):
+        """Keep `jobs` workers while submissions are waiting, and give every idle one some work."""
+        for worker in self.workers:
+            if worker.job is None and worker.process.is_alive():
+                self.dispatch(worker)
+        while self.pending and len(self.workers) < self.jobs:
+            self.summary.workers_started += 1
+            worker = _Worker(self.context, self.options, self.reports, self.log_dir, self.summary.workers_started,
+                             self.grader)
+            self.workers.append(worker)
+            self.dispatch(worker)
+
+
+def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None, progress=None, grader=grade_one,
+                submission_seconds=None):
     """Grade every submission with `jobs` warm workers; return a BatchSummary with results in input order.
 
-    grader(path, options, trainer) grades one submission inside a worker (a module-level function, so the
-    worker can import it); submission_seconds is how long one may take before its worker is stopped.
+    grader(path, options, trainer, reports) grades one submission inside a worker (a module-level function, so
+    the worker can import it); submission_seconds is how long one may take before its worker is stopped. The
+    gradebook CSV, if given, grows row by row as results come in and ends in submission order.
     """
-    options = options or BatchOptions()
+    from grader.options import GradingOptions
+
+    options = options or GradingOptions()
     paths = [Path(path) for path in paths]
-    jobs = max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1))
-    summary = BatchSummary(results=[None] * len(paths))
     started = time.monotonic()
-    deadline_seconds = submission_seconds or submission_deadline(options)
-    context = multiprocessing.get_context("spawn")  # never fork a process that may hold TensorFlow threads
-    pending = deque(range(len(paths)))
+    book = Gradebook(gradebook)
     if progress:
         progress.start(len(paths))
-    with tempfile.TemporaryDirectory(prefix="lesson6-batch-") as log_dir:
-        workers = []
-
-        def start_worker():
-            summary.workers_started += 1
-            worker = _Worker(context, options, log_dir, summary.workers_started, grader)
-            workers.append(worker)
-            return worker
-
-        def finish(index, results):
-            summary.results[index] = results
-            if progress:
-                progress.done(results)
-
-        def retire(worker, message):
-            """Record the worker's submission as an error, kill the worker, and replace it if work is left."""
-            from grader.grade import submission_id
-
-            if worker.job is not None:
-                finish(worker.job, error_results(submission_id(paths[worker.job]), message,
-                                                 time.monotonic() - max(worker.sent_at, worker.ready_at or 0)))
-            worker.kill()
-            summary.trained += worker.counts[0]
-            summary.reused += worker.counts[1]
-            workers.remove(worker)
-
-        def dispatch(worker):
-            """Give an idle worker the next submission, if any is left."""
-            worker.job = None
-            if pending:
-                index = pending.popleft()
-                try:
-                    worker.send(index, paths[index])
-                except OSError:  # the worker died after its last result: someone else grades this one
-                    pending.appendleft(index)
-                    worker.job = None
-
-        def top_up():
-            """Keep `jobs` workers while submissions are waiting, and give every idle one some work."""
-            for worker in workers:
-                if worker.job is None and worker.process.is_alive():
-                    dispatch(worker)
-            while pending and len(workers) < jobs:
-                dispatch(start_worker())
-
-        finished = False
-        try:
-            top_up()
-            while pending or any(worker.job is not None for worker in workers):
-                waitables = {}
-                for worker in workers:
-                    waitables[worker.connection] = worker
-                    waitables[worker.process.sentinel] = worker
-                for ready in wait(list(waitables), timeout=POLL_SECONDS):
-                    worker = waitables[ready]
-                    if worker not in workers:
-                        continue
-                    if ready is worker.connection:
-                        try:
-                            message = worker.connection.recv()
-                        except (EOFError, OSError):
-                            continue  # the sentinel reports the death
-                        if message == READY:
-                            worker.ready_at = time.monotonic()
-                            continue
-                        index, results, worker.counts = message
-                        if index == worker.job:
-                            finish(index, results)
-                        dispatch(worker)
-                    elif not worker.process.is_alive():
-                        worker.process.join()
-                        if worker.job is None:  # an idle worker that ended: nothing was lost
-                            summary.trained += worker.counts[0]
-                            summary.reused += worker.counts[1]
-                            workers.remove(worker)
-                            continue
-                        tail = worker.log_tail()
-                        retire(worker, WORKER_DIED.format(code=worker.process.exitcode,
-                                                          log=WORKER_LOG.format(tail=tail) if tail else ""))
-                now = time.monotonic()
-                for worker in list(workers):
-                    if worker.overdue(now, deadline_seconds):
-                        retire(worker, WORKER_TIMED_OUT.format(seconds=deadline_seconds))
-                top_up()
-                if progress:
-                    progress.tick()
-            finished = True
-        finally:
-            for worker in workers:
-                summary.trained += worker.counts[0]
-                summary.reused += worker.counts[1]
-                if finished:
-                    worker.stop()
-                else:  # interrupted: a busy worker would finish its submission first
-                    worker.kill()
-            if progress:
-                progress.close()
+    scheduler = Scheduler(paths, jobs=max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1)), options=options,
+                          reports=reports, grader=grader, progress=progress, gradebook=book,
+                          deadline_seconds=submission_seconds or submission_deadline(options))
+    try:
+        summary = scheduler.run()
+    finally:
+        if progress:
+            progress.close()
+    book.close(summary.results)
     summary.seconds = round(time.monotonic() - started, 2)
     return summary
 

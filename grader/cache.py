@@ -381,7 +381,7 @@ def outcome_to_data(outcome):
     """Return a TrainingOutcome (a dataclass) as JSON-able data, arrays included."""
     import numpy as np
 
-    from grader.hidden_tests.cases import encode_array
+    from grader.protocol import encode_array
 
     def plain(value):
         if isinstance(value, np.ndarray):
@@ -399,7 +399,7 @@ def outcome_to_data(outcome):
 
 def outcome_from_data(data, outcome_class):
     """Rebuild the outcome outcome_to_data described."""
-    from grader.hidden_tests.cases import decode_array
+    from grader.protocol import decode_array
 
     def rich(value):
         if isinstance(value, dict):

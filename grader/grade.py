@@ -1,7 +1,9 @@
 """Grade one submission: prepare a scratch copy, probe it (untrusted), check the data (trusted), report.
 
 The probe imports the student's code in a sandboxed child process and returns data; meanwhile this
-process imports Keras, then rebuilds the models from that data and runs the hidden tests on them.
+process imports Keras, then rebuilds the models from that data and runs the hidden tests on them. What
+decides a grade (the hidden tests, the points, the calibration) is fingerprinted before student code runs
+and verified before the checker starts: a grade computed from anything that changed is refused.
 """
 
 import tempfile
@@ -9,10 +11,19 @@ import threading
 import time
 from pathlib import Path
 
-from grader.probe import Limits, run_probe
-from grader.probe.result import CRASHED, ERROR, OK, TIMEOUT, ProbeResult
+from grader.checker.inputs import KitChanged, fingerprint, verify
+from grader.options import GradingOptions
+from grader.protocol import CRASHED, ERROR, OK, TIMEOUT, ProbeResult
 from grader.report import GradingResults
+from grader.sandbox import run_probe
 from grader.submission import SubmissionError, prepare
+
+KIT_CHANGED = ("The grader's own files changed while this submission ran ({changes}), so no grade was computed. "
+               "Reinstall the grader before grading again.")
+
+
+class SandboxRequired(RuntimeError):
+    """--require-sandbox was given and an isolation layer is not available here."""
 
 
 def _warm_up_keras():
@@ -27,16 +38,16 @@ def submission_id(path):
     return Path(path).name or str(path)
 
 
-def probe_submission(path, *, limits):
+def probe_submission(path, options=GradingOptions()):
     """Return the probe's data for a submission, or an import error saying why it could not be read."""
-    from grader.hidden_tests.cases import probe_request
+    from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
         try:
             folder = prepare(path, scratch)
         except SubmissionError as error:
             return ProbeResult(import_status=ERROR, import_message=str(error))
-        return run_probe(folder, probe_request(), limits=limits)
+        return run_probe(folder, probe_request(), limits=options.limits)
 
 
 def probe_notes(probe):
@@ -46,26 +57,34 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
 
 
-def grade(path, *, limits=None, training=True, dataset="synthetic", report_dir=None, trainer=None):
+def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
     """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip)."""
     started = time.monotonic()
+    before = fingerprint()
     warm_up = threading.Thread(target=_warm_up_keras, daemon=True)
     warm_up.start()
-    probe = probe_submission(path, limits=limits or Limits())
+    probe = probe_submission(path, options)
     warm_up.join()
-    return check(probe, submission=submission_id(path), started=started, training=training, dataset=dataset,
-                 report_dir=report_dir, trainer=trainer)
+    try:
+        verify(before)
+    except KitChanged as error:
+        return GradingResults(submission=submission_id(path), tests=[], status=ERROR,
+                              execution_time=round(time.monotonic() - started, 2),
+                              notes=[KIT_CHANGED.format(changes=error)])
+    return check(probe, submission=submission_id(path), started=started, options=options, report_dir=report_dir,
+                 trainer=trainer)
 
 
-def check(probe, *, submission, started=None, training=True, dataset="synthetic", report_dir=None, trainer=None):
+def check(probe, *, submission, started=None, options=GradingOptions(), report_dir=None, trainer=None):
     """Return the GradingResults of the hidden tests on one probe's data (trusted: no student code runs here)."""
     from grader.checker.run import run_hidden_tests
     from grader.checker.session import GradingSession
 
-    if trainer is None and training:
+    if trainer is None and options.training:
         from grader.training.check import run_training_check as trainer
     started = time.monotonic() if started is None else started
-    session = GradingSession(probe, training=training, dataset=dataset, report_dir=report_dir, trainer=trainer)
+    session = GradingSession(probe, training=options.training, dataset=options.dataset, report_dir=report_dir,
+                             trainer=trainer)
     tests = run_hidden_tests(session)
     notes = probe_notes(probe)
     return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),

@@ -6,15 +6,19 @@ and the gradebook (CSV rows).
 """
 
 import base64
+import contextlib
 import csv
 import html
 import json
 import os
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 
-PARTS = ("shape_math", "augmentation", "build_cnn", "build_cnn_v2", "training", "filters")
+from grader.lesson.manifest import PARTS
+
 PASSED = "passed"
 FAILED = "failed"
 
@@ -397,3 +401,32 @@ def _clip(text, limit=80):
     """Return the start of text for an error message."""
     text = str(text)
     return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+
+def atomic_write(path, text):
+    """Write text to path through a temporary file and a rename, so no reader ever sees half a report."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
+
+
+def write_reports(results, folder):
+    """Write the results in every format into folder; return the paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for fmt in FORMATS:
+        path = folder / f"report{SUFFIXES[fmt]}"
+        atomic_write(path, results.render(fmt))
+        paths.append(path)
+    return paths

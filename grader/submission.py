@@ -19,8 +19,10 @@ from pathlib import Path
 
 import nbformat
 
-API_MODULES = ("shape_math.py", "augmentation.py", "cnn.py", "filters.py")
-SINGLE_FILE = "submission.py"
+from grader.lesson.manifest import MODULE_FILES, SINGLE_FILE_MODULE
+
+API_MODULES = MODULE_FILES
+SINGLE_FILE = f"{SINGLE_FILE_MODULE}.py"
 NEVER_COPIED = ("conftest.py", "pytest.ini", "__pycache__")
 SKIPPED_FOLDERS = ("__pycache__", "__MACOSX", "venv", "node_modules")
 MAX_FILES = 500

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.probe.launcher import TOKEN_VARIABLE, descendants, process_table
+from grader.sandbox.processes import TOKEN_VARIABLE, descendants, process_table
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"

@@ -1,20 +1,21 @@
-"""Probe a submission folder inside the test process: the probe runner's own functions, without its sandbox.
+"""Probe a submission folder inside the test process: the untrusted runner's own functions, without its sandbox.
 
 For the kit's tests of the checker, where dozens of trusted variants of the reference are graded: grading
 them through the sandboxed subprocess costs seconds each. The data is made exactly as the probe makes it
-(grader/probe/runner.py's run_function), then handed to the trusted checker with grader.grade.check.
+(grader/untrusted/runner.py's run_function, with the envelope the launcher sends), then handed to the
+trusted checker with grader.grade.check.
 """
 
 import importlib
 import sys
 from pathlib import Path
 
-from grader.hidden_tests.cases import probe_request
-from grader.probe import runner
-from grader.probe.launcher import MAX_ARRAY_BYTES, WEIGHTS
-from grader.probe.result import API, FunctionOutcome, ProbeResult
-
-MODULES = ("shape_math", "augmentation", "cnn", "filters")
+from grader import protocol
+from grader.checker.hidden_tests.cases import probe_request
+from grader.lesson.manifest import API, CNN_BUILDERS, MODULES
+from grader.protocol import FunctionOutcome, ProbeResult
+from grader.sandbox.launcher import runner_envelope
+from grader.untrusted import runner
 
 
 def import_submission(folder):
@@ -34,19 +35,19 @@ def import_submission(folder):
 
 def probe_in_process(folder, functions=API, reuse=None):
     """Return the ProbeResult the probe's runner gives for a folder's functions, on top of `reuse`'s outcomes."""
-    envelope = {"request": probe_request(), "submission_dir": str(folder), "weights_path": str(WEIGHTS),
-                "max_array_bytes": MAX_ARRAY_BYTES}
+    envelope = runner_envelope(probe_request(), folder)
+    lesson = runner.Lesson(envelope)
     modules = import_submission(folder)
     outcomes = dict(reuse.outcomes) if reuse else {}
     for name in functions:
-        fields = runner.run_function(name, modules, envelope)
+        fields = runner.run_function(name, modules, envelope, lesson, protocol)
         outcomes[name] = FunctionOutcome(name, fields["status"], fields.get("value"), fields.get("message", ""))
     return ProbeResult(outcomes=outcomes)
 
 
 def functions_of(module, *, builders_too=False):
     """Return the API functions a module defines, plus the CNN builders when they call into it."""
-    names = {name for name, home in runner.HOME_MODULE.items() if home == module}
+    names = set(MODULES[module])
     if builders_too:
-        names |= set(runner.CNN_BUILDERS)
+        names |= set(CNN_BUILDERS)
     return [name for name in API if name in names]

@@ -14,10 +14,11 @@ import keras  # noqa: F401  (imported before any test changes HOME: Keras keeps 
 import pytest
 
 from grader.grade import grade
-from grader.probe import Limits
-from grader.probe.launcher import process_table
+from grader.options import GradingOptions
+from grader.sandbox import Limits
+from grader.sandbox.processes import process_table
 from grader.report import PARTS
-from grader.stubs import STUB_MODULES, make_stub
+from grader.lesson.stubs import STUB_MODULES, make_stub
 from tests.conftest import SOLUTIONS, leftover_probe_processes
 
 LIMITS = Limits(import_seconds=20, function_seconds=8, total_seconds=90, memory_bytes=3 * 2**30)
@@ -186,7 +187,7 @@ def test_hostile_submission(case, sandbox):
     source, expected, message = CASES[case]
     path = sandbox / "submission.py"
     path.write_bytes(source if isinstance(source, bytes) else source.encode())
-    results = grade(path, limits=LIMITS, training=False)
+    results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, expected)
     if message:
         assert message in all_messages(results), results.to_text()
@@ -205,7 +206,7 @@ def test_conftest_and_pytest_ini_in_the_submission_change_nothing(sandbox):
             outcome.get_result().outcome = "passed"
         """))
     (folder / "pytest.ini").write_text("[pytest]\naddopts = -p no:terminal --co\n")
-    results = grade(folder, limits=LIMITS, training=False)
+    results = grade(folder, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, ZERO)
     assert "is not implemented yet" in all_messages(results)
 
@@ -215,13 +216,13 @@ def test_numpy_py_in_the_submission_does_not_shadow_numpy(sandbox):
     folder.mkdir()
     (folder / "submission.py").write_text(CORRECT)
     (folder / "numpy.py").write_text("raise SystemExit('shadowed numpy')\n")
-    assert_scores(grade(folder, limits=LIMITS, training=False), FULL)
+    assert_scores(grade(folder, GradingOptions(limits=LIMITS, training=False)), FULL)
 
 
 def test_malformed_notebook_gets_zero_with_a_message(sandbox):
     path = sandbox / "alice.ipynb"
     path.write_text("{ not json")
-    results = grade(path, limits=LIMITS, training=False)
+    results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, ZERO)
     assert re.search(r"notebook", all_messages(results), re.IGNORECASE)
 
@@ -232,7 +233,7 @@ def test_zip_escaping_its_folder_gets_zero_with_a_message(sandbox, entry):
     with zipfile.ZipFile(path, "w") as archive:
         archive.writestr("submission.py", CORRECT)
         archive.writestr(entry, "print('escaped')\n")
-    results = grade(path, limits=LIMITS, training=False)
+    results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, ZERO)
     assert entry in all_messages(results)
     assert not (sandbox.parent / "evil.py").exists()
@@ -245,7 +246,7 @@ def test_zip_with_a_symlink_gets_zero_with_a_message(sandbox):
         link = zipfile.ZipInfo("cnn.py")
         link.external_attr = (0o120777 << 16)
         archive.writestr(link, "/etc/passwd")
-    results = grade(path, limits=LIMITS, training=False)
+    results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, ZERO)
     assert "symlink" in all_messages(results).lower() or "link" in all_messages(results).lower()
 
@@ -255,13 +256,13 @@ def test_the_next_submission_is_graded_normally_after_a_hostile_one(sandbox):
     bomb.write_text(hostile(CORRECT, "import os\nos._exit(9)\n"))
     good = sandbox / "good.py"
     good.write_text(CORRECT)
-    assert_scores(grade(bomb, limits=LIMITS, training=False), ZERO)
-    assert_scores(grade(good, limits=LIMITS, training=False), FULL)
+    assert_scores(grade(bomb, GradingOptions(limits=LIMITS, training=False)), ZERO)
+    assert_scores(grade(good, GradingOptions(limits=LIMITS, training=False)), FULL)
 
 
 def test_hangs_and_crashes_are_named_in_the_notes_for_the_gradebook(sandbox):
     path = sandbox / "submission.py"
     path.write_text(CASES["loop_ignoring_sigalrm_in_build_cnn_v2"][0])
-    results = grade(path, limits=LIMITS, training=False)
+    results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert results.notes == ["build_cnn_v2(): timed out after 8 s in build_cnn_v2"]
     assert results.csv_row()["message"] == "build_cnn_v2(): timed out after 8 s in build_cnn_v2"

@@ -8,12 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from grader.probe import Limits, run_probe
-from grader.probe.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
-from grader.probe.result import (
-    API, CRASHED, ERROR, MISSING, NOT_RUN, OK, SHAPE_MATH, TIMEOUT,
-)
-from grader.probe.runner import BLOCKED_IMPORT, MISSING_FUNCTION
+from grader.sandbox import Limits, run_probe
+from grader.sandbox.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
+from grader.lesson.manifest import API, SHAPE_MATH
+from grader.protocol import CRASHED, ERROR, MISSING, NOT_RUN, OK, TIMEOUT
+from grader.untrusted.runner import BLOCKED_IMPORT, MISSING_FUNCTION
 from tests.conftest import leftover_probe_processes
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,7 +238,7 @@ NEIGHBOUR = CORRECT.replace("build_cnn_v2 = build_cnn", "") + TRY_IMPORT + textw
         "environ": sorted(k.split(b"=")[0].decode() for k in Path("/proc/self/environ").read_bytes().split(b"\\0") if k),
         "cwd": os.getcwd(), "home": str(Path.home()), "tmp": tempfile.gettempdir(),
         "flags": [sys.flags.isolated, sys.flags.no_site, sys.flags.ignore_environment],
-        "imports": {name: _try_import(name) for name in ("solutions", "grader", "exercises", "grader.probe")},
+        "imports": {name: _try_import(name) for name in ("solutions", "grader", "exercises", "grader.sandbox")},
     }))
     (Path.home() / "home.txt").write_text("written at home")
     (Path(tempfile.gettempdir()) / "tmp.txt").write_text("written in tmp")

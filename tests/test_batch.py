@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 from grader import cli
+from grader.commands import batch as batch_command
+from grader.options import GradingOptions
 from grader.batch import (
-    ERROR, GRADING_RAISED, WORKER_DIED, WORKER_TIMED_OUT, BatchOptions, Progress, error_results,
+    ERROR, GRADING_RAISED, WORKER_DIED, WORKER_TIMED_OUT, Progress, error_results,
     find_submissions, grade_batch, render_all,
 )
 from grader.report import CSV_FIELDS, FORMATS, SUFFIXES, CheckResult, GradingResults
@@ -20,7 +22,7 @@ from tests.conftest import run_python
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def stand_in_grader(path, options, trainer):
+def stand_in_grader(path, options, trainer, reports=None):
     """Grade by file name, instantly: die, hang and raise do what they say; anything else scores 1/1."""
     name = Path(path).name
     if name.startswith("die"):
@@ -45,7 +47,7 @@ def test_a_dying_hanging_or_raising_grading_costs_only_its_own_row(tmp_path):
     for name in names:
         (tmp_path / name).write_text("")
     stream = io.StringIO()
-    summary = grade_batch(find_submissions(tmp_path), jobs=2, options=BatchOptions(training=False),
+    summary = grade_batch(find_submissions(tmp_path), jobs=2, options=GradingOptions(training=False),
                           progress=Progress(stream, tty=False), grader=stand_in_grader, submission_seconds=4)
     rows = {results.submission: results for results in summary.results}
     assert [results.submission for results in summary.results] == names
@@ -98,21 +100,21 @@ def test_every_report_of_a_batch_renders_in_one_document(fmt):
 
 def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
     seen = {}
-    monkeypatch.setattr(cli, "batch_main", lambda **kwargs: seen.update(kwargs) or 0)
+    monkeypatch.setattr(batch_command, "main", lambda **kwargs: seen.update(kwargs) or 0)
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
                  "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30"])
     assert exit_info.value.code == 0
-    limits = seen.pop("limits")
-    assert limits.total_seconds == 30
-    assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
-                    "training": False, "dataset": "cifar10", "cache": False, "cache_dir": "c"}
+    options = seen.pop("options")
+    assert options.limits.total_seconds == 30
+    assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json"}
+    assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
 
 
 def test_batch_of_a_missing_folder_or_no_workers_is_a_usage_error(tmp_path, capsys):
-    assert cli.batch_main(folder=str(tmp_path / "nope")) == 2
+    assert batch_command.main(folder=str(tmp_path / "nope")) == 2
     assert "not a folder" in capsys.readouterr().err
-    assert cli.batch_main(folder=str(tmp_path), jobs=0) == 2
+    assert batch_command.main(folder=str(tmp_path), jobs=0) == 2
     assert "Received: jobs=0" in capsys.readouterr().err
 
 
@@ -152,8 +154,8 @@ def test_workers_share_one_training_run_for_equivalent_models(tmp_path):
     from benchmarks.class_folder import make_class
 
     paths = make_class(tmp_path / "class", ["bob.py", "carol.py"])
-    options = BatchOptions(cache_dir=str(tmp_path / "cache"), reports=str(tmp_path / "reports"))
-    summary = grade_batch(paths, jobs=2, options=options)
+    options = GradingOptions(cache_dir=str(tmp_path / "cache"))
+    summary = grade_batch(paths, jobs=2, options=options, reports=str(tmp_path / "reports"))
     assert (summary.trained, summary.reused) == (1, 1)
     bob, carol = summary.results
     assert [(t.name, t.score, t.output) for t in bob.tests] == [(t.name, t.score, t.output) for t in carol.tests]

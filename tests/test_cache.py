@@ -236,7 +236,6 @@ def test_cache_on_and_off_give_identical_results(tmp_path):
     """Grade a correct submission, a variant of it and a mistake with and without the cache: same tests."""
     from benchmarks.class_folder import make_class
     from grader.grade import check, probe_submission
-    from grader.probe import Limits
     from grader.training.check import Budget, TrainingOutcome, run_training_check
 
     # The real training check on a smaller budget: the cache's reuse is what is under test, not learning.
@@ -249,7 +248,7 @@ def test_cache_on_and_off_give_identical_results(tmp_path):
         return trainer(config_json, **options)
 
     paths = make_class(tmp_path / "class", ["bob.py", "carol.py", "grace"])
-    probes = {path.name: probe_submission(path, limits=Limits()) for path in paths}
+    probes = {path.name: probe_submission(path) for path in paths}
     cache = TrainingCache(counted, directory=tmp_path / "cache", outcome_class=TrainingOutcome,
                           fingerprint=lambda dataset, seed: {"budget": "test"})
     without, cached = {}, {}

@@ -5,7 +5,9 @@ import json
 import pytest
 
 from grader import cli
-from grader.probe import Limits
+from grader.commands import calibrate as calibrate_command
+from grader.commands import grade as grade_command
+from grader.sandbox import Limits
 from tests.conftest import run_python
 
 
@@ -13,8 +15,8 @@ from tests.conftest import run_python
 def calls(monkeypatch):
     """Record the keywords each *_main function receives instead of running it."""
     seen = {}
-    for name in ("grade_main", "calibrate_main"):
-        monkeypatch.setattr(cli, name, lambda _name=name, **kwargs: seen.setdefault(_name, kwargs) and 0)
+    for name, module in (("grade_main", grade_command), ("calibrate_main", calibrate_command)):
+        monkeypatch.setattr(module, "main", lambda _name=name, **kwargs: seen.setdefault(_name, kwargs) and 0)
     return seen
 
 
@@ -25,21 +27,22 @@ def test_grade_flags_reach_grade_main(calls):
     assert exit_.value.code == 0
     kwargs = calls["grade_main"]
     assert kwargs["path"] == "sub.py" and kwargs["fmt"] == "json" and kwargs["output"] == "r.json"
-    assert kwargs["training"] is False and kwargs["dataset"] == "synthetic"
-    assert kwargs["limits"] == Limits(import_seconds=30, memory_bytes=2 * 2**30)
+    assert kwargs["options"].training is False and kwargs["options"].dataset == "synthetic"
+    assert kwargs["options"].limits == Limits(import_seconds=30, memory_bytes=2 * 2**30)
 
 
 def test_grade_defaults(calls):
     with pytest.raises(SystemExit):
         cli.run(["grade", "solutions"])
     kwargs = calls["grade_main"]
-    assert (kwargs["fmt"], kwargs["output"], kwargs["training"], kwargs["limits"]) == ("text", None, True, Limits())
+    assert (kwargs["fmt"], kwargs["output"], kwargs["options"].training, kwargs["options"].limits) == (
+        "text", None, True, Limits())
 
 
 def test_calibrate_flags_reach_calibrate_main(calls):
     with pytest.raises(SystemExit):
         cli.run(["calibrate", "--seeds", "3", "--output", "c.json"])
-    assert calls["calibrate_main"] == {"seeds": 3, "dataset": "synthetic", "output": "c.json"}
+    assert calls["calibrate_main"] == {"seeds": 3, "broken_seeds": 5, "dataset": "synthetic", "output": "c.json"}
 
 
 def test_unknown_format_is_a_usage_error(capsys):
@@ -50,7 +53,7 @@ def test_unknown_format_is_a_usage_error(capsys):
 
 
 def test_missing_path_says_what_was_expected(tmp_path, capsys):
-    assert cli.grade_main(path=str(tmp_path / "nope.py")) == 2
+    assert grade_command.main(path=str(tmp_path / "nope.py")) == 2
     err = capsys.readouterr().err
     assert "no such file or folder" in err and "expected a .py file, a folder, a .ipynb notebook or a .zip" in err
 

@@ -6,7 +6,8 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from grader.stubs import NOT_IMPLEMENTED, STUB_MODULES, make_stub
+from grader.lesson.manifest import MODULES, SIGNATURES
+from grader.lesson.stubs import NOT_IMPLEMENTED, STUB_MODULES, STUDENT_CHECKS, make_stub, student_checks
 from tests.conftest import EXERCISES, SOLUTIONS, run_python
 
 
@@ -41,7 +42,21 @@ def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
 def test_stub_is_generated_from_the_solution(module):
     assert (EXERCISES / module).read_text() == make_stub((SOLUTIONS / module).read_text()), (
         f"exercises/{module} drifted from solutions/{module}: run "
-        f"python -c \"from grader.stubs import write_stubs; write_stubs('solutions', 'exercises')\"")
+        f"python -c \"from grader.lesson.stubs import write_student_files; write_student_files('solutions', 'exercises')\"")
+
+
+def test_students_checks_are_generated_from_the_graders():
+    assert (EXERCISES / STUDENT_CHECKS).read_text() == student_checks(), (
+        "exercises/lesson_checks.py drifted from grader/lesson/checks.py: run "
+        "python -c \"from grader.lesson.stubs import write_student_files; write_student_files('solutions', 'exercises')\"")
+
+
+def test_solutions_define_the_manifests_api_with_its_signatures():
+    for module, functions in MODULES.items():
+        defined = public_functions(SOLUTIONS / f"{module}.py")
+        for name in functions:
+            assert name in defined, f"solutions/{module}.py does not define {name}()"
+            assert f"({defined[name][0]})" == SIGNATURES[name], (name, defined[name][0])
 
 
 def public_functions(path):

@@ -24,7 +24,7 @@ from grader.integrations.github import (
     verdict,
 )
 from grader.report import CheckResult, GradingResults
-from grader.stubs import STUB_MODULES, make_stub
+from grader.lesson.stubs import STUB_MODULES, make_stub
 from tests.conftest import SOLUTIONS
 
 SECRETS = re.compile(r"\$\{\{\s*secrets\.(\w+)")
@@ -216,9 +216,9 @@ def test_cli_forwards_its_flags(monkeypatch, tmp_path):
                  "--memory", "2"])
     assert done.value.code == 1
     assert seen["path"] == "repo" and seen["min_score"] == MinScore(80.0, percent=True, text="80%")
-    assert (seen["junit"], seen["json_path"], seen["training"], seen["dataset"]) == ("j.xml", "r.json", False,
-                                                                                     "synthetic")
-    assert seen["limits"].memory_bytes == 2 * 2**30
+    assert (seen["junit"], seen["json_path"], seen["options"].training, seen["options"].dataset) == (
+        "j.xml", "r.json", False, "synthetic")
+    assert seen["options"].limits.memory_bytes == 2 * 2**30
 
 
 def test_cli_refuses_a_bad_min_score(capsys):

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
 from grader.report import FAILED, PARTS  # noqa: E402
+from grader.options import NO_TRAINING
 from tests.probe_in_process import functions_of, probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +157,7 @@ def reference_probe(tmp_path_factory):
 
 
 def test_the_reference_gets_full_marks_through_the_in_process_probe(reference_probe):
-    results = check(reference_probe, submission="solutions", training=False)
+    results = check(reference_probe, submission="solutions", options=NO_TRAINING)
     scores = results.part_scores()
     assert all(scores[part][0] == scores[part][1] for part in GRADED_PARTS), scores
 
@@ -170,10 +171,10 @@ def test_mutants_cover_the_lesson_s_mistakes():
 def test_mutant_loses_points_only_where_its_mistake_is(mutant, reference_probe, tmp_path):
     folder = write_mutant(mutant, tmp_path / mutant.id)
     probe = probe_in_process(folder, functions_touched(mutant), reuse=reference_probe)
-    assert_loses_only_in(check(probe, submission=mutant.id, training=False), mutant)
+    assert_loses_only_in(check(probe, submission=mutant.id, options=NO_TRAINING), mutant)
 
 
 @pytest.mark.parametrize("mutant_id", END_TO_END)
 def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
     mutant = BY_ID[mutant_id]
-    assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), training=False), mutant)
+    assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), NO_TRAINING), mutant)

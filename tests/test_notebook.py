@@ -19,8 +19,9 @@ from grader.integrations.notebook import (
 )
 from grader.integrations.release import build_release
 from grader.report import PASSED
-from grader.stubs import STUB_MODULES, make_stub
+from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.submission import notebook_source
+from grader.options import NO_TRAINING
 from tests.conftest import EXERCISES, SOLUTIONS
 
 # Runs a notebook's code cells in order in one namespace, as Jupyter's "Run All" would, from a folder that
@@ -116,14 +117,14 @@ def test_the_grader_reads_only_the_definitions(filled_path):
 
 
 def test_the_filled_notebook_gets_full_marks(filled_path):
-    results = grade(filled_path, training=False)
+    results = grade(filled_path, NO_TRAINING)
     assert results.tests and all(test.status == PASSED for test in results.tests), results.to_text()
     assert results.score == results.max_score
     assert {test.part for test in results.tests} >= {"shape_math", "augmentation", "build_cnn", "build_cnn_v2"}
 
 
 def test_the_unfilled_notebook_scores_zero(notebook_path):
-    results = grade(notebook_path, training=False)
+    results = grade(notebook_path, NO_TRAINING)
     assert results.tests and results.score == 0 and results.max_score > 0
 
 

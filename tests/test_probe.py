@@ -13,9 +13,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402  (the environment variable must be set first)
 
-from grader.probe import Limits, ProbeResult, run_probe  # noqa: E402
-from grader.probe.result import API, BUILDERS, MISSING, NOT_IMPLEMENTED, OK, SHAPE_MATH  # noqa: E402
-from grader.probe.weights import set_seeded_weights  # noqa: E402
+from grader.protocol import ProbeResult  # noqa: E402
+from grader.sandbox import Limits, run_probe  # noqa: E402
+from grader.lesson.manifest import API, BUILDERS, SHAPE_MATH  # noqa: E402
+from grader.protocol import MISSING, NOT_IMPLEMENTED, OK  # noqa: E402
+from grader.untrusted.weights import set_seeded_weights  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -144,7 +146,7 @@ def test_solutions_folder_is_not_written_to(solutions_result):
 
 def test_exercise_stubs_are_not_implemented(tmp_path, request_data):
     # The stubs are made from the solutions, as the kit makes exercises/ (which may be mid-edit in a checkout).
-    from grader.stubs import STUB_MODULES, make_stub
+    from grader.lesson.stubs import STUB_MODULES, make_stub
 
     for module in STUB_MODULES:
         (tmp_path / module).write_text(make_stub((SOLUTIONS / module).read_text()))

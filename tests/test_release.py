@@ -21,7 +21,7 @@ except ImportError:  # Python 3.10
 from grader import cli
 from grader.integrations import release
 from grader.integrations.release import STUDENT_REQUIREMENTS, build_release
-from grader.stubs import BEGIN, END, STUB_MODULES, make_stub
+from grader.lesson.stubs import BEGIN, END, STUB_MODULES, make_stub
 from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 
 HIDDEN = ROOT / "grader" / "hidden_tests"
@@ -122,7 +122,7 @@ def test_release_stubs_are_made_from_the_solutions(release_dir, module):
     released = (release_dir / "exercises" / module).read_text()
     assert released == make_stub((SOLUTIONS / module).read_text())
     assert released == (EXERCISES / module).read_text(), (
-        f"exercises/{module} drifted from solutions/{module}: regenerate it with grader.stubs.write_stubs")
+        f"exercises/{module} drifted from solutions/{module}: regenerate it with grader.lesson.stubs.write_stubs")
 
 
 def signatures_and_docstrings(source):
@@ -178,7 +178,7 @@ def test_writes_into_a_fresh_git_clone(tmp_path):
 
 def test_refuses_to_ship_the_reference_or_a_hidden_test_name(tmp_path, monkeypatch):
     kit = tmp_path / "kit"
-    for name in ("solutions", "exercises", "grader/hidden_tests"):
+    for name in ("solutions", "exercises", "grader/checker/hidden_tests"):
         shutil.copytree(ROOT / name, kit / name, ignore=shutil.ignore_patterns("__pycache__"))
     with open(kit / "exercises" / "lesson_checks.py", "a") as helpers:
         helpers.write("# Mirrors the hidden test_new_block.\n")

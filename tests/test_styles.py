@@ -19,12 +19,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from grader.grade import check, grade  # noqa: E402
 from grader.report import FAILED, PARTS  # noqa: E402
+from grader.lesson.manifest import MODULE_FILES
+from grader.options import NO_TRAINING
 from tests.probe_in_process import probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
 GRADED_PARTS = tuple(part for part in PARTS if part != "training")  # training=False everywhere here
-MODULE_FILES = ("shape_math.py", "augmentation.py", "cnn.py", "filters.py")
 # Printed by the notebook's top-level cells: grading must run none of them (a download, hours of training).
 NOTEBOOK_TOP_LEVEL_OUTPUT = ("Downloading CIFAR-10", "Training for 20 epochs", "Total params", "best val acc")
 ONE_FILE_GREETING = "Lesson 6 submission loaded"  # what the probe prints is shown: proof the check above can see it
@@ -253,13 +254,13 @@ def assert_full_marks(results, style):
 @pytest.mark.parametrize("style", CODE_STYLES)
 def test_code_style_gets_full_marks(style, tmp_path):
     folder = CODE_STYLES[style](tmp_path / style)
-    assert_full_marks(check(probe_in_process(folder), submission=style, training=False), style)
+    assert_full_marks(check(probe_in_process(folder), submission=style, options=NO_TRAINING), style)
 
 
 @pytest.mark.parametrize("style", FORM_STYLES)
 def test_submission_form_gets_full_marks(style, tmp_path):
     path = FORM_STYLES[style](tmp_path / style)
-    results = grade(path, training=False)
+    results = grade(path, NO_TRAINING)
     assert_full_marks(results, style)
     if style == "one_py_file":
         assert ONE_FILE_GREETING in results.probe_output

@@ -1,4 +1,4 @@
-"""Run the hidden tests (ordinary pytest tests in grader/hidden_tests) on one submission's probe data.
+"""Run the hidden tests (ordinary pytest tests in grader/checker/hidden_tests) on one submission's probe data.
 
 pytest runs in this trusted process with its own configuration: no ini file, conftest or option from the
 submission's folder or the environment can reach it, and its terminal output is discarded.
@@ -14,7 +14,7 @@ from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
 from grader.report import FAILED, PASSED, CheckResult
 
-HIDDEN_TESTS = Path(__file__).resolve().parent.parent / "hidden_tests"
+HIDDEN_TESTS = Path(__file__).resolve().parent / "hidden_tests"
 CRASH_MESSAGE = "The grader could not finish this check: {error}"
 TIMEOUT_MESSAGE = "This check ran past its time limit and was stopped."
 TIMEOUT_PREFIX = PYTEST_FAILURE_MESSAGE.split("%")[0]  # pytest-timeout fails a test with "Timeout (>300s) ..."

@@ -7,12 +7,11 @@ the checker built itself or fails the calling test with a sentence that says why
 import pytest
 
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.probe import result as probe_result
+from grader import protocol
 
-RETURNED_WRONG_TYPE = "TypeError: returned"  # the probe's words when a function returned the wrong kind of value
 STATUS_MESSAGES = {
-    probe_result.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
-    probe_result.MISSING: "The submission does not define {name}().",
+    protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
+    protocol.MISSING: "The submission does not define {name}().",
 }
 
 
@@ -38,17 +37,17 @@ class GradingSession:
     def require(self, name, call=None):
         """Return the probe's outcome for a function, or fail the test with what went wrong there."""
         outcome = self.probe.outcome(name)
-        if outcome.status == probe_result.OK:
+        if outcome.status == protocol.OK:
             return outcome
         call = call or f"{name}()"
         template = STATUS_MESSAGES.get(outcome.status)
         if template:
             message = template.format(call=call, name=name)
-        elif outcome.status == probe_result.NOT_RUN:
+        elif outcome.status == protocol.NOT_RUN:
             message = f"{call} was not checked: {outcome.message or 'the submission could not be imported.'}"
-        elif outcome.status == probe_result.ERROR and outcome.message.startswith(RETURNED_WRONG_TYPE):
-            message = f"Called {call}. It {outcome.message[len(RETURNED_WRONG_TYPE) - len('returned'):]}."
-        elif outcome.status == probe_result.ERROR:
+        elif outcome.status == protocol.WRONG_TYPE:
+            message = f"Called {call}. It {outcome.message.rstrip('.')}."
+        elif outcome.status == protocol.ERROR:
             message = f"Called {call}. It raised {outcome.message.rstrip('.')}."
         else:  # timed out or crashed: the probe's message says how and where
             message = f"Called {call}: {outcome.message.rstrip('.')}."

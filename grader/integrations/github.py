@@ -122,10 +122,10 @@ def workflow_command_data(text):
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def ci_main(*, path, min_score=None, junit=None, json_path=None, training=True, dataset="synthetic", limits=None,
-            environ=None):
+def ci_main(*, path, min_score=None, junit=None, json_path=None, options=None, environ=None):
     """Grade a repository once, publish the result to GitHub Actions, and return the check's exit code."""
     from grader.grade import grade
+    from grader.options import GradingOptions
 
     environ = os.environ if environ is None else environ
     min_score = min_score or MinScore(0.0)
@@ -134,7 +134,7 @@ def ci_main(*, path, min_score=None, junit=None, json_path=None, training=True, 
         return 2
     print(f"Grading {path} ...", file=sys.stderr)
     # Resolved, so the report names the repository's folder rather than ".".
-    results = grade(Path(path).resolve(), limits=limits, training=training, dataset=dataset)
+    results = grade(Path(path).resolve(), options or GradingOptions())
     sys.stdout.write(results.to_text())
     publish(results, environ=environ, junit=junit, json_path=json_path)
     code, message = verdict(results, min_score)

@@ -74,7 +74,9 @@ def run_autograder_script(grade_args="", timeout=DEFAULT_TIMEOUT):
 
 def check_grade_args(grade_args):
     """Fail now, at build time, on flags that `grader grade` would refuse on every submission."""
-    from grader.cli import build_parser
+    import argparse
+
+    from grader import options
 
     words = grade_args.split()
     if shlex.split(grade_args) != words:
@@ -82,8 +84,10 @@ def check_grade_args(grade_args):
     if {"--format", "--output"} & {word.split("=")[0] for word in words}:
         raise ValueError(BAD_GRADE_ARGS.format(args=grade_args, why="run_autograder sets --format and --output"))
     try:
-        build_parser().parse_args(["grade", "submission", *words])
-    except SystemExit:
+        parser = argparse.ArgumentParser(prog="grader grade", exit_on_error=False)
+        options.add_arguments(parser)
+        parser.parse_args(words)
+    except (SystemExit, argparse.ArgumentError):
         raise ValueError(BAD_GRADE_ARGS.format(args=grade_args, why="`grader grade` does not accept them")) from None
 
 
@@ -100,7 +104,6 @@ def add_kit_tree(archive, root):
                 continue
             if entry.suffix == ".pyc":
                 continue
-            # ZipFile.write follows links: grader/lesson_checks.py goes in as the file it points to.
             info = zipfile.ZipInfo.from_file(entry, f"{KIT_DIR}/{relative.as_posix()}")
             info.external_attr = EXECUTABLE if entry.stat().st_mode & stat.S_IXUSR else FILE
             info.compress_type = zipfile.ZIP_DEFLATED

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import nbformat
 
-from grader.stubs import STUB_MODULES
+from grader.lesson.stubs import STUB_MODULES
 
 NOTEBOOK_NAME = "lesson06_cnns.ipynb"
 CELL_KEY = "lesson6"                 # cell metadata: {"lesson6": {"module": "cnn.py"}} or {"role": "checks"}

@@ -1,6 +1,6 @@
 """Write the student repository: stubs and visible tests, README, requirements, grading workflow, notebook.
 
-The stubs are made afresh from solutions/ (grader.stubs), never copied from exercises/, so a release cannot
+The stubs are made afresh from solutions/ (grader.lesson.stubs), never copied from exercises/, so a release cannot
 carry a half-edited stub. Nothing from solutions/ or grader/ is copied; after writing, the release is scanned
 for the reference's code and the hidden tests' names, and refused if either shows up.
 """
@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 from grader.integrations import github, kit_root, notebook, render, template
-from grader.stubs import BEGIN, END, STUB_MODULES, write_stubs
+from grader.lesson.stubs import BEGIN, END, STUB_MODULES, write_student_files
 
-VISIBLE_SUPPORT = ("conftest.py", "lesson_checks.py")
+VISIBLE_SUPPORT = ("conftest.py",)  # lesson_checks.py is generated afresh, like the stubs
 STUDENT_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy", "pytest>=8", "pytest-timeout>=2.2")
 PYTEST_INI = "[pytest]\ntestpaths = exercises\naddopts = -p no:cacheprovider\ntimeout = 300\n"
 GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.venv/\nvenv/\n.pytest_cache/\ngrader-junit.xml\n"
@@ -45,9 +45,9 @@ def build_release(out, *, kit_source=None, grader_repo=github.DEFAULT_GRADER_REP
                                       python_version=python_version, grade_args=grade_args)
     exercises = out / "exercises"
     exercises.mkdir(parents=True, exist_ok=True)
-    write_stubs(kit / "solutions", exercises)
     for path in visible_files(kit / "exercises"):
-        shutil.copyfile(path, exercises / path.name)   # follows links: always a real file
+        shutil.copyfile(path, exercises / path.name)
+    write_student_files(kit / "solutions", exercises)
     (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW_PATH).write_text(workflow, encoding="utf-8")
     (out / "README.md").write_text(render(template("README_students.md"), {
@@ -139,7 +139,7 @@ def find_leaks(out, kit):
     shown = {line.strip() for path in visible_files(kit / "exercises")
              for line in path.read_text(encoding="utf-8").splitlines()}
     secret_lines = solution_lines(kit / "solutions") - shown
-    hidden_names = defined_test_names(kit / "grader" / "hidden_tests") - defined_test_names(kit / "exercises")
+    hidden_names = defined_test_names(kit / "grader" / "checker" / "hidden_tests") - defined_test_names(kit / "exercises")
     leaked_lines, leaked_names = set(), set()
     for relative, text in release_texts(out):
         stripped = {line.strip() for line in text.splitlines()}

@@ -1,8 +1,8 @@
 """The inputs the hidden tests send to a submission: cases students never saw in the visible tests."""
 
-import base64
-
 import numpy as np
+
+from grader.protocol import decode_array, encode_array  # noqa: F401 (decode_array: the hidden tests' codec)
 
 # (args, kwargs) per shape-math function: odd sizes, strides 1-3, both paddings, explicit pool strides, bias off.
 SHAPE_MATH_CASES = {
@@ -42,25 +42,6 @@ FILTERS_IMAGES_SEED = 7
 def filters_images():
     """Return the two raw images feature_maps() is called on."""
     return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
-
-
-def encode_array(array):
-    """Return an array as JSON-able data: dtype, shape and base64 bytes."""
-    array = np.ascontiguousarray(array)
-    return {"dtype": str(array.dtype), "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
-
-
-def decode_array(data, max_elements=1_000_000):
-    """Return the numpy array described by encode_array's data; raise ValueError if it is malformed."""
-    if not isinstance(data, dict) or set(data) != {"dtype", "shape", "base64"}:
-        raise ValueError("expected an array")
-    shape = tuple(int(d) for d in data["shape"])
-    if any(d < 0 for d in shape) or int(np.prod(shape)) > max_elements:
-        raise ValueError(f"array shape {shape} is too large")
-    dtype = np.dtype(data["dtype"])
-    if dtype.kind not in "fiub":
-        raise ValueError(f"array dtype {dtype} is not numeric")
-    return np.frombuffer(base64.b64decode(data["base64"]), dtype=dtype).reshape(shape)
 
 
 def probe_request():

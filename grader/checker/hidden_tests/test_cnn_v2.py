@@ -1,7 +1,7 @@
 """Hidden test for build_cnn_v2's new block: the lesson's hand math, checked one number at a time."""
 
 from grader.checker.session import expect
-from grader.lesson_checks import layer_params, stages
+from grader.lesson.checks import layer_params, stages
 
 PART = "build_cnn_v2"
 CALL = "build_cnn_v2()"

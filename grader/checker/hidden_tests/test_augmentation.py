@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from grader.checker.session import expect
-from grader.lesson_checks import (
+from grader.lesson.checks import (
     check_active_in_training, check_augmentation_layers, check_identity_at_inference, check_no_params, random_batch,
 )
 

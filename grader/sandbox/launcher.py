@@ -1,6 +1,6 @@
 """Start the untrusted probe in a child process, police it, and turn what it reports into a ProbeResult.
 
-This is the trusted side of the probe. The child runs `runner.py` with `python -I -S -B` (no user site,
+This is the trusted side of the probe. The child runs grader/untrusted/runner.py with `python -I -S -B` (no user site,
 no PYTHON* variables, no .pth files, so the kit's editable install is invisible), a clean environment,
 cwd/HOME/TMPDIR inside a scratch folder, an address-space limit, and its own session. The launcher
 reads results only from a dedicated pipe, enforces the import, per-function and total time limits from
@@ -10,14 +10,11 @@ dies or hangs in one function, it is restarted without that function, so a bad f
 its own tests.
 """
 
-import ctypes
 import json
 import os
 import re
-import resource
 import selectors
 import shutil
-import signal
 import site
 import subprocess
 import sys
@@ -28,20 +25,21 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.probe.result import (
-    API, CRASHED, ERROR, MISSING, NOT_IMPLEMENTED, NOT_RUN, OK, TIMEOUT, FunctionOutcome, ProbeResult,
-)
+from grader import protocol
+from grader.lesson import manifest
+from grader.protocol import CRASHED, ERROR, NOT_RUN, OK, RUNNER_STATUSES, TIMEOUT, FunctionOutcome, ProbeResult
+from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper, limit_child
 
-RUNNER = Path(__file__).with_name("runner.py")
-WEIGHTS = Path(__file__).with_name("weights.py")
-KIT_ROOT = Path(__file__).resolve().parents[2]
+UNTRUSTED = Path(__file__).resolve().parent.parent / "untrusted"
+RUNNER = UNTRUSTED / "runner.py"
+WEIGHTS = UNTRUSTED / "weights.py"
+PROTOCOL = Path(protocol.__file__).resolve()
 BLOCKED_PACKAGES = ("grader", "solutions", "exercises")
-TOKEN_VARIABLE = "LESSON6_PROBE_TOKEN"
+API = manifest.API
 MAX_RESTARTS = 4
-MAX_ARRAY_BYTES = 16 * 2**20
+MAX_ARRAY_BYTES = protocol.MAX_ARRAY_BYTES
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_MESSAGE_CHARS = 2000
-FILE_SIZE_LIMIT = 256 * 2**20
 POLL_SECONDS = 0.1
 MEMORY_POLL_SECONDS = 0.25
 COPY_IGNORE = ("__pycache__", "*.pyc", "conftest.py", "pytest.ini")
@@ -64,7 +62,6 @@ NOT_RUN_REIMPORT = "not run: re-importing the submission after a crash failed: {
 WORKDIR_INSIDE = "Expected a probe workdir outside the submission; received workdir={workdir} inside {submission_dir}"
 OUTPUT_TRUNCATED = "\n[... {count:,} more characters of output not shown]\n"
 RESTARTED = "\n[probe restarted after {where}]\n"
-STARTED_STATUSES = (OK, ERROR, MISSING, NOT_IMPLEMENTED)
 
 
 @dataclass(frozen=True)
@@ -89,144 +86,6 @@ def format_bytes(size):
         if size >= scale:
             return f"{size / scale:g} {unit}"
     return f"{size} bytes"
-
-
-# --- processes ----------------------------------------------------------------------------------------
-
-
-def become_subreaper():
-    """Make this process adopt orphans of its descendants (Linux), so escaped probe processes stay findable."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-    except (OSError, AttributeError):
-        pass  # not Linux: the token scan still finds escaped processes
-
-
-def limit_child(memory_bytes):
-    """Return a preexec function that caps memory, file size and core dumps and dies with the launcher."""
-
-    def preexec():
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    return preexec
-
-
-def read_stat(pid):
-    """Return (ppid, pgid, session, state, starttime) of a process, or None if it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read().decode("ascii", "replace")
-    except OSError:
-        return None
-    fields = text[text.rfind(")") + 2:].split()
-    return int(fields[1]), int(fields[2]), int(fields[3]), fields[0], int(fields[19])
-
-
-def process_table():
-    """Return {pid: (ppid, pgid, session, state, starttime)} for every visible process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            stat = read_stat(int(entry))
-            if stat:
-                table[int(entry)] = stat
-    return table
-
-
-def descendants(table, root):
-    """Return the pids below root in table."""
-    children = {}
-    for pid, (ppid, *_rest) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, stack = set(), [root]
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in found:
-                found.add(child)
-                stack.append(child)
-    return found
-
-
-def resident_bytes(pids):
-    """Return the summed resident memory of pids."""
-    page = os.sysconf("SC_PAGE_SIZE")
-    total = 0
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/statm", "rb") as statm:
-                total += int(statm.read().split()[1]) * page
-        except (OSError, IndexError, ValueError):
-            pass
-    return total
-
-
-def carries_token(pid, token):
-    """Return whether a process was started with this probe's token in its environment."""
-    try:
-        with open(f"/proc/{pid}/environ", "rb") as environ:
-            return f"{TOKEN_VARIABLE}={token}".encode() in environ.read().split(b"\0")
-    except OSError:
-        return False
-
-
-class ProbeProcesses:
-    """Every process one probe run started: tracked while it runs, all killed at the end."""
-
-    def __init__(self, token):
-        self.token = token
-        self.sessions = set()  # the runners' session ids (= their pids, started with start_new_session)
-        self.seen = set()      # (pid, starttime) of every descendant seen while polling
-
-    def poll(self, runner_pid):
-        """Record the runner's process tree and return its resident memory."""
-        table = process_table()
-        tree = descendants(table, runner_pid) | {runner_pid}
-        self.seen.update((pid, table[pid][4]) for pid in tree if pid in table)
-        return resident_bytes(tree)
-
-    def belongs(self, pid, stat):
-        """Return whether a live process is one the probe started."""
-        _ppid, pgid, session, _state, starttime = stat
-        return (session in self.sessions or pgid in self.sessions or (pid, starttime) in self.seen
-                or carries_token(pid, self.token))
-
-    def targets(self):
-        """Return the live processes of this probe, anywhere on the machine."""
-        table = process_table()
-        me = os.getpid()
-        return {pid: stat for pid, stat in table.items()
-                if pid != me and stat[3] != "Z" and self.belongs(pid, stat)}
-
-    def kill_all(self):
-        """SIGKILL every probe process until none is left; reap the ones this process adopted."""
-        for _round in range(50):
-            targets = self.targets()
-            for pid in targets:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-            self.reap_adopted()
-            if not targets:
-                return
-            time.sleep(0.02)
-
-    def reap_adopted(self):
-        """Collect the exit status of probe processes that were re-parented to this process."""
-        me = os.getpid()
-        for pid, stat in process_table().items():
-            if stat[0] == me and stat[3] == "Z" and self.belongs(pid, stat):
-                try:
-                    os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    pass
 
 
 # --- one child run --------------------------------------------------------------------------------------
@@ -292,12 +151,16 @@ def child_environment(workdir, token):
 
 
 def site_dirs():
-    """Return the installed-package folders the child may import from, without the kit's own folder."""
+    """Return the installed-package folders the child imports from (keras, numpy...).
+
+    In a wheel install the kit itself lives in one of them: the runner's import blocker refuses the kit's
+    packages, and the sandbox's file rules keep their files unreadable, so the folder can stay on the path.
+    """
     paths = site.getsitepackages() + [sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]]
     result = []
     for path in paths:
         resolved = Path(path).resolve()
-        if resolved.is_dir() and resolved != KIT_ROOT and str(resolved) not in result:
+        if resolved.is_dir() and str(resolved) not in result:
             result.append(str(resolved))
     return result
 
@@ -330,7 +193,7 @@ def parse_event(line, names):
         return None
     if event["event"] in ("start", "done") and event.get("name") not in names:
         return None
-    if event["event"] == "done" and event.get("status") not in STARTED_STATUSES:
+    if event["event"] == "done" and event.get("status") not in RUNNER_STATUSES:
         return None
     return event
 
@@ -520,6 +383,18 @@ def give_up(result, names, message):
         result.outcomes.setdefault(name, FunctionOutcome(name, NOT_RUN, message=message))
 
 
+def runner_envelope(request, submission_dir):
+    """Return what the runner reads on stdin: the request, the lesson's module map and the probe's settings."""
+    return {
+        "request": request, "functions": list(API), "skip": [], "submission_dir": str(submission_dir),
+        "modules": {module: list(functions) for module, functions in manifest.MODULES.items()},
+        "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
+        "num_classes_builders": list(manifest.CNN_BUILDERS), "site_dirs": site_dirs(),
+        "protocol_path": str(PROTOCOL), "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES),
+        "max_array_bytes": MAX_ARRAY_BYTES,
+    }
+
+
 def run_probe(submission_dir, request, *, limits=Limits(), workdir=None):
     """Import a submission in a sandboxed child process and report what every API function produced."""
     started = time.monotonic()
@@ -530,11 +405,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None):
     token = uuid.uuid4().hex
     processes, output, result = ProbeProcesses(token), Output(limits.output_chars), ProbeResult()
     try:
-        envelope = {
-            "request": request, "functions": list(API), "skip": [],
-            "submission_dir": str(prepare_workdir(submission_dir, workdir)), "site_dirs": site_dirs(),
-            "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES), "max_array_bytes": MAX_ARRAY_BYTES,
-        }
+        envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir))
         probe_loop(envelope, limits, processes, output, result, started, workdir)
     finally:
         processes.kill_all()

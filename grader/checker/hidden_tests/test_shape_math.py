@@ -1,8 +1,8 @@
 """Hidden tests for shape_math: many inputs students never saw, compared with what Keras computes."""
 
 from grader.checker.session import expect
-from grader.hidden_tests.cases import SHAPE_MATH_CASES
-from grader.lesson_checks import KERAS_TRUTH, call_repr, check_answer
+from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.lesson.checks import KERAS_TRUTH, call_repr, check_answer
 
 PART = "shape_math"
 SHOWN = 3  # wrong answers spelled out per test; the rest are counted

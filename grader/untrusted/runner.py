@@ -1,13 +1,12 @@
 """Run inside the untrusted probe process: import a submission, call its API, stream what happened.
 
-The launcher starts this file as `python -I -S -B runner.py RESULT_FD` with a clean environment and
-writes an envelope (the checker's request plus the probe's settings) to stdin. Every event goes out as
-one JSON line on the result pipe RESULT_FD, never on stdout: what the student's code prints is only
-shown, never parsed. Nothing here is trusted by the grader; it is plain standard library (plus the
-installed keras/numpy once the submission is imported) so that it needs nothing from the kit.
+This is the only code of the kit that runs beside student code, and it imports nothing of the kit: the
+launcher starts it as `python -I -S -B runner.py RESULT_FD` in the sandbox and writes an envelope to stdin
+(the checker's request, the lesson's module map, the path of the protocol module to load, the probe's
+settings). Every event goes out as one JSON line on the result pipe RESULT_FD, never on stdout: what the
+student's code prints is only shown, never parsed.
 """
 
-import base64
 import importlib.abc
 import importlib.util
 import json
@@ -17,30 +16,25 @@ import sys
 import time
 import traceback
 
-# The modules a submission may define, each with the API functions that live there.
-HOME_MODULE = {
-    "conv_output_size": "shape_math", "pool_output_size": "shape_math", "conv_params": "shape_math",
-    "dense_params": "shape_math", "head_params": "shape_math",
-    "build_augmentation": "augmentation", "build_cnn": "cnn", "build_cnn_v2": "cnn",
-    "first_layer_filters": "filters", "feature_maps": "filters",
-}
-SINGLE_FILE_MODULE = "submission"
-SUBMISSION_MODULES = (SINGLE_FILE_MODULE, "shape_math", "augmentation", "cnn", "filters")
-SHAPE_MATH = ("conv_output_size", "pool_output_size", "conv_params", "dense_params", "head_params")
-CNN_BUILDERS = ("build_cnn", "build_cnn_v2")
-
-# Statuses, spelled as in grader/probe/result.py (this file cannot import it).
-OK, ERROR, MISSING, NOT_IMPLEMENTED = "ok", "error", "missing", "not_implemented"
-
 BLOCKED_IMPORT = "import of {name!r} is blocked in the probe: the grader, the solutions and the hidden tests are off limits"
-NO_MODULES = ("found no module to import: expected submission.py or any of shape_math.py, augmentation.py, "
-              "cnn.py, filters.py; received a folder with {files}")
+NO_MODULES = ("found no module to import: expected {single}.py or any of {modules}; received a folder with {files}")
 MISSING_FUNCTION = "the submission does not define {name}()"
 NOT_A_NUMBER = "returned {type}, expected a number"
 NOT_A_MODEL = "returned {type}, expected a keras.Model"
-NOT_AN_ARRAY = "returned {type}, expected a numpy array of numbers"
-ARRAY_TOO_BIG = "returned an array of {size:,} bytes, more than the probe's limit of {limit:,} bytes"
 MAX_MESSAGE_CHARS = 2000
+
+
+class WrongType(TypeError):
+    """A function returned a value of the wrong kind (reported as the protocol's WRONG_TYPE)."""
+
+
+def load_protocol(path):
+    """Load the kit's protocol module by path (this process cannot import the kit)."""
+    spec = importlib.util.spec_from_file_location("_lesson6_protocol", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 class BlockedImports(importlib.abc.MetaPathFinder):
@@ -81,6 +75,18 @@ class Events:
         self.stream.flush()
 
 
+class Lesson:
+    """The lesson's module map, as the envelope sends it (grader/lesson/manifest.py on the trusted side)."""
+
+    def __init__(self, envelope):
+        self.modules = envelope["modules"]                    # module -> [function, ...]
+        self.single_file = envelope["single_file_module"]
+        self.call_kind = envelope["call_kind"]                # function -> shape_math | builder | filters
+        self.num_classes_builders = envelope["num_classes_builders"]
+        self.home = {function: module for module, functions in self.modules.items() for function in functions}
+        self.module_names = [self.single_file] + list(self.modules)
+
+
 def describe_exception(error, submission_dir):
     """Return 'Type: message (file.py:line)' naming the last frame inside the submission."""
     where = ""
@@ -97,13 +103,13 @@ def describe_exception(error, submission_dir):
     return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + " ..."
 
 
-def setup_imports(envelope):
+def setup_imports(envelope, lesson):
     """Put the installed packages first and the submission last on sys.path; block the kit."""
     submission_dir = envelope["submission_dir"]
     sys.path[:] = [p for p in sys.path if p and os.path.abspath(p) != os.getcwd()]
     sys.path.extend(envelope["site_dirs"])
     sys.path.append(submission_dir)
-    files = {name: os.path.join(submission_dir, name + ".py") for name in SUBMISSION_MODULES}
+    files = {name: os.path.join(submission_dir, name + ".py") for name in lesson.module_names}
     files = {name: path for name, path in files.items() if os.path.isfile(path)}
     sys.meta_path.insert(0, SubmissionModules(files))
     sys.meta_path.insert(0, BlockedImports(envelope["blocked"]))
@@ -121,19 +127,18 @@ def import_submission(files, submission_dir):
     return modules, failures
 
 
-def find_function(name, modules):
+def find_function(name, modules, lesson):
     """Return the API function from its home module, the single file, or any other module; None if absent."""
-    order = [HOME_MODULE[name], SINGLE_FILE_MODULE] + [m for m in SUBMISSION_MODULES]
-    for module_name in order:
+    for module_name in [lesson.home[name]] + lesson.module_names:
         function = getattr(modules.get(module_name), name, None)
         if callable(function):
             return function
     return None
 
 
-def home_failed(name, failures):
+def home_failed(name, failures, lesson):
     """Return whether the module that should define name failed to import."""
-    return HOME_MODULE[name] in failures or SINGLE_FILE_MODULE in failures
+    return lesson.home[name] in failures or lesson.single_file in failures
 
 
 def as_number(value):
@@ -164,49 +169,24 @@ def call_shape_math(function, calls, submission_dir):
 
 
 def model_json(model):
-    """Return model.to_json(), or raise TypeError when the builder returned something else."""
+    """Return model.to_json(), or raise WrongType when the builder returned something else."""
     if not callable(getattr(model, "to_json", None)) or not callable(getattr(model, "count_params", None)):
-        raise TypeError(NOT_A_MODEL.format(type=type(model).__name__))
+        raise WrongType(NOT_A_MODEL.format(type=type(model).__name__))
     text = model.to_json()
     if not isinstance(text, str):
-        raise TypeError(NOT_A_MODEL.format(type=type(model).__name__))
+        raise WrongType(NOT_A_MODEL.format(type=type(model).__name__))
     return text
 
 
-def call_builder(name, function, request, submission_dir):
-    """Build the model(s) and return their configs; build_cnn/_v2 also with the request's num_classes."""
+def call_builder(name, function, request, submission_dir, lesson):
+    """Build the model(s) and return their configs; the CNN builders also with the request's num_classes."""
     value = {"config": model_json(function())}
-    if name in CNN_BUILDERS and "num_classes" in request:
+    if name in lesson.num_classes_builders and "num_classes" in request:
         try:
             value["config_num_classes"] = model_json(function(num_classes=request["num_classes"]))
         except Exception as error:
             value["config_num_classes"] = {"error": describe_exception(error, submission_dir)}
     return value
-
-
-def decode_array(spec):
-    """Return the numpy array described by {"dtype", "shape", "base64"}."""
-    import numpy as np
-
-    data = base64.b64decode(spec["base64"])
-    return np.frombuffer(data, dtype=spec["dtype"]).reshape(spec["shape"]).copy()
-
-
-def encode_array(value, limit):
-    """Return {"array": {dtype, shape, base64}} for a numeric array-like, or raise TypeError."""
-    import numpy as np
-
-    try:
-        array = np.asarray(value)
-    except Exception:
-        raise TypeError(NOT_AN_ARRAY.format(type=type(value).__name__)) from None
-    if array.dtype.kind not in "biuf":
-        raise TypeError(NOT_AN_ARRAY.format(type=type(value).__name__))
-    if array.nbytes > limit:
-        raise ValueError(ARRAY_TOO_BIG.format(size=array.nbytes, limit=limit))
-    array = np.ascontiguousarray(array)
-    return {"array": {"dtype": array.dtype.str, "shape": list(array.shape),
-                      "base64": base64.b64encode(array.tobytes()).decode("ascii")}}
 
 
 def filters_model(request, weights_path):
@@ -220,50 +200,57 @@ def filters_model(request, weights_path):
     return weights.set_seeded_weights(model, request["weights_seed"])
 
 
-def call_filters(name, function, envelope):
+def call_filters(name, function, envelope, protocol):
     """Call a filters function on the rebuilt, seeded model; return its array."""
     request = envelope["request"]["filters"]
     model = filters_model(request, envelope["weights_path"])
     if name == "feature_maps":
-        result = function(model, decode_array(request["images"]))
+        result = function(model, protocol.decode_array(request["images"]))
     else:
         result = function(model)
-    return encode_array(result, envelope["max_array_bytes"])
+    try:
+        return {"array": protocol.encode_array(result, envelope["max_array_bytes"])}
+    except TypeError as error:
+        raise WrongType(str(error)) from None
 
 
-def call_api_function(name, function, envelope):
+def call_api_function(name, function, envelope, lesson, protocol):
     """Return the outcome value of one API function for the request."""
     request, submission_dir = envelope["request"], envelope["submission_dir"]
-    if name in SHAPE_MATH:
+    kind = lesson.call_kind[name]
+    if kind == "shape_math":
         return call_shape_math(function, request["shape_math"][name], submission_dir)
-    if name in HOME_MODULE and HOME_MODULE[name] == "filters":
-        return call_filters(name, function, envelope)
-    return call_builder(name, function, request, submission_dir)
+    if kind == "filters":
+        return call_filters(name, function, envelope, protocol)
+    return call_builder(name, function, request, submission_dir, lesson)
 
 
-def is_requested(name, request):
+def is_requested(name, request, lesson):
     """Return whether the request asks about this function at all."""
-    if name in SHAPE_MATH:
+    kind = lesson.call_kind[name]
+    if kind == "shape_math":
         return name in request.get("shape_math", {})
-    if HOME_MODULE.get(name) == "filters":
+    if kind == "filters":
         return "filters" in request
     return True
 
 
-def run_function(name, modules, envelope):
+def run_function(name, modules, envelope, lesson, protocol):
     """Call one API function; return the fields of its done event."""
-    function = find_function(name, modules)
+    function = find_function(name, modules, lesson)
     if function is None:
-        return {"status": MISSING, "message": MISSING_FUNCTION.format(name=name)}
+        return {"status": protocol.MISSING, "message": MISSING_FUNCTION.format(name=name)}
     try:
-        return {"status": OK, "value": call_api_function(name, function, envelope)}
+        return {"status": protocol.OK, "value": call_api_function(name, function, envelope, lesson, protocol)}
     except NotImplementedError as error:
-        return {"status": NOT_IMPLEMENTED, "message": str(error)}
+        return {"status": protocol.NOT_IMPLEMENTED, "message": str(error)}
+    except WrongType as error:
+        return {"status": protocol.WRONG_TYPE, "message": str(error)}
     except MemoryError as error:
-        return {"status": ERROR, "exception": "MemoryError",
+        return {"status": protocol.ERROR, "exception": "MemoryError",
                 "message": describe_exception(error, envelope["submission_dir"])}
     except Exception as error:
-        return {"status": ERROR, "message": describe_exception(error, envelope["submission_dir"])}
+        return {"status": protocol.ERROR, "message": describe_exception(error, envelope["submission_dir"])}
 
 
 def main(argv):
@@ -271,28 +258,32 @@ def main(argv):
     events = Events(int(argv[1]))
     envelope = json.loads(sys.stdin.read())
     sys.stdin = open(os.devnull)  # input() in student code sees end of file
-    files = setup_imports(envelope)
-    events.emit("import_start")
+    protocol = load_protocol(envelope["protocol_path"])
+    lesson = Lesson(envelope)
+    files = setup_imports(envelope, lesson)
+    events.emit(protocol.IMPORT_START)
     if not files:
         listing = ", ".join(sorted(os.listdir(envelope["submission_dir"]))) or "no files"
-        events.emit("imported", modules=[], failures={"": NO_MODULES.format(files=listing)})
-        events.emit("finished")
+        message = NO_MODULES.format(single=lesson.single_file, files=listing,
+                                    modules=", ".join(f"{module}.py" for module in lesson.modules))
+        events.emit(protocol.IMPORTED, modules=[], failures={"": message})
+        events.emit(protocol.FINISHED)
         return
     modules, failures = import_submission(files, envelope["submission_dir"])
-    events.emit("imported", modules=sorted(modules), failures=failures)
+    events.emit(protocol.IMPORTED, modules=sorted(modules), failures=failures)
     if not modules:
-        events.emit("finished")
+        events.emit(protocol.FINISHED)
         return
     for name in envelope["functions"]:
-        if name in envelope["skip"] or not is_requested(name, envelope["request"]):
+        if name in envelope["skip"] or not is_requested(name, envelope["request"], lesson):
             continue
-        if find_function(name, modules) is None and home_failed(name, failures):
+        if find_function(name, modules, lesson) is None and home_failed(name, failures, lesson):
             continue  # reported as not run, with the import error
-        events.emit("start", name=name)
+        events.emit(protocol.START, name=name)
         started = time.monotonic()
-        fields = run_function(name, modules, envelope)
-        events.emit("done", name=name, seconds=round(time.monotonic() - started, 3), **fields)
-    events.emit("finished")
+        fields = run_function(name, modules, envelope, lesson, protocol)
+        events.emit(protocol.DONE, name=name, seconds=round(time.monotonic() - started, 3), **fields)
+    events.emit(protocol.FINISHED)
 
 
 if __name__ == "__main__":

@@ -1,17 +1,26 @@
-"""Make the students' stubs from the reference solutions.
+"""Make the students' files: the stubs from the reference solutions, and their copy of the lesson's checks.
 
 A solution marks the student's work with `# BEGIN SOLUTION` / `# END SOLUTION`. Inside a function the
 block becomes a `raise NotImplementedError` that repeats the `# TODO:` line just above it; a block at
 module level (a private helper) disappears. Everything else, signatures and docstrings included, is
 copied, so `diff solutions/x.py exercises/x.py` shows only the student's work.
+
+The checks (grader/lesson/checks.py) are the grader's; exercises/lesson_checks.py is a generated copy, so the
+visible tests explain a mistake in the same words as the hidden ones.
 """
 
 import re
 from pathlib import Path
 
+from grader.lesson.manifest import MODULE_FILES
+
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
-STUB_MODULES = ("shape_math.py", "augmentation.py", "cnn.py", "filters.py")
+STUB_MODULES = MODULE_FILES
+CHECKS = Path(__file__).with_name("checks.py")
+STUDENT_CHECKS = "lesson_checks.py"
+CHECKS_HEADER = ("# Generated from the grader's grader/lesson/checks.py (grader.lesson.stubs.write_student_files): "
+                 "do not edit.\n")
 NOT_IMPLEMENTED = "{function}() is not implemented yet. {todo}"
 
 _DEF = re.compile(r"^\s*def (\w+)\(")
@@ -57,3 +66,16 @@ def write_stubs(solutions_dir, exercises_dir):
         target.write_text(make_stub((Path(solutions_dir) / name).read_text()))
         written.append(target)
     return written
+
+
+def student_checks() -> str:
+    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py)."""
+    return CHECKS_HEADER + CHECKS.read_text(encoding="utf-8")
+
+
+def write_student_files(solutions_dir, exercises_dir):
+    """Write the stubs and the students' copy of the checks into exercises_dir; return the paths written."""
+    written = write_stubs(solutions_dir, exercises_dir)
+    target = Path(exercises_dir) / STUDENT_CHECKS
+    target.write_text(student_checks(), encoding="utf-8")
+    return written + [target]

@@ -4,25 +4,11 @@ Points and parts come from points.toml next to this file; the `grading` fixture 
 holding the probe's data for the submission under test.
 """
 
-import tomllib
-from pathlib import Path
-
 import pytest
 
+from grader.checker.points import load_points
 from grader.checker.session import GradingSession
-from grader.report import PARTS
-
-POINTS_FILE = Path(__file__).with_name("points.toml")
-
-
-def load_points(path=POINTS_FILE):
-    """Return {part: {test name: points}} from the points table."""
-    with open(path, "rb") as handle:
-        table = tomllib.load(handle)
-    unknown = set(table) - set(PARTS)
-    if unknown:
-        raise ValueError(f"Invalid part {sorted(unknown)} in {path}: expected one of {', '.join(PARTS)}")
-    return table
+from grader.lesson.manifest import PARTS, POINTS_FILE
 
 
 def part_of(item):

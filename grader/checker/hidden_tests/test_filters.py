@@ -4,9 +4,9 @@ from pathlib import Path
 
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
-from grader.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
-from grader.lesson_checks import check_feature_maps, check_filters
-from grader.probe.weights import set_seeded_weights
+from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
+from grader.lesson.checks import check_feature_maps, check_filters
+from grader.untrusted.weights import set_seeded_weights
 
 PART = "filters"
 MODEL_CONFIG = Path(__file__).with_name("filters_model.json")

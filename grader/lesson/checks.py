@@ -1,0 +1,726 @@
+"""The lesson's numbers, and checks that compare a model or a function's answer with them.
+
+Shared by the visible tests in exercises/ and the grader's hidden tests, so both explain a mistake in the
+same words. Every check returns a list of problems in plain words; an empty list means the check passed.
+Expected values come from Keras itself (shape math) or from the lesson's table (the network).
+"""
+
+import numpy as np
+
+# ---------------------------------------------------------------------------------------------
+# The lesson's network, stage by stage: (kind, output shape without the batch axis, parameters).
+# ---------------------------------------------------------------------------------------------
+
+CNN_STAGES = (
+    ("conv", (32, 32, 32), 896),
+    ("conv", (32, 32, 32), 9_248),
+    ("pool", (16, 16, 32), 0),
+    ("conv", (16, 16, 64), 18_496),
+    ("conv", (16, 16, 64), 36_928),
+    ("pool", (8, 8, 64), 0),
+    ("conv", (8, 8, 128), 73_856),
+    ("pool", (4, 4, 128), 0),
+    ("gap", (128,), 0),
+    ("dense", (10,), 1_290),
+)
+CNN_V2_STAGES = CNN_STAGES[:8] + (
+    ("conv", (4, 4, 256), 295_168),
+    ("pool", (2, 2, 256), 0),
+    ("gap", (256,), 0),
+    ("dense", (10,), 2_570),
+)
+EXPECTED_STAGES = {"build_cnn": CNN_STAGES, "build_cnn_v2": CNN_V2_STAGES}
+TOTAL_PARAMS = {"build_cnn": 140_714, "build_cnn_v2": 437_162}
+INPUT_SHAPE = (32, 32, 3)
+RESCALE = 1.0 / 255
+AUGMENTATION = {"RandomFlip": "horizontal", "RandomRotation": 0.05, "RandomZoom": 0.1}
+
+KIND_NAMES = {"conv": "Conv2D", "pool": "MaxPooling2D", "gap": "GlobalAveragePooling2D", "dense": "Dense"}
+ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
+
+AUGMENTATION_LAYERS = {
+    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomCrop",
+    "RandomBrightness", "RandomHeight", "RandomWidth",
+}
+POOLS = {"MaxPooling2D": "pool", "AveragePooling2D": "pool"}
+HEADS = {"GlobalAveragePooling2D": "gap", "GlobalMaxPooling2D": "gap", "Flatten": "gap"}
+ACTIVATION_LAYERS = {"ReLU", "Activation", "LeakyReLU", "ELU", "PReLU", "Softmax"}
+LINEAR = {"linear", None}
+
+
+# ---------------------------------------------------------------------------------------------
+# Shape math: what Keras itself computes, and the message when a student's answer differs.
+# ---------------------------------------------------------------------------------------------
+
+
+def call_repr(function, args=(), kwargs=None):
+    """Return how a call reads in a message: conv_output_size(32, 3, strides=2, padding='same')."""
+    parts = [repr(tuple(a) if isinstance(a, list) else a) for a in args]
+    parts += [f"{key}={value!r}" for key, value in (kwargs or {}).items()]
+    return f"{function}({', '.join(parts)})"
+
+
+def keras_conv_output_size(n, kernel_size, strides=1, padding="valid"):
+    """Return the output size Keras computes for Conv2D on an n x n input."""
+    from keras import layers
+
+    conv = layers.Conv2D(1, kernel_size, strides=strides, padding=padding)
+    return conv.compute_output_shape((None, n, n, 1))[1]
+
+
+def keras_pool_output_size(n, pool_size=2, strides=None, padding="valid"):
+    """Return the output size Keras computes for MaxPooling2D on an n x n input."""
+    from keras import layers
+
+    pool = layers.MaxPooling2D(pool_size, strides=strides, padding=padding)
+    return pool.compute_output_shape((None, n, n, 1))[1]
+
+
+def keras_conv_params(kernel_size, in_channels, filters, use_bias=True):
+    """Return the parameter count Keras gives a built Conv2D."""
+    from keras import layers
+
+    conv = layers.Conv2D(filters, kernel_size, use_bias=use_bias)
+    conv.build((None, max(kernel_size, 8), max(kernel_size, 8), in_channels))
+    return conv.count_params()
+
+
+def keras_dense_params(in_features, units, use_bias=True):
+    """Return the parameter count Keras gives a built Dense layer."""
+    from keras import layers
+
+    dense = layers.Dense(units, use_bias=use_bias)
+    dense.build((None, in_features))
+    return dense.count_params()
+
+
+def keras_head_params(feature_shape, num_classes, pooling):
+    """Return the parameter count of GAP or Flatten followed by Dense(num_classes), built by Keras."""
+    import keras
+    from keras import layers
+
+    pool = {"gap": layers.GlobalAveragePooling2D(), "flatten": layers.Flatten()}[pooling]
+    inputs = keras.Input(shape=tuple(feature_shape))
+    return keras.Model(inputs, layers.Dense(num_classes)(pool(inputs))).count_params()
+
+
+KERAS_TRUTH = {
+    "conv_output_size": keras_conv_output_size,
+    "pool_output_size": keras_pool_output_size,
+    "conv_params": keras_conv_params,
+    "dense_params": keras_dense_params,
+    "head_params": keras_head_params,
+}
+
+
+def check_answer(function, args, kwargs, returned, expected):
+    """Return the problem with one shape-math answer, or [] when it equals what Keras gives."""
+    call = call_repr(function, args, kwargs)
+    if isinstance(returned, bool) or not isinstance(returned, (int, float, np.integer, np.floating)):
+        return [f"Called {call}. It returned {returned!r} ({type(returned).__name__}), but Keras gives "
+                f"{expected}: return a whole number."]
+    if returned != expected:
+        return [f"Called {call}. It returned {returned!r}, but Keras gives {expected}."
+                f"{likely_mistake(function, args, kwargs, returned, expected)}"]
+    return []
+
+
+SHAPE_MATH_HINTS = {
+    "conv_output_size": " Valid: floor((n - k) / s) + 1; same: ceil(n / s).",
+    "pool_output_size": " The stride defaults to pool_size, then the conv formula applies.",
+    "conv_params": " A Conv2D has k*k*C_in*F weights plus F biases.",
+    "dense_params": " A Dense layer has in_features*units weights plus units biases.",
+    "head_params": " GAP keeps `channels` features, Flatten keeps height*width*channels; then Dense adds a bias per class.",
+}
+ROUNDED_DOWN = " With padding='same' Keras rounds up: ceil(n / s). Did you round down with floor or //?"
+SAME_AS_VALID = " With padding='same' the input is padded, so the kernel size does not shrink the map: ceil(n / s)."
+VALID_AS_SAME = " With padding='valid' there is no padding, so the kernel shaves k - 1 pixels: floor((n - k) / s) + 1."
+STRIDE_IGNORED = " Did you ignore the stride? Divide by s."
+NOT_FLOORED = " Did you forget to round down? Valid: floor((n - k) / s) + 1."
+POOL_STRIDE_DEFAULT = (" When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) halves "
+                       "the map). Did you use a stride of 1?")
+CONV_BIAS_MISSING = " Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per filter."
+CONV_BIAS_UNWANTED = " With use_bias=False a Conv2D has no biases: k*k*C_in*F weights only."
+CONV_KERNEL_NOT_SQUARED = " Did you use k instead of k*k? The kernel is k x k pixels on every input channel."
+DENSE_BIAS_MISSING = " Did you forget the biases? A Dense layer adds one bias per unit."
+DENSE_BIAS_UNWANTED = " With use_bias=False a Dense layer has no biases: in_features*units weights only."
+FLATTEN_AS_GAP = (" Flatten keeps every position, so Dense sees height*width*channels features; did you count only "
+                  "the channels?")
+GAP_AS_FLATTEN = (" GlobalAveragePooling2D averages each channel over height and width, so Dense sees only `channels` "
+                  "features.")
+HEAD_BIAS_MISSING = " Did you forget the Dense layer's biases (one per class)?"
+
+
+def _conv_size_mistakes(n, kernel_size, strides=1, padding="valid"):
+    if padding == "same":
+        yield n // strides, ROUNDED_DOWN
+        yield (n - kernel_size) // strides + 1, SAME_AS_VALID
+        yield n, STRIDE_IGNORED
+    elif padding == "valid":
+        yield -(-n // strides), VALID_AS_SAME  # ceil(n / s) in integers
+        yield n - kernel_size + 1, STRIDE_IGNORED
+        yield (n - kernel_size) / strides + 1, NOT_FLOORED
+
+
+def _pool_size_mistakes(n, pool_size=2, strides=None, padding="valid"):
+    if strides is None:
+        yield (n - pool_size + 1 if padding == "valid" else n), POOL_STRIDE_DEFAULT
+    yield from _conv_size_mistakes(n, pool_size, pool_size if strides is None else strides, padding)
+
+
+def _conv_params_mistakes(kernel_size, in_channels, filters, use_bias=True):
+    weights = kernel_size * kernel_size * in_channels * filters
+    yield (weights, CONV_BIAS_MISSING) if use_bias else (weights + filters, CONV_BIAS_UNWANTED)
+    yield kernel_size * in_channels * filters + (filters if use_bias else 0), CONV_KERNEL_NOT_SQUARED
+
+
+def _dense_params_mistakes(in_features, units, use_bias=True):
+    weights = in_features * units
+    yield (weights, DENSE_BIAS_MISSING) if use_bias else (weights + units, DENSE_BIAS_UNWANTED)
+
+
+def _head_params_mistakes(feature_shape, num_classes, pooling):
+    height, width, channels = feature_shape
+    if pooling == "flatten":
+        yield channels * num_classes + num_classes, FLATTEN_AS_GAP
+    if pooling == "gap":
+        yield height * width * channels * num_classes + num_classes, GAP_AS_FLATTEN
+    features = channels if pooling == "gap" else height * width * channels
+    yield features * num_classes, HEAD_BIAS_MISSING
+
+
+# Each yields (a wrong answer a usual mistake gives, the hint naming that mistake), for the same arguments.
+SHAPE_MATH_MISTAKES = {
+    "conv_output_size": _conv_size_mistakes,
+    "pool_output_size": _pool_size_mistakes,
+    "conv_params": _conv_params_mistakes,
+    "dense_params": _dense_params_mistakes,
+    "head_params": _head_params_mistakes,
+}
+
+
+def likely_mistake(function, args, kwargs, returned, expected):
+    """Return the hint naming the usual mistake that gives `returned`, else the function's formula."""
+    try:
+        for answer, hint in SHAPE_MATH_MISTAKES[function](*args, **kwargs):
+            if answer == returned and answer != expected:
+                return hint
+    except (TypeError, ValueError, ZeroDivisionError, KeyError):
+        pass  # arguments the usual mistakes cannot take: fall back to the formula
+    return SHAPE_MATH_HINTS.get(function, "")
+
+
+# ---------------------------------------------------------------------------------------------
+# Models: a flat, ordered view of the layers, then checks by meaning (not by layer names).
+# ---------------------------------------------------------------------------------------------
+
+
+def flat_layers(model):
+    """Return the model's layers in order, descending into nested models (e.g. the augmentation block)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(flat_layers(layer))
+        elif type(layer).__name__ != "InputLayer":
+            found.append(layer)
+    return found
+
+
+def trace(model):
+    """Return [(layer, output shape with batch axis)] along the model's layers, in order."""
+    shape = (None,) + tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    rows = []
+    for layer in flat_layers(model):
+        shape = tuple(layer.compute_output_shape(shape))
+        rows.append((layer, shape))
+    return rows
+
+
+def layer_params(layer):
+    """Return the layer's parameter count, computed from its weight shapes."""
+    return int(sum(int(np.prod(weight.shape)) for weight in layer.weights))
+
+
+def total_params(model):
+    """Return the model's parameter count, computed from its weight shapes."""
+    return int(sum(int(np.prod(weight.shape)) for weight in model.weights))
+
+
+def activation_name(layer):
+    """Return the name of the activation a layer applies ('relu', 'softmax', 'linear'), or None."""
+    kind = type(layer).__name__
+    if kind == "ReLU":
+        return "relu"
+    if kind == "Softmax":
+        return "softmax"
+    if kind in ("LeakyReLU", "ELU", "PReLU"):
+        return kind.lower()
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        return activation
+    return getattr(activation, "__name__", str(activation))
+
+
+def stages(model):
+    """Return [(kind, layer, shape)] for the layers that shape the network: conv, pool, gap/flatten, dense."""
+    kinds = {"Conv2D": "conv", "Dense": "dense", **POOLS, **HEADS}
+    return [(kinds[type(layer).__name__], layer, shape) for layer, shape in trace(model)
+            if type(layer).__name__ in kinds]
+
+
+def describe(layer):
+    """Return a layer as a student would recognise it: Conv2D(64, 3, padding='same')."""
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        size = layer.kernel_size[0] if len(set(layer.kernel_size)) == 1 else tuple(layer.kernel_size)
+        return f"Conv2D({layer.filters}, {size}, padding={layer.padding!r})"
+    if kind == "Dense":
+        return f"Dense({layer.units})"
+    if kind in POOLS:
+        return f"{kind}({layer.pool_size[0]})"
+    return kind
+
+
+def _shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _nth(kind, index):
+    ordinal = ORDINALS[index] if index < len(ORDINALS) else f"#{index + 1}"
+    return f"the {ordinal} {KIND_NAMES[kind]}"
+
+
+def check_input_shape(model, call):
+    """Return a problem if the model does not take 32x32x3 images."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return [f"Called {call}. The model has no Input: start it with keras.Input(shape=(32, 32, 3))."]
+    shape = tuple(inputs[0].shape[1:])
+    if shape != INPUT_SHAPE:
+        return [f"Called {call}. The model takes inputs of shape {_shape((None,) + shape)}, but CIFAR-10 images "
+                f"are {_shape((None,) + INPUT_SHAPE)}."]
+    return []
+
+
+def check_stage_shapes(model, call, expected):
+    """Return the first place where the model's stages differ from the lesson's table, with a likely cause."""
+    found = stages(model)
+    inputs = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else INPUT_SHAPE
+    seen = {kind: 0 for kind in KIND_NAMES}
+    for index, (kind, shape, _params) in enumerate(expected):
+        where = _nth(kind, seen[kind])
+        seen[kind] += 1
+        if index >= len(found):
+            return [f"Called {call}. The lesson's network continues with {where}, output "
+                    f"{_shape((None,) + shape)}, but your model ends before it."]
+        got_kind, layer, got_shape = found[index]
+        want = (None,) + shape
+        if got_kind != kind:
+            before = f"After {describe(found[index - 1][1])}, t" if index else "T"
+            return [f"Called {call}. {before}he lesson's network has {where} giving {_shape(want)}, but your "
+                    f"model has {describe(layer)} giving {_shape(got_shape)} there."
+                    + _missing_stage_hint(kind, got_kind)]
+        if tuple(got_shape) != want:
+            if type(layer).__name__ != KIND_NAMES[kind]:
+                where = f"your {type(layer).__name__} (where the lesson has {where})"
+            hint = _shape_hint(kind, layer, got_shape, want)
+            if inputs != INPUT_SHAPE and index == 0:
+                hint = (f" Your model takes inputs of shape {_shape((None,) + inputs)}; CIFAR-10 images are "
+                        f"{_shape((None,) + INPUT_SHAPE)}: use keras.Input(shape=(32, 32, 3)).")
+            return [f"Called {call}. The output of {where} is {_shape(got_shape)}, but the lesson's network gives "
+                    f"{_shape(want)}." + hint]
+    if len(found) > len(expected):
+        extra = ", ".join(describe(layer) for _, layer, _ in found[len(expected):])
+        return [f"Called {call}. After the lesson's last layer your model has more layers: {extra}."]
+    return []
+
+
+def _missing_stage_hint(kind, got_kind):
+    if kind == "pool":
+        return " Did you forget a MaxPooling2D(2)?"
+    if kind == "conv":
+        return " Did you forget a Conv2D layer?"
+    if kind == "gap" and got_kind == "dense":
+        return " Add GlobalAveragePooling2D before the Dense head."
+    return ""
+
+
+def _shape_hint(kind, layer, got, want):
+    if kind == "conv" and got[-1] != want[-1]:
+        return f" It has {got[-1]} filters; the lesson uses {want[-1]}."
+    if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1:
+        return " Did you use padding='valid'? The lesson uses padding='same' so only pooling shrinks the map."
+    if kind == "pool" and got[1] is not None and got[1] < want[1]:
+        return " A padding='valid' convolution before it shrank the map: use padding='same'."
+    if kind == "gap" and len(got) > 2:
+        return " Use GlobalAveragePooling2D to turn the feature map into a vector."
+    if kind == "gap" and got[-1] != want[-1]:
+        return " GlobalAveragePooling2D should average each of the last feature maps: Flatten keeps every position."
+    if kind == "dense":
+        return " The head is Dense(num_classes)."
+    return ""
+
+
+def check_param_counts(model, call, expected, total):
+    """Return problems with per-stage and total parameter counts, computed from the weights' shapes."""
+    problems = []
+    found = {kind: [layer for got_kind, layer, _ in stages(model) if got_kind == kind] for kind in KIND_NAMES}
+    seen = {kind: 0 for kind in KIND_NAMES}
+    for kind, _shape_, params in expected:
+        if problems:  # one wrong layer is enough: later ones usually follow from it
+            break
+        index, seen[kind] = seen[kind], seen[kind] + 1
+        where = _nth(kind, index)
+        if index >= len(found[kind]):
+            if params:
+                problems.append(f"Called {call}. The lesson's network has {where} with {params:,} parameters, but "
+                                f"your model has only {len(found[kind])} {KIND_NAMES[kind]} layers.")
+            continue
+        layer = found[kind][index]
+        got = layer_params(layer)
+        if got != params:
+            problems.append(f"Called {call}. {where[0].upper() + where[1:]} ({describe(layer)}) has {got:,} "
+                            f"parameters, but the lesson's network has {params:,} there.")
+    got_total = total_params(model)
+    if got_total != total:
+        problems.append(f"Called {call}. The model has {got_total:,} parameters in total, but the lesson's network "
+                        f"has {total:,}.")
+    return problems
+
+
+def check_gap_head(model, call):
+    """Return a problem if the head flattens instead of using GlobalAveragePooling2D."""
+    names = [type(layer).__name__ for layer in flat_layers(model)]
+    if "Flatten" in names:
+        return [f"Called {call}. The head uses Flatten, which gives Dense a weight for every position of the last "
+                f"feature map; the lesson uses GlobalAveragePooling2D (1,290 head parameters instead of 20,490)."]
+    if "GlobalMaxPooling2D" in names:
+        return [f"Called {call}. The head uses GlobalMaxPooling2D; the lesson uses GlobalAveragePooling2D."]
+    if "GlobalAveragePooling2D" not in names:
+        return [f"Called {call}. The model has no GlobalAveragePooling2D before its Dense head."]
+    return []
+
+
+def check_max_pooling(model, call):
+    """Return a problem if any pooling layer is not max pooling."""
+    for layer in flat_layers(model):
+        if type(layer).__name__ == "AveragePooling2D":
+            return [f"Called {call}. The model uses AveragePooling2D; the lesson's network downsamples with "
+                    f"MaxPooling2D(2), which keeps the strongest response in each 2x2 window."]
+    return []
+
+
+def check_nonlinearity(model, call):
+    """Return a problem if some Conv2D is not followed by a non-linearity before the next conv or dense."""
+    layers_ = flat_layers(model)
+    convs = 0
+    for index, layer in enumerate(layers_):
+        if type(layer).__name__ != "Conv2D":
+            continue
+        convs += 1
+        if activation_name(layer) not in LINEAR:
+            continue
+        following = []
+        for after in layers_[index + 1:]:
+            if type(after).__name__ in ("Conv2D", "Dense"):
+                break
+            following.append(activation_name(after) if type(after).__name__ in ACTIVATION_LAYERS else None)
+        if not any(name not in LINEAR for name in following):
+            return [f"Called {call}. The {ORDINALS[convs - 1]} Conv2D ({describe(layer)}) has no activation: "
+                    f"without a non-linearity, stacked convolutions collapse into one linear map. "
+                    f"Add activation='relu'."]
+    return []
+
+
+def check_logits(model, call, num_classes=10):
+    """Return problems if the model does not end in Dense(num_classes) logits (no softmax)."""
+    layers_ = flat_layers(model)
+    last = layers_[-1] if layers_ else None
+    if last is None:
+        return [f"Called {call}. The model has no layers."]
+    if activation_name(last) == "softmax" or any(
+            activation_name(layer) == "softmax" for layer in layers_):
+        return [f"Called {call}. The model ends in a softmax; the lesson's network outputs logits (no softmax), "
+                f"because the loss is SparseCategoricalCrossentropy(from_logits=True)."]
+    if type(last).__name__ != "Dense" and activation_name(last) not in LINEAR:
+        return [f"Called {call}. The model ends in a {activation_name(last)} activation; the lesson's network "
+                f"ends in Dense(num_classes) with no activation (logits)."]
+    units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else getattr(last, "units", None)
+    if units != num_classes:
+        return [f"Called {call}. The model outputs {units} values per image, but num_classes={num_classes}: "
+                f"use Dense(num_classes) instead of a fixed number."]
+    return []
+
+
+def check_rescaling(model, call):
+    """Return a problem unless Rescaling(1/255) sits after the augmentation and before the first Conv2D."""
+    names = [type(layer).__name__ for layer in flat_layers(model)]
+    rescalers = [layer for layer in flat_layers(model) if type(layer).__name__ == "Rescaling"]
+    if not rescalers:
+        return [f"Called {call}. The model has no Rescaling(1/255) layer: the lesson's model owns its "
+                f"normalisation, so it takes raw 0-255 pixels and scales them to 0-1 itself."]
+    layer = rescalers[0]
+    scale = float(np.squeeze(layer.scale)) if np.size(layer.scale) == 1 else None
+    offset = float(np.squeeze(layer.offset)) if np.size(layer.offset) == 1 else None
+    if scale is None or abs(scale - RESCALE) > 1e-6 or offset != 0.0:
+        return [f"Called {call}. The Rescaling layer has scale={layer.scale} and offset={layer.offset}; the lesson "
+                f"uses Rescaling(1.0 / 255), which maps 0-255 pixels to 0-1."]
+    position = names.index("Rescaling")
+    if "Conv2D" in names and names.index("Conv2D") < position:
+        return [f"Called {call}. Rescaling comes after a Conv2D; put it right after the augmentation block, "
+                f"before the first Conv2D."]
+    if any(name in AUGMENTATION_LAYERS for name in names[position + 1:]):
+        return [f"Called {call}. Rescaling comes before the augmentation layers; the lesson puts it right after "
+                f"the augmentation block."]
+    return []
+
+
+def check_num_classes(model, call, num_classes):
+    """Return a problem unless the model outputs num_classes logits per image."""
+    outputs = getattr(model, "outputs", None)
+    units = tuple(outputs[0].shape[1:]) if outputs else None
+    if units != (num_classes,):
+        got = "an unknown shape" if units is None else _shape((None,) + units)
+        return [f"Called {call}. The output shape is {got}, but with num_classes={num_classes} it should be "
+                f"{_shape((None, num_classes))}: use Dense(num_classes), not Dense(10)."]
+    return []
+
+
+def augmentation_layers(model):
+    """Return the random augmentation layers of a model or augmentation block, in order."""
+    return [layer for layer in flat_layers(model) if type(layer).__name__ in AUGMENTATION_LAYERS]
+
+
+def _factor(value):
+    """Return a symmetric factor as one number: 0.05 and (-0.05, 0.05) both give 0.05; else None."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and abs(float(value[0]) + float(value[1])) < 1e-9:
+            return abs(float(value[1]))
+        return None
+    return abs(float(value))
+
+
+def _shown_factor(value):
+    """Return a factor as the student wrote it: 0.5 for (-0.5, 0.5)."""
+    symmetric = _factor(value)
+    return value if symmetric is None else f"{symmetric:g}"
+
+
+def _rotation_hint(factor):
+    if factor is None:
+        return " Give one number: RandomRotation(0.05)."
+    if factor > 0.05:
+        return (f" A factor is a fraction of a full turn, so {factor:g} rotates up to +/-{factor * 360:g} degrees and "
+                f"turns objects upside down.")
+    return f" A factor is a fraction of a full turn: {factor:g} rotates only up to +/-{factor * 360:g} degrees."
+
+
+def check_augmentation_layers(model, call):
+    """Return problems unless the augmentation is RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1)."""
+    found = augmentation_layers(model)
+    kinds = [type(layer).__name__ for layer in found]
+    if not found:
+        return [f"Called {call}. There are no augmentation layers; the lesson's block is RandomFlip('horizontal'), "
+                f"RandomRotation(0.05), RandomZoom(0.1), and the networks call it right after the Input."]
+    problems = []
+    for layer in found:
+        if type(layer).__name__ == "RandomFlip" and layer.mode != "horizontal":
+            problems.append(f"Called {call}. RandomFlip uses mode={layer.mode!r}: vertical flips destroy CIFAR-10 "
+                            f"labels (an upside-down truck is not a typical truck). Use RandomFlip('horizontal').")
+    for kind, factor in AUGMENTATION.items():
+        if kind not in kinds:
+            problems.append(f"Called {call}. The augmentation has no {kind}; the lesson's block is "
+                            f"RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1).")
+            continue
+        if kinds.count(kind) > 1:
+            problems.append(f"Called {call}. The augmentation has {kinds.count(kind)} {kind} layers; the lesson's "
+                            f"block has one.")
+        layer = found[kinds.index(kind)]
+        if kind == "RandomRotation" and _factor(layer.factor) != factor:
+            problems.append(f"Called {call}. RandomRotation has factor={_shown_factor(layer.factor)}; the lesson uses "
+                            f"0.05 (about +/-18 degrees)." + _rotation_hint(_factor(layer.factor)))
+        if kind == "RandomZoom":
+            height = _factor(layer.height_factor)
+            width = height if layer.width_factor is None else _factor(layer.width_factor)
+            if height != factor or width != factor:
+                problems.append(f"Called {call}. RandomZoom has height_factor={layer.height_factor}, "
+                                f"width_factor={layer.width_factor}; the lesson uses RandomZoom(0.1).")
+    others = [kind for kind in kinds if kind not in AUGMENTATION]
+    if others:
+        problems.append(f"Called {call}. The augmentation also has {', '.join(others)}; the lesson's block has "
+                        f"only RandomFlip, RandomRotation and RandomZoom.")
+    return problems
+
+
+def check_no_params(model, call):
+    """Return a problem if the augmentation block has parameters."""
+    count = total_params(model)
+    if count:
+        return [f"Called {call}. The augmentation block has {count:,} parameters; augmentation layers have none."]
+    return []
+
+
+def random_batch(seed=0, size=8):
+    """Return a reproducible batch of raw uint8 images, shape (size, 32, 32, 3)."""
+    return np.random.default_rng(seed).integers(0, 256, size=(size,) + INPUT_SHAPE, dtype=np.uint8)
+
+
+def check_identity_at_inference(block, call, images):
+    """Return a problem unless the augmentation block returns its input unchanged with training=False and predict."""
+    expected = images.astype("float32")
+    direct = np.asarray(block(expected, training=False))
+    if direct.shape != expected.shape or not np.array_equal(direct, expected):
+        return [f"Called {call}, then block(images, training=False). The images changed: augmentation must be the "
+                f"identity at inference."]
+    predicted = np.asarray(block.predict(expected, verbose=0))
+    if not np.array_equal(predicted, expected):
+        return [f"Called {call}, then block.predict(images). The images changed: augmentation must be the identity "
+                f"at inference."]
+    return []
+
+
+def check_active_in_training(block, call, images):
+    """Return a problem unless the augmentation block changes some images with training=True."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    batch = images.astype("float32")
+    changed = any(not np.array_equal(np.asarray(block(batch, training=True)), batch) for _ in range(3))
+    if not changed:
+        return [f"Called {call}, then block(images, training=True) three times. The images never changed: "
+                f"augmentation must be active while training."]
+    return []
+
+
+def augmentation_io(model):
+    """Return the symbolic (input, output) of the model's augmentation block or layers, or None."""
+    import keras
+
+    found = [layer for layer in model.layers
+             if type(layer).__name__ in AUGMENTATION_LAYERS
+             or (isinstance(layer, keras.Model) and augmentation_layers(layer))]
+    if not found:
+        return None
+    try:
+        return found[0].input, found[-1].output
+    except (AttributeError, ValueError):  # a layer used more than once, or never called symbolically
+        return None
+
+
+def images_for(model, images):
+    """Return the batch, or a random one of the same size if the model takes images of another shape."""
+    shape = tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else INPUT_SHAPE
+    if shape == images.shape[1:] or not all(isinstance(d, int) for d in shape):
+        return images
+    return np.random.default_rng(0).integers(0, 256, size=(len(images),) + shape, dtype=np.uint8)
+
+
+FIXED_TRAINING = {
+    True: "which asks for augmented images even at inference",
+    False: "which asks for no augmentation even while training",
+}
+
+
+def fixed_training_calls(model):
+    """Return [(layer name, value)] for the augmentation the model's graph calls with a fixed training=... argument."""
+    import keras
+
+    try:
+        config = model.get_config()
+    except Exception:  # no readable graph, nothing hard-wired to report
+        return []
+    by_name = {layer.name: layer for layer in model.layers}
+    found = []
+    for entry in config.get("layers", []) if isinstance(config, dict) else []:
+        layer = by_name.get(entry.get("name")) if isinstance(entry, dict) else None
+        if layer is None:
+            continue
+        nested = isinstance(layer, keras.Model)
+        if nested:
+            found += fixed_training_calls(layer)
+        if not (type(layer).__name__ in AUGMENTATION_LAYERS or (nested and augmentation_layers(layer))):
+            continue
+        for node in entry.get("inbound_nodes") or []:
+            kwargs = node.get("kwargs") if isinstance(node, dict) else None
+            if isinstance(kwargs, dict) and isinstance(kwargs.get("training"), bool):
+                found.append((layer.name, kwargs["training"]))
+    return found
+
+
+def check_model_identity_at_inference(model, call, images):
+    """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
+    import keras
+
+    for name, training in fixed_training_calls(model):
+        return [f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
+                f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
+                f"model.fit() turn augmentation on and model.predict() turn it off."]
+    batch = images_for(model, images).astype("float32")
+    ends = augmentation_io(model)
+    if ends is not None:
+        before, after = keras.Model(model.inputs[0], list(ends))(batch, training=False)
+        if not np.array_equal(np.asarray(before), np.asarray(after)):
+            return [f"Called {call}, then model(images, training=False). The augmentation changed the images at "
+                    f"inference. Call the augmentation block as block(x), without training=True."]
+    first = np.asarray(model(batch, training=False))
+    again = np.asarray(model.predict(batch, verbose=0))
+    if not np.allclose(first, again, rtol=1e-5, atol=1e-5):
+        return [f"Called {call}, then model(images, training=False) and model.predict(images). The outputs differ, "
+                f"so something random is active at inference."]
+    return []
+
+
+# ---------------------------------------------------------------------------------------------
+# The bonus: first-layer filters and feature maps, compared with what the checker computes itself.
+# ---------------------------------------------------------------------------------------------
+
+
+def first_conv(model):
+    """Return the model's first Conv2D layer (nested models included)."""
+    return next(layer for layer in flat_layers(model) if type(layer).__name__ == "Conv2D")
+
+
+def normalised_filters(kernel):
+    """Return a Conv2D kernel with each filter (last axis) scaled to [0, 1] on its own, as the lesson draws them."""
+    kernel = np.asarray(kernel)
+    low = kernel.min(axis=(0, 1, 2), keepdims=True)
+    return (kernel - low) / (kernel.max(axis=(0, 1, 2), keepdims=True) - low + 1e-8)
+
+
+def check_filters(got, model, call):
+    """Return a problem unless got is the model's first Conv2D kernel, normalised filter by filter."""
+    expected = normalised_filters(first_conv(model).get_weights()[0])
+    return _array_problems(
+        got, expected, 1e-5,
+        wrong_shape=f"Called {call}. It returned shape {{got}}, but the first Conv2D's kernel has shape "
+                    f"{{expected}} (kh, kw, in, out).",
+        wrong_values=f"Called {call}. The values differ from the first Conv2D's kernel normalised filter by filter: "
+                     f"(k - min) / (max - min + 1e-8) over axes (0, 1, 2).")
+
+
+def check_feature_maps(got, model, images, call):
+    """Return a problem unless got is the first Conv2D's output on images with training=False."""
+    import keras
+
+    probe = keras.Model(model.inputs[0], first_conv(model).output)
+    expected = np.asarray(probe(images.astype("float32"), training=False))
+    return _array_problems(
+        got, expected, 1e-4,
+        wrong_shape=f"Called {call} on {len(images)} images. It returned shape {{got}}, but the first Conv2D gives "
+                    f"{{expected}}.",
+        wrong_values=f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
+                     f"the augmentation layers flip and rotate the probe images.")
+
+
+def _array_problems(got, expected, atol, *, wrong_shape, wrong_values):
+    """Return wrong_shape (with both shapes filled in) or wrong_values if got differs from expected, else []."""
+    got = np.asarray(got)
+    if got.shape != expected.shape:
+        return [wrong_shape.format(got=got.shape, expected=expected.shape)]
+    if not np.allclose(got, expected, atol=atol):
+        return [wrong_values]
+    return []

@@ -1,1 +1,0 @@
-../exercises/lesson_checks.py

@@ -1,0 +1,71 @@
+"""One options object for a grading run, from the command line down to the checker and the batch's workers.
+
+The flags that set it are shared by every command that grades (`grade`, `ci`, `batch`); each command adds
+them with add_arguments and reads them back with from_args.
+"""
+
+import argparse
+from dataclasses import dataclass, field
+
+from grader.sandbox import Limits
+
+DATASETS = ("synthetic", "cifar10")
+
+TRAINING_HELP = "skip the training check (its tests are left out of the score)"
+DATASET_HELP = "data set for the training check: synthetic (default, made by the kit) or cifar10 (Keras cache)"
+REQUIRE_SANDBOX_HELP = ("refuse to grade unless every isolation layer of the sandbox holds "
+                        "(another user, Landlock, a network namespace)")
+PROBE_USER_HELP = ("user the student's code runs as when the grader runs as root "
+                   "(default: lesson6-probe if it exists, else nobody)")
+LIMIT_HELPS = {
+    "import_seconds": "seconds allowed to import the submission (default: %(default)s)",
+    "function_seconds": "seconds allowed to each function call in the submission (default: %(default)s)",
+    "total_seconds": "seconds allowed to the whole probe of one submission (default: %(default)s)",
+    "memory_gib": "memory limit of the submission's process in GiB (default: %(default)s)",
+}
+
+
+@dataclass(frozen=True)
+class GradingOptions:
+    """How every submission of a run is graded (plain, picklable data: batch workers receive it)."""
+
+    limits: Limits = field(default_factory=Limits)
+    training: bool = True
+    dataset: str = "synthetic"
+    cache: bool = True                 # reuse training outcomes of equivalent models
+    cache_dir: str | None = None       # on-disk training cache; None with cache=True: memory only
+    seed: int = 0
+    require_sandbox: bool = False
+    probe_user: str | None = None
+
+
+NO_TRAINING = GradingOptions(training=False)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the grading flags (training, data set, sandbox, limits) to a command's parser."""
+    defaults = Limits()
+    parser.add_argument("--no-training", dest="training", action="store_false", help=TRAINING_HELP)
+    parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help=DATASET_HELP)
+    parser.add_argument("--require-sandbox", action="store_true", help=REQUIRE_SANDBOX_HELP)
+    parser.add_argument("--probe-user", default=None, help=PROBE_USER_HELP)
+    parser.add_argument("--import-timeout", dest="import_seconds", type=float, default=defaults.import_seconds,
+                        help=LIMIT_HELPS["import_seconds"])
+    parser.add_argument("--function-timeout", dest="function_seconds", type=float,
+                        default=defaults.function_seconds, help=LIMIT_HELPS["function_seconds"])
+    parser.add_argument("--total-timeout", dest="total_seconds", type=float, default=defaults.total_seconds,
+                        help=LIMIT_HELPS["total_seconds"])
+    parser.add_argument("--memory", dest="memory_gib", type=float, default=defaults.memory_bytes / 2**30,
+                        help=LIMIT_HELPS["memory_gib"])
+
+
+def limits_from(args: argparse.Namespace) -> Limits:
+    """Return the Limits the flags ask for."""
+    return Limits(import_seconds=args.import_seconds, function_seconds=args.function_seconds,
+                  total_seconds=args.total_seconds, memory_bytes=int(args.memory_gib * 2**30))
+
+
+def from_args(args: argparse.Namespace, **extra) -> GradingOptions:
+    """Return the GradingOptions the flags ask for (extra: fields a command sets itself, e.g. the cache)."""
+    return GradingOptions(limits=limits_from(args), training=args.training, dataset=args.dataset,
+                          require_sandbox=args.require_sandbox, probe_user=args.probe_user, **extra)
