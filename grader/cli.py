@@ -153,13 +153,7 @@ def add_integration_commands(commands):
 
     student = commands.add_parser("release", help="write the student repository: stubs, visible tests, workflow, "
                                                   "notebook")
-    student.add_argument("out", help="an empty folder (or a fresh git clone) to write the release into")
-    student.add_argument("--kit-source", help=release.KIT_SOURCE_HELP)
-    student.add_argument("--grader-repo", default=github.DEFAULT_GRADER_REPO, help=release.GRADER_REPO_HELP)
-    student.add_argument("--grader-ref", default=github.DEFAULT_GRADER_REF, help=release.GRADER_REF_HELP)
-    student.add_argument("--min-score", default=github.DEFAULT_MIN_SCORE, help=release.MIN_SCORE_HELP)
-    student.add_argument("--python", dest="python_version", default=github.DEFAULT_PYTHON, help=release.PYTHON_HELP)
-    student.add_argument("--ci-grade-args", dest="grade_args", default="", help=release.CI_GRADE_ARGS_HELP)
+    release.add_arguments(student)
 
 
 def build_parser():
@@ -216,11 +210,9 @@ def run(argv=None):
         code = gradescope_main(out=args.out, kit_source=args.kit_source, grade_args=args.grade_args,
                                timeout=args.timeout)
     elif args.command == "release":
-        from grader.integrations.release import release_main
+        from grader.integrations import release
 
-        code = release_main(out=args.out, kit_source=args.kit_source, grader_repo=args.grader_repo,
-                            grader_ref=args.grader_ref, min_score=args.min_score,
-                            python_version=args.python_version, grade_args=args.grade_args)
+        code = release.release_main(**release.main_arguments(args))
     elif args.command == "batch":
         code = batch_main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports,
                           fmt=args.fmt, training=args.training, dataset=args.dataset, limits=limits_from(args),
