@@ -1,10 +1,12 @@
-"""Pull-request CI: the student repo's workflow, `grader ci` run as its grading step, and reports that agree."""
+"""GitHub: the student workflow (visible tests, no secret), the instructor workflow (grades) and `grader ci`."""
 
 import base64
 import html
 import json
 import os
 import re
+import shutil
+import stat
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -14,76 +16,306 @@ import pytest
 import yaml
 
 from grader import cli
-from grader.integrations import github
+from grader.integrations import github, release
 from grader.integrations.github import (
     BELOW_MINIMUM,
+    CLASSROOM_RUNNERS,
     INVALID_MIN_SCORE,
     MinScore,
     parse_min_score,
-    render_workflow,
+    render_instructor_workflow,
+    render_student_workflow,
     verdict,
 )
 from grader.report import CheckResult, GradingResults
 from grader.lesson.stubs import STUB_MODULES, make_stub
-from tests.conftest import SOLUTIONS
+from tests.classroom_reporter import NODE, annotation_points, run_reporter
+from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 
 SECRETS = re.compile(r"\$\{\{\s*secrets\.(\w+)")
+PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*$", flags=re.MULTILINE)
+FETCH = "Fetch the class's repositories"
+
+
+def triggers(workflow):
+    return workflow.get("on", workflow.get(True))   # YAML 1.1 reads a bare `on` as true
+
+
+def only_job(workflow):
+    (job,) = workflow["jobs"].values()
+    return job
+
+
+def step_named(workflow, name):
+    return next(step for step in only_job(workflow)["steps"] if step.get("name") == name)
 
 
 @pytest.fixture(scope="module")
-def workflow():
-    return yaml.safe_load(render_workflow(grade_args="--no-training"))
+def student_text():
+    return render_student_workflow()
 
 
-def steps_by_name(workflow):
-    return {step.get("name", step.get("uses")): step for step in workflow["jobs"]["grade"]["steps"]}
+@pytest.fixture(scope="module")
+def instructor_text():
+    return render_instructor_workflow(class_org="my-org", repo_prefix="lesson6-", batch_args="--no-training")
 
 
-def grade_step(workflow):
-    return next(step for step in workflow["jobs"]["grade"]["steps"] if step.get("id") == "grade")
+@pytest.fixture(scope="module")
+def student(student_text):
+    return yaml.safe_load(student_text)
 
 
-def test_runs_on_pull_requests_and_pushes_to_main(workflow):
-    triggers = workflow.get("on", workflow.get(True))   # YAML 1.1 reads a bare `on` as true
-    assert "pull_request" in triggers
-    assert triggers["push"]["branches"] == ["main"]
+@pytest.fixture(scope="module")
+def instructor(instructor_text):
+    return yaml.safe_load(instructor_text)
 
 
-def test_only_the_install_step_sees_the_secrets(workflow):
-    steps = workflow["jobs"]["grade"]["steps"]
-    install = steps_by_name(workflow)["Install the grader (private)"]
-    assert set(SECRETS.findall(json.dumps(install))) == {"GRADER_TOKEN", "GRADER_INDEX_URL"}
-    assert 'git+https://x-access-token:${GRADER_TOKEN}@github.com/${GRADER_REPO}.git' in install["run"]
-    assert '--extra-index-url "$GRADER_INDEX_URL"' in install["run"]
-    for step in steps:
-        if step is not install:   # the grading step runs the student's code: no secret may reach it
-            assert not SECRETS.findall(json.dumps(step)), step
-    assert not SECRETS.findall(json.dumps(workflow["jobs"]["grade"].get("env", {})))
+# --- both workflows -----------------------------------------------------------------------------------------------
 
 
-def test_grades_once_and_reports_everywhere(workflow):
-    step = grade_step(workflow)
-    assert step["run"].startswith("grader ci . --min-score \"$MIN_SCORE\" --junit grader-junit.xml")
-    assert step["run"].endswith("--no-training")
-    names = [step.get("uses", "").split("@")[0] for step in workflow["jobs"]["grade"]["steps"]]
-    assert names.index("actions/checkout") < names.index("actions/setup-python")
-    reporter = steps_by_name(workflow)["Report the points to GitHub Classroom"]
+@pytest.mark.parametrize("which", ["student_text", "instructor_text"])
+def test_every_action_is_pinned_to_a_commit_and_checkouts_keep_no_credentials(which, request):
+    text = request.getfixturevalue(which)
+    workflow = yaml.safe_load(text)
+    uses = [line.split("uses: ", 1)[1] for line in text.splitlines() if "uses: " in line]
+    assert uses and all(PINNED.match(used) for used in uses), uses
+    assert workflow["permissions"] == {"contents": "read"}
+    checkouts = [step for step in only_job(workflow)["steps"] if step.get("uses", "").startswith("actions/checkout@")]
+    assert checkouts and all(step["with"]["persist-credentials"] is False for step in checkouts)
+
+
+# --- the student repository's workflow ------------------------------------------------------------------------------
+
+
+def test_the_student_workflow_holds_no_secret_and_installs_nothing_private(student, student_text):
+    assert not SECRETS.findall(student_text)
+    runs = [step["run"] for step in only_job(student)["steps"] if "run" in step]
+    assert runs == ["python -m pip install -r requirements.txt"]
+    content = json.dumps(student)   # what GitHub runs: the comments left out
+    assert not any(word in content for word in ("lesson6-grader", "git+", "index-url", "hidden", "solutions"))
+
+
+def test_the_student_workflow_skips_classrooms_first_commit_and_runs_on_pushes_and_pull_requests(student):
+    assert only_job(student)["if"] == "github.actor != 'github-classroom[bot]'"
+    assert "pull_request" in triggers(student) and triggers(student)["push"]["branches"] == ["main"]
+    assert "pull_request_target" not in triggers(student)
+
+
+def test_each_visible_test_file_is_one_classroom_test_and_the_reporter_reads_them_all(student):
+    steps = only_job(student)["steps"]
+    graders = [step for step in steps if step.get("uses", "").startswith("classroom-resources/autograding-command")]
+    commands = sorted(step["with"]["command"] for step in graders)
+    assert commands == sorted(f"python -m pytest exercises/{path.name}" for path in EXERCISES.glob("test_*.py"))
+    assert all(step["with"]["max-score"] == 1 for step in graders)
+    reporter = steps[-1]
     assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
-    assert reporter["env"]["GRADE_RESULTS"] == "${{ steps.grade.outputs.result }}"
-    assert reporter["with"]["runners"] == "grade"
+    ids = [step["id"] for step in graders]
+    assert reporter["with"]["runners"] == ",".join(ids)
+    # The reporter reads runner r from the variable R_RESULTS.
+    assert reporter["env"] == {f"{id.upper()}_RESULTS": f"${{{{ steps.{id}.outputs.result }}}}" for id in ids}
 
 
-def test_the_course_settings_are_filled_in():
-    text = render_workflow(grader_repo="cs231/l6-grader", grader_ref="v2", min_score="45", python_version="3.12")
-    assert "vars.GRADER_REPO || 'cs231/l6-grader'" in text and "vars.GRADER_REF || 'v2'" in text
-    assert "vars.MIN_SCORE || '45'" in text and 'python-version: "3.12"' in text
-    assert "@" + "GRADER_REPO@" not in text
-    with pytest.raises(ValueError, match="Invalid minimum score"):
-        render_workflow(min_score="most")
-    with pytest.raises(ValueError, match="Invalid grade arguments '--no-training; curl evil': expected something"):
-        render_workflow(grade_args="--no-training; curl evil")
-    with pytest.raises(ValueError, match="Invalid grader repository"):
-        render_workflow(grader_repo="course/grader' || true")
+def test_the_python_version_is_filled_in_and_checked():
+    assert 'python-version: "3.12"' in render_student_workflow(python_version="3.12")
+    with pytest.raises(ValueError, match=r"Invalid Python version '3.12; curl evil': expected something like 3.11"):
+        render_student_workflow(python_version="3.12; curl evil")
+
+
+# --- the instructor's workflow ----------------------------------------------------------------------------------
+
+
+def test_the_instructor_workflow_runs_on_demand_and_on_a_schedule(instructor):
+    assert set(triggers(instructor)) == {"workflow_dispatch", "schedule"}
+    assert triggers(instructor)["schedule"] == [{"cron": github.DEFAULT_CRON}]
+
+
+def test_only_the_clone_step_sees_the_token(instructor):
+    fetch = step_named(instructor, FETCH)
+    assert SECRETS.findall(json.dumps(fetch)) == ["CLASSROOM_TOKEN"]
+    for step in only_job(instructor)["steps"]:
+        if step is not fetch:
+            assert not SECRETS.findall(json.dumps(step)), step
+    assert not SECRETS.findall(json.dumps(only_job(instructor).get("env", {})))
+
+
+def test_the_instructor_workflow_grades_with_batch_and_keeps_the_gradebook(instructor):
+    assert step_named(instructor, "Install the grader")["run"] == "python -m pip install ."
+    assert step_named(instructor, "Grade")["run"] == (
+        "grader batch submissions --output grades.csv --reports reports --no-training")
+    upload = step_named(instructor, "Keep the grades")
+    assert upload["uses"].startswith("actions/upload-artifact@") and upload["if"] == "always()"
+    assert upload["with"]["path"].split() == ["grades.csv", "commits.csv", "reports/"]
+
+
+def test_the_instructor_settings_are_filled_in_and_checked():
+    text = render_instructor_workflow(class_org="cs231-fall", repo_prefix="cnn-", cron="0 9 * * 5")
+    assert "vars.CLASS_ORG || 'cs231-fall'" in text and "vars.REPO_PREFIX || 'cnn-'" in text
+    assert '- cron: "0 9 * * 5"' in text and "@" + "CLASS_ORG@" not in text
+    for settings, message in [({"class_org": "org' || true"}, "Invalid organization"),
+                              ({"batch_args": "--jobs 2; curl evil"}, "Invalid batch arguments"),
+                              ({"cron": "daily"}, "Invalid schedule 'daily': expected something like 30 5 * * 1")]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            render_instructor_workflow(**settings)
+
+
+FAKE_GH = """#!/bin/bash
+# A stand-in for the GitHub CLI: lists and clones the repositories under $FAKE_GITHUB.
+echo "$GH_TOKEN" > "$FAKE_GITHUB/token-seen"
+case "$1 $2" in
+  "repo list") cat "$FAKE_GITHUB/listed.txt" ;;
+  "repo clone") git clone "${@:6}" "file://$FAKE_GITHUB/$3" "$4" ;;
+  *) echo "fake gh: unexpected $*" >&2; exit 2 ;;
+esac
+"""
+
+
+def commit_repo(path, files):
+    """Make a git repository at path holding files {relative name: text}; return its commit."""
+    for name, text in files.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    git = ["git", "-C", str(path), "-c", "user.name=Student", "-c", "user.email=s@example.com"]
+    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "work"], check=True)
+    return subprocess.run([*git, "rev-parse", "HEAD"], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def exercises_with(solved):
+    """Return {path: text} of an exercises/ folder: the solution of the modules in solved, stubs elsewhere."""
+    return {f"exercises/{name}": (SOLUTIONS / name).read_text() if name in solved
+            else make_stub((SOLUTIONS / name).read_text()) for name in STUB_MODULES}
+
+
+@pytest.fixture(scope="module")
+def fake_github(tmp_path_factory):
+    """Return (folder, {repo: commit}): two class repositories, one unrelated repository, and a fake gh on PATH."""
+    root = tmp_path_factory.mktemp("github")
+    commits = {"my-org/lesson6-alice": commit_repo(root / "my-org" / "lesson6-alice", exercises_with(STUB_MODULES)),
+               "my-org/lesson6-bob": commit_repo(root / "my-org" / "lesson6-bob", exercises_with(["shape_math.py"])),
+               "my-org/website": commit_repo(root / "my-org" / "website", {"index.html": "hi"})}
+    (root / "listed.txt").write_text("\n".join(commits) + "\n")
+    (root / "bin").mkdir()
+    (root / "bin" / "gh").write_text(FAKE_GH)
+    (root / "bin" / "gh").chmod(stat.S_IRWXU)
+    return root, commits
+
+
+def run_step(step, cwd, fake, **env):
+    """Run a workflow step's shell script in cwd as GitHub Actions would, with the fake gh; return the process."""
+    environ = {**os.environ, "FAKE_GITHUB": str(fake), "GITHUB_ACTIONS": "true", "TF_CPP_MIN_LOG_LEVEL": "3",
+               "PATH": f"{fake / 'bin'}{os.pathsep}{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+               **step.get("env", {}), **env}
+    return subprocess.run(["bash", "-e", "-c", step["run"]], cwd=cwd, env=environ, capture_output=True, text=True,
+                          timeout=600, check=False)
+
+
+def test_the_clone_step_fetches_the_prefixed_repositories_without_their_git_folders(instructor, fake_github, tmp_path):
+    fake, commits = fake_github
+    done = run_step(step_named(instructor, FETCH), tmp_path, fake, GH_TOKEN="t0ken", CLASS_REPOS="",
+                    CLASS_ORG="my-org", REPO_PREFIX="lesson6-")
+    assert done.returncode == 0, done.stderr
+    assert sorted(path.name for path in (tmp_path / "submissions").iterdir()) == ["lesson6-alice", "lesson6-bob"]
+    assert (tmp_path / "submissions" / "lesson6-alice" / "exercises" / "cnn.py").read_text() == (
+        SOLUTIONS / "cnn.py").read_text()
+    assert not list((tmp_path / "submissions").glob("*/.git"))
+    assert (tmp_path / "commits.csv").read_text().splitlines() == [
+        "repository,commit", f"my-org/lesson6-alice,{commits['my-org/lesson6-alice']}",
+        f"my-org/lesson6-bob,{commits['my-org/lesson6-bob']}"]
+    assert (fake / "token-seen").read_text().strip() == "t0ken"
+    leaked = [path for path in tmp_path.rglob("*") if path.is_file() and b"t0ken" in path.read_bytes()]
+    assert not leaked
+
+
+def test_the_clone_step_takes_an_explicit_list_and_refuses_what_is_not_a_repository(instructor, fake_github,
+                                                                                    tmp_path):
+    fake, _commits = fake_github
+    fetch = step_named(instructor, FETCH)
+
+    def fetch_in(folder, **env):
+        (tmp_path / folder).mkdir()
+        return run_step(fetch, tmp_path / folder, fake, **env)
+
+    done = fetch_in("one", GH_TOKEN="t", CLASS_REPOS="my-org/lesson6-bob")
+    assert done.returncode == 0, done.stderr
+    assert [path.name for path in (tmp_path / "one" / "submissions").iterdir()] == ["lesson6-bob"]
+
+    done = fetch_in("bad", GH_TOKEN="t", CLASS_REPOS="my-org/x;rm")
+    assert done.returncode == 1
+    assert "::error title=Bad repository name::Expected OWNER/NAME. Received: my-org/x;rm" in done.stdout
+
+    done = fetch_in("no-token", GH_TOKEN="", CLASS_REPOS="my-org/lesson6-bob")
+    assert done.returncode == 1 and "Set the CLASSROOM_TOKEN secret" in done.stdout
+
+    done = fetch_in("nothing", GH_TOKEN="t", CLASS_REPOS="", CLASS_ORG="my-org", REPO_PREFIX="lesson7-")
+    assert done.returncode == 1
+    assert "No repository of my-org starts with lesson7-, and CLASS_REPOS is empty." in done.stdout
+
+
+@pytest.mark.slow
+def test_the_grading_step_writes_the_gradebook(instructor, fake_github, tmp_path):
+    fake, _commits = fake_github
+    fetched = run_step(step_named(instructor, FETCH), tmp_path, fake, GH_TOKEN="t", CLASS_REPOS="",
+                       CLASS_ORG="my-org", REPO_PREFIX="lesson6-")
+    assert fetched.returncode == 0, fetched.stderr
+    # The step calls `grader`: put this checkout's grader first on PATH.
+    shim = tmp_path / "shim"
+    shim.mkdir()
+    (shim / "grader").write_text(f'#!/bin/bash\nexec "{sys.executable}" -m grader "$@"\n')
+    (shim / "grader").chmod(stat.S_IRWXU)
+    done = run_step(step_named(instructor, "Grade"), tmp_path, fake,
+                    PATH=f"{shim}{os.pathsep}{os.environ['PATH']}",
+                    PYTHONPATH=str(ROOT))
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {row.split(",")[0]: row.split(",") for row in (tmp_path / "grades.csv").read_text().splitlines()[1:]}
+    assert set(rows) == {"lesson6-alice", "lesson6-bob"}
+    alice, bob = rows["lesson6-alice"], rows["lesson6-bob"]
+    assert alice[1] == alice[2] and float(bob[1]) < float(bob[2]), rows
+    assert (tmp_path / "reports" / "lesson6-alice").is_dir()
+
+
+# --- what `grader release` writes, checked by the workflow linters ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """Return the paths of the two workflows `grader release --instructor-workflow` writes."""
+    root = tmp_path_factory.mktemp("released")
+    code = release.release_main(out=root / "student", instructor_workflow=root / "grader" / "grade_class.yml")
+    assert code == 0
+    return [root / "student" / github.WORKFLOW_PATH, root / "grader" / "grade_class.yml"]
+
+
+def linter(name):
+    path = shutil.which(name, path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if path is None:
+        pytest.skip(f"{name} is not installed (pip install check-jsonschema zizmor): the workflows go unchecked")
+    return path
+
+
+def test_the_released_workflows_follow_githubs_schema(released):
+    done = subprocess.run([linter("check-jsonschema"), "--builtin-schema", "vendor.github-workflows",
+                           *map(str, released)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_zizmor_finds_nothing_in_the_released_workflows(released):
+    # The pedantic persona: also no unnamed jobs, and the token kept to an environment.
+    done = subprocess.run([linter("zizmor"), "--offline", "--persona=pedantic", "--no-progress",
+                           *map(str, released)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "No findings to report" in done.stdout
+
+
+def test_the_instructor_workflow_never_goes_into_the_release(tmp_path, capsys):
+    code = release.release_main(out=tmp_path / "student",
+                                instructor_workflow=tmp_path / "student" / ".github" / "workflows" / "class.yml")
+    assert code == 2
+    assert "The instructor workflow must not go into the student release" in capsys.readouterr().err
+    assert not (tmp_path / "student").exists()
+
+
+# --- `grader ci`: one grading run, every report, and the Classroom result -----------------------------------------
 
 
 @pytest.mark.parametrize("text, max_score, points", [("0", 90, 0), ("45", 90, 45), ("80%", 90, 72),
@@ -106,67 +338,40 @@ def test_an_unfinished_grading_fails_the_check_whatever_the_score():
     assert code == 1 and "the probe ran out of time" in message
 
 
-# --- the grading step, run as GitHub Actions would run it ---------------------------------------------------
-
-
-def run_grading_step(workflow, repo, tmp_path, min_score, extra=""):
-    """Run the workflow's grading command in repo with GitHub's files; return (process, summary, outputs)."""
-    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
-    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs), "GITHUB_ACTIONS": "true",
-           "MIN_SCORE": min_score, "TF_CPP_MIN_LOG_LEVEL": "3",
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run(["bash", "-c", grade_step(workflow)["run"] + extra], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=300)
-    lines = outputs.read_text().splitlines() if outputs.exists() else []
-    values = dict(line.split("=", 1) for line in lines)
-    return done, summary.read_text() if summary.exists() else "", values
-
-
 def student_repo(tmp_path, solved):
     """Return a student repository whose exercises/ holds the solution of the modules in solved, stubs elsewhere."""
-    exercises = tmp_path / "repo" / "exercises"
-    exercises.mkdir(parents=True)
-    for name in STUB_MODULES:
-        source = (SOLUTIONS / name).read_text()
-        (exercises / name).write_text(source if name in solved else make_stub(source))
-    return exercises.parent
+    repo = tmp_path / "repo"
+    for name, text in exercises_with(solved).items():
+        (repo / name).parent.mkdir(parents=True, exist_ok=True)
+        (repo / name).write_text(text)
+    return repo
 
 
 @pytest.fixture(scope="module")
-def solved_run(workflow, tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("solved")
-    return run_grading_step(workflow, student_repo(tmp_path, STUB_MODULES), tmp_path, "100%")
-
-
-@pytest.fixture(scope="module")
-def partial_run(workflow, tmp_path_factory):
+def partial_run(tmp_path_factory):
+    """Run `grader ci` as a workflow step would on a repository with only shape_math solved."""
     tmp_path = tmp_path_factory.mktemp("partial")
     repo = student_repo(tmp_path, ["shape_math.py"])
-    done, summary, outputs = run_grading_step(workflow, repo, tmp_path, "50%", extra=" --json grader-report.json")
-    return done, summary, outputs, repo
+    summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
+    env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs), "GITHUB_ACTIONS": "true",
+           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}   # this checkout's grader, from any folder
+    done = subprocess.run([sys.executable, "-m", "grader", "ci", ".", "--min-score", "50%", "--junit",
+                           "grader-junit.xml", "--json", "grader-report.json", "--no-training"],
+                          cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)
+    values = dict(line.split("=", 1) for line in outputs.read_text().splitlines()) if outputs.exists() else {}
+    return done, summary.read_text() if summary.exists() else "", values, repo
 
 
-def classroom_result(outputs):
-    return json.loads(base64.b64decode(outputs[github.CLASSROOM_OUTPUT]))
-
-
-def test_solutions_pass_the_check(solved_run):
-    done, summary, outputs = solved_run
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert summary.startswith("## Lesson 6 — CNNs in Keras: ") and "| ✅ |" in summary and "| ❌ |" not in summary
-    result = classroom_result(outputs)
-    assert result["status"] == "pass" and result["tests"]
-    assert sum(test["score"] for test in result["tests"]) == result["max_score"] == float(outputs["max-score"])
-    assert "::notice title=Lesson 6 score::Score: " in done.stdout
+def classroom_result(outputs, runner):
+    return json.loads(base64.b64decode(outputs[runner]))
 
 
 def test_below_the_minimum_the_check_fails_but_still_reports(partial_run):
     done, summary, outputs, repo = partial_run
     assert done.returncode == 1, done.stderr[-3000:]
-    result = classroom_result(outputs)
     score, max_score = float(outputs["score"]), float(outputs["max-score"])
     assert 0 < score < max_score / 2
-    assert result["status"] == "fail" and {test["status"] for test in result["tests"]} == {"pass", "fail"}
+    assert {classroom_result(outputs, runner)["status"] for runner in CLASSROOM_RUNNERS} == {"fail"}
     assert "### What to fix" in summary and "is not implemented yet" in summary
     message = BELOW_MINIMUM.format(score=f"{score:g}", max_score=f"{max_score:g}", minimum=f"{max_score / 2:g}",
                                    text="50%")
@@ -177,6 +382,17 @@ def test_below_the_minimum_the_check_fails_but_still_reports(partial_run):
     assert ET.parse(repo / "grader-junit.xml").getroot().tag == "testsuite"
 
 
+@pytest.mark.skipif(NODE is None, reason="node is not installed: the reporter is JavaScript")
+def test_the_classroom_reporter_shows_the_graders_points(partial_run, tmp_path):
+    _done, _summary, outputs, _repo = partial_run
+    code, printed = run_reporter(CLASSROOM_RUNNERS, outputs, tmp_path)
+    score, max_score = float(outputs["score"]), float(outputs["max-score"])
+    assert code == 1 and "::error::Some tests failed." in printed
+    assert annotation_points(printed) == (score, max_score)
+    assert f"Total:  | {score:g} | {max_score:g}" in printed
+    assert "undefined" not in printed and "NaN" not in printed
+
+
 def markdown_tests(markdown):
     """Return [(name, passed, points)] from the Markdown report's test table."""
     rows = re.findall(r"^\| (✅|❌) \| (.+) \| ([\d.]+)/([\d.]+) \|$", markdown, flags=re.MULTILINE)
@@ -184,7 +400,7 @@ def markdown_tests(markdown):
             for mark, name, score, _max in rows]
 
 
-def test_junit_and_markdown_match_the_json_report_test_for_test(partial_run):
+def test_junit_markdown_and_classroom_match_the_json_report_test_for_test(partial_run):
     _done, summary, outputs, repo = partial_run
     report = json.loads((repo / "grader-report.json").read_text())
     expected = [(test["name"], test["status"] == "passed", float(test["score"])) for test in report["tests"]]
@@ -195,20 +411,21 @@ def test_junit_and_markdown_match_the_json_report_test_for_test(partial_run):
               float(case.find("properties/property[@name='score']").get("value"))) for case in suite.iter("testcase")]
     assert junit == expected
     assert markdown_tests(summary) == expected
-    assert [(test["name"], test["status"] == "pass", float(test["score"]))
-            for test in classroom_result(outputs)["tests"]] == expected
-    assert int(suite.get("tests")) == len(expected)
+    passed, failed = (classroom_result(outputs, runner)["tests"] for runner in CLASSROOM_RUNNERS)
+    assert sorted(test["name"].rsplit(" (", 1)[0] for test in passed) == sorted(n for n, ok, _ in expected if ok)
+    assert sorted(test["name"].rsplit(" (", 1)[0] for test in failed) == sorted(n for n, ok, _ in expected if not ok)
+    assert sum(test["score"] for test in passed) == float(outputs["score"])
     assert int(suite.get("failures")) == sum(not passed for _, passed, _ in expected)
 
 
-def test_outside_github_actions_nothing_is_written(tmp_path, monkeypatch, capsys):
+def test_outside_github_actions_nothing_is_written(tmp_path, capsys):
     results = GradingResults("repo", [CheckResult("shape_math: x", "shape_math", 1, 2, "failed", "no")])
     github.publish(results, environ={}, junit=tmp_path / "j.xml")
     assert (tmp_path / "j.xml").exists()
     assert github.NO_SUMMARY in capsys.readouterr().err
 
 
-def test_cli_forwards_its_flags(monkeypatch, tmp_path):
+def test_cli_forwards_its_flags(monkeypatch):
     seen = {}
     monkeypatch.setattr(github, "ci_main", lambda **kwargs: seen.update(kwargs) or 1)
     with pytest.raises(SystemExit) as done:
@@ -226,8 +443,3 @@ def test_cli_refuses_a_bad_min_score(capsys):
         cli.run(["ci", "repo", "--min-score", "lots"])
     assert done.value.code == 2
     assert INVALID_MIN_SCORE.format(text="lots", where="--min-score") in capsys.readouterr().err
-
-
-def test_no_hidden_tests_live_in_the_workflow(workflow):
-    text = json.dumps(workflow)
-    assert "hidden_tests" not in text and "solutions" not in text

@@ -61,13 +61,13 @@ def test_zip_has_the_scripts_at_its_root_and_the_kit_beside_them(autograder):
     with zipfile.ZipFile(autograder) as archive:
         names = set(archive.namelist())
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
-        checks = archive.read(f"{KIT_DIR}/grader/lesson_checks.py").decode()
+        checks = archive.read(f"{KIT_DIR}/grader/lesson/checks.py").decode()
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder"} <= names
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
     assert {f"{KIT_DIR}/pyproject.toml", f"{KIT_DIR}/README.md", f"{KIT_DIR}/grader/cli.py",
             f"{KIT_DIR}/grader/checker/hidden_tests/test_cnn.py"} <= names
-    assert "def check_stage_shapes" in checks  # the link grader/lesson_checks.py went in as the file itself
+    assert "def check_stage_shapes" in checks  # the grader's own copy of the lesson's checks
     assert not [name for name in names if name.startswith(("tests/", "solutions/", "exercises/", f"{KIT_DIR}/tests/"))
                 or "__pycache__" in name or name.endswith(".pyc")]
     assert 'pip install "$KIT"' in setup and 'KIT="$AUTOGRADER_ROOT/source/kit"' in setup
@@ -179,4 +179,4 @@ def test_cli_forwards_its_flags(monkeypatch, tmp_path):
                  "--grade-args=--no-training", "--timeout", "600"])
     assert done.value.code == 0
     assert seen == {"out": str(tmp_path / "a.zip"), "kit_source": "dist/kit.whl", "grade_args": "--no-training",
-                    "timeout": 600}
+                    "timeout": 600, "smoke_submission": None}

@@ -20,11 +20,12 @@ except ImportError:  # Python 3.10
 
 from grader import cli
 from grader.integrations import release
+from grader.lesson import stubs
 from grader.integrations.release import STUDENT_REQUIREMENTS, build_release
 from grader.lesson.stubs import BEGIN, END, STUB_MODULES, make_stub
 from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 
-HIDDEN = ROOT / "grader" / "hidden_tests"
+HIDDEN = ROOT / "grader" / "checker" / "hidden_tests"
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +105,11 @@ def test_readme_says_how_to_run_the_tests_and_what_a_failure_looks_like(release_
     assert "pytest exercises" in readme and "pip install -r requirements.txt" in readme
     assert "Not implemented yet: conv_output_size() is not implemented yet." in readme
     assert "Called build_cnn()." in readme and "lesson06_cnns.ipynb" in readme
-    assert "100% of the points" in readme
+    # The README tells the truth about the workflow next to it: visible tests only, feedback, not the grade.
+    assert "This check is feedback" in readme and "Your grade comes from your instructor's grader" in readme
+    workflow = (release_dir / ".github" / "workflows" / "grade.yml").read_text()
+    for step in re.findall(r"test-name: (\w+)", workflow):
+        assert f"`{step}`" in readme
 
 
 def test_requirements_are_the_kits_student_dependencies(release_dir):
@@ -178,12 +183,12 @@ def test_writes_into_a_fresh_git_clone(tmp_path):
 
 def test_refuses_to_ship_the_reference_or_a_hidden_test_name(tmp_path, monkeypatch):
     kit = tmp_path / "kit"
-    for name in ("solutions", "exercises", "grader/checker/hidden_tests"):
+    for name in ("solutions", "exercises", "grader/checker/hidden_tests", "grader/lesson"):
         shutil.copytree(ROOT / name, kit / name, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(kit / "exercises" / "lesson_checks.py", "a") as helpers:
+    with open(kit / "grader" / "lesson" / "checks.py", "a") as helpers:
         helpers.write("# Mirrors the hidden test_new_block.\n")
     # A broken stub generator: the "stubs" are the solutions themselves.
-    monkeypatch.setattr(release, "write_stubs", lambda solutions, exercises: [
+    monkeypatch.setattr(stubs, "write_stubs", lambda solutions, exercises: [
         shutil.copyfile(solutions / name, exercises / name) for name in STUB_MODULES])
     (tmp_path / "out" / ".git").mkdir(parents=True)
     with pytest.raises(ValueError) as error:
@@ -198,8 +203,26 @@ def test_cli_forwards_its_flags(monkeypatch, tmp_path):
     seen = {}
     monkeypatch.setattr(release, "release_main", lambda **kwargs: seen.update(kwargs) or 0)
     with pytest.raises(SystemExit) as done:
-        cli.run(["release", str(tmp_path / "out"), "--grader-repo", "cs/l6", "--grader-ref", "v1", "--min-score",
-                 "45", "--python", "3.12", "--ci-grade-args=--no-training"])
+        cli.run(["release", str(tmp_path / "out"), "--python", "3.12", "--instructor-workflow", "ci/class.yml",
+                 "--class-org", "cs231", "--repo-prefix", "cnn-", "--batch-args=--jobs 2", "--schedule", "0 9 * * 5"])
     assert done.value.code == 0
-    assert seen == {"out": str(tmp_path / "out"), "kit_source": None, "grader_repo": "cs/l6", "grader_ref": "v1",
-                    "min_score": "45", "python_version": "3.12", "grade_args": "--no-training"}
+    assert seen == {"out": str(tmp_path / "out"), "kit_source": None, "python_version": "3.12",
+                    "instructor_workflow": "ci/class.yml", "class_org": "cs231", "repo_prefix": "cnn-",
+                    "batch_args": "--jobs 2", "cron": "0 9 * * 5"}
+
+
+def test_the_instructor_workflow_is_written_where_asked(tmp_path, capsys):
+    code = release.release_main(out=tmp_path / "student", instructor_workflow=tmp_path / "grader" / "class.yml",
+                                class_org="cs231", repo_prefix="cnn-")
+    assert code == 0
+    text = (tmp_path / "grader" / "class.yml").read_text()
+    assert "vars.CLASS_ORG || 'cs231'" in text and "grader batch submissions" in text
+    assert f"Wrote the instructor workflow to {tmp_path / 'grader' / 'class.yml'}" in capsys.readouterr().err
+
+
+def test_a_bad_instructor_setting_writes_nothing(tmp_path, capsys):
+    code = release.release_main(out=tmp_path / "student", instructor_workflow=tmp_path / "class.yml",
+                                class_org="cs231; rm -rf /")
+    assert code == 2
+    assert "Invalid organization 'cs231; rm -rf /': expected something like my-course-org" in capsys.readouterr().err
+    assert not (tmp_path / "student").exists() and not (tmp_path / "class.yml").exists()

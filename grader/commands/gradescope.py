@@ -12,6 +12,7 @@ def add_parser(commands):
     parser.add_argument("--kit-source", help=gradescope.KIT_SOURCE_HELP)
     parser.add_argument("--grade-args", default="", help=gradescope.GRADE_ARGS_HELP)
     parser.add_argument("--timeout", type=int, default=gradescope.DEFAULT_TIMEOUT, help=gradescope.TIMEOUT_HELP)
+    parser.add_argument("--smoke-submission", help=gradescope.SMOKE_HELP)
     parser.set_defaults(run=from_args)
 
 
@@ -20,4 +21,4 @@ def from_args(args):
     from grader.integrations import gradescope
 
     return gradescope.gradescope_main(out=args.out, kit_source=args.kit_source, grade_args=args.grade_args,
-                                      timeout=args.timeout)
+                                      timeout=args.timeout, smoke_submission=args.smoke_submission)

@@ -1,7 +1,7 @@
 """Fit the kit into the course's world: Gradescope, pull-request CI, the student release and its notebook.
 
-Each module owns one destination: `gradescope` builds the autograder zip, `github` renders the student repo's
-workflow and runs the grading step of it (`grader ci`), `release` writes the student repository, and
+Each module owns one destination: `gradescope` builds the autograder zip, `github` renders the student and
+instructor workflows and runs `grader ci`, `release` writes the student repository, and
 `notebook` builds the student notebook. The shell and YAML files they fill in live in `templates/`.
 """
 

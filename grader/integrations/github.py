@@ -1,11 +1,20 @@
-"""Grade a student's repository in GitHub Actions: the workflow template, and `grader ci`, its grading step.
+"""GitHub: the two workflow templates, and `grader ci`, a grading step for a workflow the instructor controls.
 
-One grading run feeds every place GitHub shows a result: the Markdown report goes to the job's step summary
-($GITHUB_STEP_SUMMARY), the GitHub Classroom result (`result=<base64 JSON>`) to the step's outputs
-($GITHUB_OUTPUT), JUnit XML to a file, and the exit code fails the check below the minimum score.
+A student repository cannot keep a secret from its student, so the kit writes two workflows:
+
+- the student repository's (`grade.yml`) runs only the visible tests, one GitHub Classroom command-grader step per
+  test file, and reports them to Classroom as feedback; it needs no secret and installs nothing private;
+- the instructor's (`grade_class.yml`), kept in the private grader repository, checks out the class's repositories
+  with the instructor's token and runs `grader batch`: its grades.csv is the grade of record.
+
+`grader ci` grades one repository in a job that may hold the grader: the Markdown report goes to the step summary
+($GITHUB_STEP_SUMMARY), the GitHub Classroom result to the step's outputs ($GITHUB_OUTPUT), JUnit XML to a file,
+and the exit code fails the check below the minimum score.
 """
 
 import argparse
+import base64
+import json
 import os
 import re
 import sys
@@ -15,20 +24,31 @@ from pathlib import Path
 from grader.integrations import render, template
 
 WORKFLOW_PATH = ".github/workflows/grade.yml"
-DEFAULT_GRADER_REPO = "COURSE/lesson6-grader"
-DEFAULT_GRADER_REF = "main"
-DEFAULT_MIN_SCORE = "100%"
+INSTRUCTOR_WORKFLOW = "grade_class.yml"
 DEFAULT_PYTHON = "3.11"
-# What the workflow's placeholders accept: nothing that could break out of YAML or a shell line.
-REPO = re.compile(r"[\w.-]+/[\w.-]+")
-REF = re.compile(r"[\w.][\w./-]*")
+DEFAULT_CLASS_ORG = "COURSE-ORG"
+DEFAULT_REPO_PREFIX = "lesson6-"
+DEFAULT_CRON = "30 5 * * 1"           # Mondays 05:30 UTC
+# What the workflows' placeholders accept: nothing that could break out of YAML or a shell line.
+OWNER = re.compile(r"[\w.-]+")
+PREFIX = re.compile(r"[\w.-]*")
+VERSION = re.compile(r"3\.\d+")
 FLAGS = re.compile(r"[\w .=-]*")
-CLASSROOM_OUTPUT = "result"          # the step output GitHub Classroom's grading reporter decodes
+CRON = re.compile(r"[\d*/,-]+( [\d*/,-]+){4}")
+
+# GitHub Classroom's reporter (classroom-resources/autograding-grading-reporter v1) shows, per runner, the share of
+# tests that passed times the runner's max_score, and sends Classroom the sum of the tests' scores. Those agree only
+# when a runner's tests all pass or all fail, so `grader ci` reports two runners: the points earned and the points
+# missed. These are the step's output names and the reporter's `runners` input.
+CLASSROOM_RUNNERS = ("passed", "failed")
+NOTHING_EARNED = "No points earned"
+NOTHING_MISSED = "No points missed"
 
 MIN_SCORE_HELP = "fail (exit 1) below this score: points (45) or a percentage of the maximum (80%%) (default: 0)"
 JUNIT_HELP = "also write the JUnit XML report to this file"
 JSON_HELP = "also write the JSON (Gradescope results.json) report to this file"
 INVALID_MIN_SCORE = "Invalid minimum score {text!r} from {where}: expected points (45) or a percentage (80%)"
+INVALID_SETTING = "Invalid {name} {value!r}: expected something like {example}"
 BELOW_MINIMUM = "Score {score} / {max_score} is below the minimum of {minimum} ({text}): the check fails."
 GRADING_ERROR = "Grading could not finish, so the check fails: {notes}"
 NO_SUMMARY = "GITHUB_STEP_SUMMARY is not set: the Markdown report goes nowhere (outside GitHub Actions?)"
@@ -67,20 +87,72 @@ def min_score_type(text):
         raise argparse.ArgumentTypeError(str(error)) from None
 
 
-def render_workflow(*, grader_repo=DEFAULT_GRADER_REPO, grader_ref=DEFAULT_GRADER_REF, min_score=DEFAULT_MIN_SCORE,
-                    python_version=DEFAULT_PYTHON, grade_args=""):
-    """Return the student repository's grading workflow (YAML) with the course's settings filled in."""
-    parse_min_score(min_score, where="the workflow's minimum score")
-    for name, value, pattern, example in (("grader repository", grader_repo, REPO, "COURSE/lesson6-grader"),
-                                          ("grader ref", grader_ref, REF, "main or v1.2"),
-                                          ("Python version", python_version, REF, "3.11"),
-                                          ("grade arguments", grade_args, FLAGS, "--no-training")):
+def check_settings(*settings):
+    """Raise ValueError for the first (name, value, pattern, example) whose value the pattern refuses."""
+    for name, value, pattern, example in settings:
         if not pattern.fullmatch(value):
-            raise ValueError(f"Invalid {name} {value!r}: expected something like {example}")
-    return render(template("grade.yml"), {
-        "GRADER_REPO": grader_repo, "GRADER_REF": grader_ref, "MIN_SCORE": min_score,
-        "PYTHON_VERSION": python_version, "GRADE_ARGS": grade_args,
-    })
+            raise ValueError(INVALID_SETTING.format(name=name, value=value, example=example))
+
+
+def render_student_workflow(*, python_version: str = DEFAULT_PYTHON) -> str:
+    """Return the student repository's workflow: the visible tests, reported to GitHub Classroom as feedback."""
+    check_settings(("Python version", python_version, VERSION, "3.11"))
+    return render(template("grade.yml"), {"PYTHON_VERSION": python_version})
+
+
+def render_instructor_workflow(*, class_org: str = DEFAULT_CLASS_ORG, repo_prefix: str = DEFAULT_REPO_PREFIX,
+                               python_version: str = DEFAULT_PYTHON, batch_args: str = "",
+                               cron: str = DEFAULT_CRON) -> str:
+    """Return the instructor's workflow that grades every repository of the class with `grader batch`."""
+    check_settings(("organization", class_org, OWNER, "my-course-org"),
+                   ("repository prefix", repo_prefix, PREFIX, "lesson6-"),
+                   ("Python version", python_version, VERSION, "3.11"),
+                   ("batch arguments", batch_args, FLAGS, "--no-training"),
+                   ("schedule", cron, CRON, "30 5 * * 1"))
+    return render(template(INSTRUCTOR_WORKFLOW), {
+        "CLASS_ORG": class_org, "REPO_PREFIX": repo_prefix, "PYTHON_VERSION": python_version,
+        "BATCH_ARGS": batch_args, "CRON": cron})
+
+
+def classroom_results(results, min_score) -> dict:
+    """Return GitHub Classroom's reporter input per runner in CLASSROOM_RUNNERS: the points earned, then missed."""
+    code, _message = verdict(results, min_score)
+    status = "pass" if code == 0 else "fail" if results.status == "graded" else "error"
+    earned = [classroom_test(test, test.score, "pass") for test in results.tests if test.score > 0]
+    missed = [classroom_test(test, test.max_score - test.score, "fail") for test in results.tests
+              if test.score < test.max_score]
+    # An empty runner would show NaN points: the reporter divides by its number of tests.
+    earned = earned or [{"name": NOTHING_EARNED, "status": "fail", "score": 0, "line_no": 0}]
+    missed = missed or [{"name": NOTHING_MISSED, "status": "pass", "score": 0, "line_no": 0}]
+    return {
+        "passed": {"version": 1, "status": status, "message": results.summary(),
+                   "max_score": _number(results.score), "tests": earned},
+        "failed": {"version": 1, "status": status, "message": results.summary(),
+                   "max_score": _number(results.max_score - results.score), "tests": missed},
+    }
+
+
+def classroom_test(test, points, status):
+    """Return one test as the reporter reads it: points earned (status pass) or missed (status fail, score 0)."""
+    return {
+        "name": f"{test.name} ({_number(test.score)}/{_number(test.max_score)} points)",
+        "status": status,
+        "score": _number(points) if status == "pass" else 0,
+        "message": test.output if status == "fail" else "",
+        "line_no": 0,          # the reporter prints "- line <line_no>" after the name unless it is 0
+        "tags": [test.part],
+    }
+
+
+def encode_classroom(result) -> str:
+    """Return a runner's result as the reporter decodes it: base64 of its JSON."""
+    return base64.b64encode(json.dumps(result, ensure_ascii=False).encode("utf-8")).decode("ascii")
+
+
+def _number(value):
+    """Return value as an int when it is whole, so the reporter shows 85 rather than 85.0."""
+    value = float(value)
+    return int(value) if value.is_integer() else round(value, 4)
 
 
 def append(path, text):
@@ -89,7 +161,7 @@ def append(path, text):
         handle.write(text)
 
 
-def publish(results, *, environ, junit=None, json_path=None):
+def publish(results, *, environ, min_score=MinScore(0.0), junit=None, json_path=None):
     """Write the one grading run everywhere GitHub reads it: step summary, step outputs, report files."""
     if environ.get("GITHUB_STEP_SUMMARY"):
         append(environ["GITHUB_STEP_SUMMARY"], results.to_markdown())
@@ -97,9 +169,10 @@ def publish(results, *, environ, junit=None, json_path=None):
         print(NO_SUMMARY, file=sys.stderr)
     if environ.get("GITHUB_OUTPUT"):
         # base64 has no newlines, so each value fits the one-line name=value form.
-        report = results.to_dict()
-        append(environ["GITHUB_OUTPUT"], f"{CLASSROOM_OUTPUT}={results.to_github_classroom(encoded=True)}\n"
-                                         f"score={report['score']}\nmax-score={report['max_score']}\n")
+        lines = [f"{runner}={encode_classroom(result)}"
+                 for runner, result in classroom_results(results, min_score).items()]
+        lines += [f"score={_number(results.score)}", f"max-score={_number(results.max_score)}"]
+        append(environ["GITHUB_OUTPUT"], "\n".join(lines) + "\n")
     if junit:
         Path(junit).write_text(results.to_junit(), encoding="utf-8")
     if json_path:
@@ -136,7 +209,7 @@ def ci_main(*, path, min_score=None, junit=None, json_path=None, options=None, e
     # Resolved, so the report names the repository's folder rather than ".".
     results = grade(Path(path).resolve(), options or GradingOptions())
     sys.stdout.write(results.to_text())
-    publish(results, environ=environ, junit=junit, json_path=json_path)
+    publish(results, environ=environ, min_score=min_score, junit=junit, json_path=json_path)
     code, message = verdict(results, min_score)
     if environ.get("GITHUB_ACTIONS") == "true":
         # Workflow commands: GitHub shows these as annotations on the run and the pull request.

@@ -19,7 +19,10 @@ KIT_DIR = "kit"                                      # where the kit lies inside
 BUNDLED = ("pyproject.toml", "README.md", "grader")  # what building the kit needs (pyproject names the README)
 SKIPPED = ("__pycache__", ".pytest_cache")
 PACKAGES = (".whl", ".tar.gz", ".zip")
-DEFAULT_TIMEOUT = 1800
+SMOKE_DIR = "smoke"                                  # the known-correct submission setup.sh grades, then deletes
+# Gradescope's default autograder timeout is 10 minutes: run_autograder stops the grader well before, so that
+# results.json is always written.
+DEFAULT_TIMEOUT = 540
 EXECUTABLE = 0o755 << 16                             # rwxr-xr-x in a zip entry's external attributes
 FILE = 0o644 << 16
 
@@ -35,13 +38,28 @@ KIT_SOURCE_HELP = ("the kit to bundle: its source folder, or a wheel or sdist bu
                    "(default: the source tree this grader runs from)")
 GRADE_ARGS_HELP = ("flags run_autograder passes to `grader grade`, e.g. --grade-args=--no-training "
                    "(default: none; the GRADER_ARGS environment variable overrides them)")
-TIMEOUT_HELP = "seconds before run_autograder stops the grader and reports it (default: %(default)s)"
+TIMEOUT_HELP = ("seconds before run_autograder stops the grader and reports it; keep it a minute under the "
+                "assignment's autograder timeout on Gradescope (default: %(default)s, for Gradescope's 10 minutes)")
+SMOKE_HELP = ("a known-correct submission that setup.sh grades while the image is built, failing the build unless it "
+              "gets full marks (default: the kit's solutions/ folder)")
+NO_SMOKE = ("Expected a known-correct submission for setup.sh to grade (the kit's solutions/ folder, or "
+            "--smoke-submission). Received: {path}, which does not exist")
 BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
+# What an instructor must choose in the assignment's autograder settings (figures: benchmarks/README.md).
+SETTINGS = """Gradescope settings for this autograder:
+  - Autograder timeout: at least {minutes} minutes (run_autograder stops the grader after {timeout} s and still
+    writes results.json; change it with --timeout).
+  - Memory: one grade (probe + checker + training check) peaks at about 1.1 GiB of resident memory, above
+    Gradescope's default 768 MB: choose 1.5 GB or more, or build with --grade-args=--no-training.
+  - CPU: one grade takes about 60 CPU-seconds; the default 0.5 vCPU makes that about 2 minutes."""
 
 
-def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT):
+def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
     """Write Gradescope's autograder zip to out; return its path."""
     check_grade_args(grade_args)
+    smoke = Path(smoke_submission) if smoke_submission else kit_root(needs=("grader",)) / "solutions"
+    if not smoke.exists():
+        raise FileNotFoundError(NO_SMOKE.format(path=smoke))
     source = Path(kit_source) if kit_source else kit_root()
     if source.is_file() and not source.name.endswith(PACKAGES):
         raise ValueError(f"Expected a kit folder, a wheel or an sdist for --kit-source. Received: {source}")
@@ -56,7 +74,9 @@ def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT
         else:
             kit_path = KIT_DIR
             add_kit_tree(archive, source)
-        add_text(archive, "setup.sh", render(template("setup.sh"), {"KIT_PATH": kit_path}), EXECUTABLE)
+        smoke_path = add_smoke_submission(archive, smoke)
+        add_text(archive, "setup.sh", render(template("setup.sh"), {
+            "KIT_PATH": kit_path, "SMOKE_PATH": smoke_path, "GRADE_ARGS": shlex.quote(grade_args)}), EXECUTABLE)
         add_text(archive, "run_autograder", run_autograder_script(grade_args, timeout), EXECUTABLE)
     return out
 
@@ -110,6 +130,16 @@ def add_kit_tree(archive, root):
             archive.writestr(info, entry.read_bytes())
 
 
+def add_smoke_submission(archive, smoke):
+    """Add the known-correct submission (a file or a folder's .py files); return its path under source/."""
+    if smoke.is_file():
+        archive.write(smoke, f"{SMOKE_DIR}/{smoke.name}")
+        return f"{SMOKE_DIR}/{smoke.name}"
+    for entry in sorted(smoke.glob("*.py")):
+        archive.write(entry, f"{SMOKE_DIR}/{entry.name}")
+    return SMOKE_DIR
+
+
 def add_text(archive, name, text, mode):
     """Add a text file with the given permission bits."""
     info = zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0))
@@ -118,10 +148,11 @@ def add_text(archive, name, text, mode):
     archive.writestr(info, text)
 
 
-def gradescope_main(*, out, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT):
+def gradescope_main(*, out, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
     """Build the autograder zip and say what is in it; return the exit code."""
     try:
-        path = build_autograder_zip(out, kit_source=kit_source, grade_args=grade_args, timeout=timeout)
+        path = build_autograder_zip(out, kit_source=kit_source, grade_args=grade_args, timeout=timeout,
+                                    smoke_submission=smoke_submission)
     except (ValueError, FileNotFoundError) as error:
         print(f"grader gradescope: {error}", file=sys.stderr)
         return 2
@@ -129,4 +160,5 @@ def gradescope_main(*, out, kit_source=None, grade_args="", timeout=DEFAULT_TIME
         count = len(archive.namelist())
     print(f"Wrote {path} ({count} files): upload it as the assignment's autograder (Ubuntu, Python 3.10+).",
           file=sys.stderr)
+    print(SETTINGS.format(timeout=timeout, minutes=(timeout + 60 + 59) // 60), file=sys.stderr)
     return 0

@@ -1,8 +1,10 @@
-"""Write the student repository: stubs and visible tests, README, requirements, grading workflow, notebook.
+"""Write the student repository: stubs and visible tests, README, requirements, workflow, notebook.
 
 The stubs are made afresh from solutions/ (grader.lesson.stubs), never copied from exercises/, so a release cannot
 carry a half-edited stub. Nothing from solutions/ or grader/ is copied; after writing, the release is scanned
-for the reference's code and the hidden tests' names, and refused if either shows up.
+for the reference's code and the hidden tests' names, and refused if either shows up. Its workflow runs only the
+visible tests; `--instructor-workflow` also writes the workflow that grades the class, for the instructor's
+private grader repository.
 """
 
 import ast
@@ -12,7 +14,7 @@ import sys
 from pathlib import Path
 
 from grader.integrations import github, kit_root, notebook, render, template
-from grader.lesson.stubs import BEGIN, END, STUB_MODULES, write_student_files
+from grader.lesson.stubs import BEGIN, END, STUB_MODULES, student_checks, write_student_files
 
 VISIBLE_SUPPORT = ("conftest.py",)  # lesson_checks.py is generated afresh, like the stubs
 STUDENT_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy", "pytest>=8", "pytest-timeout>=2.2")
@@ -22,36 +24,57 @@ KEPT_IN_TARGET = (".git",)          # a release may be written into a clone of t
 SHORTEST_LEAK = 12                  # shorter solution lines (`else:`, `)`) say nothing about the answer
 
 KIT_SOURCE_HELP = "the kit's source tree, with solutions/ and exercises/ (default: the one this grader runs from)"
-GRADER_REPO_HELP = "OWNER/NAME of the private grader repository the workflow installs from (default: %(default)s)"
-GRADER_REF_HELP = "branch or tag of the grader repository the workflow installs (default: %(default)s)"
-MIN_SCORE_HELP = ("score the pull-request check must reach: points (45) or a percentage (80%%); the repository "
-                  "variable MIN_SCORE overrides it (default: %(default)s)")
-PYTHON_HELP = "Python version the workflow grades with (default: %(default)s)"
-CI_GRADE_ARGS_HELP = "flags the workflow passes to `grader ci`, e.g. --ci-grade-args=--no-training (default: none)"
+PYTHON_HELP = "Python version both workflows run (default: %(default)s)"
+INSTRUCTOR_WORKFLOW_HELP = ("also write the workflow that grades the whole class with `grader batch` to this path, "
+                            "e.g. .github/workflows/grade_class.yml in the private grader repository (default: none)")
+CLASS_ORG_HELP = ("the instructor workflow's organization, whose repositories it grades; the repository variable "
+                  "CLASS_ORG overrides it (default: %(default)s)")
+REPO_PREFIX_HELP = ("the instructor workflow grades the organization's repositories whose names start with this; "
+                    "the repository variable REPO_PREFIX overrides it (default: %(default)s)")
+BATCH_ARGS_HELP = "flags the instructor workflow passes to `grader batch`, e.g. --batch-args=--jobs=2 (default: none)"
+SCHEDULE_HELP = "when the instructor workflow grades the class, as a cron line in UTC (default: %(default)s)"
 
+INSIDE_RELEASE = ("The instructor workflow must not go into the student release, which students can read: "
+                  "expected a path outside {out}. Received: {path}")
 NOT_EMPTY = ("Expected an empty folder (or a git clone with nothing else in it) for the release, so nothing stale "
              "ships to students. Received: {path} containing {listing}")
 LEAKED = "The release would show students {what}: {items}. Nothing was released; fix the kit and try again."
 
 
-def build_release(out, *, kit_source=None, grader_repo=github.DEFAULT_GRADER_REPO,
-                  grader_ref=github.DEFAULT_GRADER_REF, min_score=github.DEFAULT_MIN_SCORE,
-                  python_version=github.DEFAULT_PYTHON, grade_args=""):
+def add_arguments(parser):
+    """Add the release command's arguments to its parser."""
+    parser.add_argument("out", help="an empty folder (or a fresh git clone) to write the release into")
+    parser.add_argument("--kit-source", help=KIT_SOURCE_HELP)
+    parser.add_argument("--python", dest="python_version", default=github.DEFAULT_PYTHON, help=PYTHON_HELP)
+    parser.add_argument("--instructor-workflow", help=INSTRUCTOR_WORKFLOW_HELP)
+    parser.add_argument("--class-org", default=github.DEFAULT_CLASS_ORG, help=CLASS_ORG_HELP)
+    parser.add_argument("--repo-prefix", default=github.DEFAULT_REPO_PREFIX, help=REPO_PREFIX_HELP)
+    parser.add_argument("--batch-args", default="", help=BATCH_ARGS_HELP)
+    parser.add_argument("--schedule", dest="cron", default=github.DEFAULT_CRON, help=SCHEDULE_HELP)
+
+
+def main_arguments(args) -> dict:
+    """Return release_main's keywords from the parsed command line."""
+    return {"out": args.out, "kit_source": args.kit_source, "python_version": args.python_version,
+            "instructor_workflow": args.instructor_workflow, "class_org": args.class_org,
+            "repo_prefix": args.repo_prefix, "batch_args": args.batch_args, "cron": args.cron}
+
+
+def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON):
     """Write the student repository into out (empty, or a bare git clone); return its path."""
     kit = kit_root(kit_source, needs=("solutions", "exercises", "grader"))
     out = Path(out)
     check_target(out)
-    workflow = github.render_workflow(grader_repo=grader_repo, grader_ref=grader_ref, min_score=min_score,
-                                      python_version=python_version, grade_args=grade_args)
+    workflow = github.render_student_workflow(python_version=python_version)
     exercises = out / "exercises"
     exercises.mkdir(parents=True, exist_ok=True)
     for path in visible_files(kit / "exercises"):
         shutil.copyfile(path, exercises / path.name)
-    write_student_files(kit / "solutions", exercises)
+    write_student_files(kit / "solutions", exercises, checks=kit / "grader" / "lesson" / "checks.py")
     (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW_PATH).write_text(workflow, encoding="utf-8")
-    (out / "README.md").write_text(render(template("README_students.md"), {
-        "NOTEBOOK": notebook.NOTEBOOK_NAME, "MIN_SCORE_SHOWN": min_score_shown(min_score)}), encoding="utf-8")
+    (out / "README.md").write_text(render(template("README_students.md"), {"NOTEBOOK": notebook.NOTEBOOK_NAME}),
+                                   encoding="utf-8")
     (out / "requirements.txt").write_text("\n".join(STUDENT_REQUIREMENTS) + "\n", encoding="utf-8")
     (out / "pytest.ini").write_text(PYTEST_INI, encoding="utf-8")
     (out / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
@@ -72,12 +95,6 @@ def visible_files(exercises_dir):
     """Return the kit's visible tests and the files they need, as shipped to students."""
     exercises = Path(exercises_dir)
     return sorted(exercises.glob("test_*.py")) + [exercises / name for name in VISIBLE_SUPPORT]
-
-
-def min_score_shown(min_score):
-    """Return the minimum score in the README's words."""
-    text = str(min_score).strip()
-    return f"{text} of the points" if text.endswith("%") else f"{text} points"
 
 
 def check_target(out):
@@ -136,10 +153,12 @@ def find_leaks(out, kit):
     """Return a sentence per kind of secret the release shows: reference code, hidden test names, folders."""
     # Lines the visible tests and helpers show anyway (a loop over model.layers) give nothing away; what this
     # guards against is the generated files (stubs, notebook, README) carrying the reference's code.
-    shown = {line.strip() for path in visible_files(kit / "exercises")
-             for line in path.read_text(encoding="utf-8").splitlines()}
+    texts = [student_checks(kit / "grader" / "lesson" / "checks.py")]
+    texts += [path.read_text(encoding="utf-8") for path in visible_files(kit / "exercises")]
+    shown = {line.strip() for text in texts for line in text.splitlines()}
     secret_lines = solution_lines(kit / "solutions") - shown
-    hidden_names = defined_test_names(kit / "grader" / "checker" / "hidden_tests") - defined_test_names(kit / "exercises")
+    hidden_names = (defined_test_names(kit / "grader" / "checker" / "hidden_tests")
+                    - defined_test_names(kit / "exercises"))
     leaked_lines, leaked_names = set(), set()
     for relative, text in release_texts(out):
         stripped = {line.strip() for line in text.splitlines()}
@@ -157,13 +176,19 @@ def find_leaks(out, kit):
     return leaks
 
 
-def release_main(*, out, kit_source=None, grader_repo=github.DEFAULT_GRADER_REPO,
-                 grader_ref=github.DEFAULT_GRADER_REF, min_score=github.DEFAULT_MIN_SCORE,
-                 python_version=github.DEFAULT_PYTHON, grade_args=""):
-    """Write the student release and list what it holds; return the exit code."""
+def release_main(*, out, kit_source=None, python_version=github.DEFAULT_PYTHON, instructor_workflow=None,
+                 class_org=github.DEFAULT_CLASS_ORG, repo_prefix=github.DEFAULT_REPO_PREFIX, batch_args="",
+                 cron=github.DEFAULT_CRON):
+    """Write the student release, and the instructor's workflow when asked; list what was written; return the code."""
     try:
-        path = build_release(out, kit_source=kit_source, grader_repo=grader_repo, grader_ref=grader_ref,
-                             min_score=min_score, python_version=python_version, grade_args=grade_args)
+        class_workflow = None
+        if instructor_workflow:
+            if Path(instructor_workflow).resolve().is_relative_to(Path(out).resolve()):
+                raise ValueError(INSIDE_RELEASE.format(out=out, path=instructor_workflow))
+            class_workflow = github.render_instructor_workflow(class_org=class_org, repo_prefix=repo_prefix,
+                                                               python_version=python_version, batch_args=batch_args,
+                                                               cron=cron)
+        path = build_release(out, kit_source=kit_source, python_version=python_version)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"grader release: {error}", file=sys.stderr)
         return 2
@@ -171,6 +196,11 @@ def release_main(*, out, kit_source=None, grader_repo=github.DEFAULT_GRADER_REPO
     print(f"Wrote the student release to {path} ({len(files)} files):", file=sys.stderr)
     for name in files:
         print(f"  {name}", file=sys.stderr)
-    print("Next: push it as the assignment's template repository and set the GRADER_TOKEN secret "
-          f"(see {github.WORKFLOW_PATH}).", file=sys.stderr)
+    print(f"Next: push it as the assignment's template repository. Its {github.WORKFLOW_PATH} runs the visible "
+          "tests only and needs no secret.", file=sys.stderr)
+    if class_workflow:
+        Path(instructor_workflow).parent.mkdir(parents=True, exist_ok=True)
+        Path(instructor_workflow).write_text(class_workflow, encoding="utf-8")
+        print(f"Wrote the instructor workflow to {instructor_workflow}: commit it to the private grader repository "
+              "and set its CLASSROOM_TOKEN secret (see the comments at its top).", file=sys.stderr)
     return 0

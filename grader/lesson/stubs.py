@@ -68,14 +68,14 @@ def write_stubs(solutions_dir, exercises_dir):
     return written
 
 
-def student_checks() -> str:
+def student_checks(checks=CHECKS) -> str:
     """Return the students' copy of the lesson's checks (exercises/lesson_checks.py)."""
-    return CHECKS_HEADER + CHECKS.read_text(encoding="utf-8")
+    return CHECKS_HEADER + Path(checks).read_text(encoding="utf-8")
 
 
-def write_student_files(solutions_dir, exercises_dir):
+def write_student_files(solutions_dir, exercises_dir, checks=CHECKS):
     """Write the stubs and the students' copy of the checks into exercises_dir; return the paths written."""
     written = write_stubs(solutions_dir, exercises_dir)
     target = Path(exercises_dir) / STUDENT_CHECKS
-    target.write_text(student_checks(), encoding="utf-8")
+    target.write_text(student_checks(checks), encoding="utf-8")
     return written + [target]
