@@ -62,7 +62,8 @@ def save_figure(figure: Figure, path) -> Path:
 # --- the training curve ---------------------------------------------------------------------------------
 
 
-def training_curve_figure(history: dict, threshold: float | None = None, held_out_accuracy: float | None = None) -> Figure:
+def training_curve_figure(history: dict, threshold: float | None = None,
+                          held_out_accuracy: float | None = None) -> Figure:
     """Return the figure of accuracy (left) and loss (right) per epoch from a Keras history dict."""
     accuracy = np.asarray(history.get("accuracy", []), dtype=np.float64)
     loss = np.asarray(history.get("loss", []), dtype=np.float64)
@@ -109,7 +110,8 @@ def _final_text(accuracy, threshold, held_out_accuracy):
     return "no epochs recorded"
 
 
-def save_training_curve(history: dict, path, threshold: float | None = None, held_out_accuracy: float | None = None) -> Path:
+def save_training_curve(history: dict, path, threshold: float | None = None,
+                        held_out_accuracy: float | None = None) -> Path:
     """Save the training curve of a history dict as a PNG and return the path."""
     return save_figure(training_curve_figure(history, threshold, held_out_accuracy), path)
 
