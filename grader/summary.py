@@ -23,7 +23,7 @@ HISTOGRAM_BINS = 10
 HISTOGRAM_FIGSIZE = (8, 3.2)
 HISTOGRAM_DPI = 100
 HISTOGRAM_ALT = "Histogram of the class's scores"
-MESSAGE_CHARS = 600      # a failure message is shown whole up to this length, then cut
+MESSAGE_CHARS = 1200     # a failure message is shown whole up to this length, then cut
 
 
 @dataclass
@@ -56,11 +56,17 @@ class TestStats:
 
 @dataclass
 class Mistake:
-    """One failure message and everyone who got it."""
+    """One failure message, the tests that gave it, and everyone who got it."""
 
-    test: str
+    tests: list
     message: str
     students: list = field(default_factory=list)
+
+    @property
+    def test(self):
+        """Return the tests as one line: the first, and how many more gave the same message."""
+        more = f" (and {len(self.tests) - 1} more tests)" if len(self.tests) > 1 else ""
+        return self.tests[0] + more
 
 
 @dataclass
@@ -74,6 +80,7 @@ class ClassSummary:
     tests: list                     # TestStats, most failed first
     mistakes: list                  # Mistake, most common first
     errors: dict                    # id -> why grading could not finish
+    failed_all: dict = field(default_factory=dict)  # id -> first failure, for submissions that passed nothing
 
     @property
     def mean(self):
@@ -108,6 +115,10 @@ def summarise(results_list: list, *, top: int = TOP_MISTAKES, names: dict | None
                                median=statistics.median(got), count=len(got),
                                full_marks=sum(score >= maximum for score, maximum in totals)))
 
+    # A submission that passed nothing (it crashed at import, say) has one cause, not one mistake per test:
+    # it is listed once, and kept out of the mistakes so that they show what the rest of the class got wrong.
+    failed_all = {label(results): (results.tests[0].output.strip() or "(no message)") for results in graded
+                  if results.tests and not any(test.status == PASSED for test in results.tests)}
     tests, mistakes = {}, {}
     for results in graded:
         for test in results.tests:
@@ -115,13 +126,19 @@ def summarise(results_list: list, *, top: int = TOP_MISTAKES, names: dict | None
             stats.ran += 1
             if test.status != PASSED:
                 stats.failed += 1
+                if label(results) in failed_all:
+                    continue
+                # Grouped by message: one cause (a builder that times out) fails several tests the same way.
                 message = test.output.strip() or "(no message)"
-                mistakes.setdefault((test.name, message), Mistake(test.name, message)).students.append(label(results))
+                mistake = mistakes.setdefault(message, Mistake([], message))
+                for values, value in ((mistake.tests, test.name), (mistake.students, label(results))):
+                    if value not in values:
+                        values.append(value)
     order = {name: index for index, name in enumerate(tests)}
     ranked_tests = sorted(tests.values(), key=lambda t: (-t.failure_rate, order[t.name]))
     ranked_mistakes = sorted(mistakes.values(), key=lambda m: -len(m.students))[:top]
     return ClassSummary(submissions=len(results_list), scores=scores, max_score=max_score, parts=parts,
-                        tests=ranked_tests, mistakes=ranked_mistakes, errors=errors)
+                        tests=ranked_tests, mistakes=ranked_mistakes, errors=errors, failed_all=failed_all)
 
 
 def histogram_edges(max_score: float, bins: int = HISTOGRAM_BINS) -> list:
@@ -153,7 +170,8 @@ def histogram_figure(summary: ClassSummary):
         axes.axvline(summary.mean, color="tab:orange", linestyle="--", label=f"mean {summary.mean:.1f}")
         axes.axvline(summary.median, color="tab:green", linestyle=":", label=f"median {summary.median:.1f}")
         axes.legend(loc="upper left")
-    axes.set_xlim(0, edges[-1])
+    axes.set_xlim(0, edges[-1] * 1.02)  # a little room, so a line at full marks stays visible
+    axes.set_xticks(edges, [f"{edge:g}" for edge in edges])
     axes.set_xlabel(f"score (points out of {_points(summary.max_score)})")
     axes.set_ylabel("students")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
@@ -198,8 +216,8 @@ def to_html(summary: ClassSummary) -> str:
            (f'<p class="lead">{summary.submissions} submissions: {len(summary.scores)} graded, '
            f"{len(summary.errors)} could not be graded.</p>"),
            '<div class="figures">',
-           f'<p class="figure">Mean<b>{summary.mean:.1f} / {_points(summary.max_score)}</b></p>',
-           f'<p class="figure">Median<b>{summary.median:.1f} / {_points(summary.max_score)}</b></p>',
+           f'<p class="figure">Mean<b>{_points(round(summary.mean, 1))} / {_points(summary.max_score)}</b></p>',
+           f'<p class="figure">Median<b>{_points(round(summary.median, 1))} / {_points(summary.max_score)}</b></p>',
            (f'<p class="figure">Full marks<b>{sum(s >= summary.max_score for s in summary.scores.values())}'
            f"</b></p></div>"),
            '<h2 id="histogram">Score distribution</h2>',
@@ -212,14 +230,17 @@ def to_html(summary: ClassSummary) -> str:
             f'<td class="num">{p.full_marks} of {p.count}</td></tr>' for p in summary.parts]
     out.append("</tbody></table>")
 
+    failing = [t for t in summary.tests if t.failed]
     out += ['<h2 id="tests">Tests, most failed first</h2>',
             ('<table id="tests-table"><thead><tr><th>Test</th><th class="num">Points</th>'
             '<th class="num">Failed</th><th>Failure rate</th></tr></thead><tbody>')]
     out += [f"<tr><td>{e(t.name)}</td><td class=\"num\">{_points(t.max_score)}</td>"
             f'<td class="num">{t.failed} of {t.ran}</td><td><span class="bar"><span style="width:'
             f'{100 * t.failure_rate:.0f}%"></span></span> {100 * t.failure_rate:.0f}%</td></tr>'
-            for t in summary.tests]
+            for t in failing]
     out.append("</tbody></table>")
+    if len(failing) < len(summary.tests):
+        out.append(f"<p>The other {len(summary.tests) - len(failing)} tests passed for every graded submission.</p>")
 
     out += ['<h2 id="mistakes">Most common mistakes</h2>']
     if summary.mistakes:
@@ -231,6 +252,12 @@ def to_html(summary: ClassSummary) -> str:
     else:
         out.append("<p>No test failed.</p>")
 
+    if summary.failed_all:
+        out += ['<h2 id="failed-all">Failed every test</h2>', ('<table id="failed-all-table"><thead><tr>'
+                "<th>Submission</th><th>First failure</th></tr></thead><tbody>")]
+        out += [f"<tr><td>{e(who)}</td><td><pre>{e(_cut(why))}</pre></td></tr>"
+                for who, why in summary.failed_all.items()]
+        out.append("</tbody></table>")
     if summary.errors:
         out += ['<h2 id="errors">Could not be graded</h2>', ('<table class="errors" id="errors-table"><thead><tr>'
                 "<th>Submission</th><th>Why</th></tr></thead><tbody>")]
@@ -260,8 +287,11 @@ def to_markdown(summary: ClassSummary) -> str:
               f"{p.full_marks} of {p.count} |" for p in summary.parts]
     lines += ["", "## Tests, most failed first", "", "| Test | Points | Failed | Rate |",
               "| --- | ---: | ---: | ---: |"]
+    failing = [t for t in summary.tests if t.failed]
     lines += [f"| {_md_inline(t.name)} | {_points(t.max_score)} | {t.failed} of {t.ran} | "
-              f"{100 * t.failure_rate:.0f}% |" for t in summary.tests]
+              f"{100 * t.failure_rate:.0f}% |" for t in failing]
+    if len(failing) < len(summary.tests):
+        lines += ["", f"The other {len(summary.tests) - len(failing)} tests passed for every graded submission."]
     lines += ["", "## Most common mistakes", ""]
     if not summary.mistakes:
         lines.append("No test failed.")
@@ -269,6 +299,9 @@ def to_markdown(summary: ClassSummary) -> str:
         lines += [(f"{rank}. **{_md_inline(mistake.test)}**: {len(mistake.students)} students "
                   f"({_md_inline(', '.join(mistake.students))})"), "",
                   *[f"   > {_md_inline(line)}" for line in _cut(mistake.message).splitlines()], ""]
+    if summary.failed_all:
+        lines += ["", "## Failed every test", ""]
+        lines += [f"- {_md_inline(who)}: {_md_inline(_cut(why))}" for who, why in summary.failed_all.items()]
     if summary.errors:
         lines += ["", "## Could not be graded", ""]
         lines += [f"- {_md_inline(who)}: {_md_inline(_cut(why))}" for who, why in summary.errors.items()]

@@ -62,11 +62,32 @@ def test_summary_ranks_tests_by_failure_rate(results):
 
 def test_summary_groups_identical_failure_messages_with_the_students(results):
     mistakes = class_summary.summarise(results, names={"bob": "Bob Smith"}).mistakes
-    assert [(m.test, m.message, m.students) for m in mistakes] == [
-        ("shape_math: head_params", HEAD, ["Bob Smith", "carol", "dave"]),
-        ("build_cnn: output shape after every stage", POOLING, ["carol"]),
+    assert [(m.tests, m.message, m.students) for m in mistakes] == [
+        (["shape_math: head_params"], HEAD, ["Bob Smith", "carol", "dave"]),
+        (["build_cnn: output shape after every stage"], POOLING, ["carol"]),
     ]
     assert len(class_summary.summarise(results, top=1).mistakes) == 1
+
+
+def test_one_message_from_several_tests_is_one_mistake():
+    timeout = "Called build_cnn_v2(): timed out after 60 s in build_cnn_v2."
+    hung = GradingResults("mallory", tests=[CheckResult("shape_math: conv", "shape_math", 1, 1, PASSED),
+                                            CheckResult("build_cnn_v2: input", "build_cnn_v2", 0, 1, FAILED, timeout),
+                                            CheckResult("build_cnn_v2: head", "build_cnn_v2", 0, 2, FAILED, timeout)])
+    (mistake,) = class_summary.summarise([hung]).mistakes
+    assert (mistake.tests, mistake.students) == (["build_cnn_v2: input", "build_cnn_v2: head"], ["mallory"])
+    assert mistake.test == "build_cnn_v2: input (and 1 more tests)"
+
+
+def test_a_submission_that_passed_nothing_is_listed_once_not_in_every_mistake(results):
+    crashed = GradingResults("zed", tests=[
+        CheckResult(test.name, test.part, 0, test.max_score, FAILED, f"{test.name} was not checked: exit 3")
+        for test in student("x").tests])
+    summary = class_summary.summarise([*results, crashed])
+    assert summary.failed_all == {"zed": "shape_math: conv_output_size was not checked: exit 3"}
+    assert all("zed" not in mistake.students for mistake in summary.mistakes)
+    assert summary.tests[-1].failed == 1  # still counted in the failure rates
+    assert "zed" in class_summary.to_markdown(summary) and 'id="failed-all-table"' in class_summary.to_html(summary)
 
 
 def test_histogram_counts_put_full_marks_in_the_last_bin():
