@@ -2,7 +2,12 @@
 
 Grading logic fills a GradingResults; it never formats output. Each `to_*` method renders the same
 tests, in the same order, for one audience: the terminal, Gradescope (JSON), CI (JUnit XML, Markdown),
-and the gradebook (CSV rows).
+the student (a self-contained HTML feedback page) and the gradebook (CSV rows).
+
+Each test carries Gradescope's visibility (points.toml's [visibility] table). The instructor's formats
+(text, JSON, CSV) show every test; the student's show only what a student may see at that moment: the CI
+formats (Markdown, JUnit) what they may see before the due date, the HTML page what they may see once
+grades are published. Pass `shown=` to choose another moment.
 """
 
 import base64
@@ -24,8 +29,8 @@ FAILED = "failed"
 
 TITLE = "Lesson 6 — CNNs in Keras"
 SUITE = "lesson6"                      # JUnit testsuite name and classname prefix
-FORMATS = ("text", "json", "junit", "markdown")
-SUFFIXES = {"text": ".txt", "json": ".json", "junit": ".xml", "markdown": ".md"}
+FORMATS = ("text", "json", "junit", "markdown", "html")
+SUFFIXES = {"text": ".txt", "json": ".json", "junit": ".xml", "markdown": ".md", "html": ".html"}
 UNKNOWN_FORMAT = "Unknown report format: expected one of {expected}. Received: format={received!r}"
 BAD_RESULTS_JSON = "Not a results.json written by GradingResults.to_json(): {problem}. Received: {received}"
 
@@ -40,6 +45,19 @@ GRADING_UNFINISHED = "Grading could not finish; the score counts only the tests 
 GRADESCOPE_VISIBILITY = "visible"
 GRADESCOPE_STDOUT_VISIBILITY = "hidden"
 
+# Gradescope's visibility of a test, and which of them a student sees at each moment.
+VISIBLE, AFTER_DUE_DATE, AFTER_PUBLISHED, HIDDEN = "visible", "after_due_date", "after_published", "hidden"
+VISIBILITIES = (VISIBLE, AFTER_DUE_DATE, AFTER_PUBLISHED, HIDDEN)
+SHOWN_BEFORE_DUE_DATE = frozenset({VISIBLE})
+SHOWN_AFTER_DUE_DATE = frozenset({VISIBLE, AFTER_DUE_DATE})
+SHOWN_AFTER_PUBLISHED = frozenset({VISIBLE, AFTER_DUE_DATE, AFTER_PUBLISHED})
+SHOWN_TO_INSTRUCTOR = frozenset(VISIBILITIES)
+NOT_SHOWN = "{count} more tests ({points} points) are not shown yet; the score above counts only the tests shown."
+BAD_VISIBILITY = ("Invalid visibility {value!r} for {key!r} in the [visibility] table of {where}: expected one of "
+                  "{expected}")
+BAD_VISIBILITY_KEY = ("Invalid key {key!r} in the [visibility] table of {where}: expected a part ({parts}) or "
+                      "part.test_name")
+
 # XML 1.0 forbids most control characters (TensorFlow logs carry ANSI escapes); ElementTree would
 # write them unescaped and produce a file no JUnit reader accepts.
 _XML_ILLEGAL = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -47,6 +65,22 @@ _XML_ILLEGAL = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ff
 _TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 # Leading characters that make a spreadsheet treat a cell as a formula (CSV injection).
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+PICTURE_CAPTIONS = {
+    "training_curve": "Accuracy and loss per epoch in the training check",
+    "first_layer_filters": "Your network's first-layer 3×3 filters after training",
+    "feature_maps": "First-layer feature maps of one test image",
+}
+FEEDBACK_STYLE = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto; max-width: 960px;
+       color: #222; line-height: 1.4; padding: 0 1rem; }
+.lead { color: #555; } .score { font-size: 1.8rem; font-weight: bold; } .warning { color: #a94442; }
+table { border-collapse: collapse; width: 100%; } th, td { border-bottom: 1px solid #ddd; padding: 0.35rem 0.6rem;
+  text-align: left; vertical-align: top; } th { background: #f4f4f4; } td.num, th.num { text-align: right; }
+tr.passed td:first-child { color: #2e7d32; } tr.failed td:first-child { color: #c62828; }
+pre { white-space: pre-wrap; font-size: 0.85rem; margin: 0.3rem 0 0; }
+img { max-width: 100%; height: auto; } figure { margin: 1rem 0; } figcaption { color: #555; }
+"""
 
 
 @dataclass
@@ -59,7 +93,8 @@ class CheckResult:
     max_score: float
     status: str               # PASSED or FAILED
     output: str = ""          # what the student reads: empty when passed, the mistake in words when failed
-    visibility: str = "visible"
+    visibility: str = VISIBLE  # one of VISIBILITIES (Gradescope's), from points.toml's [visibility]
+    seconds: float | None = None  # how long the test ran (pytest's setup + call), None where unknown
 
 
 @dataclass
@@ -96,10 +131,20 @@ class GradingResults:
         """Return how many tests passed."""
         return sum(test.status == PASSED for test in self.tests)
 
-    def graded_parts(self):
+    def graded_parts(self, tests=None):
         """Return {part: (score, max_score)} for the parts that have at least one test, in PARTS order."""
-        present = {test.part for test in self.tests}
-        return {part: totals for part, totals in self.part_scores().items() if part in present}
+        totals = {}
+        for test in self.tests if tests is None else tests:
+            score, max_score = totals.get(test.part, (0.0, 0.0))
+            totals[test.part] = (score + test.score, max_score + test.max_score)
+        return {part: totals[part] for part in sorted(totals, key=_part_order)}
+
+    def shown_tests(self, shown=SHOWN_TO_INSTRUCTOR):
+        """Return the tests whose visibility is in shown, and a sentence about the others (empty if none)."""
+        tests = [test for test in self.tests if test.visibility in shown]
+        others = [test for test in self.tests if test.visibility not in shown]
+        note = NOT_SHOWN.format(count=len(others), points=_points(sum(t.max_score for t in others))) if others else ""
+        return tests, note
 
     def summary(self):
         """Return the one-line verdict every format leads with."""
@@ -122,7 +167,8 @@ class GradingResults:
         for test in self.tests:
             mark = "✓" if test.status == PASSED else "✗"
             points = _fraction(test.score, test.max_score).rjust(width)
-            lines.append(f"{mark} {points}  {_terminal_safe(test.name)}")
+            when = "" if test.visibility == VISIBLE else f"  [{test.visibility}]"
+            lines.append(f"{mark} {points}  {_terminal_safe(test.name)}{when}")
             if test.status != PASSED and test.output:
                 lines.extend(_indent(_terminal_safe(test.output), "      "))
         parts = self.graded_parts()
@@ -168,6 +214,7 @@ class GradingResults:
                     "output": test.output,
                     "tags": [test.part],
                     "visibility": test.visibility,
+                    **({"extra_data": {"seconds": round(test.seconds, 3)}} if test.seconds is not None else {}),
                 }
                 for test in self.tests
             ],
@@ -195,9 +242,11 @@ class GradingResults:
             score = float(entry.get("score", 0))
             max_score = float(entry.get("max_score", 0))
             status = entry.get("status") or (PASSED if score >= max_score else FAILED)
+            seconds = (entry.get("extra_data") or {}).get("seconds")
             tests.append(CheckResult(name=entry.get("name", ""), part=tags[0], score=score,
                                      max_score=max_score, status=status, output=entry.get("output", ""),
-                                     visibility=entry.get("visibility", "visible")))
+                                     visibility=entry.get("visibility", VISIBLE),
+                                     seconds=None if seconds is None else float(seconds)))
         return cls(submission=extra.get("submission", ""), tests=tests,
                    execution_time=float(data.get("execution_time", 0.0)),
                    probe_output=extra.get("probe_output", ""), notes=list(extra.get("notes", [])),
@@ -205,59 +254,70 @@ class GradingResults:
 
     # ---- CI ---------------------------------------------------------------------------------
 
-    def to_junit(self):
-        """Render JUnit XML: one testsuite, one testcase per test in the JSON report's order."""
-        failures = len(self.tests) - self.passed_count()
-        suite = ET.Element("testsuite", name=SUITE, tests=str(len(self.tests)), failures=str(failures),
+    def to_junit(self, shown=SHOWN_BEFORE_DUE_DATE):
+        """Render JUnit XML (valid under pytest's junit-10.xsd): one testsuite, one testcase per test shown.
+
+        A test's points are in its name ("(3 points)", stable across runs) and its outcome ("0/3 points",
+        in the failure message and the testcase's system-out); its time is the test's own where known.
+        """
+        tests, not_shown = self.shown_tests(shown)
+        failures = sum(test.status != PASSED for test in tests)
+        suite = ET.Element("testsuite", name=SUITE, tests=str(len(tests)), failures=str(failures),
                            errors="0", skipped="0", time=f"{self.execution_time:.3f}")
         properties = ET.SubElement(suite, "properties")
-        for name, value in (("submission", self.submission), ("score", _points(self.score)),
-                            ("max_score", _points(self.max_score)), ("status", self.status)):
+        score = sum(test.score for test in tests)
+        max_score = sum(test.max_score for test in tests)
+        for name, value in (("submission", self.submission), ("score", _points(score)),
+                            ("max_score", _points(max_score)), ("status", self.status)):
             ET.SubElement(properties, "property", name=name, value=_xml_safe(value))
-        for note in self.notes:
+        for note in self.notes + ([not_shown] if not_shown else []):
             ET.SubElement(properties, "property", name="note", value=_xml_safe(str(note)))
-        for test in self.tests:
-            # CheckResult carries no per-test duration; the suite's time is the whole grading.
-            case = ET.SubElement(suite, "testcase", classname=f"{SUITE}.{test.part}",
-                                 name=_xml_safe(test.name), time="0")
-            case_properties = ET.SubElement(case, "properties")
-            ET.SubElement(case_properties, "property", name="score", value=_points(test.score))
-            ET.SubElement(case_properties, "property", name="max_score", value=_points(test.max_score))
+        for test in tests:
+            attributes = {"classname": f"{SUITE}.{test.part}",
+                          "name": _xml_safe(f"{test.name} ({_points(test.max_score)} points)")}
+            if test.seconds is not None:
+                attributes["time"] = f"{test.seconds:.3f}"
+            case = ET.SubElement(suite, "testcase", attributes)
+            outcome = f"{_fraction(test.score, test.max_score)} points"
             if test.status != PASSED:
-                output = test.output or "failed"
+                output = test.output.strip() or "failed"
                 failure = ET.SubElement(case, "failure", type="failed",
-                                        message=_xml_safe(output.strip().splitlines()[0] if output.strip()
-                                                          else "failed"))
-                failure.text = _xml_safe(output)
+                                        message=_xml_safe(f"{outcome}: {output.splitlines()[0]}"))
+                failure.text = _xml_safe(test.output or "failed")
+            ET.SubElement(case, "system-out").text = outcome
         if self.probe_output:
             ET.SubElement(suite, "system-out").text = _xml_safe(self.probe_output)
         ET.indent(suite)
         return ET.tostring(suite, encoding="unicode", xml_declaration=True) + "\n"
 
-    def to_markdown(self):
+    def to_markdown(self, shown=SHOWN_BEFORE_DUE_DATE):
         """Render the CI step summary / PR comment: score, part table, test table, failure details."""
-        lines = [f"## {TITLE}: {_points(self.score)} / {_points(self.max_score)}", "",
-                 f"Submission {_md_inline(self.submission)}: {self.passed_count()} of {len(self.tests)} "
-                 f"tests passed."]
+        tests, not_shown = self.shown_tests(shown)
+        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests)
+        passed = sum(test.status == PASSED for test in tests)
+        lines = [f"## {TITLE}: {_points(score)} / {_points(max_score)}", "",
+                 f"Submission {_md_inline(self.submission)}: {passed} of {len(tests)} tests passed."]
+        if not_shown:
+            lines += ["", not_shown]
         if self.status != "graded":
             lines += ["", f"> **{GRADING_UNFINISHED}.**"]
-        parts = self.graded_parts()
+        parts = self.graded_parts(tests)
         if parts:
             lines += ["", "| Part | Score | Max |", "| --- | ---: | ---: |"]
-            lines += [f"| `{part}` | {_points(score)} | {_points(max_score)} |"
-                      for part, (score, max_score) in parts.items()]
-            lines.append(f"| **Total** | **{_points(self.score)}** | **{_points(self.max_score)}** |")
-        if self.tests:
+            lines += [f"| `{part}` | {_points(part_score)} | {_points(part_max)} |"
+                      for part, (part_score, part_max) in parts.items()]
+            lines.append(f"| **Total** | **{_points(score)}** | **{_points(max_score)}** |")
+        if tests:
             lines += ["", "| | Test | Points |", "| :---: | --- | ---: |"]
             lines += [f"| {'✅' if test.status == PASSED else '❌'} | {_md_inline(test.name)} | "
-                      f"{_fraction(test.score, test.max_score)} |" for test in self.tests]
-        failed = [test for test in self.tests if test.status != PASSED]
+                      f"{_fraction(test.score, test.max_score)} |" for test in tests]
+        failed = [test for test in tests if test.status != PASSED]
         if failed:
             lines += ["", "### What to fix"]
             for test in failed:
                 # An HTML block: GitHub does not read Markdown inside it, so escape for HTML only.
-                lines += ["", f"<details><summary>❌ {_html_inline(test.name)} "
-                              f"({_fraction(test.score, test.max_score)})</summary>", ""]
+                lines += ["", (f"<details><summary>❌ {_html_inline(test.name)} "
+                               f"({_fraction(test.score, test.max_score)})</summary>"), ""]
                 lines += _fenced(_terminal_safe(test.output or "(no message)"))
                 lines += ["", "</details>"]
         if self.notes:
@@ -268,6 +328,48 @@ class GradingResults:
             lines += _fenced(_terminal_safe(self.probe_output))
             lines += ["", "</details>"]
         return "\n".join(lines) + "\n"
+
+    def to_html(self, shown=SHOWN_AFTER_PUBLISHED):
+        """Render the student's feedback page: self-contained HTML, the report folder's pictures embedded."""
+        e = html.escape
+        tests, not_shown = self.shown_tests(shown)
+        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests)
+        out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+               f"<title>{e(TITLE)}: {e(self.submission)}</title>", f"<style>{FEEDBACK_STYLE}</style></head><body>",
+               f"<h1>{e(TITLE)}</h1>", f'<p class="lead">Feedback for <b>{e(self.submission)}</b></p>',
+               f'<p class="score" id="score">{_points(score)} / {_points(max_score)} points</p>']
+        if not_shown:
+            out.append(f"<p>{e(not_shown)}</p>")
+        if self.status != "graded":
+            out.append(f'<p class="warning">{e(GRADING_UNFINISHED)}.</p>')
+        parts = self.graded_parts(tests)
+        if parts:
+            out += ['<h2>By part</h2><table id="parts"><tr><th>Part</th><th class="num">Score</th></tr>']
+            out += [f'<tr><td><code>{e(part)}</code></td><td class="num">{_fraction(*totals)}</td></tr>'
+                    for part, totals in parts.items()]
+            out.append("</table>")
+        if tests:
+            out += ['<h2>Tests</h2><table id="tests"><tr><th></th><th>Test</th><th class="num">Points</th></tr>']
+            for test in tests:
+                mark, kind = ("✓", "passed") if test.status == PASSED else ("✗", "failed")
+                detail = f"<pre>{e(_terminal_safe(test.output))}</pre>" if test.status != PASSED and test.output else ""
+                out.append(f'<tr class="{kind}"><td>{mark}</td><td>{e(test.name)}{detail}</td>'
+                           f'<td class="num">{_fraction(test.score, test.max_score)}</td></tr>')
+            out.append("</table>")
+        pictures = [(name, _png_data_uri(path)) for name, path in self.artifacts.items()]
+        pictures = [(name, uri) for name, uri in pictures if uri]
+        if pictures:
+            out.append("<h2>Your network's training</h2>")
+            out += [f'<figure><img alt="{e(PICTURE_CAPTIONS.get(name, name))}" src="{uri}">'
+                    f"<figcaption>{e(PICTURE_CAPTIONS.get(name, name))}</figcaption></figure>"
+                    for name, uri in pictures]
+        if self.notes:
+            out += ["<h2>Notes</h2><ul>", *[f"<li>{e(str(note))}</li>" for note in self.notes], "</ul>"]
+        if self.probe_output:
+            out += [f"<details><summary>{e(PRINTED_HEADING)}</summary>",
+                    f"<pre>{e(_terminal_safe(self.probe_output))}</pre></details>"]
+        out.append("</body></html>")
+        return "\n".join(out) + "\n"
 
     def to_github_classroom(self, encoded=False):
         """Return the result GitHub Classroom's autograding-grading-reporter reads (base64 if encoded).
@@ -321,11 +423,29 @@ class GradingResults:
 
     # ---- dispatch ---------------------------------------------------------------------------
 
-    def render(self, fmt):
-        """Render in one of FORMATS."""
+    def render(self, fmt, **options):
+        """Render in one of FORMATS (options such as shown= go to the format's method)."""
         if fmt not in FORMATS:
             raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(FORMATS), received=fmt))
-        return getattr(self, f"to_{fmt}")()
+        return getattr(self, f"to_{fmt}")(**options)
+
+
+def parse_visibility(table, where="points.toml") -> dict:
+    """Return {part or "part.test_name": visibility} from points.toml's [visibility] table, checked."""
+    checked = {}
+    for key, value in (table or {}).items():
+        part, _, test_name = str(key).partition(".")
+        if part not in PARTS or (_ and not test_name):
+            raise ValueError(BAD_VISIBILITY_KEY.format(key=key, where=where, parts=", ".join(PARTS)))
+        if value not in VISIBILITIES:
+            raise ValueError(BAD_VISIBILITY.format(value=value, key=key, where=where, expected=", ".join(VISIBILITIES)))
+        checked[key] = value
+    return checked
+
+
+def visibility_of(visibility: dict, part: str, test_name: str) -> str:
+    """Return a test's visibility: its own entry, else its part's, else visible."""
+    return visibility.get(f"{part}.{test_name}", visibility.get(part, VISIBLE))
 
 
 def write_csv(results_list, path_or_file):
@@ -338,6 +458,22 @@ def write_csv(results_list, path_or_file):
     writer.writeheader()
     for results in results_list:
         writer.writerow(results.csv_row())
+
+
+def _part_order(part):
+    """Return a part's place in PARTS (unknown parts last, by name)."""
+    return (PARTS.index(part), "") if part in PARTS else (len(PARTS), part)
+
+
+def _png_data_uri(path):
+    """Return a data: URI holding a PNG file, or "" when path is not a readable PNG."""
+    try:
+        data = Path(path).read_bytes() if str(path).lower().endswith(".png") else b""
+    except OSError:
+        return ""
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return ""
+    return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
 
 def _number(value):

@@ -1,7 +1,6 @@
-"""PNG pictures drawn without matplotlib: valid files of the expected size and content."""
+"""The training check's pictures: real PNGs of the expected size, figures that carry their titles and labels."""
 
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -9,69 +8,128 @@ import pytest
 from grader.training import pictures
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+HISTORY = {"loss": [2.3, 1.6, 1.1, 0.8], "accuracy": [0.12, 0.41, 0.63, 0.74]}
 
 
-def read_png(data):
-    """Return the RGB uint8 image in PNG bytes written by pictures.encode_png."""
-    assert data[:8] == PNG_SIGNATURE
-    chunks, offset = {}, 8
-    while offset < len(data):
-        (length,) = struct.unpack(">I", data[offset : offset + 4])
-        kind = data[offset + 4 : offset + 8]
-        body = data[offset + 8 : offset + 8 + length]
-        (crc,) = struct.unpack(">I", data[offset + 8 + length : offset + 12 + length])
-        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
-        chunks[kind] = chunks.get(kind, b"") + body
-        offset += 12 + length
-    width, height, depth, colour_type = struct.unpack(">IIBB", chunks[b"IHDR"][:10])
-    assert (depth, colour_type) == (8, 2)
-    rows = np.frombuffer(zlib.decompress(chunks[b"IDAT"]), np.uint8).reshape(height, 1 + 3 * width)
-    assert (rows[:, 0] == 0).all()
-    return rows[:, 1:].reshape(height, width, 3)
+def png_size(path):
+    """Return (width, height) from a PNG file's IHDR chunk, after checking the signature."""
+    data = path.read_bytes()
+    assert data[:8] == PNG_SIGNATURE, f"{path} is not a PNG: it starts with {data[:8]!r}"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
 
 
-def test_encode_png_round_trips():
-    image = np.random.default_rng(0).integers(0, 256, size=(5, 7, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(read_png(pictures.encode_png(image)), image)
+def pixels(figsize):
+    """Return the (width, height) in pixels of a figure of figsize inches saved by the module."""
+    return (round(figsize[0] * pictures.DPI), round(figsize[1] * pictures.DPI))
 
 
-def test_encode_png_refuses_other_arrays():
-    with pytest.raises(ValueError, match=r"Received: float64 \(4, 4\)"):
-        pictures.encode_png(np.zeros((4, 4)))
+def legend_texts(axes):
+    return [text.get_text() for text in axes.get_legend().get_texts()]
 
 
-def test_filter_grid_is_4_by_8_filters_scaled_up(tmp_path):
-    kernels = np.random.default_rng(1).normal(size=(3, 3, 3, 32))
+def all_texts(figure):
+    """Return every text artist's string on the figure and its axes."""
+    found = [text.get_text() for text in figure.texts]
+    for axes in figure.axes:
+        found += [text.get_text() for text in axes.texts]
+    return found
+
+
+def test_training_curve_is_a_png_of_the_figure_size(tmp_path):
+    path = pictures.save_training_curve(HISTORY, tmp_path / "curve.png", threshold=0.5)
+    assert path == tmp_path / "curve.png"
+    assert png_size(path) == pixels(pictures.CURVE_FIGSIZE)
+
+
+def test_training_curve_has_title_axis_labels_and_legends():
+    figure = pictures.training_curve_figure(HISTORY, threshold=0.5, held_out_accuracy=0.71)
+    assert figure.get_suptitle() == pictures.CURVE_TITLE
+    accuracy, loss = figure.axes
+    assert (accuracy.get_xlabel(), accuracy.get_ylabel()) == ("epoch", pictures.ACCURACY_LABEL)
+    assert (loss.get_xlabel(), loss.get_ylabel()) == ("epoch", pictures.LOSS_LABEL)
+    assert legend_texts(accuracy) == ["training accuracy", "held-out accuracy 0.71",
+                                      "pass threshold 0.50 (held-out)", "chance 0.10 (1 in 10 classes)"]
+    assert legend_texts(loss) == ["training loss"]
+    assert "held-out accuracy 0.71 (threshold 0.50): passed" in all_texts(figure)
+
+
+def test_training_curve_plots_the_history_per_epoch_from_one():
+    accuracy, loss = pictures.training_curve_figure(HISTORY).axes
+    xs, ys = accuracy.get_lines()[0].get_data()
+    assert list(xs) == [1, 2, 3, 4] and list(ys) == HISTORY["accuracy"]
+    assert list(loss.get_lines()[0].get_data()[1]) == HISTORY["loss"]
+    assert accuracy.get_ylim() == (0, 1)
+
+
+def test_training_curve_without_held_out_accuracy_writes_the_last_training_accuracy():
+    figure = pictures.training_curve_figure(HISTORY, threshold=0.5)
+    assert "final training accuracy 0.74" in all_texts(figure)
+    assert "held-out accuracy" not in " ".join(legend_texts(figure.axes[0]))
+
+
+def test_training_curve_says_when_the_held_out_accuracy_is_below_the_threshold():
+    figure = pictures.training_curve_figure(HISTORY, threshold=0.5, held_out_accuracy=0.2)
+    assert "held-out accuracy 0.20 (threshold 0.50): below the threshold" in all_texts(figure)
+
+
+def test_training_curve_of_an_empty_history_still_draws(tmp_path):
+    path = pictures.save_training_curve({}, tmp_path / "empty.png")
+    assert png_size(path) == pixels(pictures.CURVE_FIGSIZE)
+
+
+def test_filter_grid_is_the_lessons_4x8_grid_with_its_title(tmp_path):
+    kernels = np.random.default_rng(0).normal(size=(3, 3, 3, 32))
+    figure = pictures.filter_grid_figure(kernels)
+    assert figure.get_suptitle() == "First-layer 3×3 filters (RGB)"
+    assert len(figure.axes) == 32
+    first_rows = {ax.get_subplotspec().rowspan.start for ax in figure.axes}
+    assert first_rows == {0, 1, 2, 3}
+    # Filter 9 sits in row 1, column 1, normalised on its own as the lesson does.
+    shown = figure.axes[9].get_images()[0].get_array()
+    np.testing.assert_allclose(shown, pictures.normalise_filters(kernels)[:, :, :, 9])
     path = pictures.save_filter_grid(kernels, tmp_path / "filters.png")
-    image = read_png(path.read_bytes())
-    cell = 3 * pictures.FILTER_SCALE + pictures.GAP
-    assert image.shape == (pictures.GAP + 4 * cell, pictures.GAP + 8 * cell, 3)
-    # Filter 9 (row 1, column 1): its top-left pixel, normalised on its own, scaled up by nearest neighbour.
-    expected = np.round(pictures.normalise_filters(kernels)[0, 0, :, 9] * 255)
-    top = left = pictures.GAP + cell
-    block = image[top : top + pictures.FILTER_SCALE, left : left + pictures.FILTER_SCALE]
-    assert (block == expected.astype(np.uint8)).all()
+    assert png_size(path) == pixels(pictures.FILTER_FIGSIZE)
 
 
-def test_filter_grid_refuses_a_kernel_that_is_not_rgb():
-    with pytest.raises(ValueError, match=r"Received: shape \(3, 3, 32, 64\)"):
-        pictures.filter_grid(np.zeros((3, 3, 32, 64)))
+def test_filter_grid_rejects_a_kernel_that_is_not_on_rgb_input():
+    with pytest.raises(ValueError) as info:
+        pictures.filter_grid_figure(np.zeros((3, 3, 32, 64)))
+    assert str(info.value) == pictures.BAD_KERNEL.format(shape=(3, 3, 32, 64))
 
 
-@pytest.mark.parametrize(
-    "history",
-    [
-        {"loss": [2.3, 2.2, 1.6], "accuracy": [0.1, 0.13, 0.4]},
-        {"loss": [2.3], "accuracy": [0.1]},
-        {"loss": [], "accuracy": []},
-        {"loss": [float("nan"), 1.0], "accuracy": [0.1, 0.2]},
-    ],
-)
-def test_training_curve_is_two_panels(tmp_path, history):
-    path = pictures.save_training_curve(history, tmp_path / "curve.png", threshold=0.5)
-    image = read_png(path.read_bytes())
-    height, width = pictures.CURVE_PANEL
-    assert image.shape == (height + 2 * pictures.CURVE_PAD, 2 * (width + 2 * pictures.CURVE_PAD), 3)
-    if history["accuracy"]:
-        assert (image == pictures.ACCURACY_COLOUR).all(axis=-1).any()
-    assert (image == pictures.THRESHOLD_COLOUR).all(axis=-1).any()
+def test_feature_maps_panel_is_the_lessons_2x8_panel(tmp_path):
+    maps = np.random.default_rng(1).random((1, 32, 32, 32))
+    figure = pictures.feature_maps_figure(maps)
+    assert figure.get_suptitle() == "First-layer feature maps of one test image (16 of 32 filters)"
+    assert len(figure.axes) == 16
+    assert [ax.get_title() for ax in figure.axes[:2]] == ["filter 0", "filter 1"]
+    image = figure.axes[5].get_images()[0]
+    assert image.get_cmap().name == "viridis"
+    np.testing.assert_allclose(image.get_array(), maps[0, :, :, 5])
+    path = pictures.save_feature_maps(maps, tmp_path / "maps.png")
+    assert png_size(path) == pixels(pictures.FEATURE_FIGSIZE)
+
+
+def test_feature_maps_panel_rejects_a_batch_of_images():
+    with pytest.raises(ValueError) as info:
+        pictures.feature_maps_figure(np.zeros((2, 8, 8, 4)))
+    assert "Received: shape (2, 8, 8, 4)" in str(info.value)
+
+
+def test_first_layer_feature_maps_run_the_first_conv_without_augmentation():
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    flipped = keras.layers.RandomFlip("horizontal")(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(flipped)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(conv)))
+    image = np.random.default_rng(2).integers(0, 255, (8, 8, 3)).astype("uint8")
+    maps = pictures.first_layer_feature_maps(model, image)
+    kernel, bias = model.layers[2].get_weights()
+    padded = np.pad(image.astype("float64"), ((1, 1), (1, 1), (0, 0)))
+    expected = np.zeros((8, 8, 4))
+    for row in range(8):
+        for column in range(8):
+            expected[row, column] = np.tensordot(padded[row:row + 3, column:column + 3], kernel, axes=3) + bias
+    np.testing.assert_allclose(maps, np.maximum(expected, 0), rtol=1e-4, atol=1e-3)

@@ -12,18 +12,28 @@ from pathlib import Path
 import pytest
 
 from grader.report import (
+    AFTER_DUE_DATE,
+    AFTER_PUBLISHED,
     BAD_RESULTS_JSON,
     CSV_FIELDS,
     FAILED,
     FORMATS,
     GRADING_UNFINISHED,
+    HIDDEN,
+    NOT_SHOWN,
     PARTS,
     PASSED,
     PRINTED_HEADING,
+    SHOWN_AFTER_DUE_DATE,
+    SHOWN_BEFORE_DUE_DATE,
+    SHOWN_TO_INSTRUCTOR,
     SUFFIXES,
     UNKNOWN_FORMAT,
+    VISIBLE,
     CheckResult,
     GradingResults,
+    parse_visibility,
+    visibility_of,
     write_csv,
 )
 
@@ -69,7 +79,7 @@ def test_text_report_lists_every_test_with_its_mark_and_points(results):
     squeezed = [" ".join(line.split()) for line in lines]  # points are right-aligned
     assert "✓ 2/2 shape_math: conv_output_size" in squeezed
     assert "✗ 0/3 shape_math: head_params" in squeezed
-    assert "✗ 1.5/5 build_cnn: output shape after every stage" in squeezed
+    assert "✗ 1.5/5 build_cnn: output shape after every stage [after_due_date]" in squeezed
     assert "✓ 10/10 training: accuracy above threshold" in squeezed
 
 
@@ -142,13 +152,14 @@ def test_from_json_says_what_it_expected_and_received(text, problem):
 
 
 def test_junit_report_is_well_formed_and_matches_json_test_for_test(results):
-    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    suite = ET.fromstring(results.to_junit(shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
     data = json.loads(results.to_json())
     assert suite.tag == "testsuite" and suite.get("name") == "lesson6"
     assert suite.get("tests") == "5" and suite.get("failures") == "2"
     assert float(suite.get("time")) == pytest.approx(42.125)
     cases = suite.findall("testcase")
-    assert [case.get("name") for case in cases] == [test["name"] for test in data["tests"]]
+    assert [case.get("name") for case in cases] == \
+        [f"{test['name']} ({test['max_score']} points)" for test in data["tests"]]
     classnames = [f"lesson6.{test['tags'][0]}" for test in data["tests"]]
     assert [case.get("classname") for case in cases] == classnames
     assert [FAILED if case.find("failure") is not None else PASSED for case in cases] == \
@@ -156,13 +167,16 @@ def test_junit_report_is_well_formed_and_matches_json_test_for_test(results):
 
 
 def test_junit_report_escapes_outputs_and_keeps_scores(results):
-    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    suite = ET.fromstring(results.to_junit(shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
     properties = {prop.get("name"): prop.get("value") for prop in suite.find("properties")}
     assert properties["score"] == "16.5" and properties["max_score"] == "23"
     assert properties["submission"] == 'alice <&> "bob".ipynb'
-    failure = suite.findall("testcase")[1].find("failure")
+    case = suite.findall("testcase")[1]
+    failure = case.find("failure")
     assert failure.text == SHAPE_MESSAGE
-    assert failure.get("message") == SHAPE_MESSAGE.splitlines()[0]
+    assert failure.get("message") == "0/3 points: " + SHAPE_MESSAGE.splitlines()[0]
+    assert case.find("system-out").text == "0/3 points"
+    assert suite.findall("testcase")[0].find("system-out").text == "2/2 points"
     # The escape character is illegal in XML 1.0; it must arrive as visible text.
     assert suite.find("system-out").text.endswith("\\x1b[2J")
 
@@ -170,11 +184,11 @@ def test_junit_report_escapes_outputs_and_keeps_scores(results):
 def test_junit_report_stays_well_formed_with_control_characters_in_names():
     results = make_results(tests=[CheckResult("odd\x00name\x1b", "filters", 0, 1, FAILED, "\x07bell")])
     case = ET.fromstring(results.to_junit().encode("utf-8")).find("testcase")
-    assert case.get("name") == "odd\\x00name\\x1b"
+    assert case.get("name") == "odd\\x00name\\x1b (1 points)"
 
 
 def test_markdown_report_has_part_and_test_tables(results):
-    markdown = results.to_markdown()
+    markdown = results.to_markdown(shown=SHOWN_TO_INSTRUCTOR)
     assert markdown.startswith("## Lesson 6 — CNNs in Keras: 16.5 / 23")
     assert "| Part | Score | Max |" in markdown
     assert "| `shape_math` | 2 | 5 |" in markdown
@@ -185,7 +199,7 @@ def test_markdown_report_has_part_and_test_tables(results):
 
 
 def test_markdown_report_puts_each_failure_in_a_details_block(results):
-    markdown = results.to_markdown()
+    markdown = results.to_markdown(shown=SHOWN_TO_INSTRUCTOR)
     assert markdown.count("<details>") == 3  # two failures and the printed output
     assert "<summary>❌ shape_math: head_params (0/3)</summary>" in markdown
     assert SHAPE_MESSAGE in markdown
@@ -254,9 +268,9 @@ def test_render_dispatches_to_the_format_method(results, fmt):
 
 def test_render_rejects_an_unknown_format_saying_what_it_expected(results):
     with pytest.raises(ValueError) as info:
-        results.render("html")
-    assert str(info.value) == UNKNOWN_FORMAT.format(expected="text, json, junit, markdown", received="html")
-    assert "Received: format='html'" in str(info.value)
+        results.render("pdf")
+    assert str(info.value) == UNKNOWN_FORMAT.format(expected="text, json, junit, markdown, html", received="pdf")
+    assert "Received: format='pdf'" in str(info.value)
 
 
 def test_empty_results_render_in_every_format():
@@ -272,3 +286,120 @@ def test_report_module_does_not_import_tensorflow():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).parents[1])
     assert done.stdout.strip() == "[]"
+
+
+# ---- JUnit against pytest's junit-10.xsd ------------------------------------------------------------------
+
+JUNIT_SCHEMA = Path(__file__).parent / "schemas" / "junit-10.xsd"
+
+
+def junit_schema_errors(text):
+    """Return the schema's complaints about a JUnit document (empty when valid); skip without a validator."""
+    try:
+        import xmlschema
+    except ImportError:
+        xmlschema = None
+    if xmlschema is not None:
+        schema = xmlschema.XMLSchema(str(JUNIT_SCHEMA))
+        return [str(error.reason) for error in schema.iter_errors(text)]
+    try:
+        from lxml import etree
+    except ImportError:
+        pytest.skip("validating against junit-10.xsd needs xmlschema or lxml (pip install xmlschema)")
+    schema = etree.XMLSchema(etree.parse(str(JUNIT_SCHEMA)))
+    schema.validate(etree.fromstring(text.encode("utf-8")))
+    return [str(error) for error in schema.error_log]
+
+
+@pytest.mark.parametrize("results", [
+    make_results(),
+    make_results(tests=[CheckResult("odd\x00name\x1b", "filters", 0, 1, FAILED, "\x07bell", seconds=0.25)]),
+    make_results(tests=[], notes=[], probe_output="", execution_time=1234.5),
+    GradingResults("nobody"),
+])
+def test_junit_report_is_valid_under_pytests_junit_schema(results):
+    for shown in (SHOWN_BEFORE_DUE_DATE, SHOWN_TO_INSTRUCTOR):
+        assert junit_schema_errors(results.to_junit(shown=shown)) == []
+
+
+def test_the_schema_check_can_fail():
+    invalid = make_results().to_junit().replace("<testcase ", "<testcase><properties/></testcase><testcase ", 1)
+    assert junit_schema_errors(invalid) != []
+
+
+def test_junit_testcases_carry_their_own_time_where_known():
+    tests = [CheckResult("a", "filters", 1, 1, PASSED, seconds=1.23456), CheckResult("b", "filters", 1, 1, PASSED)]
+    cases = ET.fromstring(make_results(tests=tests).to_junit().encode("utf-8")).findall("testcase")
+    assert cases[0].get("time") == "1.235"
+    assert cases[1].get("time") is None  # unknown, rather than a made-up 0
+    assert all(case.find("properties") is None for case in cases)
+
+
+def test_json_keeps_test_durations_and_round_trips_them():
+    results = make_results(tests=[CheckResult("a", "filters", 1, 1, PASSED, seconds=2.5)])
+    data = json.loads(results.to_json())
+    assert data["tests"][0]["extra_data"] == {"seconds": 2.5}
+    assert GradingResults.from_json(results.to_json()) == results
+
+
+# ---- visibility -------------------------------------------------------------------------------------------
+
+
+def test_ci_reports_show_only_what_a_student_may_see_before_the_due_date(results):
+    markdown = results.to_markdown()
+    assert markdown.startswith("## Lesson 6 — CNNs in Keras: 15 / 18")  # without the 5-point hidden test
+    assert "output shape after every stage" not in markdown and CNN_MESSAGE not in markdown
+    assert NOT_SHOWN.format(count=1, points=5) in markdown
+    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    assert suite.get("tests") == "4"
+    assert all("output shape" not in case.get("name") for case in suite.findall("testcase"))
+    assert "output shape after every stage" in results.to_markdown(shown=SHOWN_AFTER_DUE_DATE)
+
+
+def test_hidden_tests_never_reach_the_student_feedback_page():
+    tests = [CheckResult("shape_math: conv", "shape_math", 1, 1, PASSED),
+             CheckResult("training: secret", "training", 0, 10, FAILED, "the secret check", visibility=HIDDEN),
+             CheckResult("filters: later", "filters", 2, 2, PASSED, visibility=AFTER_PUBLISHED)]
+    page = make_results(tests=tests).to_html()
+    assert "secret" not in page and "filters: later" in page
+    assert '<p class="score" id="score">3 / 3 points</p>' in page
+
+
+def test_visibility_table_accepts_parts_and_single_tests():
+    table = {"training": "after_due_date", "build_cnn.test_parameter_counts": "hidden"}
+    visibility = parse_visibility(table)
+    assert visibility_of(visibility, "training", "test_learns_the_synthetic_shapes") == AFTER_DUE_DATE
+    assert visibility_of(visibility, "build_cnn", "test_parameter_counts") == HIDDEN
+    assert visibility_of(visibility, "build_cnn", "test_max_pooling") == VISIBLE
+
+
+@pytest.mark.parametrize("table, message", [
+    ({"training": "later"}, ("Invalid visibility 'later' for 'training' in the [visibility] table of points.toml: "
+                            "expected one of visible, after_due_date, after_published, hidden")),
+    ({"trainig": "hidden"}, ("Invalid key 'trainig' in the [visibility] table of points.toml: expected a part "
+                            "(shape_math, augmentation, build_cnn, build_cnn_v2, training, filters) or part.test_name")),
+    ({"training.": "hidden"}, "Invalid key 'training.' in the [visibility] table of points.toml"),
+])
+def test_visibility_table_says_what_is_wrong(table, message):
+    with pytest.raises(ValueError) as info:
+        parse_visibility(table)
+    assert str(info.value).startswith(message)
+
+
+# ---- the student's HTML feedback page -----------------------------------------------------------------------
+
+
+def test_html_feedback_page_is_self_contained_with_pictures_embedded(tmp_path):
+    from grader.training import pictures
+
+    curve = pictures.save_training_curve({"loss": [2.0, 1.0], "accuracy": [0.3, 0.6]}, tmp_path / "curve.png")
+    results = make_results(artifacts={"training_curve": str(curve), "history": str(tmp_path / "missing.json"),
+                                      "first_layer_filters": str(tmp_path / "gone.png")})
+    page = results.to_html()
+    assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
+    uri = "data:image/png;base64," + base64.b64encode(curve.read_bytes()).decode("ascii")
+    assert f'src="{uri}"' in page and page.count("<img ") == 1  # missing files are left out
+    assert "Accuracy and loss per epoch in the training check" in page
+    assert "alice &lt;&amp;&gt; &quot;bob&quot;.ipynb" in page and "<fake>" not in page
+    assert "\x1b" not in page and "http://" not in page and "https://" not in page
+    assert "Did you use &lt;Flatten&gt; &amp; not &#x27;GAP&#x27;?" in page

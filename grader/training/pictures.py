@@ -1,50 +1,47 @@
-"""PNG pictures of a training check, drawn with numpy alone (no matplotlib in the grader's dependencies).
+"""The training check's pictures, drawn with matplotlib as the lesson draws them (no display needed).
 
-save_filter_grid draws the lesson's 4x8 grid of first-layer 3x3 RGB filters; save_training_curve draws
-loss and accuracy per epoch. PNG files are written with zlib and struct.
+- the training curve: accuracy and loss per epoch, with the pass threshold, chance and the final accuracy;
+- the lesson's 4x8 grid of first-layer 3x3 RGB filters, each normalised on its own;
+- the lesson's 2x8 panel of first-layer feature maps of one test image.
+
+Figures are built with matplotlib.figure.Figure rather than pyplot: no global figure state to leak between
+the submissions a batch worker grades, and PNGs are rendered by Agg whatever backend the machine has.
+Each `*_figure` function returns the figure (tests read its titles and labels); each `save_*` writes a PNG of
+FIGSIZE x DPI pixels and returns its path.
 """
 
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
+DPI = 100
+CURVE_FIGSIZE = (10, 4)      # inches: 1000 x 400 pixels
+FILTER_FIGSIZE = (8, 4)      # the lesson's plt.subplots(4, 8, figsize=(8, 4))
+FEATURE_FIGSIZE = (10, 3)    # the lesson's plt.subplots(2, 8, figsize=(10, 3))
 GRID_COLUMNS = 8
-FILTER_SCALE = 12  # each 3x3 filter becomes a 36x36 block
-GAP = 2
-GAP_COLOUR = (255, 255, 255)
-CURVE_PANEL = (200, 260)  # height, width of each panel in pixels
-CURVE_PAD = 16
-LOSS_COLOUR = (31, 119, 180)
-ACCURACY_COLOUR = (255, 127, 14)
-AXIS_COLOUR = (0, 0, 0)
-CHANCE_COLOUR = (150, 150, 150)
-THRESHOLD_COLOUR = (44, 160, 44)
-CHANCE = 0.1
+FEATURE_ROWS = 2
+CHANCE = 0.1                 # ten classes
 
+CURVE_TITLE = "Training check: accuracy and loss per epoch"
+FILTER_TITLE = "First-layer {kh}×{kw} filters (RGB)"
+FEATURE_TITLE = "First-layer feature maps of one test image ({shown} of {total} filters)"
+ACCURACY_LABEL = "accuracy (fraction of images right)"
+LOSS_LABEL = "loss (cross-entropy)"
+EPOCH_LABEL = "epoch"
+TRAIN_ACCURACY_LEGEND = "training accuracy"
+HELD_OUT_LEGEND = "held-out accuracy {value:.2f}"
+THRESHOLD_LEGEND = "pass threshold {value:.2f} (held-out)"
+CHANCE_LEGEND = "chance {value:.2f} (1 in 10 classes)"
+LOSS_LEGEND = "training loss"
+FINAL_TEXT = "final training accuracy {train:.2f}"
+FINAL_HELD_OUT_TEXT = "held-out accuracy {held_out:.2f} (threshold {threshold:.2f}): {verdict}"
 
-def encode_png(image):
-    """Return the PNG bytes of an RGB uint8 image (H, W, 3)."""
-    image = np.asarray(image)
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-        raise ValueError(f"encode_png needs a uint8 (H, W, 3) array. Received: {image.dtype} {image.shape}")
-    height, width, _ = image.shape
-
-    def chunk(kind, data):
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB, no interlace
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), image.reshape(height, -1)], axis=1)  # filter 0
-    pixels = zlib.compress(rows.tobytes(), 9)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
-
-
-def write_png(image, path):
-    """Write an RGB uint8 image to path as PNG and return the path."""
-    path = Path(path)
-    path.write_bytes(encode_png(image))
-    return path
+BAD_KERNEL = ("A filter grid needs a first-layer kernel (kernel_h, kernel_w, 3, filters) on RGB input. "
+              "Received: shape {shape}")
+BAD_FEATURE_MAPS = ("A feature-map panel needs the first layer's output for one image, (1, height, width, "
+                    "filters) or (height, width, filters). Received: shape {shape}")
 
 
 def normalise_filters(kernels):
@@ -55,102 +52,128 @@ def normalise_filters(kernels):
     return (kernels - low) / (high - low + 1e-8)
 
 
-def filter_grid(kernels, *, columns=GRID_COLUMNS, scale=FILTER_SCALE, gap=GAP):
-    """Return the RGB uint8 image of a (kh, kw, 3, F) kernel's filters, `columns` to a row, each scaled up."""
+def save_figure(figure: Figure, path) -> Path:
+    """Write a figure as a PNG of its size in inches times DPI and return the path."""
+    path = Path(path)
+    figure.savefig(path, format="png", dpi=DPI)
+    return path
+
+
+# --- the training curve ---------------------------------------------------------------------------------
+
+
+def training_curve_figure(history: dict, threshold: float | None = None,
+                          held_out_accuracy: float | None = None) -> Figure:
+    """Return the figure of accuracy (left) and loss (right) per epoch from a Keras history dict."""
+    accuracy = np.asarray(history.get("accuracy", []), dtype=np.float64)
+    loss = np.asarray(history.get("loss", []), dtype=np.float64)
+    figure = Figure(figsize=CURVE_FIGSIZE, layout="constrained")
+    left, right = figure.subplots(1, 2)
+    figure.suptitle(CURVE_TITLE)
+
+    epochs = np.arange(1, len(accuracy) + 1)
+    left.plot(epochs, accuracy, marker="o", color="tab:orange", label=TRAIN_ACCURACY_LEGEND)
+    if held_out_accuracy is not None and len(epochs):
+        left.plot([epochs[-1]], [held_out_accuracy], marker="*", markersize=14, linestyle="none",
+                  color="tab:purple", label=HELD_OUT_LEGEND.format(value=held_out_accuracy))
+    if threshold is not None:
+        left.axhline(threshold, color="tab:green", linestyle="--", label=THRESHOLD_LEGEND.format(value=threshold))
+    left.axhline(CHANCE, color="grey", linestyle=":", label=CHANCE_LEGEND.format(value=CHANCE))
+    left.set_ylim(0, 1)
+    left.set_xlabel(EPOCH_LABEL)
+    left.set_ylabel(ACCURACY_LABEL)
+    left.set_title("Accuracy")
+    left.legend(loc="upper left", fontsize="small")
+    left.text(0.98, 0.13, _final_text(accuracy, threshold, held_out_accuracy), transform=left.transAxes,
+              ha="right", va="bottom", fontsize="small", bbox={"facecolor": "white", "edgecolor": "lightgrey"})
+
+    epochs = np.arange(1, len(loss) + 1)
+    right.plot(epochs, loss, marker="o", color="tab:blue", label=LOSS_LEGEND)
+    right.set_ylim(bottom=0)
+    right.set_xlabel(EPOCH_LABEL)
+    right.set_ylabel(LOSS_LABEL)
+    right.set_title("Loss")
+    right.legend(loc="upper right", fontsize="small")
+    for axes in (left, right):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.grid(alpha=0.3)
+    return figure
+
+
+def _final_text(accuracy, threshold, held_out_accuracy):
+    """Return the sentence written on the curve: the held-out verdict if known, else the last training accuracy."""
+    if held_out_accuracy is not None and threshold is not None:
+        verdict = "passed" if held_out_accuracy >= threshold else "below the threshold"
+        return FINAL_HELD_OUT_TEXT.format(held_out=held_out_accuracy, threshold=threshold, verdict=verdict)
+    if len(accuracy):
+        return FINAL_TEXT.format(train=accuracy[-1])
+    return "no epochs recorded"
+
+
+def save_training_curve(history: dict, path, threshold: float | None = None,
+                        held_out_accuracy: float | None = None) -> Path:
+    """Save the training curve of a history dict as a PNG and return the path."""
+    return save_figure(training_curve_figure(history, threshold, held_out_accuracy), path)
+
+
+# --- first-layer filters ---------------------------------------------------------------------------------
+
+
+def filter_grid_figure(kernels) -> Figure:
+    """Return the lesson's grid of first-layer filters (4x8 for 32), each filter normalised on its own."""
     kernels = np.asarray(kernels)
     if kernels.ndim != 4 or kernels.shape[2] != 3:
-        raise ValueError(
-            f"filter_grid needs a first-layer kernel (kh, kw, 3, filters) on RGB input. Received: shape {kernels.shape}"
-        )
+        raise ValueError(BAD_KERNEL.format(shape=kernels.shape))
     kh, kw, _, count = kernels.shape
-    pixels = np.round(normalise_filters(kernels) * 255).astype(np.uint8)
-    rows = -(-count // columns)
-    cell_h, cell_w = kh * scale, kw * scale
-    image = np.empty((gap + rows * (cell_h + gap), gap + columns * (cell_w + gap), 3), np.uint8)
-    image[:] = GAP_COLOUR
-    for index in range(count):
-        row, column = divmod(index, columns)
-        block = np.repeat(np.repeat(pixels[:, :, :, index], scale, axis=0), scale, axis=1)  # nearest neighbour
-        top, left = gap + row * (cell_h + gap), gap + column * (cell_w + gap)
-        image[top : top + cell_h, left : left + cell_w] = block
-    return image
+    shown = normalise_filters(kernels)
+    figure = Figure(figsize=FILTER_FIGSIZE, layout="tight")
+    axes = figure.subplots(max(1, -(-count // GRID_COLUMNS)), GRID_COLUMNS, squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        if index < count:
+            ax.imshow(shown[:, :, :, index], interpolation="nearest")
+        ax.set_axis_off()
+    figure.suptitle(FILTER_TITLE.format(kh=kh, kw=kw))
+    return figure
 
 
-def save_filter_grid(kernels, path):
+def save_filter_grid(kernels, path) -> Path:
     """Save the lesson's grid of first-layer filters (4x8 for 32 filters) as a PNG and return the path."""
-    return write_png(filter_grid(kernels), path)
+    return save_figure(filter_grid_figure(kernels), path)
 
 
-def _draw_polyline(panel, xs, ys, colour, thickness=2):
-    """Draw straight segments through the points (xs, ys), in panel pixels, onto panel."""
-    height, width, _ = panel.shape
-    points = np.stack([xs, ys], axis=1).astype(np.float64)
-    if len(points) == 1:
-        points = np.repeat(points, 2, axis=0)
-    for (x0, y0), (x1, y1) in zip(points[:-1], points[1:]):
-        steps = int(max(abs(x1 - x0), abs(y1 - y0))) * 2 + 2
-        t = np.linspace(0, 1, steps)
-        for dx in range(thickness):
-            for dy in range(thickness):
-                px = np.clip(np.round(x0 + (x1 - x0) * t) + dx, 0, width - 1).astype(int)
-                py = np.clip(np.round(y0 + (y1 - y0) * t) + dy, 0, height - 1).astype(int)
-                panel[py, px] = colour
+# --- first-layer feature maps -----------------------------------------------------------------------------
 
 
-def _draw_markers(panel, xs, ys, colour, radius=2):
-    """Draw a small square at each point."""
-    height, width, _ = panel.shape
-    for x, y in zip(np.round(xs).astype(int), np.round(ys).astype(int)):
-        rows = slice(max(y - radius, 0), min(y + radius + 1, height))
-        panel[rows, max(x - radius, 0) : min(x + radius + 1, width)] = colour
+def feature_maps_figure(feature_maps) -> Figure:
+    """Return the lesson's 2x8 panel: the first 16 feature maps of one image, in viridis."""
+    maps = np.asarray(feature_maps, dtype=np.float64)
+    if maps.ndim == 4 and maps.shape[0] == 1:
+        maps = maps[0]
+    if maps.ndim != 3:
+        raise ValueError(BAD_FEATURE_MAPS.format(shape=np.shape(feature_maps)))
+    total = maps.shape[-1]
+    shown = min(total, FEATURE_ROWS * GRID_COLUMNS)
+    figure = Figure(figsize=FEATURE_FIGSIZE, layout="constrained")
+    axes = figure.subplots(FEATURE_ROWS, GRID_COLUMNS)
+    for index, ax in enumerate(axes.flat):
+        if index < shown:
+            ax.imshow(maps[:, :, index], cmap="viridis")
+            ax.set_title(f"filter {index}", fontsize="x-small")
+        ax.set_axis_off()
+    figure.suptitle(FEATURE_TITLE.format(shown=shown, total=total))
+    return figure
 
 
-def _draw_dashed(panel, y, colour):
-    """Draw a dashed horizontal line at row y."""
-    y = int(np.clip(round(y), 0, panel.shape[0] - 1))
-    for start in range(0, panel.shape[1], 8):
-        panel[y, start : start + 4] = colour
+def save_feature_maps(feature_maps, path) -> Path:
+    """Save the lesson's 2x8 feature-map panel as a PNG and return the path."""
+    return save_figure(feature_maps_figure(feature_maps), path)
 
 
-def _panel(values, top, colour, lines=()):
-    """Return one plot panel: axes, the dashed reference lines (value, colour), and values per epoch from 0 to top."""
-    height, width = CURVE_PANEL
-    panel = np.full((height + 2 * CURVE_PAD, width + 2 * CURVE_PAD, 3), 255, np.uint8)
-    plot = panel[CURVE_PAD : CURVE_PAD + height, CURVE_PAD : CURVE_PAD + width]
+def first_layer_feature_maps(model, image) -> np.ndarray:
+    """Return the first Conv2D's output (height, width, filters) for one uint8 image, augmentation off."""
+    import keras
 
-    def to_y(value):
-        return (height - 1) * (1 - np.clip(np.asarray(value, dtype=np.float64) / top, 0, 1))
-
-    for value, line_colour in lines:
-        _draw_dashed(plot, to_y(value), line_colour)
-    if len(values):
-        xs = np.linspace(8, width - 8, len(values)) if len(values) > 1 else np.array([width / 2])
-        ys = to_y(values)
-        _draw_polyline(plot, xs, ys, colour)
-        _draw_markers(plot, xs, ys, colour)
-    plot[:, :2] = AXIS_COLOUR  # y axis
-    plot[-2:, :] = AXIS_COLOUR  # x axis
-    for fraction in (0.25, 0.5, 0.75, 1.0):  # ticks at quarters of the y range
-        tick = int(round((height - 1) * (1 - fraction)))
-        panel[CURVE_PAD + tick, CURVE_PAD - 6 : CURVE_PAD] = AXIS_COLOUR
-    return panel
-
-
-def training_curve(history, threshold=None):
-    """Return an RGB uint8 image: loss per epoch (blue, left) and accuracy per epoch (orange, right, 0 to 1).
-
-    The accuracy panel shows chance (10 %) as a grey dashed line and the threshold, if given, as a green one.
-    """
-    loss = np.asarray(history.get("loss", []), dtype=np.float64)
-    accuracy = np.asarray(history.get("accuracy", []), dtype=np.float64)
-    finite = loss[np.isfinite(loss)]
-    loss_top = float(finite.max()) * 1.1 if finite.size and finite.max() > 0 else 1.0
-    lines = [(CHANCE, CHANCE_COLOUR)] + ([(threshold, THRESHOLD_COLOUR)] if threshold is not None else [])
-    left = _panel(np.nan_to_num(loss, nan=loss_top, posinf=loss_top), loss_top, LOSS_COLOUR)
-    right = _panel(accuracy, 1.0, ACCURACY_COLOUR, lines)
-    return np.concatenate([left, right], axis=1)
-
-
-def save_training_curve(history, path, threshold=None):
-    """Save loss and accuracy per epoch from a history dict as a PNG and return the path."""
-    return write_png(training_curve(history, threshold), path)
+    first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
+    probe = keras.Model(model.input, first_conv.output)
+    # training=False: the augmentation layers pass the image through unchanged, as in the lesson.
+    return np.asarray(probe(np.asarray(image, dtype="float32")[None], training=False))[0]
