@@ -1,0 +1,1 @@
+"""The sandbox: start the untrusted runner beside student code, isolate it, police it, and kill it at the end."""
