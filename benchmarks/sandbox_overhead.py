@@ -1,0 +1,116 @@
+"""What the isolation layers cost one probe start, side by side with the process limits alone.
+
+    python benchmarks/sandbox_overhead.py [--runs 20] [--keras 0]
+
+Times `python -I -S -c "import numpy"` (site-packages appended by hand, as the runner does) started with
+Popen(preexec_fn=...) `--runs` times each way, interleaved: with `isolation.plan(...).preexec()` and with a preexec
+that sets only the rlimits and the death signal (what the launcher did before). Also times `isolation.plan()`
+itself, which the launcher calls once per submission. `--keras N` adds N starts of `import keras` each way.
+Prints medians and ratios; asserts nothing. When this interpreter lies where the probe's user cannot reach it
+(pyenv under /root), the system interpreter of the same version runs the child, so the user layer is measured too.
+"""
+
+import argparse
+import importlib.util
+import os
+import platform
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+KIT_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(KIT_ROOT))
+
+from grader.sandbox import isolation
+
+SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
+
+
+def limits_only(memory_bytes):
+    """Return the launcher's former preexec: rlimits and the death signal, nothing else."""
+
+    def preexec():
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (isolation.FILE_SIZE_LIMIT, isolation.FILE_SIZE_LIMIT))
+        isolation._prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    return preexec
+
+
+def make_plan(scratch, python):
+    """Return the plan the launcher would make: read site-packages, block the kit."""
+    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python)
+
+
+def pick_python(scratch):
+    """Return this interpreter, or the system one of the same version when only that one holds the user layer."""
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    for python in [Path(sys.executable)] + ([system] if system.exists() else []):
+        with make_plan(scratch, python) as plan:
+            if plan.held(isolation.USER) or not isolation.host().is_root:
+                return python
+    return Path(sys.executable)
+
+
+def start(python, code, scratch, preexec):
+    """Start one child, wait for it; return its wall seconds."""
+    started = time.perf_counter()
+    done = subprocess.run([str(python), "-I", "-S", "-c", f"import sys; sys.path.append({str(SITE)!r}); {code}"],
+                          check=False, cwd=scratch, capture_output=True,
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          start_new_session=True, preexec_fn=preexec)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"the child failed with status {done.returncode}: {done.stderr.decode()[-1500:]}")
+    return seconds
+
+
+def compare(python, code, runs, scratch, plan):
+    """Time runs starts each way, interleaved; print medians and the ratio."""
+    sandboxed, bare = [], []
+    for _ in range(runs):
+        sandboxed.append(start(python, code, scratch, plan.preexec()))
+        bare.append(start(python, code, scratch, limits_only(plan.memory_bytes)))
+    with_plan, without = statistics.median(sandboxed), statistics.median(bare)
+    print(f"{code!r:30} x{runs}: median {with_plan * 1000:7.1f} ms sandboxed, {without * 1000:7.1f} ms limits only, "
+          f"ratio {with_plan / without:.3f}, difference {(with_plan - without) * 1000:+.1f} ms")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--keras", type=int, default=0, help="starts of `import keras` each way (slow: ~10 s each)")
+    args = parser.parse_args()
+    print(f"{platform.node()}: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
+          f"load average {os.getloadavg()}")
+    with tempfile.TemporaryDirectory(prefix="lesson6-overhead-") as folder:
+        scratch = Path(folder)
+        scratch.chmod(0o755)
+        started = time.perf_counter()
+        isolation.host()
+        seconds = time.perf_counter() - started
+        print(f"isolation.host() (once per process, forks one test child): {seconds * 1000:.1f} ms")
+        python = pick_python(scratch)
+        plans = []
+        for _ in range(args.runs):
+            started = time.perf_counter()
+            plan = make_plan(scratch, python)
+            plans.append(time.perf_counter() - started)
+            plan.close()
+        print(f"isolation.plan() x{args.runs} (once per submission): median {statistics.median(plans) * 1000:.1f} ms")
+        with make_plan(scratch, python) as plan:
+            print(f"child interpreter {python}; layers held: {', '.join(l.name for l in plan.layers if l.held)}")
+            compare(python, "import numpy", args.runs, scratch, plan)
+            if args.keras:
+                compare(python, "import keras", args.keras, scratch, plan)
+    print(f"load average after: {os.getloadavg()}")
+
+
+if __name__ == "__main__":
+    main()

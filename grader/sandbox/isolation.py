@@ -1,0 +1,602 @@
+"""Isolate every probe process with what the operating system offers, layer by layer, and say which layers held.
+
+`plan()` finds out in the parent, before any probe starts, which layers this machine allows; `Plan.preexec()`
+applies them in the child between fork and exec; `Plan.layers` says what held and why not. The layers:
+
+- rlimits         address space, file size, no core dumps, death with the launcher (always held);
+- user            when the grader runs as root, the probe runs as an unprivileged user (`lesson6-probe`, made by
+                  `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
+                  kit nor signal the grader;
+- capabilities    when the probe stays root after all, it keeps no capability (no mount, module, raw I/O, ptrace);
+- no_new_privs    no set-uid program or file capability gives anything back;
+- landlock_fs     (Linux >= 5.13) writes only inside scratch; reads only the interpreter, the system folders and
+                  what the launcher names, and nothing under a blocked path (the kit's source tree);
+- landlock_net    (Landlock ABI >= 4) no TCP bind or connect at all;
+- landlock_scope  (Landlock ABI >= 6) no signal and no abstract unix socket to any process outside the probe;
+- netns           a network namespace of its own: no interface but a loopback that is down;
+- nproc           at most `max_processes` processes for the probe's uid (RLIMIT_NPROC counts per uid, so only a uid
+                  of its own gives it meaning; root is never limited).
+
+Run `python -m grader.sandbox.isolation` to see which layers hold on this machine, and
+`python -m grader.sandbox.isolation create-user` (as root, e.g. from setup.sh) to create the probe's account.
+"""
+
+import ctypes
+import errno
+import functools
+import json
+import os
+import pwd
+import resource
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import warnings
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from grader.sandbox import landlock
+
+DEFAULT_PROBE_USER = "lesson6-probe"
+FALLBACK_PROBE_USER = "nobody"
+DEFAULT_MAX_PROCESSES = 64
+FILE_SIZE_LIMIT = 256 * 2**20
+KIT_PACKAGES = ("grader", "solutions", "exercises")
+KIT_DISTRIBUTION = "lesson6_grader"
+
+RLIMITS, USER, CAPABILITIES, NO_NEW_PRIVS = "rlimits", "user", "capabilities", "no_new_privs"
+LANDLOCK_FS, LANDLOCK_NET, LANDLOCK_SCOPE, NETNS, NPROC = (
+    "landlock_fs", "landlock_net", "landlock_scope", "netns", "nproc")
+# Layers a caller may leave out (tests and benchmarks do, one layer at a time); "landlock" leaves out all three.
+SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC})
+# What require=True insists on: each need is met by any one of its layers.
+REQUIREMENTS = (
+    ("writes only inside scratch and nothing of the kit readable", (LANDLOCK_FS,)),
+    ("no network", (LANDLOCK_NET, NETNS)),
+    ("no signal to the grader", (USER, LANDLOCK_SCOPE)),
+)
+
+# Read (and execute) rights on what any Python program needs; devices one by one, never /dev as a whole
+# (a root probe could read the raw disk and with it the kit).
+SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/proc", "/sys")
+DEVICES_READ = ("/dev/urandom", "/dev/random", "/dev/zero")
+DEVICES_READ_WRITE = ("/dev/null", "/dev/full")
+
+CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
+PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
+CAPABILITY_VERSION_3 = 0x20080522
+
+SANDBOX_REQUIRED = ("The sandbox is required but cannot be set up on this machine. Expected {need}; "
+                    "received: {received}.")
+UNKNOWN_SKIP = "Expected layers to skip among {known}; received skip={skip!r}"
+NO_SUCH_USER = "Expected an existing probe user; received probe_user={name!r}, which this machine does not know"
+ROOT_PROBE_USER = "Expected an unprivileged probe user; received probe_user={name!r} with uid 0"
+USERADD_FAILED = "Could not create the probe user {name!r}: useradd exited with status {code}: {message}"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One isolation layer: whether it held for this probe, and why not when it did not."""
+
+    name: str
+    held: bool
+    reason: str
+
+
+def _libc():
+    """Return the C library with errno kept, or None where there is none (not a Unix)."""
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except (OSError, AttributeError):
+        return None
+
+
+_LIBC = _libc()
+
+
+def _check(result: int, what: str) -> None:
+    """Raise OSError when a libc call returned -1."""
+    if result == -1:
+        code = ctypes.get_errno()
+        raise OSError(code, f"{what}: {os.strerror(code)}")
+
+
+def _prctl(option: int, value: int) -> None:
+    """Call prctl(option, value); raise OSError when it fails."""
+    _check(_LIBC.prctl(option, ctypes.c_ulong(value), 0, 0, 0), f"prctl({option})")
+
+
+def _unshare(flags: int) -> None:
+    """Move the calling process into new namespaces."""
+    if hasattr(os, "unshare"):
+        os.unshare(flags)
+    else:
+        _check(_LIBC.unshare(flags), "unshare")
+
+
+def _map_ids(uid: int, gid: int) -> None:
+    """Map the caller's own uid and gid into the user namespace it just created."""
+    for name, text in (("setgroups", "deny"), ("uid_map", f"{uid} {uid} 1"), ("gid_map", f"{gid} {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as stream:
+            stream.write(text)
+
+
+def _drop_capabilities(last_cap: int) -> None:
+    """Empty the bounding, ambient, effective, permitted and inheritable sets, so exec gives root nothing back."""
+    for cap in range(last_cap + 1):
+        _check(_LIBC.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(cap), 0, 0, 0), f"prctl(PR_CAPBSET_DROP, {cap})")
+    _check(_LIBC.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0), "prctl(PR_CAP_AMBIENT)")
+    header = (ctypes.c_uint32 * 2)(CAPABILITY_VERSION_3, 0)
+    _check(_LIBC.capset(header, (ctypes.c_uint32 * 6)()), "capset")
+
+
+def _last_capability() -> int:
+    """Return the highest capability number the kernel knows."""
+    try:
+        return int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+    except (OSError, ValueError):
+        return 40
+
+
+def _in_child(check: Callable[[], dict]) -> dict:
+    """Run check() in a forked child and return the dict it returns (its failure becomes {'error': ...})."""
+    read_fd, write_fd = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork in a threaded process: the child only syscalls
+        pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(read_fd)
+            try:
+                answer = check()
+            except BaseException as error:  # noqa: BLE001 - every failure must reach the parent as text
+                answer = {"error": f"{type(error).__name__}: {error}"}
+            os.write(write_fd, json.dumps(answer).encode())
+        finally:
+            os._exit(0)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as stream:
+        data = stream.read()
+    os.waitpid(pid, 0)
+    try:
+        return json.loads(data)
+    except ValueError:
+        return {"error": "the test child died before it answered"}
+
+
+# --- what the machine allows -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Host:
+    """What this machine allows a child of this process, found once per process."""
+
+    is_linux: bool
+    is_root: bool
+    landlock_abi: int
+    landlock_error: str   # "" when a child could restrict itself
+    netns_flags: int      # CLONE_* flags that give a child its own network namespace, 0 when none do
+    netns_error: str
+    last_cap: int
+
+
+def _host_check(is_root: bool, abi: int) -> dict:
+    """In a throwaway child: try a network namespace, no_new_privs and a Landlock restriction; say what failed."""
+    answer = {"netns_flags": 0, "netns_error": "", "landlock_error": ""}
+    flags = CLONE_NEWNET if is_root else CLONE_NEWUSER | CLONE_NEWNET
+    uid, gid = os.getuid(), os.getgid()
+    try:
+        _unshare(flags)
+        if not is_root:
+            _map_ids(uid, gid)
+        answer["netns_flags"] = flags
+    except OSError as error:
+        answer["netns_error"] = f"unshare({'CLONE_NEWNET' if is_root else 'CLONE_NEWUSER|CLONE_NEWNET'}): {error}"
+    try:
+        _prctl(PR_SET_NO_NEW_PRIVS, 1)
+        if abi:
+            ruleset = landlock.Ruleset(landlock.fs_rights(abi), landlock.net_rights(abi), landlock.scopes(abi))
+            landlock.restrict_self(ruleset.fd)
+    except OSError as error:
+        answer["landlock_error"] = str(error)
+    return answer
+
+
+@functools.cache
+def host() -> Host:
+    """Return what this machine allows (probed once per process by a forked child)."""
+    is_linux = sys.platform.startswith("linux") and _LIBC is not None
+    is_root = hasattr(os, "geteuid") and os.geteuid() == 0
+    if not is_linux:
+        return Host(False, is_root, 0, f"not Linux ({sys.platform})", 0, f"not Linux ({sys.platform})", 0)
+    abi = landlock.abi_version()
+    answer = _in_child(lambda: _host_check(is_root, abi))
+    error = answer.get("error", "")
+    return Host(True, is_root, abi, answer.get("landlock_error", error), answer.get("netns_flags", 0),
+                answer.get("netns_error", error), _last_capability())
+
+
+# --- the probe's user ---------------------------------------------------------------------------------------
+
+
+def probe_account(name: str | None = None) -> pwd.struct_passwd:
+    """Return the probe's account: `name`, else the dedicated account if it exists, else nobody."""
+    if name is None:
+        try:
+            return pwd.getpwnam(DEFAULT_PROBE_USER)
+        except KeyError:
+            name = FALLBACK_PROBE_USER
+    try:
+        account = pwd.getpwnam(name)
+    except KeyError:
+        raise ValueError(NO_SUCH_USER.format(name=name)) from None
+    if account.pw_uid == 0:
+        raise ValueError(ROOT_PROBE_USER.format(name=name))
+    return account
+
+
+def ensure_probe_user(name: str = DEFAULT_PROBE_USER) -> int:
+    """Create the probe's system account unless it exists (needs root); return its uid."""
+    try:
+        return pwd.getpwnam(name).pw_uid
+    except KeyError:
+        pass
+    done = subprocess.run(["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent",
+                           "--shell", "/usr/sbin/nologin", name], check=False, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(USERADD_FAILED.format(name=name, code=done.returncode, message=done.stderr.strip()))
+    return pwd.getpwnam(name).pw_uid
+
+
+def _unreachable(account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
+    """Return why the account cannot run python or read one of paths ("" when it can), asked as that user."""
+
+    def check():
+        os.setgroups([])
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+        if not os.access(python, os.X_OK):
+            return {"error": f"it cannot run the interpreter {python}"}
+        for path in paths:
+            if os.path.exists(path) and not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
+                return {"error": f"it cannot read {path}"}
+        return {}
+
+    return _in_child(check).get("error", "")
+
+
+def chown_tree(path: Path, uid: int, gid: int) -> None:
+    """Give a folder and everything in it to uid:gid, without following symbolic links."""
+    os.chown(path, uid, gid, follow_symlinks=False)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def processes_of(uid: int) -> list[int]:
+    """Return the pids of every live (not zombie) process whose real uid is uid."""
+    pids = []
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
+        if not entry.isdigit():
+            continue
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if int(fields["Uid"].split()[0]) == uid and not fields["State"].strip().startswith("Z"):
+            pids.append(int(entry))
+    return pids
+
+
+def kill_uid(uid: int) -> None:
+    """Kill every process of uid at once: a child becomes uid and calls kill(-1, SIGKILL), which no fork outruns."""
+    if uid == 0 or uid == os.getuid():
+        raise ValueError(f"Expected the probe's own uid; received uid={uid}, which would kill the grader too")
+
+    def check():
+        os.setuid(uid)
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except ProcessLookupError:
+            pass  # nothing left of that uid
+        return {}
+
+    error = _in_child(check).get("error")
+    if error:
+        raise OSError(errno.EPERM, f"could not kill the processes of uid {uid}: {error}")
+
+
+# --- Landlock rules -------------------------------------------------------------------------------------------
+
+
+def _resolved(paths: Iterable[Path | str]) -> list[Path]:
+    """Return the real paths of those that exist, each once, in order."""
+    result = []
+    for path in paths:
+        real = Path(os.path.realpath(path))
+        if real.exists() and real not in result:
+            result.append(real)
+    return result
+
+
+class Cover(NamedTuple):
+    """Rules that cover some roots except the blocked paths."""
+
+    whole: list[Path]   # allow these with everything beneath
+    listed: list[Path]  # folders that contain a blocked path: list them (Python's import system must), read nothing
+
+
+def cover(roots: Iterable[Path | str], blocked: Iterable[Path | str]) -> Cover:
+    """Return what covers the roots except every blocked path (no whole path contains or lies in one)."""
+    blocked = {str(path) for path in _resolved(blocked)}
+    whole: dict[str, None] = {}   # ordered sets
+    listed: dict[str, None] = {}
+
+    def visit(path: str) -> None:
+        if path in blocked or path in whole or path in listed:
+            return
+        inside = path.rstrip("/") + "/"
+        if not any(inner.startswith(inside) for inner in blocked):
+            whole[path] = None
+            return
+        listed[path] = None
+        for name in sorted(os.listdir(path)):  # allow the siblings of the blocked path one by one
+            child = os.path.join(path, name)
+            visit(os.path.realpath(child) if os.path.islink(child) else child)
+
+    for root in _resolved(roots):
+        visit(str(root))
+
+    def covered(path: str) -> bool:
+        parent = os.path.dirname(path)
+        while parent != path:
+            if parent in whole:
+                return True
+            path, parent = parent, os.path.dirname(parent)
+        return False
+
+    return Cover([Path(path) for path in whole if not covered(path)], [Path(path) for path in listed])
+
+
+def runtime_paths(python: Path | str = sys.executable) -> list[Path]:
+    """Return the folders the running interpreter (and `python`) needs to start: prefixes and the stdlib."""
+    stdlib = sysconfig.get_paths()
+    candidates = [sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix, stdlib["stdlib"],
+                  stdlib["platstdlib"], Path(os.path.realpath(python)).parents[1]]
+    return _resolved(candidates)
+
+
+def kit_paths(kit_root: Path | str, site_dirs: Iterable[Path | str] = ()) -> list[Path]:
+    """Return the kit's tree and its entries in each site-packages folder: packages, dist-info, editable hooks."""
+    paths = [Path(kit_root)]
+    for site_dir in _resolved(site_dirs):
+        for entry in site_dir.iterdir():
+            name = entry.name.lower().replace("-", "_")
+            if entry.name in KIT_PACKAGES or name.startswith(KIT_DISTRIBUTION) or (
+                    name.startswith("__editable__") and KIT_DISTRIBUTION in name):
+                paths.append(entry)
+    return _resolved(paths)
+
+
+def _ruleset(abi: int, scratch: Path, readable: Sequence[Path], blocked: Sequence[Path]) -> landlock.Ruleset:
+    """Build the probe's Landlock ruleset: read the runtime, read and write scratch, nothing else; no TCP."""
+    ruleset = landlock.Ruleset(landlock.fs_rights(abi), landlock.net_rights(abi), landlock.scopes(abi))
+    try:
+        readable = cover([*SYSTEM_READ, *readable], blocked)
+        for path in readable.whole:
+            ruleset.allow(str(path), landlock.READ)
+        for path in readable.listed:
+            ruleset.allow(str(path), landlock.READ_DIR)
+        for device in _resolved(DEVICES_READ):
+            ruleset.allow(str(device), landlock.READ_FILE)
+        for device in _resolved(DEVICES_READ_WRITE):
+            ruleset.allow(str(device), landlock.READ_WRITE_DEVICE | landlock.IOCTL_DEV)
+        for path in cover([scratch], blocked).whole:
+            ruleset.allow(str(path), ruleset.handled_fs)
+    except BaseException:
+        ruleset.close()
+        raise
+    return ruleset
+
+
+# --- the plan -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """The layers one probe gets; `preexec()` applies them in the child, `layers` says which held."""
+
+    layers: list[Layer]
+    scratch: Path | None = None  # the probe's only writable folder, resolved
+    uid: int | None = None       # the probe's own uid (kill_uid(uid) kills all it started), None when it has none
+    gid: int | None = None
+    user: str | None = None
+    memory_bytes: int = 4 * 2**30
+    max_processes: int = DEFAULT_MAX_PROCESSES
+    _ruleset: landlock.Ruleset | None = None
+    _netns_flags: int = 0
+    _drop_caps: bool = False
+    _last_cap: int = 0
+    _outer_ids: tuple[int, int] = (0, 0)
+    _linux: bool = True
+
+    def held(self, name: str) -> bool:
+        """Return whether the named layer held."""
+        return any(layer.name == name and layer.held for layer in self.layers)
+
+    def as_dict(self) -> dict:
+        """Return the plan as the report records it (JSON-ready)."""
+        return {"user": self.user, "uid": self.uid,
+                "layers": [{"name": layer.name, "held": layer.held, "reason": layer.reason} for layer in self.layers]}
+
+    def missing(self) -> list[str]:
+        """Return the needs of REQUIREMENTS that no held layer meets."""
+        return [need for need, names in REQUIREMENTS if not any(self.held(name) for name in names)]
+
+    def preexec(self) -> Callable[[], None]:
+        """Return the function for Popen(preexec_fn=...) that applies every held layer in the child."""
+        if self.held(LANDLOCK_FS) and self._ruleset is None:
+            raise RuntimeError("Expected an open plan; received one already closed, whose Landlock rules are gone")
+        uses_nproc, no_new_privs, launcher = self.held(NPROC), self.held(NO_NEW_PRIVS), os.getpid()
+
+        def apply() -> None:
+            resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
+            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+            resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
+            if uses_nproc:
+                resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
+            if self._netns_flags:  # before giving up root: only root (or a new user namespace) may unshare
+                _unshare(self._netns_flags)
+                if self._netns_flags & CLONE_NEWUSER:
+                    _map_ids(*self._outer_ids)
+            if self.uid is not None:
+                os.setgroups([])
+                os.setgid(self.gid)
+                os.setuid(self.uid)
+            elif self._drop_caps:
+                _drop_capabilities(self._last_cap)
+            if self._linux:  # the death signal after setuid, which clears it
+                _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() != launcher:
+                    os._exit(1)  # the launcher died before the death signal was set
+            if self._ruleset is not None:
+                _prctl(PR_SET_NO_NEW_PRIVS, 1)
+                landlock.restrict_self(self._ruleset.fd)
+            elif no_new_privs:
+                _prctl(PR_SET_NO_NEW_PRIVS, 1)
+
+        return apply
+
+    def close(self) -> None:
+        """Close the Landlock ruleset (children already started keep their restrictions)."""
+        if self._ruleset is not None:
+            self._ruleset.close()
+            self._ruleset = None
+
+    def __enter__(self) -> "Plan":
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+
+def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] = (), *,
+         probe_user: str | None = None, memory_bytes: int = 4 * 2**30, require: bool = False,
+         max_processes: int = DEFAULT_MAX_PROCESSES, python: Path | str = sys.executable,
+         skip: Collection[str] = ()) -> Plan:
+    """Find the layers this machine allows for a probe, give scratch to the probe's user, and return the Plan.
+
+    scratch: the probe's only writable folder (cwd, HOME, TMPDIR); chowned, recursively, to the probe's user.
+    readable: what the probe may read besides the system folders and the interpreter: site-packages folders,
+        the runner and the files it loads by path. blocked: what no rule may cover (the kit's tree, its
+        site-packages entries: see kit_paths()); a readable folder that contains one is allowed entry by entry.
+    probe_user: the account the probe runs as when the grader is root (default lesson6-probe, else nobody).
+    require: raise RuntimeError unless every need of REQUIREMENTS is met.
+    python: the interpreter the probe runs (the probe's user must be able to run it).
+    skip: layers to leave out (see SKIPPABLE), for tests and benchmarks.
+    """
+    if not set(skip) <= SKIPPABLE:
+        raise ValueError(UNKNOWN_SKIP.format(known=sorted(SKIPPABLE), skip=sorted(skip)))
+    machine, scratch = host(), Path(os.path.realpath(scratch))
+    limits = (f"address space {memory_bytes:,} bytes, files {FILE_SIZE_LIMIT:,} bytes, no core dumps, "
+              "killed with the launcher")
+    result = Plan(scratch=scratch, layers=[Layer(RLIMITS, True, limits)], memory_bytes=memory_bytes,
+                  max_processes=max_processes, _last_cap=machine.last_cap, _linux=machine.is_linux,
+                  _outer_ids=(os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0))
+    _plan_user(result, machine, scratch, readable, probe_user, python, skip)
+    linux = "" if machine.is_linux else f"not Linux ({sys.platform})"
+    result.layers.append(Layer(NO_NEW_PRIVS, machine.is_linux, linux or "prctl(PR_SET_NO_NEW_PRIVS)"))
+    _plan_landlock(result, machine, scratch, [*runtime_paths(python), *readable], blocked, skip)
+    if NETNS in skip:
+        result.layers.append(Layer(NETNS, False, "left out by the caller"))
+    elif machine.netns_flags:
+        result._netns_flags = machine.netns_flags
+        result.layers.append(Layer(NETNS, True, "a network namespace of its own: no interface is up"))
+    else:
+        result.layers.append(Layer(NETNS, False, machine.netns_error))
+    if NPROC in skip or result.uid is None:
+        reason = "left out by the caller" if NPROC in skip else "the probe has no uid of its own to count"
+        result.layers.append(Layer(NPROC, False, reason))
+    else:
+        result.layers.append(Layer(NPROC, True, f"at most {max_processes} processes for uid {result.uid}"))
+    if require and result.missing():
+        result.close()
+        received = "; ".join(f"{layer.name}: {layer.reason}" for layer in result.layers if not layer.held)
+        raise RuntimeError(SANDBOX_REQUIRED.format(need=", ".join(result.missing()), received=received))
+    return result
+
+
+def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], probe_user: str | None,
+               python: Path | str, skip: Collection[str]) -> None:
+    """Add the user and capabilities layers; chown scratch when the probe gets a user of its own."""
+    if not machine.is_root:
+        reason = "the grader does not run as root: the probe runs as the grader's own user"
+        result.layers.append(Layer(USER, False, reason))
+        return
+    if USER in skip:
+        reason = "left out by the caller"
+    else:
+        account = probe_account(probe_user)
+        python = Path(os.path.realpath(python))
+        reason = _unreachable(account, python, [*runtime_paths(python), *readable])
+        if not reason:
+            chown_tree(scratch, account.pw_uid, account.pw_gid)
+            result.uid, result.gid, result.user = account.pw_uid, account.pw_gid, account.pw_name
+            result.layers.append(Layer(USER, True, f"runs as {account.pw_name} (uid {account.pw_uid})"))
+            return
+        reason = f"user {account.pw_name} cannot be used: {reason}"
+    result.layers.append(Layer(USER, False, f"{reason}; the probe runs as root"))
+    if CAPABILITIES in skip or not machine.is_linux:
+        result.layers.append(Layer(CAPABILITIES, False, "left out by the caller" if machine.is_linux else "not Linux"))
+    else:
+        result._drop_caps = True
+        result.layers.append(Layer(CAPABILITIES, True, "root without any capability"))
+
+
+def _plan_landlock(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], blocked: Sequence[Path],
+                   skip: Collection[str]) -> None:
+    """Add the three Landlock layers and build the ruleset the child will enforce."""
+    abi = machine.landlock_abi
+    if "landlock" in skip:
+        reason = "left out by the caller"
+    elif not abi:
+        reason = machine.landlock_error if not machine.is_linux else "Landlock is not available in this kernel"
+    elif machine.landlock_error:
+        reason = f"Landlock ABI {abi} is reported but a process cannot restrict itself: {machine.landlock_error}"
+    else:
+        result._ruleset = _ruleset(abi, scratch, readable, blocked)
+        reason = ""
+    held = result._ruleset is not None
+    result.layers += [
+        Layer(LANDLOCK_FS, held, f"Landlock ABI {abi}: writes only in scratch, reads only the runtime" if held
+              else reason),
+        Layer(LANDLOCK_NET, held and abi >= 4, "no TCP bind or connect" if held and abi >= 4
+              else reason or f"Landlock ABI {abi} < 4 has no network rights"),
+        Layer(LANDLOCK_SCOPE, held and abi >= 6, "no signal or abstract socket outside the probe" if held and abi >= 6
+              else reason or f"Landlock ABI {abi} < 6 has no scopes"),
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print which layers hold on this machine, or create the probe's account (`create-user [NAME]`)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["create-user"]:
+        name = argv[1] if len(argv) > 1 else DEFAULT_PROBE_USER
+        print(f"probe user {name}: uid {ensure_probe_user(name)}")
+        return 0
+    with tempfile.TemporaryDirectory(prefix="lesson6-isolation-") as scratch, plan(Path(scratch)) as found:
+        for layer in found.layers:
+            print(f"{layer.name:15} {'held' if layer.held else 'NOT HELD':9} {layer.reason}")
+        missing = found.missing()
+        print("missing: " + ", ".join(missing) if missing else "every requirement is met")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

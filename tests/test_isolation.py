@@ -1,0 +1,349 @@
+"""Attack a real child started with a Plan's preexec, as the launcher starts the probe, and check what each layer stops.
+
+Every attack also runs once without the layer that should stop it (a control), so a test cannot pass because the
+attack was broken. A layer this machine cannot provide is skipped with the plan's own reason, never passed.
+"""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from grader.sandbox import isolation
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the isolation layers are Linux's")
+
+KIT_ROOT = Path(__file__).resolve().parents[1]
+SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
+IS_ROOT = os.geteuid() == 0
+EVERYTHING_BUT = {
+    isolation.USER: {"landlock", isolation.NETNS},
+    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS},
+    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS},
+    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS},
+    isolation.NETNS: {isolation.USER, "landlock"},
+    "none": {isolation.USER, "landlock", isolation.NETNS, isolation.NPROC},
+}
+PRELUDE = """
+import json, os, sys
+sys.path.append({site!r})
+results = {{}}
+def attempt(key, action):
+    try:
+        value = action()
+        results[key] = "ok" if value is None else value
+    except Exception as error:
+        results[key] = type(error).__name__
+"""
+
+
+@pytest.fixture
+def area():
+    """Return a folder in /tmp that any user may traverse (pytest's tmp_path is closed to other users)."""
+    path = Path(tempfile.mkdtemp(prefix="lesson6-isolation-test-"))
+    path.chmod(0o755)
+    (path / "scratch").mkdir()
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def candidate_pythons():
+    """Return interpreters the tests may run: this one, and the system's of the same version (for numpy's ABI)."""
+    system = Path(f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}")
+    return [Path(sys.executable)] + ([system] if system.exists() else [])
+
+
+def make_plan(area, *, skip=(), **options):
+    """Return a Plan for area/scratch that reads numpy's site-packages and blocks the kit."""
+    options.setdefault("blocked", isolation.kit_paths(KIT_ROOT, [SITE]))
+    return isolation.plan(area / "scratch", [SITE, *options.pop("readable", [])], skip=skip, **options)
+
+
+def plan_holding(area, layer, **options):
+    """Return (plan, python) with the named layer held, or skip the test with the reason it cannot hold here."""
+    reason = ""
+    for python in candidate_pythons() if layer == isolation.USER else [Path(sys.executable)]:
+        plan = make_plan(area, python=python, skip=EVERYTHING_BUT.get(layer, ()), **options)
+        if plan.held(layer):
+            return plan, python
+        reason = next(found.reason for found in plan.layers if found.name == layer)
+        plan.close()
+    pytest.skip(f"the {layer} layer cannot hold on this machine: {reason}")
+
+
+def run_child(plan, code, python=sys.executable, **format_args):
+    """Run `python -I -S -c PRELUDE+code` under the plan, as the launcher does; return the results it printed."""
+    source = PRELUDE.format(site=str(SITE)) + code.format(**format_args) + "\nprint(json.dumps(results))\n"
+    with plan:
+        done = subprocess.run([str(python), "-I", "-S", "-c", source], check=False, cwd=plan.scratch,
+                              capture_output=True, text=True, timeout=120, start_new_session=True,
+                              preexec_fn=plan.preexec(),
+                              env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"})
+    assert done.returncode == 0, f"the child failed with status {done.returncode}: {done.stderr[-2000:]}"
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+# --- the plan itself -----------------------------------------------------------------------------------------
+
+
+def test_the_plan_names_every_layer_with_a_reason(area):
+    with make_plan(area) as plan:
+        names = [layer.name for layer in plan.layers]
+        assert names[:2] == [isolation.RLIMITS, isolation.USER]
+        assert set(names) >= {isolation.NO_NEW_PRIVS, isolation.LANDLOCK_FS, isolation.LANDLOCK_NET,
+                              isolation.LANDLOCK_SCOPE, isolation.NETNS, isolation.NPROC}
+        assert all(layer.reason for layer in plan.layers), plan.layers
+        assert plan.as_dict()["layers"][0] == {"name": "rlimits", "held": True, "reason": plan.layers[0].reason}
+
+
+def test_an_unknown_layer_to_skip_is_refused(area):
+    with pytest.raises(ValueError, match=r"Expected layers to skip among .*received skip=\['seccomp'\]"):
+        isolation.plan(area / "scratch", skip={"seccomp"})
+
+
+def test_require_refuses_with_the_need_and_the_layers_that_did_not_hold(area):
+    with pytest.raises(RuntimeError) as raised:
+        isolation.plan(area / "scratch", [SITE], require=True, skip={"landlock"})
+    message = str(raised.value)
+    assert message.startswith("The sandbox is required but cannot be set up on this machine. Expected writes only "
+                              "inside scratch and nothing of the kit readable"), message
+    assert "landlock_fs: left out by the caller" in message
+
+
+def test_without_landlock_the_layers_say_so_and_the_child_still_runs(area, monkeypatch):
+    without_landlock = dataclasses.replace(isolation.host(), landlock_abi=0)
+    monkeypatch.setattr(isolation, "host", lambda: without_landlock)
+    plan = make_plan(area)
+    reasons = {layer.name: (layer.held, layer.reason) for layer in plan.layers}
+    assert reasons[isolation.LANDLOCK_FS] == (False, "Landlock is not available in this kernel")
+    assert reasons[isolation.LANDLOCK_NET] == (False, "Landlock is not available in this kernel")
+    assert run_child(plan, "attempt('numpy', lambda: __import__('numpy').__name__)") == {"numpy": "numpy"}
+
+
+def test_cover_allows_the_siblings_of_a_blocked_folder_and_lists_its_parents(tmp_path):
+    for name in ("site/numpy/core", "site/grader/hidden", "site/other", "elsewhere"):
+        (tmp_path / name).mkdir(parents=True)
+    (tmp_path / "site/link").symlink_to(tmp_path / "site/grader")
+    found = isolation.cover([tmp_path / "site", tmp_path / "elsewhere"], [tmp_path / "site/grader"])
+    assert found.whole == [tmp_path / "site/numpy", tmp_path / "site/other", tmp_path / "elsewhere"]
+    assert found.listed == [tmp_path / "site"]
+
+
+def test_kit_paths_finds_the_kits_entries_in_site_packages(tmp_path):
+    names = ["grader", "solutions", "exercises", "lesson6_grader-0.1.0.dist-info",
+             "__editable___lesson6_grader_0_1_0_finder.py", "__editable__.lesson6_grader-0.1.0.pth", "numpy"]
+    for name in names:
+        (tmp_path / name).mkdir()
+    found = isolation.kit_paths(tmp_path / "kit", [tmp_path])
+    assert sorted(path.name for path in found) == sorted(names[:-1])
+
+
+def test_a_closed_plan_refuses_to_start_a_child(area):
+    plan = make_plan(area)
+    if not plan.held(isolation.LANDLOCK_FS):
+        pytest.skip(f"only a plan with Landlock rules can lose them: {plan.layers}")
+    plan.close()
+    with pytest.raises(RuntimeError, match="Expected an open plan; received one already closed"):
+        plan.preexec()
+
+
+def test_kill_uid_refuses_the_graders_own_uid():
+    with pytest.raises(ValueError, match=f"received uid={os.getuid()}, which would kill the grader too"):
+        isolation.kill_uid(os.getuid())
+
+
+# --- what each layer stops -------------------------------------------------------------------------------------
+
+WRITE = """
+for key, path in (("scratch", "in_scratch.txt"), ("outside", {outside!r}), ("etc", {etc!r})):
+    attempt(key, lambda: open(path, "w").write("planted") and None)
+"""
+
+
+@pytest.mark.parametrize("layer", [isolation.LANDLOCK_FS, isolation.USER, "none"])
+def test_writes_outside_scratch_fail(area, layer):
+    outside = area / "outside"
+    outside.mkdir(mode=0o777)
+    outside.chmod(0o777 if layer != isolation.USER else 0o755)  # world-writable: only Landlock stands in the way
+    plan, python = plan_holding(area, layer) if layer != "none" else (make_plan(area, skip=EVERYTHING_BUT["none"]),
+                                                                      sys.executable)
+    etc = Path(f"/etc/lesson6-isolation-test-{uuid.uuid4().hex}")
+    try:
+        results = run_child(plan, WRITE, python, outside=str(outside / "planted.txt"), etc=str(etc))
+        planted_in_etc = etc.exists()
+    finally:
+        etc.unlink(missing_ok=True)
+    assert results["scratch"] == "ok"
+    if layer == "none":
+        assert results["outside"] == "ok", "control: without a layer the child writes outside scratch"
+        return
+    assert results["outside"] == "PermissionError"
+    assert not (outside / "planted.txt").exists()
+    if IS_ROOT:
+        assert results["etc"] == "PermissionError"
+        assert not planted_in_etc
+
+
+READ = """
+for key, path in (("kit", {kit!r}), ("sibling", {sibling!r}), ("solutions", {solutions!r}),
+                  ("dist_info", {dist_info!r})):
+    attempt(key, lambda: open(path).read())
+attempt("numpy", lambda: __import__("numpy").ones(3).sum().item())
+attempt("environ", lambda: open(f"/proc/{{os.getppid()}}/environ", "rb").read() and None)  # the grader's secrets
+attempt("listing", lambda: sorted(os.listdir({site!r})))
+"""
+
+
+@pytest.mark.parametrize("layer", [isolation.LANDLOCK_FS, "none"])
+def test_the_kit_is_unreadable_while_numpy_imports(area, layer):
+    fake_site = area / "site"
+    for name in ("grader/hidden_tests", "other"):
+        (fake_site / name).mkdir(parents=True)
+    (fake_site / "grader/hidden_tests/points.toml").write_text("secret = 1\n")
+    (fake_site / "other/ok.txt").write_text("fine\n")
+    for path in [fake_site, *fake_site.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    blocked = [*isolation.kit_paths(KIT_ROOT, [SITE]), fake_site / "grader"]
+    options = {"readable": [fake_site], "blocked": blocked}
+    plan = plan_holding(area, layer, **options)[0] if layer != "none" else make_plan(
+        area, skip=EVERYTHING_BUT["none"], **options)
+    dist_info = next(iter(SITE.glob("lesson6_grader-*.dist-info/METADATA")), KIT_ROOT / "pyproject.toml")
+    results = run_child(plan, READ, kit=str(fake_site / "grader/hidden_tests/points.toml"),
+                        sibling=str(fake_site / "other/ok.txt"), solutions=str(KIT_ROOT / "solutions/cnn.py"),
+                        dist_info=str(dist_info), site=str(fake_site))
+    assert results["numpy"] == 3.0
+    assert results["sibling"] == "fine\n"
+    assert results["listing"] == ["grader", "other"]  # a folder holding a blocked path shows its names, no contents
+    if layer == "none":
+        assert results["kit"] == "secret = 1\n", "control: without Landlock the child reads the kit"
+        return
+    assert results["kit"] == "PermissionError"
+    assert results["solutions"] == "PermissionError"
+    assert results["dist_info"] == "PermissionError"
+    assert results["environ"] == "PermissionError"
+
+
+CONNECT = """
+import socket
+def connect():
+    with socket.create_connection(("127.0.0.1", {port}), timeout=5) as connection:
+        connection.sendall(b"stolen")
+attempt("connect", connect)
+"""
+
+
+@pytest.mark.parametrize("layer", [isolation.NETNS, isolation.LANDLOCK_NET, "none"])
+def test_no_tcp_connection_reaches_a_local_listener(area, layer):
+    plan = plan_holding(area, layer)[0] if layer != "none" else make_plan(area, skip=EVERYTHING_BUT["none"])
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        results = run_child(plan, CONNECT, port=listener.getsockname()[1])
+        listener.settimeout(0.5)
+        try:
+            connection, _address = listener.accept()
+            with connection:
+                heard = connection.recv(100)
+        except TimeoutError:
+            heard = b""
+    if layer == "none":
+        assert (results["connect"], heard) == ("ok", b"stolen"), "control: without a layer the listener hears it"
+        return
+    assert results["connect"] in ("PermissionError", "OSError")  # Landlock: EACCES; netns: ENETUNREACH
+    assert heard == b""
+
+
+SIGNAL = """
+attempt("parent", lambda: os.kill(os.getppid(), 0))
+attempt("stop", lambda: os.kill({victim}, {stop}))
+"""
+
+
+@pytest.mark.parametrize("layer", [isolation.USER, isolation.LANDLOCK_SCOPE, "none"])
+def test_the_probe_cannot_signal_the_grader(area, layer):
+    plan, python = plan_holding(area, layer) if layer != "none" else (make_plan(area, skip=EVERYTHING_BUT["none"]),
+                                                                      sys.executable)
+    victim = subprocess.Popen(["sleep", "60"])  # stands in for the grader: a stopped pytest would hang the suite
+    try:
+        results = run_child(plan, SIGNAL, python, victim=victim.pid, stop=int(signal.SIGSTOP))
+        time.sleep(0.1)
+        state = Path(f"/proc/{victim.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    finally:
+        victim.kill()
+        victim.wait()
+    if layer == "none":
+        assert (results, state) == ({"parent": "ok", "stop": "ok"}, "T"), "control: without a layer it stops"
+        return
+    assert results == {"parent": "PermissionError", "stop": "PermissionError"}
+    assert state != "T"
+
+
+def test_the_probe_runs_as_its_own_unprivileged_user(area):
+    if not IS_ROOT:
+        pytest.skip("the user layer needs a grader running as root; this test runs as uid " + str(os.getuid()))
+    plan, python = plan_holding(area, isolation.USER)
+    uid, user = plan.uid, plan.user
+    results = run_child(plan, "attempt('uid', os.getuid); attempt('groups', os.getgroups)", python)
+    assert results == {"uid": uid, "groups": []}
+    assert uid != 0 and (area / "scratch").stat().st_uid == uid, f"scratch should belong to {user}"
+
+
+def test_a_probe_that_stays_root_has_no_capability_and_no_new_privileges(area):
+    if not IS_ROOT:
+        pytest.skip("capabilities are dropped only when the probe would otherwise run as root")
+    plan = make_plan(area, skip={isolation.USER})
+    assert plan.held(isolation.CAPABILITIES) and plan.held(isolation.NO_NEW_PRIVS), plan.layers
+    status = "attempt('status', lambda: open('/proc/self/status').read())"
+    lines = dict(line.split(":\t", 1) for line in run_child(plan, status)["status"].splitlines() if ":\t" in line)
+    assert {key: lines[key].strip() for key in ("Uid", "CapEff", "CapPrm", "CapBnd", "NoNewPrivs")} == {
+        "Uid": "0\t0\t0\t0", "CapEff": "0" * 16, "CapPrm": "0" * 16, "CapBnd": "0" * 16, "NoNewPrivs": "1"}
+
+
+FORK = """
+import time
+def fork_many():
+    started = 0
+    for _ in range(50):
+        try:
+            if os.fork() == 0:
+                os.close(1), os.close(2)  # the test reads the child's output to its end
+                time.sleep(60)
+                os._exit(0)
+        except BlockingIOError:
+            break
+        started += 1
+    return started
+attempt("started", fork_many)
+"""
+
+
+@pytest.mark.parametrize("layer", [isolation.NPROC, "none"])
+def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
+    plan, python = plan_holding(area, isolation.USER, max_processes=20)
+    if layer == "none":
+        plan.close()
+        plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC})
+    uid = plan.uid
+    assert plan.held(isolation.NPROC) == (layer == isolation.NPROC), plan.layers
+    try:
+        results = run_child(plan, FORK, python)
+        assert isolation.processes_of(uid), "the forked children should still be sleeping"
+    finally:
+        isolation.kill_uid(uid)
+    if layer == "none":
+        assert results["started"] == 50, "control: without RLIMIT_NPROC all 50 processes start"
+    else:
+        assert results["started"] < 20
+    deadline = time.monotonic() + 5
+    while isolation.processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert isolation.processes_of(uid) == []
