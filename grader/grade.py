@@ -6,6 +6,7 @@ decides a grade (the hidden tests, the points, the calibration) is fingerprinted
 and verified before the checker starts: a grade computed from anything that changed is refused.
 """
 
+import sys
 import tempfile
 import threading
 import time
@@ -18,6 +19,8 @@ from grader.report import GradingResults
 from grader.sandbox import run_probe
 from grader.submission import SubmissionError, prepare
 
+WEAK_SANDBOX = ("warning: student code ran with process limits only: this machine allows no other isolation layer "
+                "(another user, Landlock, a network namespace). Use --require-sandbox to refuse to grade here.")
 KIT_CHANGED = ("The grader's own files changed while this submission ran ({changes}), so no grade was computed. "
                "Reinstall the grader before grading again.")
 
@@ -47,7 +50,20 @@ def probe_submission(path, options=GradingOptions()):
             folder = prepare(path, scratch)
         except SubmissionError as error:
             return ProbeResult(import_status=ERROR, import_message=str(error))
-        return run_probe(folder, probe_request(), limits=options.limits)
+        try:
+            return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
+                             require_sandbox=options.require_sandbox)
+        except RuntimeError as error:
+            if options.require_sandbox:
+                raise SandboxRequired(str(error)) from None
+            raise
+
+
+def warn_weak_sandbox(probe):
+    """Say on stderr when student code ran with no isolation beyond process limits (--require-sandbox refuses)."""
+    beyond_limits = [layer for layer in probe.isolation if layer.get("held") and layer.get("name") != "rlimits"]
+    if probe.isolation and not beyond_limits:
+        print(WEAK_SANDBOX, file=sys.stderr)
 
 
 def probe_notes(probe):
@@ -71,8 +87,10 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
         return GradingResults(submission=submission_id(path), tests=[], status=ERROR,
                               execution_time=round(time.monotonic() - started, 2),
                               notes=[KIT_CHANGED.format(changes=error)])
-    return check(probe, submission=submission_id(path), started=started, options=options, report_dir=report_dir,
-                 trainer=trainer)
+    results = check(probe, submission=submission_id(path), started=started, options=options,
+                    report_dir=report_dir, trainer=trainer)
+    warn_weak_sandbox(probe)
+    return results
 
 
 def check(probe, *, submission, started=None, options=GradingOptions(), report_dir=None, trainer=None):
@@ -88,4 +106,5 @@ def check(probe, *, submission, started=None, options=GradingOptions(), report_d
     tests = run_hidden_tests(session)
     notes = probe_notes(probe)
     return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
-                          probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts))
+                          probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts),
+                          sandbox=list(probe.isolation))

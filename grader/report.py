@@ -108,6 +108,16 @@ class GradingResults:
     notes: list = field(default_factory=list)        # plain-words facts for the instructor
     artifacts: dict = field(default_factory=dict)    # name -> path of files in the report folder
     status: str = "graded"                           # "graded", or "error" if grading itself failed
+    sandbox: list = field(default_factory=list)      # the probe's isolation layers: {name, held, reason}
+
+    def sandbox_line(self):
+        """Return which isolation layers held for this grade, in one line ('' when the probe did not run)."""
+        if not self.sandbox:
+            return ""
+        held = [layer["name"] for layer in self.sandbox if layer.get("held")]
+        missing = [f"{layer['name']} ({layer.get('reason', '')})" for layer in self.sandbox if not layer.get("held")]
+        return (f"Sandbox layers that held: {', '.join(held) or 'none'}"
+                + (f"; not available: {'; '.join(missing)}" if missing else ""))
 
     @property
     def score(self):
@@ -180,6 +190,8 @@ class GradingResults:
         if self.notes:
             lines += ["", "Notes:"]
             lines += [f"  - {_terminal_safe(str(note))}" for note in self.notes]
+        if self.sandbox:
+            lines += ["", self.sandbox_line()]
         if self.probe_output:
             # Prefixed so nothing the student printed can pass for a line of the report.
             lines += ["", f"{PRINTED_HEADING}:"]
@@ -202,6 +214,7 @@ class GradingResults:
                 "submission": self.submission,
                 "status": self.status,
                 "notes": [str(note) for note in self.notes],
+                "sandbox": list(self.sandbox),
                 "probe_output": self.probe_output,
                 "artifacts": {str(k): str(v) for k, v in self.artifacts.items()},
             },
@@ -250,6 +263,7 @@ class GradingResults:
         return cls(submission=extra.get("submission", ""), tests=tests,
                    execution_time=float(data.get("execution_time", 0.0)),
                    probe_output=extra.get("probe_output", ""), notes=list(extra.get("notes", [])),
+                   sandbox=list(extra.get("sandbox", [])),
                    artifacts=dict(extra.get("artifacts", {})), status=extra.get("status", "graded"))
 
     # ---- CI ---------------------------------------------------------------------------------
@@ -323,6 +337,8 @@ class GradingResults:
         if self.notes:
             lines += ["", "### Notes", ""]
             lines += [f"- {_md_inline(str(note))}" for note in self.notes]
+        if self.sandbox:
+            lines += ["", f"<sub>{_md_inline(self.sandbox_line())}</sub>"]
         if self.probe_output:
             lines += ["", f"<details><summary>{PRINTED_HEADING}</summary>", ""]
             lines += _fenced(_terminal_safe(self.probe_output))

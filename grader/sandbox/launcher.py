@@ -28,8 +28,10 @@ from pathlib import Path
 from grader import protocol
 from grader.lesson import manifest
 from grader.protocol import CRASHED, ERROR, NOT_RUN, OK, RUNNER_STATUSES, TIMEOUT, FunctionOutcome, ProbeResult
-from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper, limit_child
+from grader.sandbox import isolation
+from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper
 
+KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the grader package (site-packages in a wheel)
 UNTRUSTED = Path(__file__).resolve().parent.parent / "untrusted"
 RUNNER = UNTRUSTED / "runner.py"
 WEIGHTS = UNTRUSTED / "weights.py"
@@ -165,16 +167,21 @@ def site_dirs():
     return result
 
 
-def start_runner(workdir, envelope, limits, token):
-    """Start the runner child; return (process, result pipe read end)."""
+def start_runner(workdir, envelope, plan, token):
+    """Start the runner child inside the sandbox plan's layers; return (process, result pipe read end)."""
     read_fd, write_fd = os.pipe()
-    process = subprocess.Popen(
-        [sys.executable, "-I", "-S", "-B", str(RUNNER), str(write_fd)],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        cwd=workdir, env=child_environment(workdir, token), pass_fds=(write_fd,),
-        start_new_session=True, preexec_fn=limit_child(limits.memory_bytes),
-    )
-    os.close(write_fd)
+    try:
+        process = subprocess.Popen(
+            [sys.executable, "-I", "-S", "-B", str(RUNNER), str(write_fd)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=workdir, env=child_environment(workdir, token), pass_fds=(write_fd,),
+            start_new_session=True, preexec_fn=plan.preexec(),
+        )
+    except BaseException:
+        os.close(read_fd)
+        raise
+    finally:
+        os.close(write_fd)
     try:
         process.stdin.write(json.dumps(envelope).encode())
         process.stdin.close()
@@ -395,20 +402,37 @@ def runner_envelope(request, submission_dir):
     }
 
 
-def run_probe(submission_dir, request, *, limits=Limits(), workdir=None):
-    """Import a submission in a sandboxed child process and report what every API function produced."""
+def sandbox_plan(workdir, limits, *, probe_user=None, require=False):
+    """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files."""
+    sites = [Path(path) for path in site_dirs()]
+    return isolation.plan(workdir, readable=[*sites, RUNNER, PROTOCOL, WEIGHTS],
+                          blocked=isolation.kit_paths(KIT_ROOT, sites), probe_user=probe_user,
+                          memory_bytes=limits.memory_bytes, require=require)
+
+
+def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False):
+    """Import a submission in a sandboxed child process and report what every API function produced.
+
+    Raises RuntimeError when require_sandbox is set and the machine cannot give the probe every isolation layer.
+    """
     started = time.monotonic()
     become_subreaper()
     own_workdir = workdir is None
     workdir = Path(tempfile.mkdtemp(prefix="lesson6-probe-") if own_workdir else workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
-    processes, output, result = ProbeProcesses(token), Output(limits.output_chars), ProbeResult()
+    output, result, plan, processes = Output(limits.output_chars), ProbeResult(), None, None
     try:
         envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir))
-        probe_loop(envelope, limits, processes, output, result, started, workdir)
+        plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox)
+        result.isolation = plan.as_dict()["layers"]
+        processes = ProbeProcesses(token, uid=plan.uid)
+        probe_loop(envelope, plan, limits, processes, output, result, started, workdir)
     finally:
-        processes.kill_all()
+        if processes is not None:
+            processes.kill_all()
+        if plan is not None:
+            plan.close()
         if own_workdir:
             shutil.rmtree(workdir, ignore_errors=True)
     result.output = output.text()
@@ -416,11 +440,11 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None):
     return result
 
 
-def probe_loop(envelope, limits, processes, output, result, started, workdir):
+def probe_loop(envelope, plan, limits, processes, output, result, started, workdir):
     """Run the child, restarting it without the function that killed it, until every function is reported."""
     total_deadline = started + limits.total_seconds
     for restart in range(MAX_RESTARTS + 1):
-        process, result_fd = start_runner(workdir, envelope, limits, processes.token)
+        process, result_fd = start_runner(workdir, envelope, plan, processes.token)
         processes.sessions.add(process.pid)
         attempt = RunnerWatch(process, result_fd, limits, processes, output, total_deadline).watch()
         result.outcomes.update(attempt.done)

@@ -5,12 +5,10 @@ Used by the probe's launcher and by the batch's worker pool (to kill a worker wi
 
 import ctypes
 import os
-import resource
 import signal
 import time
 
 TOKEN_VARIABLE = "LESSON6_PROBE_TOKEN"
-FILE_SIZE_LIMIT = 256 * 2**20
 
 
 def become_subreaper():
@@ -20,21 +18,6 @@ def become_subreaper():
         libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
     except (OSError, AttributeError):
         pass  # not Linux: the token scan still finds escaped processes
-
-
-def limit_child(memory_bytes):
-    """Return a preexec function that caps memory, file size and core dumps and dies with the launcher."""
-
-    def preexec():
-        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-        try:
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
-
-    return preexec
 
 
 def read_stat(pid):
@@ -86,6 +69,14 @@ def resident_bytes(pids):
     return total
 
 
+def owner(pid):
+    """Return the real uid of a process, or None if it is gone."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
 def carries_token(pid, token):
     """Return whether a process was started with this probe's token in its environment."""
     try:
@@ -98,8 +89,9 @@ def carries_token(pid, token):
 class ProbeProcesses:
     """Every process one probe run started: tracked while it runs, all killed at the end."""
 
-    def __init__(self, token):
+    def __init__(self, token, uid=None):
         self.token = token
+        self.uid = uid         # the probe's own uid, when it has one: every process of it is the probe's
         self.sessions = set()  # the runners' session ids (= their pids, started with start_new_session)
         self.seen = set()      # (pid, starttime) of every descendant seen while polling
 
@@ -113,7 +105,7 @@ class ProbeProcesses:
     def belongs(self, pid, stat):
         """Return whether a live process is one the probe started."""
         _ppid, pgid, session, _state, starttime = stat
-        return (session in self.sessions or pgid in self.sessions or (pid, starttime) in self.seen
+        return (session in self.sessions or (self.uid is not None and owner(pid) == self.uid) or pgid in self.sessions or (pid, starttime) in self.seen
                 or carries_token(pid, self.token))
 
     def targets(self):
@@ -125,6 +117,10 @@ class ProbeProcesses:
 
     def kill_all(self):
         """SIGKILL every probe process until none is left; reap the ones this process adopted."""
+        if self.uid is not None:
+            from grader.sandbox.isolation import kill_uid
+
+            kill_uid(self.uid)
         for _round in range(50):
             targets = self.targets()
             for pid in targets:
