@@ -405,8 +405,11 @@ def runner_envelope(request, submission_dir):
 def sandbox_plan(workdir, limits, *, probe_user=None, require=False):
     """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files."""
     sites = [Path(path) for path in site_dirs()]
+    # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
+    # also holds keras and numpy (kit_paths adds the kit's entries of every site-packages folder anyway).
+    kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
     return isolation.plan(workdir, readable=[*sites, RUNNER, PROTOCOL, WEIGHTS],
-                          blocked=isolation.kit_paths(KIT_ROOT, sites), probe_user=probe_user,
+                          blocked=isolation.kit_paths(kit, sites), probe_user=probe_user,
                           memory_bytes=limits.memory_bytes, require=require)
 
 
