@@ -24,16 +24,18 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait
 from pathlib import Path
 
-from grader.report import GradingResults
+from grader.exports import GRADESCOPE_METADATA, submission_ids
+from grader.report import FORMATS, SHOWN_TO_INSTRUCTOR, GradingResults
 
 ERROR = "error"
 READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
-SKIPPED_NAMES = ("__pycache__", "__MACOSX")
+SKIPPED_NAMES = ("__pycache__", "__MACOSX", GRADESCOPE_METADATA)  # a Gradescope export's metadata: no student
 WORKER_START_SECONDS = 120     # a fresh worker imports TensorFlow before its first submission
 CHECK_SECONDS = 300            # the hidden tests without the training check, generously
 TRAINING_SECONDS = 600         # the training check's own limit is lower; this only catches a stuck worker
 POLL_SECONDS = 0.5
 LOG_TAIL_CHARS = 1500
+BATCH_FORMATS = tuple(fmt for fmt in FORMATS if fmt != "html")  # what render_all prints on stdout
 
 # Messages of error rows, in the words the gradebook and the report show.
 WORKER_DIED = "The grader's worker process died (exit status {code}) while grading this submission.{log}"
@@ -65,6 +67,12 @@ def find_submissions(folder, *, exclude=()):
     return found
 
 
+def batch_ids(paths) -> list:
+    """Return the submission id of each path, in order: the file name without its extension, if unique."""
+    ids = submission_ids(paths)
+    return [ids[Path(path)] for path in paths]
+
+
 def submission_deadline(options):
     """Return the seconds one submission may take in a worker before the worker is stopped."""
     return options.limits.total_seconds + CHECK_SECONDS + (TRAINING_SECONDS if options.training else 0)
@@ -92,16 +100,16 @@ def make_trainer(options):
     return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
 
 
-def grade_one(path, options, trainer, reports=None):
+def grade_one(path, options, trainer, reports=None, submission=None):
     """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
     from grader.grade import grade, submission_id
     from grader.report import write_reports
 
     started = time.monotonic()
-    submission = submission_id(path)
+    submission = submission or submission_id(path)
     report_dir = Path(reports) / submission if reports else None
     try:
-        results = grade(path, options, report_dir=report_dir, trainer=trainer)
+        results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -138,14 +146,12 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
             return
         if job is None:
             return
-        index, path = job
+        index, path, submission = job
         started = time.monotonic()
         try:
-            results = grader(path, options, trainer, reports)
+            results = grader(path, options, trainer, reports, submission)
         except Exception as error:  # last resort: grade_one already turns grading errors into rows
-            from grader.grade import submission_id
-
-            results = error_results(submission_id(path), GRADING_RAISED.format(error=repr(error)[:500]),
+            results = error_results(submission, GRADING_RAISED.format(error=repr(error)[:500]),
                                     time.monotonic() - started)
         connection.send((index, results, _cache_counts(trainer)))
 
@@ -169,10 +175,10 @@ class _Worker:
         self.ready_at = self.sent_at = None
         self.counts = (0, 0)
 
-    def send(self, index, path):
+    def send(self, index, path, submission):
         self.job = index
         self.sent_at = time.monotonic()
-        self.connection.send((index, str(path)))
+        self.connection.send((index, str(path), submission))
 
     def overdue(self, now, seconds):
         """Return whether the worker's submission has run past its time (counted once the worker is ready)."""
@@ -251,9 +257,11 @@ class Gradebook:
 class Scheduler:
     """Hand submissions to `jobs` warm workers, collect their results, and replace a worker that fails."""
 
-    def __init__(self, paths, *, jobs, options, reports, grader, deadline_seconds, progress, gradebook):
+    def __init__(self, paths, *, jobs, options, reports, grader, deadline_seconds, progress, gradebook, ids=None):
         self.paths, self.jobs, self.options, self.reports = paths, jobs, options, reports
-        self.grader, self.deadline_seconds, self.progress, self.gradebook = grader, deadline_seconds, progress, gradebook
+        self.ids = ids or batch_ids(paths)  # one id per path, the same in the worker's row and an error row
+        self.grader, self.deadline_seconds = grader, deadline_seconds
+        self.progress, self.gradebook = progress, gradebook
         self.summary = BatchSummary(results=[None] * len(paths))
         self.context = multiprocessing.get_context("spawn")  # never fork a process holding TensorFlow threads
         self.pending = deque(range(len(paths)))
@@ -343,10 +351,8 @@ class Scheduler:
 
     def retire(self, worker, message):
         """Record the worker's submission as an error, kill the worker, and drop it (top_up replaces it)."""
-        from grader.grade import submission_id
-
         if worker.job is not None:
-            self.finish(worker.job, error_results(submission_id(self.paths[worker.job]), message,
+            self.finish(worker.job, error_results(self.ids[worker.job], message,
                                                   worker.busy_seconds(time.monotonic())))
         worker.kill()
         self.count(worker)
@@ -358,7 +364,7 @@ class Scheduler:
         if self.pending:
             index = self.pending.popleft()
             try:
-                worker.send(index, self.paths[index])
+                worker.send(index, self.paths[index], self.ids[index])
             except OSError:  # the worker died after its last result: another one grades this submission
                 self.pending.appendleft(index)
                 worker.job = None
@@ -377,12 +383,14 @@ class Scheduler:
 
 
 def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None, progress=None, grader=grade_one,
-                submission_seconds=None):
+                submission_seconds=None, ids=None):
     """Grade every submission with `jobs` warm workers; return a BatchSummary with results in input order.
 
-    grader(path, options, trainer, reports) grades one submission inside a worker (a module-level function, so
-    the worker can import it); submission_seconds is how long one may take before its worker is stopped. The
-    gradebook CSV, if given, grows row by row as results come in and ends in submission order.
+    ids: the submission id of each path (default: batch_ids(paths)); grade a subset of a folder with the ids
+    of the whole folder, so that an id does not depend on which students were re-graded.
+    grader(path, options, trainer, reports, submission) grades one submission inside a worker (a module-level
+    function, so the worker can import it); submission_seconds is how long one may take before its worker is
+    stopped. The gradebook CSV, if given, grows row by row as results come in and ends in submission order.
     """
     from grader.options import GradingOptions
 
@@ -393,7 +401,7 @@ def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None,
     if progress:
         progress.start(len(paths))
     scheduler = Scheduler(paths, jobs=max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1)), options=options,
-                          reports=reports, grader=grader, progress=progress, gradebook=book,
+                          reports=reports, grader=grader, progress=progress, gradebook=book, ids=ids,
                           deadline_seconds=submission_seconds or submission_deadline(options))
     try:
         summary = scheduler.run()
@@ -471,21 +479,26 @@ def describe(results):
 
 
 def render_all(results_list, fmt):
-    """Render every submission's report in one document of a format (a JSON list, one JUnit <testsuites>)."""
+    """Render every submission's report in one document of a format (a JSON list, one JUnit <testsuites>).
+
+    The batch is the instructor's: the CI formats show every test, whatever its visibility. HTML is one page per
+    student, written under --reports, so it is not one of BATCH_FORMATS.
+    """
     import json
 
-    from grader.report import FORMATS, UNKNOWN_FORMAT
+    from grader.report import UNKNOWN_FORMAT
 
-    if fmt not in FORMATS:
-        raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(FORMATS), received=fmt))
+    if fmt not in BATCH_FORMATS:
+        raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(BATCH_FORMATS), received=fmt))
     if fmt == "json":
         return json.dumps([results.to_dict() for results in results_list], indent=2, ensure_ascii=False) + "\n"
     if fmt == "junit":
         suites = []
         for results in results_list:
-            text = results.to_junit()
+            text = results.to_junit(shown=SHOWN_TO_INSTRUCTOR)
             suites.append(text[text.index("?>") + 2:].strip() if text.startswith("<?xml") else text.strip())
         body = "\n".join(suites)
         return f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{body}\n</testsuites>\n"
-    separator = "\n---\n\n" if fmt == "markdown" else "\n" + "=" * 72 + "\n\n"
-    return separator.join(results.render(fmt) for results in results_list)
+    if fmt == "markdown":
+        return "\n---\n\n".join(results.to_markdown(shown=SHOWN_TO_INSTRUCTOR) for results in results_list)
+    return ("\n" + "=" * 72 + "\n\n").join(results.to_text() for results in results_list)

@@ -37,7 +37,7 @@ def _warm_up_keras():
 
 
 def submission_id(path):
-    """Return the name a submission is known by in reports: its file or folder name."""
+    """Return the id of a submission graded alone: its file or folder name (a batch's are grader.batch.batch_ids)."""
     return Path(path).name or str(path)
 
 
@@ -73,9 +73,10 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
 
 
-def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
-    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip)."""
+def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None):
+    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id."""
     started = time.monotonic()
+    submission = submission or submission_id(path)
     before = fingerprint()
     warm_up = threading.Thread(target=_warm_up_keras, daemon=True)
     warm_up.start()
@@ -84,11 +85,11 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
     try:
         verify(before)
     except KitChanged as error:
-        return GradingResults(submission=submission_id(path), tests=[], status=ERROR,
+        return GradingResults(submission=submission, tests=[], status=ERROR,
                               execution_time=round(time.monotonic() - started, 2),
                               notes=[KIT_CHANGED.format(changes=error)])
-    results = check(probe, submission=submission_id(path), started=started, options=options,
-                    report_dir=report_dir, trainer=trainer)
+    results = check(probe, submission=submission, started=started, options=options, report_dir=report_dir,
+                    trainer=trainer)
     warn_weak_sandbox(probe)
     return results
 

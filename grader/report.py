@@ -387,41 +387,6 @@ class GradingResults:
         out.append("</body></html>")
         return "\n".join(out) + "\n"
 
-    def to_github_classroom(self, encoded=False):
-        """Return the result GitHub Classroom's autograding-grading-reporter reads (base64 if encoded).
-
-        The reporter decodes the runner's `result` output from base64 and reads: top-level `status`
-        ("pass" / "fail" / "error"; anything but "pass" fails the job) and `max_score`; per test `name`,
-        `status` and `message` (printed for failures) and `score` (summed into the points sent to
-        Classroom). `version`, `max_score` per test and `tags` follow the classroom Python grader and are
-        ignored by the reporter. Note that the reporter's own summary table counts passed tests, not
-        points, so partial credit shows there as 0; the points sent to Classroom are right.
-        """
-        if self.status != "graded":
-            status = "error"
-        else:
-            status = "pass" if self.passed_count() == len(self.tests) else "fail"
-        result = {
-            "version": 1,
-            "status": status,
-            "message": self.summary(),
-            "max_score": _number(self.max_score),
-            "tests": [
-                {
-                    "name": test.name,
-                    "status": "pass" if test.status == PASSED else "fail",
-                    "score": _number(test.score),
-                    "max_score": _number(test.max_score),
-                    "message": test.output or None,
-                    "tags": [test.part],
-                }
-                for test in self.tests
-            ],
-        }
-        if encoded:
-            return base64.b64encode(json.dumps(result, ensure_ascii=False).encode("utf-8")).decode("ascii")
-        return result
-
     # ---- gradebook --------------------------------------------------------------------------
 
     def csv_row(self):

@@ -13,16 +13,16 @@ from grader import cli
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
 from grader.batch import (
-    ERROR, GRADING_RAISED, WORKER_DIED, WORKER_TIMED_OUT, Progress, error_results,
+    BATCH_FORMATS, ERROR, GRADING_RAISED, WORKER_DIED, WORKER_TIMED_OUT, Progress, batch_ids, error_results,
     find_submissions, grade_batch, render_all,
 )
-from grader.report import CSV_FIELDS, FORMATS, SUFFIXES, CheckResult, GradingResults
+from grader.report import CSV_FIELDS, FORMATS, HIDDEN, SUFFIXES, CheckResult, GradingResults
 from tests.conftest import run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def stand_in_grader(path, options, trainer, reports=None):
+def stand_in_grader(path, options, trainer, reports=None, submission=None):
     """Grade by file name, instantly: die, hang and raise do what they say; anything else scores 1/1."""
     name = Path(path).name
     if name.startswith("die"):
@@ -32,7 +32,7 @@ def stand_in_grader(path, options, trainer, reports=None):
     if name.startswith("raise"):
         raise RuntimeError("grading blew up")
     test = CheckResult(name="shape_math: stand-in", part="shape_math", score=1, max_score=1, status="passed")
-    return GradingResults(submission=name, tests=[test], execution_time=0.01)
+    return GradingResults(submission=submission or name, tests=[test], execution_time=0.01)
 
 
 def first_line(message):
@@ -50,21 +50,21 @@ def test_a_dying_hanging_or_raising_grading_costs_only_its_own_row(tmp_path):
     summary = grade_batch(find_submissions(tmp_path), jobs=2, options=GradingOptions(training=False),
                           progress=Progress(stream, tty=False), grader=stand_in_grader, submission_seconds=4)
     rows = {results.submission: results for results in summary.results}
-    assert [results.submission for results in summary.results] == names
-    assert {name: rows[name].status for name in names} == {
-        "a_ok.py": "graded", "die.py": ERROR, "hang.py": ERROR, "raise.py": ERROR, "z_ok.py": "graded",
-        "zz_ok.py": "graded"}
-    assert rows["die.py"].notes[0].startswith(first_line(WORKER_DIED))
-    assert rows["hang.py"].notes[0].startswith(first_line(WORKER_TIMED_OUT))
-    assert rows["raise.py"].notes[0].startswith(first_line(GRADING_RAISED))
-    assert "grading blew up" in rows["raise.py"].notes[0]
+    ids = [name.removesuffix(".py") for name in names]  # the worker's rows and the error rows alike
+    assert [results.submission for results in summary.results] == ids
+    assert {key: rows[key].status for key in ids} == {
+        "a_ok": "graded", "die": ERROR, "hang": ERROR, "raise": ERROR, "z_ok": "graded", "zz_ok": "graded"}
+    assert rows["die"].notes[0].startswith(first_line(WORKER_DIED))
+    assert rows["hang"].notes[0].startswith(first_line(WORKER_TIMED_OUT))
+    assert rows["raise"].notes[0].startswith(first_line(GRADING_RAISED))
+    assert "grading blew up" in rows["raise"].notes[0]
     lines = stream.getvalue().splitlines()
     assert len(lines) == len(names) and lines[-1].startswith(f"[{len(names)}/{len(names)}] ")
-    assert any(re.fullmatch(r"\[\d/6\] a_ok\.py 1/1 \(0\.0 s\)", line) for line in lines)
+    assert any(re.fullmatch(r"\[\d/6\] a_ok 1/1 \(0\.0 s\)", line) for line in lines)
 
 
 def test_hidden_entries_and_the_batch_s_own_outputs_are_not_submissions(tmp_path):
-    for name in ("alice.py", ".DS_Store", "grades.csv"):
+    for name in ("alice.py", ".DS_Store", "grades.csv", "submission_metadata.yml"):
         (tmp_path / name).write_text("")
     for name in ("bob", "__pycache__", ".git", "reports"):
         (tmp_path / name).mkdir()
@@ -83,7 +83,12 @@ def test_progress_bar_redraws_one_line_on_a_terminal():
     assert "bob.zip error: The grader failed on this submission: boom (1.2 s)" in text
 
 
-@pytest.mark.parametrize("fmt", FORMATS)
+def test_batch_ids_drop_the_extension_unless_two_submissions_would_share_one(tmp_path):
+    assert batch_ids([tmp_path / "bob.py", tmp_path / "bob.ipynb", tmp_path / "carol.zip", tmp_path / "dave"]) == [
+        "bob.py", "bob.ipynb", "carol", "dave"]
+
+
+@pytest.mark.parametrize("fmt", BATCH_FORMATS)
 def test_every_report_of_a_batch_renders_in_one_document(fmt):
     import json
     import xml.etree.ElementTree as ET
@@ -98,17 +103,40 @@ def test_every_report_of_a_batch_renders_in_one_document(fmt):
         assert "a.py" in text and "b.py" in text
 
 
+def test_the_batch_s_ci_formats_show_the_instructor_every_test_and_leave_html_to_reports():
+    import xml.etree.ElementTree as ET
+
+    results = stand_in_grader("a.py", None, None)
+    results.tests.append(CheckResult(name="training: later", part="training", score=0, max_score=10,
+                                     status="failed", output="too low", visibility=HIDDEN))
+    names = [case.get("name") for case in ET.fromstring(render_all([results], "junit").split("?>", 1)[1]).iter(
+        "testcase")]
+    assert names == ["shape_math: stand-in (1 points)", "training: later (10 points)"]
+    assert "training: later" in render_all([results], "markdown")
+    assert "html" in FORMATS and "html" not in BATCH_FORMATS
+    with pytest.raises(ValueError, match="Received: format='html'"):
+        render_all([results], "html")
+
+
 def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
     seen = {}
     monkeypatch.setattr(batch_command, "main", lambda **kwargs: seen.update(kwargs) or 0)
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
-                 "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30"])
+                 "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30",
+                 "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve"])
     assert exit_info.value.code == 0
     options = seen.pop("options")
     assert options.limits.total_seconds == 30
-    assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json"}
+    assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
+                    "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"]}
     assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
+
+
+def test_batch_has_no_html_on_stdout(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.run(["batch", "class", "--format", "html"])
+    assert exit_info.value.code == 2 and "invalid choice: 'html'" in capsys.readouterr().err
 
 
 def test_batch_of_a_missing_folder_or_no_workers_is_a_usage_error(tmp_path, capsys):
@@ -134,18 +162,19 @@ def test_batch_grades_every_kind_of_submission_into_a_gradebook_and_reports(tmp_
                       timeout=400)
     assert done.returncode == 0, done.stderr
     rows = {row["id"]: row for row in csv.DictReader(io.StringIO(gradebook.read_text()))}
-    assert list(rows) == names and tuple(next(csv.reader(io.StringIO(gradebook.read_text())))) == CSV_FIELDS
+    ids = ["bob", "dave", "erin", "grace", "judy", "mallory"]
+    assert list(rows) == ids and tuple(next(csv.reader(io.StringIO(gradebook.read_text())))) == CSV_FIELDS
     assert all(row["status"] == "graded" for row in rows.values())
-    full = rows["bob.py"]["max_score"]
-    assert {name: rows[name]["score"] for name in ("bob.py", "dave.ipynb", "erin.zip")} == {
-        "bob.py": full, "dave.ipynb": full, "erin.zip": full}
-    assert rows["judy.py"]["score"] == "0"                            # exits at import
-    assert rows["mallory.py"]["build_cnn_v2"] == "0"                  # hangs in build_cnn_v2 only
-    assert rows["mallory.py"]["build_cnn"] == rows["bob.py"]["build_cnn"]
+    full = rows["bob"]["max_score"]
+    assert {key: rows[key]["score"] for key in ("bob", "dave", "erin")} == {"bob": full, "dave": full, "erin": full}
+    assert rows["judy"]["score"] == "0"                               # exits at import
+    assert rows["mallory"]["build_cnn_v2"] == "0"                     # hangs in build_cnn_v2 only
+    assert rows["mallory"]["build_cnn"] == rows["bob"]["build_cnn"]
     assert float(rows["grace"]["score"]) < float(full)                # forgot Rescaling
-    for name in names:
-        assert sorted(path.name for path in (reports / name).iterdir()) == sorted(
+    for key in ids:
+        assert sorted(path.name for path in (reports / key).iterdir()) == sorted(
             f"report{SUFFIXES[fmt]}" for fmt in FORMATS)
+    assert (reports / "summary.html").is_file() and "6 submissions: 6 graded" in (reports / "summary.md").read_text()
     assert f"[{len(names)}/{len(names)}] " in done.stderr and "Gradebook:" in done.stderr
 
 
@@ -160,6 +189,6 @@ def test_workers_share_one_training_run_for_equivalent_models(tmp_path):
     bob, carol = summary.results
     assert [(t.name, t.score, t.output) for t in bob.tests] == [(t.name, t.score, t.output) for t in carol.tests]
     assert [t.status for t in bob.tests if t.part == "training"] == ["passed"]
-    for name in ("bob.py", "carol.py"):  # the reused outcome draws the same pictures
-        assert {"report.json", "training_curve.png", "first_layer_filters.png"} <= {
-            path.name for path in (tmp_path / "reports" / name).iterdir()}
+    for key in ("bob", "carol"):  # the reused outcome draws the same pictures
+        assert {"report.json", "training_curve.png", "first_layer_filters.png", "feature_maps.png"} <= {
+            path.name for path in (tmp_path / "reports" / key).iterdir()}

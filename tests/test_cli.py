@@ -47,9 +47,9 @@ def test_calibrate_flags_reach_calibrate_main(calls):
 
 def test_unknown_format_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_:
-        cli.run(["grade", "x.py", "--format", "html"])
+        cli.run(["grade", "x.py", "--format", "pdf"])
     assert exit_.value.code == 2
-    assert "invalid choice: 'html'" in capsys.readouterr().err
+    assert "invalid choice: 'pdf'" in capsys.readouterr().err
 
 
 def test_missing_path_says_what_was_expected(tmp_path, capsys):

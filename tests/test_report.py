@@ -242,24 +242,6 @@ def test_write_csv_accepts_an_open_file(results):
     assert buffer.getvalue().splitlines()[0] == ",".join(CSV_FIELDS)
 
 
-def test_github_classroom_result_has_the_reporter_shape(results):
-    result = results.to_github_classroom()
-    assert result["status"] == "fail" and result["max_score"] == 23
-    assert [test["status"] for test in result["tests"]] == ["pass", "fail", "pass", "fail", "pass"]
-    assert sum(test["score"] for test in result["tests"]) == results.score
-    assert result["tests"][1]["message"] == SHAPE_MESSAGE and result["tests"][0]["message"] is None
-    decoded = json.loads(base64.b64decode(results.to_github_classroom(encoded=True)).decode("utf-8"))
-    assert decoded == result
-
-
-@pytest.mark.parametrize("status, tests, expected", [
-    ("graded", [CheckResult("a", "filters", 1, 1, PASSED)], "pass"),
-    ("error", [CheckResult("a", "filters", 1, 1, PASSED)], "error"),
-])
-def test_github_classroom_status(status, tests, expected):
-    assert make_results(status=status, tests=tests).to_github_classroom()["status"] == expected
-
-
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_render_dispatches_to_the_format_method(results, fmt):
     assert results.render(fmt) == getattr(results, f"to_{fmt}")()

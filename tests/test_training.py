@@ -85,7 +85,8 @@ def test_reference_passes(reference_outcome):
     assert len(outcome.history["loss"]) == check.BUDGETS["synthetic"].epochs
     assert outcome.first_kernel.shape == (3, 3, 3, 32)
     assert outcome.device in ("CPU", "GPU")
-    assert "first_kernel" not in outcome.to_dict()
+    assert outcome.feature_maps.shape == (32, 32, 32)  # the first Conv2D's output for one 32x32 image
+    assert "first_kernel" not in outcome.to_dict() and "feature_maps" not in outcome.to_dict()
 
 
 def test_untrainable_model_fails(configs):

@@ -1,4 +1,8 @@
-"""Read the points table of the hidden tests (points.toml): which test is worth what, in which part."""
+"""Read the points table of the hidden tests (points.toml): which test is worth what, in which part, shown when.
+
+A `[visibility]` table sets Gradescope's visibility of a part (`build_cnn_v2 = "after_due_date"`) or of one test
+(`"training.test_learns_the_synthetic_shapes" = "after_published"`); a test not named there is visible.
+"""
 
 import sys
 from pathlib import Path
@@ -9,13 +13,27 @@ else:  # Python 3.10 (Gradescope's Ubuntu 22.04 image): the same parser, from Py
     import tomli as tomllib
 
 from grader.lesson.manifest import PARTS, POINTS_FILE
+from grader.report import parse_visibility
+
+VISIBILITY_TABLE = "visibility"
 
 
-def load_points(path: Path = POINTS_FILE) -> dict[str, dict[str, float]]:
-    """Return {part: {test name: points}} from the points table."""
+def load_table(path: Path = POINTS_FILE) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
+    """Return ({part: {test name: points}}, {part or "part.test": visibility}) from the points table."""
     with open(path, "rb") as handle:
         table = tomllib.load(handle)
+    visibility = parse_visibility(table.pop(VISIBILITY_TABLE, {}), where=str(path))
     unknown = set(table) - set(PARTS)
     if unknown:
         raise ValueError(f"Invalid part {sorted(unknown)} in {path}: expected one of {', '.join(PARTS)}")
-    return table
+    for key in visibility:
+        part, _, test_name = key.partition(".")
+        if test_name and test_name not in table.get(part, {}):
+            raise ValueError(f"Invalid key {key!r} in the [visibility] table of {path}: there is no test "
+                             f"{test_name} under [{part}]. Expected one of: {', '.join(table.get(part, {}))}")
+    return table, visibility
+
+
+def load_points(path: Path = POINTS_FILE) -> dict[str, dict[str, float]]:
+    """Return {part: {test name: points}} from the points table (without its [visibility] table)."""
+    return load_table(path)[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
-from grader.report import FAILED, PASSED, CheckResult
+from grader.report import FAILED, PASSED, VISIBLE, CheckResult
 
 HIDDEN_TESTS = Path(__file__).resolve().parent / "hidden_tests"
 CRASH_MESSAGE = "The grader could not finish this check: {error}"
@@ -26,6 +26,7 @@ class _Collector:
     def __init__(self):
         self.results = []
         self._items = {}
+        self._setup_seconds = {}
 
     def pytest_collection_modifyitems(self, items):
         self._items = {item.nodeid: item for item in items}
@@ -43,14 +44,18 @@ class _Collector:
         if item is None or report.when == "teardown" or report.skipped:
             return
         if report.when == "setup" and report.passed:
+            self._setup_seconds[report.nodeid] = report.duration
             return
         part = item.get_closest_marker("part").args[0]
         points = item.get_closest_marker("points").args[0]
+        visibility = item.get_closest_marker("visibility")
         doc = (item.function.__doc__ or item.originalname).strip().splitlines()[0]
         self.results.append(CheckResult(
             name=f"{part}: {doc}", part=part, max_score=points,
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
-            output="" if report.passed else _message(report)))
+            output="" if report.passed else _message(report),
+            visibility=visibility.args[0] if visibility else VISIBLE,
+            seconds=round(self._setup_seconds.pop(report.nodeid, 0.0) + report.duration, 3)))
 
 
 def _message(report):

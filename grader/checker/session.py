@@ -86,7 +86,7 @@ class GradingSession:
         return self._training_outcome
 
     def save_training_pictures(self, outcome):
-        """Write the training curve and first-layer filter grid into the report folder, if there is one."""
+        """Write the training curve, filter grid and feature-map panel into the report folder, if there is one."""
         if not self.report_dir:
             return
         from pathlib import Path
@@ -95,5 +95,11 @@ class GradingSession:
 
         folder = Path(self.report_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        self.artifacts["training_curve"] = str(pictures.save_training_curve(outcome.history, folder / "training_curve.png", threshold=outcome.threshold))
-        self.artifacts["first_layer_filters"] = str(pictures.save_filter_grid(outcome.first_kernel, folder / "first_layer_filters.png"))
+        self.artifacts["training_curve"] = str(pictures.save_training_curve(
+            outcome.history, folder / "training_curve.png", threshold=outcome.threshold,
+            held_out_accuracy=outcome.accuracy))
+        self.artifacts["first_layer_filters"] = str(pictures.save_filter_grid(
+            outcome.first_kernel, folder / "first_layer_filters.png"))
+        feature_maps = getattr(outcome, "feature_maps", None)
+        if feature_maps is not None:
+            self.artifacts["feature_maps"] = str(pictures.save_feature_maps(feature_maps, folder / "feature_maps.png"))

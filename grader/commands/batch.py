@@ -1,34 +1,54 @@
-"""`grader batch FOLDER`: grade every submission in a folder with warm workers and write the gradebook."""
+"""`grader batch FOLDER`: grade every submission in a folder with warm workers and write the gradebook.
+
+After the gradebook come the class summary (summary.html and summary.md, into --reports or next to the
+gradebook) and, when asked, the Canvas and Moodle imports. Students are named by --roster, or by the
+submission_metadata.yml of a Gradescope export folder. --only re-grades some students into an existing gradebook.
+"""
 
 import sys
 from pathlib import Path
 
 from grader import options as grading_options
 from grader.options import GradingOptions
-from grader.report import FORMATS
 
 HELP = "grade every submission in a folder (one per file or subfolder)"
-FOLDER_HELP = "folder with one submission per entry: .py, folder, .ipynb or .zip"
+FOLDER_HELP = ("folder with one submission per entry: .py, folder, .ipynb or .zip (a Gradescope "
+               "'Download Submissions' export folder works too)")
 JOBS_HELP = "worker processes grading in parallel, each importing TensorFlow once (default: one per CPU core)"
 OUTPUT_HELP = "gradebook CSV to write (default: grades.csv)"
-REPORTS_HELP = ("folder for one report folder per submission, REPORTS/<id>/ (the report in every format plus the "
-                "training curve and filter grid, PNG)")
+REPORTS_HELP = ("folder for one report folder per submission, REPORTS/<id>/ (the report in every format, the "
+                "student's HTML feedback page and the training pictures, PNG), and the class summary")
 FORMAT_HELP = "also print every submission's report on stdout in this format (default: none)"
 CACHE_DIR_HELP = ("folder of the training-check cache shared by workers and runs "
                   "(default: ~/.cache/lesson6-grader/training)")
 NO_CACHE_HELP = "train every submission's model, even when an equivalent one was trained already"
+ROSTER_HELP = ("CSV mapping submission ids to students: a header with `id` and any of name, email, sis_id, "
+               "canvas_id, sis_login_id, section (default: the submission_metadata.yml of a Gradescope export)")
+ONLY_HELP = ("grade only these submission ids (with or without extension) and merge them into the existing "
+             "gradebook --output; the summary is rebuilt from every REPORTS/<id>/report.json")
+CANVAS_HELP = "also write Canvas's gradebook import CSV here (students from the roster)"
+MOODLE_HELP = "also write Moodle's grade import CSV here (students from the roster, matched by email or ID number)"
+
+USAGE_ERROR = 2
+NO_ROSTER = "there is no roster (expected --roster CSV, or a Gradescope export folder)"
 
 
 def add_parser(commands):
     """Add `batch` to the command line."""
+    from grader.batch import BATCH_FORMATS
+
     parser = commands.add_parser("batch", help=HELP)
     parser.add_argument("folder", help=FOLDER_HELP)
     parser.add_argument("--jobs", type=int, default=None, help=JOBS_HELP)
     parser.add_argument("--output", default="grades.csv", help=OUTPUT_HELP)
     parser.add_argument("--reports", help=REPORTS_HELP)
-    parser.add_argument("--format", dest="fmt", choices=FORMATS, default=None, help=FORMAT_HELP)
+    parser.add_argument("--format", dest="fmt", choices=BATCH_FORMATS, default=None, help=FORMAT_HELP)
     parser.add_argument("--cache-dir", help=CACHE_DIR_HELP)
     parser.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+    parser.add_argument("--roster", help=ROSTER_HELP)
+    parser.add_argument("--only", nargs="+", metavar="ID", help=ONLY_HELP)
+    parser.add_argument("--canvas", metavar="PATH", help=CANVAS_HELP)
+    parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
     grading_options.add_arguments(parser)
     parser.set_defaults(run=from_args)
 
@@ -37,35 +57,53 @@ def from_args(args):
     """Run main with the parsed flags."""
     options = grading_options.from_args(args, cache=args.cache, cache_dir=args.cache_dir)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
-                options=options)
+                options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle)
 
 
-def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, options=GradingOptions()):
-    """Grade every submission in a folder with warm workers and write the gradebook; return the exit code."""
+def _error(message):
+    print(f"grader batch: {message}", file=sys.stderr)
+
+
+def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, options=GradingOptions(), roster=None,
+         only=None, canvas=None, moodle=None):
+    """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from dataclasses import replace
 
-    from grader.batch import Progress, describe, find_submissions, grade_batch, render_all
+    from grader import exports
+    from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
+    from grader.summary import HTML_NAME, MARKDOWN_NAME
 
     if not Path(folder).is_dir():
-        print(f"grader batch: not a folder: {folder} (expected a folder with one submission per entry)",
-              file=sys.stderr)
-        return 2
+        _error(f"not a folder: {folder} (expected a folder with one submission per entry)")
+        return USAGE_ERROR
     if jobs is not None and jobs < 1:
-        print(f"grader batch: --jobs must be at least 1. Received: jobs={jobs}", file=sys.stderr)
-        return 2
-    paths = find_submissions(folder, exclude=(output, reports))
+        _error(f"--jobs must be at least 1. Received: jobs={jobs}")
+        return USAGE_ERROR
+    summary_dir = Path(reports) if reports else Path(output).parent
+    outputs = (output, reports, canvas, moodle, summary_dir / HTML_NAME, summary_dir / MARKDOWN_NAME)
+    paths = find_submissions(folder, exclude=outputs)
     if not paths:
-        print(f"grader batch: no submissions in {folder}", file=sys.stderr)
-        return 2
+        _error(f"no submissions in {folder}")
+        return USAGE_ERROR
+    try:
+        students = exports.read_roster(roster) if roster else (exports.gradescope_roster(folder) or {})
+        ids = dict(zip(paths, batch_ids(paths)))  # the whole folder's ids, also when grading a few
+        if only:
+            paths = exports.select_submissions(paths, only, folder)
+    except (OSError, ValueError) as error:
+        _error(str(error))
+        return USAGE_ERROR
     if options.cache and options.cache_dir is None:
         from grader.cache import default_directory
 
         options = replace(options, cache_dir=str(default_directory()))
     try:
-        summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=output,
-                              progress=Progress(sys.stderr))
-    except OSError as error:
-        print(f"grader batch: could not write the gradebook {output}: {error}", file=sys.stderr)
+        summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=None if only else output,
+                              progress=Progress(sys.stderr), ids=[ids[path] for path in paths])
+        rows = (exports.merge_gradebook(output, summary.results) if only
+                else [results.csv_row() for results in summary.results])
+    except (OSError, ValueError) as error:
+        _error(f"could not write the gradebook {output}: {error}")
         return 1
     if fmt:
         sys.stdout.write(render_all(summary.results, fmt))
@@ -76,4 +114,45 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / count:.1f} s each, "
           f"{summary.workers_started} workers started); training runs: {summary.trained} done, "
           f"{summary.reused} reused; {len(errors)} errors. Gradebook: {output}", file=sys.stderr)
-    return 0
+    return write_class_files(summary.results, rows, students, summary_dir=summary_dir, reports=reports,
+                             only=bool(only), canvas=canvas, moodle=moodle)
+
+
+def write_class_files(results, rows, students, *, summary_dir, reports, only, canvas, moodle) -> int:
+    """Write the class summary and the LMS imports after a batch; return the exit code."""
+    from grader import exports
+    from grader.summary import load_results, write_summary
+
+    code = 0
+    try:
+        if only and not reports:
+            _error("the class summary was not rebuilt: --only re-grades a few students, and the summary of the "
+                   "whole class is rebuilt from REPORTS/<id>/report.json. Expected --reports REPORTS as in the "
+                   "first run. Received: no --reports")
+        else:
+            everyone = load_results(reports) if only else results
+            html_path, _ = write_summary(everyone, summary_dir, names=exports.roster_names(students))
+            print(f"Class summary: {html_path}", file=sys.stderr)
+    except (OSError, ValueError) as error:
+        _error(f"could not write the class summary into {summary_dir}: {error}")
+        code = 1
+    graded = [float(row["max_score"]) for row in rows if row.get("status") != "error"]
+    writers = ((canvas, "Canvas", lambda path: exports.write_canvas_csv(
+                   rows, students, path, points_possible=max(graded) if graded else None)),
+               (moodle, "Moodle", lambda path: exports.write_moodle_csv(rows, students, path)))
+    for path, lms, write in writers:
+        if not path:
+            continue
+        try:
+            missing = write(path)
+        except OSError as error:
+            _error(f"could not write the {lms} import {path}: {error}")
+            code = 1
+            continue
+        print(f"{lms} import: {path}", file=sys.stderr)
+        if missing:
+            why = (NO_ROSTER if not students else
+                   "the roster has no email or sis_id for them" if lms == "Moodle" else "the roster lacks their ids")
+            _error(f"{len(missing)} submissions are not in the {lms} import {path}: {why}. "
+                   f"Unmatched ids: {', '.join(missing)}")
+    return code

@@ -69,11 +69,12 @@ class TrainingOutcome:
     dataset: str
     seed: int
     first_kernel: np.ndarray = field(default=None, repr=False)
+    feature_maps: np.ndarray = field(default=None, repr=False)  # first Conv2D's output for the first test image
 
     def to_dict(self):
-        """Return the outcome as JSON-ready data, without the kernel."""
+        """Return the outcome as JSON-ready data, without the arrays."""
         data = asdict(self)
-        del data["first_kernel"]
+        del data["first_kernel"], data["feature_maps"]
         return data
 
 
@@ -165,6 +166,8 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
     """Train a model rebuilt from its JSON config for the fixed budget; return a TrainingOutcome."""
     import keras
 
+    from grader.training.pictures import first_layer_feature_maps
+
     start = time.perf_counter()
     _check_dataset(dataset)
     budget = budget or BUDGETS[dataset]
@@ -198,6 +201,10 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
         ]
     )
     accuracy = float(np.mean(np.argmax(logits, axis=-1) == y_test))
+    try:  # the lesson's feature-map panel; a model without a top-level Conv2D simply has none
+        feature_maps = first_layer_feature_maps(model, x_test[0])
+    except Exception:
+        feature_maps = None
 
     return TrainingOutcome(
         accuracy=accuracy,
@@ -209,4 +216,5 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
         dataset=dataset,
         seed=seed,
         first_kernel=first_conv_kernel(model),
+        feature_maps=feature_maps,
     )

@@ -1,14 +1,15 @@
 """Fixtures and collection rules for the hidden tests (run by the trusted checker, never by students).
 
-Points and parts come from points.toml next to this file; the `grading` fixture is the session object
+Points, parts and visibility come from points.toml next to this file; the `grading` fixture is the session object
 holding the probe's data for the submission under test.
 """
 
 import pytest
 
-from grader.checker.points import load_points
+from grader.checker.points import load_table
 from grader.checker.session import GradingSession
 from grader.lesson.manifest import PARTS, POINTS_FILE
+from grader.report import visibility_of
 
 
 def part_of(item):
@@ -20,8 +21,8 @@ def part_of(item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Mark every hidden test with its part and points, and order them by part."""
-    table = load_points()
+    """Mark every hidden test with its part, points and visibility, and order them by part."""
+    table, visibility = load_table()
     unused = {(part, name) for part, tests in table.items() for name in tests}
     for item in items:
         part = part_of(item)
@@ -32,6 +33,7 @@ def pytest_collection_modifyitems(session, config, items):
         unused.discard((part, item.originalname))
         item.add_marker(pytest.mark.part(part))
         item.add_marker(pytest.mark.points(points))
+        item.add_marker(pytest.mark.visibility(visibility_of(visibility, part, item.originalname)))
     if unused:
         raise pytest.UsageError(f"{POINTS_FILE} gives points to tests that do not exist: {sorted(unused)}")
     items.sort(key=lambda item: PARTS.index(part_of(item)))
