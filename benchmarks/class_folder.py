@@ -83,7 +83,8 @@ def write_folder(path, edits=()):
 def write_notebook(path, source):
     """Write a notebook: one cell per top-level definition, plus a training cell the grader must skip."""
     cells = [nbformat.v4.new_markdown_cell("# Lesson 6 homework")]
-    cells += [nbformat.v4.new_code_cell(chunk) for chunk in re.split(r"\n(?=def |import |from )", source) if chunk.strip()]
+    chunks = re.split(r"\n(?=def |import |from )", source)
+    cells += [nbformat.v4.new_code_cell(chunk) for chunk in chunks if chunk.strip()]
     cells.append(nbformat.v4.new_code_cell(
         "(x, y), _ = keras.datasets.cifar10.load_data()\nmodel = build_cnn()\nmodel.fit(x, y, epochs=30)"))
     nbformat.write(nbformat.v4.new_notebook(cells=cells), str(path))
@@ -134,7 +135,8 @@ def make_class(out, names=None):
             [(relu_as_activation[0].format(f=f), relu_as_activation[1].format(f=f)) for f in (32, 64, 128, 256)])),
         "grace": lambda path: write_folder(path, [("    x = layers.Rescaling(1.0 / 255)(x)\n", "")]),
         "heidi.py": lambda path: path.write_text(single_file(
-            [("outputs = layers.Dense(num_classes)(x)", 'outputs = layers.Dense(num_classes, activation="softmax")(x)')])),
+            [("outputs = layers.Dense(num_classes)(x)",
+              'outputs = layers.Dense(num_classes, activation="softmax")(x)')])),
         "ivan.py": lambda path: path.write_text(single_file([("math.ceil(n / strides)", "math.floor(n / strides)")])),
         "judy.py": lambda path: path.write_text(single_file(extra=CRASH_AT_IMPORT)),
         "mallory.py": lambda path: path.write_text(single_file(extra=HANG)),

@@ -26,7 +26,7 @@ from pathlib import Path
 KIT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(KIT_ROOT))
 
-from grader.sandbox import isolation
+from grader.sandbox import isolation  # noqa: E402 (after the path set-up above)
 
 SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
 
@@ -105,7 +105,8 @@ def main():
             plan.close()
         print(f"isolation.plan() x{args.runs} (once per submission): median {statistics.median(plans) * 1000:.1f} ms")
         with make_plan(scratch, python) as plan:
-            print(f"child interpreter {python}; layers held: {', '.join(l.name for l in plan.layers if l.held)}")
+            held = ", ".join(layer.name for layer in plan.layers if layer.held)
+            print(f"child interpreter {python}; layers held: {held}")
             compare(python, "import numpy", args.runs, scratch, plan)
             if args.keras:
                 compare(python, "import keras", args.keras, scratch, plan)

@@ -20,5 +20,5 @@ def build_augmentation():
     Returns:
         keras.Sequential with name="augmentation" and zero parameters.
     """
-    # TODO: Return keras.Sequential([RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1)], name="augmentation").
-    raise NotImplementedError('build_augmentation() is not implemented yet. Return keras.Sequential([RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1)], name="augmentation").')
+    # TODO: Stack RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1) in a Sequential named "augmentation".
+    raise NotImplementedError('build_augmentation() is not implemented yet. Stack RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1) in a Sequential named "augmentation".')

@@ -15,9 +15,8 @@ Shape trace of build_cnn (lesson table):
 """
 
 import keras
-from keras import layers
-
 from augmentation import build_augmentation
+from keras import layers
 
 
 def build_cnn(num_classes=10):
@@ -51,5 +50,5 @@ def build_cnn_v2(num_classes=10):
     Returns:
         An uncompiled keras.Model.
     """
-    # TODO: Copy build_cnn and add Conv2D(256, 3, padding="same", activation="relu") + MaxPooling2D(2) before the GAP layer.
-    raise NotImplementedError('build_cnn_v2() is not implemented yet. Copy build_cnn and add Conv2D(256, 3, padding="same", activation="relu") + MaxPooling2D(2) before the GAP layer.')
+    # TODO: Copy build_cnn; add Conv2D(256, 3, padding="same", activation="relu") + MaxPooling2D(2) before the GAP.
+    raise NotImplementedError('build_cnn_v2() is not implemented yet. Copy build_cnn; add Conv2D(256, 3, padding="same", activation="relu") + MaxPooling2D(2) before the GAP.')

@@ -131,7 +131,8 @@ SHAPE_MATH_HINTS = {
     "pool_output_size": " The stride defaults to pool_size, then the conv formula applies.",
     "conv_params": " A Conv2D has k*k*C_in*F weights plus F biases.",
     "dense_params": " A Dense layer has in_features*units weights plus units biases.",
-    "head_params": " GAP keeps `channels` features, Flatten keeps height*width*channels; then Dense adds a bias per class.",
+    "head_params": (" GAP keeps `channels` features, Flatten keeps height*width*channels; then Dense adds a bias "
+                    "per class."),
 }
 ROUNDED_DOWN = " With padding='same' Keras rounds up: ceil(n / s). Did you round down with floor or //?"
 SAME_AS_VALID = " With padding='same' the input is padded, so the kernel size does not shrink the map: ceil(n / s)."
@@ -371,7 +372,7 @@ def check_param_counts(model, call, expected, total):
     problems = []
     found = {kind: [layer for got_kind, layer, _ in stages(model) if got_kind == kind] for kind in KIND_NAMES}
     seen = {kind: 0 for kind in KIND_NAMES}
-    for kind, _shape_, params in expected:
+    for kind, _shape, params in expected:
         if problems:  # one wrong layer is enough: later ones usually follow from it
             break
         index, seen[kind] = seen[kind], seen[kind] + 1

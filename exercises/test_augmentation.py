@@ -1,8 +1,7 @@
 """Visible tests for augmentation.py: the block's layers, and identity at inference."""
 
-import pytest
-
 import lesson_checks
+import pytest
 
 CALL = "build_augmentation()"
 

@@ -1,8 +1,7 @@
 """Visible tests for cnn.py: the lesson's shape table and parameter counts, checked by meaning."""
 
-import pytest
-
 import lesson_checks as checks
+import pytest
 
 BUILDERS = ["build_cnn", "build_cnn_v2"]
 

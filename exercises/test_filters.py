@@ -1,8 +1,7 @@
 """Visible tests for the bonus filters.py, on a small model built here (not on your build_cnn)."""
 
-import pytest
-
 import lesson_checks
+import pytest
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,7 @@
 """Visible tests for shape_math.py: the lesson's shape table, parameter table and head sizes."""
 
-import pytest
-
 import lesson_checks
+import pytest
 
 # (function, args, kwargs): every expected value is computed by Keras itself.
 CASES = [

@@ -305,7 +305,8 @@ def _layer_numbers(node, found=None):
         for item in node:
             _layer_numbers(item, found)
     elif isinstance(node, dict):
-        name = node.get("name", (node.get("config") or {}).get("name") if isinstance(node.get("config"), dict) else None)
+        config = node.get("config")
+        name = node.get("name", config.get("name") if isinstance(config, dict) else None)
         if "class_name" in node and isinstance(name, str) and node.get("class_name") not in (
                 "DTypePolicy", "FloatDTypePolicy", "__keras_tensor__"):
             found.setdefault(name, f"#{len(found)}")

@@ -220,7 +220,8 @@ def needed_statements(statements):
         for statement in statements:
             if id(statement) in kept or not is_keepable(statement):
                 continue
-            if bound_names(statement) & needed or isinstance(statement, ast.ImportFrom) and statement.module == "__future__":
+            future = isinstance(statement, ast.ImportFrom) and statement.module == "__future__"
+            if bound_names(statement) & needed or future:
                 kept.add(id(statement))
                 needed |= free_names(statement)
                 changed = True

@@ -20,7 +20,7 @@ def build_augmentation():
     Returns:
         keras.Sequential with name="augmentation" and zero parameters.
     """
-    # TODO: Return keras.Sequential([RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1)], name="augmentation").
+    # TODO: Stack RandomFlip("horizontal"), RandomRotation(0.05), RandomZoom(0.1) in a Sequential named "augmentation".
     # BEGIN SOLUTION
     return keras.Sequential(
         [

@@ -14,11 +14,11 @@ import keras  # noqa: F401  (imported before any test changes HOME: Keras keeps 
 import pytest
 
 from grader.grade import grade
+from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import GradingOptions
+from grader.report import PARTS
 from grader.sandbox import Limits
 from grader.sandbox.processes import process_table
-from grader.report import PARTS
-from grader.lesson.stubs import STUB_MODULES, make_stub
 from tests.conftest import SOLUTIONS, leftover_probe_processes
 
 LIMITS = Limits(import_seconds=20, function_seconds=8, total_seconds=90, memory_bytes=3 * 2**30)
@@ -48,7 +48,8 @@ def hostile(base, attack):
 
 CASES = {
     # --- the process ends itself, hangs, or eats memory ---------------------------------------------------
-    "sys_exit_during_import": (hostile(CORRECT, "import sys\nsys.exit(0)\n"), ZERO, "exited with status 0 during import"),
+    "sys_exit_during_import": (hostile(CORRECT, "import sys\nsys.exit(0)\n"), ZERO,
+                               "exited with status 0 during import"),
     "os_exit_inside_build_cnn": (hostile(CORRECT, """
         import os
         _build_cnn = build_cnn
@@ -136,7 +137,8 @@ CASES = {
         """), ZERO, "is not implemented yet"),
     # --- broken files -------------------------------------------------------------------------------------
     "syntax_error": ("def build_cnn(:\n    pass\n", ZERO, "SyntaxError"),
-    "non_utf8_source": (b"# caf\xe9\ndef build_cnn():\n    return 1\n", ZERO, "It returned int, expected a keras.Model."),
+    "non_utf8_source": (b"# caf\xe9\ndef build_cnn():\n    return 1\n", ZERO,
+                        "It returned int, expected a keras.Model."),
     "empty_file": ("", ZERO, "does not define"),
 }
 

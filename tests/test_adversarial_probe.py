@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import Limits, run_probe
-from grader.sandbox.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
 from grader.lesson.manifest import API, SHAPE_MATH
 from grader.protocol import CRASHED, ERROR, MISSING, NOT_RUN, OK, TIMEOUT
+from grader.sandbox import Limits, run_probe
+from grader.sandbox.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
 from grader.untrusted.runner import BLOCKED_IMPORT, MISSING_FUNCTION
 from tests.conftest import leftover_probe_processes
 
@@ -235,7 +235,8 @@ NEIGHBOUR = CORRECT.replace("build_cnn_v2 = build_cnn", "") + TRY_IMPORT + textw
     from pathlib import Path
 
     Path("report.json").write_text(json.dumps({
-        "environ": sorted(k.split(b"=")[0].decode() for k in Path("/proc/self/environ").read_bytes().split(b"\\0") if k),
+        "environ": sorted(k.split(b"=")[0].decode()
+                          for k in Path("/proc/self/environ").read_bytes().split(b"\\0") if k),
         "cwd": os.getcwd(), "home": str(Path.home()), "tmp": tempfile.gettempdir(),
         "flags": [sys.flags.isolated, sys.flags.no_site, sys.flags.ignore_environment],
         "imports": {name: _try_import(name) for name in ("solutions", "grader", "exercises", "grader.sandbox")},
@@ -378,7 +379,8 @@ def test_unimportable_source_is_an_import_error(tmp_path, source, message):
 def test_empty_file_defines_nothing(tmp_path):
     result, _seconds = probe_source(tmp_path, "")
     assert result.import_status == OK
-    assert statuses(result) == {name: MISSING for name in SHAPE_MATH + ("build_augmentation", "build_cnn", "build_cnn_v2")} | {
+    builders = SHAPE_MATH + ("build_augmentation", "build_cnn", "build_cnn_v2")
+    assert statuses(result) == {name: MISSING for name in builders} | {
         "first_layer_filters": NOT_RUN, "feature_maps": NOT_RUN}
     assert result.outcome("build_cnn").message == MISSING_FUNCTION.format(name="build_cnn")
 

@@ -10,12 +10,21 @@ from pathlib import Path
 import pytest
 
 from grader import cli
+from grader.batch import (
+    BATCH_FORMATS,
+    ERROR,
+    GRADING_RAISED,
+    WORKER_DIED,
+    WORKER_TIMED_OUT,
+    Progress,
+    batch_ids,
+    error_results,
+    find_submissions,
+    grade_batch,
+    render_all,
+)
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
-from grader.batch import (
-    BATCH_FORMATS, ERROR, GRADING_RAISED, WORKER_DIED, WORKER_TIMED_OUT, Progress, batch_ids, error_results,
-    find_submissions, grade_batch, render_all,
-)
 from grader.report import CSV_FIELDS, FORMATS, HIDDEN, SUFFIXES, CheckResult, GradingResults
 from tests.conftest import run_python
 

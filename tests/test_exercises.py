@@ -36,19 +36,21 @@ def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
     assert outcomes and all(message is not None for message in outcomes.values()), outcomes
     for name, message in outcomes.items():
         assert "Not implemented yet" in message and "is not implemented yet" in message, (name, message)
+REGENERATE = ("python -c \"from grader.lesson.stubs import write_student_files; "
+              "write_student_files('solutions', 'exercises')\"")
 
 
 @pytest.mark.parametrize("module", STUB_MODULES)
 def test_stub_is_generated_from_the_solution(module):
     assert (EXERCISES / module).read_text() == make_stub((SOLUTIONS / module).read_text()), (
         f"exercises/{module} drifted from solutions/{module}: run "
-        f"python -c \"from grader.lesson.stubs import write_student_files; write_student_files('solutions', 'exercises')\"")
+        f"{REGENERATE}")
 
 
 def test_students_checks_are_generated_from_the_graders():
     assert (EXERCISES / STUDENT_CHECKS).read_text() == student_checks(), (
         "exercises/lesson_checks.py drifted from grader/lesson/checks.py: run "
-        "python -c \"from grader.lesson.stubs import write_student_files; write_student_files('solutions', 'exercises')\"")
+        f"{REGENERATE}")
 
 
 def test_solutions_define_the_manifests_api_with_its_signatures():

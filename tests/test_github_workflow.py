@@ -27,8 +27,8 @@ from grader.integrations.github import (
     render_student_workflow,
     verdict,
 )
-from grader.report import CheckResult, GradingResults
 from grader.lesson.stubs import STUB_MODULES, make_stub
+from grader.report import CheckResult, GradingResults
 from tests.classroom_reporter import NODE, annotation_points, run_reporter
 from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 

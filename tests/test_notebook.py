@@ -18,10 +18,10 @@ from grader.integrations.notebook import (
     write_notebook,
 )
 from grader.integrations.release import build_release
-from grader.report import PASSED
 from grader.lesson.stubs import STUB_MODULES, make_stub
-from grader.submission import notebook_source
 from grader.options import NO_TRAINING
+from grader.report import PASSED
+from grader.submission import notebook_source
 from tests.conftest import EXERCISES, SOLUTIONS
 
 # Runs a notebook's code cells in order in one namespace, as Jupyter's "Run All" would, from a folder that

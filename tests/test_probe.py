@@ -13,10 +13,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402  (the environment variable must be set first)
 
-from grader.protocol import ProbeResult  # noqa: E402
-from grader.sandbox import Limits, run_probe  # noqa: E402
 from grader.lesson.manifest import API, BUILDERS, SHAPE_MATH  # noqa: E402
-from grader.protocol import MISSING, NOT_IMPLEMENTED, OK  # noqa: E402
+from grader.protocol import (  # noqa: E402
+    MISSING,
+    NOT_IMPLEMENTED,
+    OK,
+    ProbeResult,  # noqa: E402
+)
+from grader.sandbox import Limits, run_probe  # noqa: E402
 from grader.untrusted.weights import set_seeded_weights  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -107,7 +111,8 @@ def test_solutions_shape_math_values(solutions_result):
 
 def test_solutions_error_names_the_student_file_and_line(solutions_result):
     error = solutions_result.outcome("conv_output_size").value[2]["error"]
-    assert re.fullmatch(r"ValueError: padding must be 'valid' or 'same'\. Received: padding='bad' \(shape_math\.py:\d+\)", error)
+    assert re.fullmatch(r"ValueError: padding must be 'valid' or 'same'\. Received: padding='bad' "
+                        r"\(shape_math\.py:\d+\)", error)
 
 
 @pytest.mark.parametrize("name, params, classes", [("build_cnn", 140_714, 10), ("build_cnn_v2", 437_162, 10)])
@@ -122,7 +127,8 @@ def test_solutions_configs_rebuild(solutions_result, name, params, classes):
 def test_solutions_augmentation_config(solutions_result):
     config = json.loads(solutions_result.outcome("build_augmentation").value["config"])
     assert config["config"]["name"] == "augmentation"
-    assert [layer["class_name"] for layer in config["config"]["layers"]] == ["RandomFlip", "RandomRotation", "RandomZoom"]
+    classes = [layer["class_name"] for layer in config["config"]["layers"]]
+    assert classes == ["RandomFlip", "RandomRotation", "RandomZoom"]
 
 
 def test_solutions_filters_match_the_checkers_own_computation(solutions_result, request_data):

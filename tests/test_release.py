@@ -20,8 +20,8 @@ except ImportError:  # Python 3.10
 
 from grader import cli
 from grader.integrations import release
-from grader.lesson import stubs
 from grader.integrations.release import STUDENT_REQUIREMENTS, build_release
+from grader.lesson import stubs
 from grader.lesson.stubs import BEGIN, END, STUB_MODULES, make_stub
 from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 

@@ -359,7 +359,8 @@ def test_visibility_table_accepts_parts_and_single_tests():
     ({"training": "later"}, ("Invalid visibility 'later' for 'training' in the [visibility] table of points.toml: "
                             "expected one of visible, after_due_date, after_published, hidden")),
     ({"trainig": "hidden"}, ("Invalid key 'trainig' in the [visibility] table of points.toml: expected a part "
-                            "(shape_math, augmentation, build_cnn, build_cnn_v2, training, filters) or part.test_name")),
+                            "(shape_math, augmentation, build_cnn, build_cnn_v2, training, filters) "
+                            "or part.test_name")),
     ({"training.": "hidden"}, "Invalid key 'training.' in the [visibility] table of points.toml"),
 ])
 def test_visibility_table_says_what_is_wrong(table, message):

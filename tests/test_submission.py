@@ -9,7 +9,11 @@ import nbformat
 import pytest
 
 from grader.submission import (
-    API_MODULES, EXPECTED_KINDS, SINGLE_FILE, SubmissionError, prepare,
+    API_MODULES,
+    EXPECTED_KINDS,
+    SINGLE_FILE,
+    SubmissionError,
+    prepare,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,8 +93,9 @@ def test_notebook_keeps_definitions_and_what_they_need(tmp_path):
     notebook = write_notebook(tmp_path / "lesson6.ipynb", TRAINING_NOTEBOOK_CELLS)
     source = (prepare(notebook, tmp_path / "scratch") / SINGLE_FILE).read_text()
     ast.parse(source)
-    for kept in ("import keras", "from keras import layers", "NUM_CLASSES = 10", "data_augmentation = keras.Sequential(",
-                 "def build_augmentation", "def build_cnn", "class Scale", "@keras.saving.register_keras_serializable()"):
+    for kept in ("import keras", "from keras import layers", "NUM_CLASSES = 10",
+                 "data_augmentation = keras.Sequential(", "def build_augmentation", "def build_cnn", "class Scale",
+                 "@keras.saving.register_keras_serializable()"):
         assert kept in source
     for dropped in ("load_data", "model.fit", "epochs=20", "pip install", "%matplotlib", "model = build_cnn()",
                     "model.compile", "plt.plot", "model.save", "evaluate", "UNUSED", "print(", "import matplotlib"):
@@ -113,7 +118,8 @@ def test_malformed_notebook_is_rejected(tmp_path):
         prepare(notebook, tmp_path / "scratch")
 
 
-@pytest.mark.parametrize("content", [b"", b"x = '\xe9t\xe9'\n", b"def build_cnn(:\n"], ids=["empty", "latin-1", "syntax"])
+@pytest.mark.parametrize("content", [b"", b"x = '\xe9t\xe9'\n", b"def build_cnn(:\n"],
+                         ids=["empty", "latin-1", "syntax"])
 def test_odd_source_files_are_copied_as_they_are(tmp_path, content):
     source = tmp_path / "work.py"
     source.write_bytes(content)

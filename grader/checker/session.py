@@ -6,8 +6,8 @@ the checker built itself or fails the calling test with a sentence that says why
 
 import pytest
 
-from grader.checker.rebuild import ConfigRejected, rebuild
 from grader import protocol
+from grader.checker.rebuild import ConfigRejected, rebuild
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",

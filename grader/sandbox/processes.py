@@ -105,7 +105,8 @@ class ProbeProcesses:
     def belongs(self, pid, stat):
         """Return whether a live process is one the probe started."""
         _ppid, pgid, session, _state, starttime = stat
-        return (session in self.sessions or (self.uid is not None and owner(pid) == self.uid) or pgid in self.sessions or (pid, starttime) in self.seen
+        return (session in self.sessions or pgid in self.sessions or (pid, starttime) in self.seen
+                or (self.uid is not None and owner(pid) == self.uid)
                 or carries_token(pid, self.token))
 
     def targets(self):

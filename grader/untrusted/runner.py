@@ -16,7 +16,8 @@ import sys
 import time
 import traceback
 
-BLOCKED_IMPORT = "import of {name!r} is blocked in the probe: the grader, the solutions and the hidden tests are off limits"
+BLOCKED_IMPORT = ("import of {name!r} is blocked in the probe: the grader, the solutions and the hidden tests are "
+                  "off limits")
 NO_MODULES = ("found no module to import: expected {single}.py or any of {modules}; received a folder with {files}")
 MISSING_FUNCTION = "the submission does not define {name}()"
 NOT_A_NUMBER = "returned {type}, expected a number"

@@ -17,7 +17,7 @@ def part_of(item):
     callspec = getattr(item, "callspec", None)
     if callspec and "part" in callspec.params:
         return callspec.params["part"]
-    return getattr(item.module, "PART")
+    return item.module.PART
 
 
 def pytest_collection_modifyitems(session, config, items):

@@ -5,7 +5,11 @@ import pytest
 
 from grader.checker.session import expect
 from grader.lesson.checks import (
-    check_active_in_training, check_augmentation_layers, check_identity_at_inference, check_no_params, random_batch,
+    check_active_in_training,
+    check_augmentation_layers,
+    check_identity_at_inference,
+    check_no_params,
+    random_batch,
 )
 
 PART = "augmentation"

@@ -19,8 +19,8 @@ def test_new_block(grading):
                         f"Conv2D(256, 3, padding='same', activation='relu'), then MaxPooling2D(2). Your model has "
                         f"{len(convs)} Conv2D layers; the sixth should have 256 filters.")
     elif layer_params(convs[5][0]) != 295_168:
-        problems.append(f"Called {CALL}. The new Conv2D(256) has {layer_params(convs[5][0]):,} parameters; the lesson's "
-                        f"hand math gives 3*3*128*256 + 256 = 295,168.")
+        problems.append(f"Called {CALL}. The new Conv2D(256) has {layer_params(convs[5][0]):,} parameters; "
+                        f"the lesson's hand math gives 3*3*128*256 + 256 = 295,168.")
     elif len(pools) < 4 or tuple(pools[3]) != (None, 2, 2, 256):
         last = tuple(pools[-1]) if pools else None
         problems.append(f"Called {CALL}. After the new Conv2D(256) the lesson's v2 has a MaxPooling2D(2) giving "

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
+from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
-from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
 from grader.lesson.checks import check_feature_maps, check_filters
 from grader.untrusted.weights import set_seeded_weights
 

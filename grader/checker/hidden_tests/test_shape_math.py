@@ -1,7 +1,7 @@
 """Hidden tests for shape_math: many inputs students never saw, compared with what Keras computes."""
 
-from grader.checker.session import expect
 from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.checker.session import expect
 from grader.lesson.checks import KERAS_TRUTH, call_repr, check_answer
 
 PART = "shape_math"
