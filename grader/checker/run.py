@@ -50,7 +50,7 @@ class _Collector:
         self.results.append(CheckResult(
             name=f"{part}: {doc}", part=part, max_score=points,
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
-            output="" if report.passed else _message(report)))
+            output="" if report.passed else _message(report), bonus=item.get_closest_marker("bonus") is not None))
 
 
 def _message(report):

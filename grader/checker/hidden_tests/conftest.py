@@ -6,7 +6,7 @@ holding the probe's data for the submission under test.
 
 import pytest
 
-from grader.checker.points import load_points
+from grader.checker.points import load_bonus_parts, load_points
 from grader.checker.session import GradingSession
 from grader.lesson.manifest import PARTS, POINTS_FILE
 
@@ -22,6 +22,7 @@ def part_of(item):
 def pytest_collection_modifyitems(session, config, items):
     """Mark every hidden test with its part and points, and order them by part."""
     table = load_points()
+    bonus = load_bonus_parts()
     unused = {(part, name) for part, tests in table.items() for name in tests}
     for item in items:
         part = part_of(item)
@@ -32,6 +33,8 @@ def pytest_collection_modifyitems(session, config, items):
         unused.discard((part, item.originalname))
         item.add_marker(pytest.mark.part(part))
         item.add_marker(pytest.mark.points(points))
+        if part in bonus:
+            item.add_marker(pytest.mark.bonus)
     if unused:
         raise pytest.UsageError(f"{POINTS_FILE} gives points to tests that do not exist: {sorted(unused)}")
     items.sort(key=lambda item: PARTS.index(part_of(item)))
