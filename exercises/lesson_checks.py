@@ -910,7 +910,7 @@ def check_matches_lesson(model, call, builder):
     problems = []
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
-            for (kind, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
+            for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
                 for key, value in wanted.items():
                     if not _same(settings.get(key), value):
                         why = SETTING_WORDS.get(key)

@@ -37,7 +37,8 @@ GAP = 'layers.GlobalAveragePooling2D()(x)'
 V2_BLOCK = '    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n    x = layers.MaxPooling2D(2)(x)\n'
 V2_HEAD = GAP + '\n    ' + HEAD + '\n    return keras.Model(inputs, outputs, name="cifar10_cnn_v2")'
 CNN_BODY = CNN_RESCALE + ''.join(                                   # build_cnn from Rescaling to its GAP
-    ''.join('    x = ' + CONV.format(filters=f) + '(x)\n' for f in block) + POOL for block in ((32, 32), (64, 64), (128,))
+    ''.join('    x = ' + CONV.format(filters=f) + '(x)\n' for f in block) + POOL
+    for block in ((32, 32), (64, 64), (128,))
 ) + '    x = ' + GAP + '\n'
 ZOOM = "            layers.RandomZoom(0.1),\n"
 AUGMENTATION_BLOCK = '            layers.RandomFlip("horizontal"),\n            layers.RandomRotation(0.05),\n' + ZOOM
@@ -80,13 +81,15 @@ MUTANTS = (
            AUGMENTATION_PARTS, "RandomRotation has factor=0.5", count=0),
     Mutant("no_random_zoom", "augmentation.py", "            layers.RandomZoom(0.1),\n", "",
            AUGMENTATION_PARTS, "no RandomZoom"),
-    Mutant("extra_random_grayscale", "augmentation.py", ZOOM, ZOOM + "            layers.RandomGrayscale(factor=1.0),\n",
+    Mutant("extra_random_grayscale", "augmentation.py", ZOOM,
+           ZOOM + "            layers.RandomGrayscale(factor=1.0),\n",
            AUGMENTATION_PARTS, "The augmentation also has RandomGrayscale"),
     Mutant("vertical_flip_only", "augmentation.py", AUGMENTATION_BLOCK, '            layers.RandomFlip("vertical"),\n',
            AUGMENTATION_PARTS, "Use RandomFlip('horizontal')"),
     Mutant("rotation_in_degrees", "augmentation.py", "RandomRotation(0.05)", "RandomRotation(18)",
            AUGMENTATION_PARTS, "A factor is a fraction of a full turn, not degrees: 18 degrees is 0.05.", count=0),
-    Mutant("rescaling_inside_augmentation", "augmentation.py", ZOOM, ZOOM + "            layers.Rescaling(1.0 / 255),\n",
+    Mutant("rescaling_inside_augmentation", "augmentation.py", ZOOM,
+           ZOOM + "            layers.Rescaling(1.0 / 255),\n",
            AUGMENTATION_PARTS, "The augmentation block also holds Rescaling", also=("cnn.py", CNN_RESCALE, "", 0)),
     # --- build_cnn: parameter counts and shapes unchanged ------------------------------------------------------
     Mutant("no_rescaling", "cnn.py", CNN_RESCALE, "", ("build_cnn",), "no Rescaling(1/255)"),
@@ -159,7 +162,8 @@ BY_ID = {mutant.id: mutant for mutant in MUTANTS}
 def write_mutant(mutant, folder):
     """Copy the reference into folder with the mutant's one edit; fail if the edit does not apply."""
     shutil.copytree(SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    for file, old, new, count in [(mutant.file, mutant.old, mutant.new, mutant.count)] + [mutant.also] * bool(mutant.also):
+    edits = [(mutant.file, mutant.old, mutant.new, mutant.count)] + ([mutant.also] if mutant.also else [])
+    for file, old, new, count in edits:
         path = folder / file
         text = path.read_text()
         assert old in text, f"{mutant.id}: {old!r} is not in {file}"

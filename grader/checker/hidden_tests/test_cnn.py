@@ -6,7 +6,8 @@ from grader.checker.session import expect
 from grader.checker.hidden_tests.cases import NUM_CLASSES
 from grader.lesson.checks import (
     EXPECTED_STAGES, TOTAL_PARAMS, check_augmentation_layers, check_gap_head, check_input_shape, check_logits,
-    check_matches_lesson, check_max_pooling, check_model_identity_at_inference, check_nonlinearity, check_num_classes, check_param_counts,
+    check_matches_lesson, check_max_pooling, check_model_identity_at_inference, check_nonlinearity, check_num_classes,
+    check_param_counts,
     check_rescaling, check_stage_shapes, random_batch,
 )
 
