@@ -7,6 +7,7 @@ with `pytest exercises --impl solutions`. A failure shows only the sentence that
 import importlib
 import os
 import sys
+import traceback as tb
 from pathlib import Path
 
 import pytest
@@ -47,15 +48,38 @@ def student(pytestconfig):
     return load
 
 
+def student_error(error, traceback_, impl):
+    """Return 'Type: message (file.py:line: code)' for an exception raised in the student's files, else None."""
+    frames = [frame for frame in tb.extract_tb(traceback_) if Path(frame.filename).resolve().parent == impl]
+    if not frames:
+        return None
+    frame = frames[-1]
+    code = f": {frame.line.strip()}" if frame.line else ""
+    text = f"{type(error).__name__}: {error}".rstrip(": ") + f" ({Path(frame.filename).name}:{frame.lineno}{code})"
+    import lesson_checks  # the kit's hints for errors Keras raises in plain words but without the lesson's
+
+    hint = lesson_checks.exception_hint(text)
+    return f"{text} {hint}" if hint else text
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Show a stub's NotImplementedError or a check's message as one sentence, not a traceback."""
+    """Show a stub's NotImplementedError, a check's message or the student's exception as one line, not a traceback."""
     outcome = yield
     report = outcome.get_result()
     if call.excinfo is None or report.passed:
         return
     error = call.excinfo.value
+    impl = Path(item.config.getoption("--impl")).resolve()
     if isinstance(error, NotImplementedError):
         report.longrepr = f"Not implemented yet: {error}"
     elif isinstance(error, AssertionError) and str(error).startswith("Called "):
         report.longrepr = str(error).split("\nassert")[0]
+    elif student_error(error, call.excinfo.tb, impl):
+        report.longrepr = student_error(error, call.excinfo.tb, impl)
+    else:
+        return
+    if report.when == "setup":
+        # A fixture that calls the student's function failed because of the student's code: that is a failed
+        # test of their work, not an error in the test suite, so report it as one.
+        report.when = "call"

@@ -39,10 +39,8 @@ AUGMENTATION = {"RandomFlip": "horizontal", "RandomRotation": 0.05, "RandomZoom"
 KIND_NAMES = {"conv": "Conv2D", "pool": "MaxPooling2D", "gap": "GlobalAveragePooling2D", "dense": "Dense"}
 ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth", "tenth")
 
-AUGMENTATION_LAYERS = {
-    "RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation", "RandomContrast", "RandomCrop",
-    "RandomBrightness", "RandomHeight", "RandomWidth",
-}
+# Keras's random image layers: everything named Random*, and these. Any of them in a model is augmentation.
+AUGMENTATION_LAYERS = {"AugMix", "CutMix", "MixUp", "RandAugment", "Solarization"}
 POOLS = {"MaxPooling2D": "pool", "AveragePooling2D": "pool"}
 HEADS = {"GlobalAveragePooling2D": "gap", "GlobalMaxPooling2D": "gap", "Flatten": "gap"}
 ACTIVATION_LAYERS = {"ReLU", "Activation", "LeakyReLU", "ELU", "PReLU", "Softmax"}
@@ -323,9 +321,12 @@ def check_stage_shapes(model, call, expected):
         want = (None,) + shape
         if got_kind != kind:
             before = f"After {describe(found[index - 1][1])}, t" if index else "T"
+            swapped = (index + 1 < len(found) and index + 1 < len(expected) and found[index + 1][0] == kind
+                       and expected[index + 1][0] == got_kind)
+            hint = (f" The order is wrong: the lesson has the {KIND_NAMES[kind]} first, then the "
+                    f"{KIND_NAMES[got_kind]}." if swapped else _missing_stage_hint(kind, got_kind))
             return [f"Called {call}. {before}he lesson's network has {where} giving {_shape(want)}, but your "
-                    f"model has {describe(layer)} giving {_shape(got_shape)} there."
-                    + _missing_stage_hint(kind, got_kind)]
+                    f"model has {describe(layer)} giving {_shape(got_shape)} there." + hint]
         if tuple(got_shape) != want:
             if type(layer).__name__ != KIND_NAMES[kind]:
                 where = f"your {type(layer).__name__} (where the lesson has {where})"
@@ -408,17 +409,31 @@ def check_gap_head(model, call):
 
 
 def check_max_pooling(model, call):
-    """Return a problem if any pooling layer is not max pooling."""
-    for layer in flat_layers(model):
+    """Return a problem unless the model downsamples with MaxPooling2D(2), and only with it."""
+    found = flat_layers(model)
+    for layer in found:
         if type(layer).__name__ == "AveragePooling2D":
             return [f"Called {call}. The model uses AveragePooling2D; the lesson's network downsamples with "
                     f"MaxPooling2D(2), which keeps the strongest response in each 2x2 window."]
+    pools = [layer for layer in found if type(layer).__name__ == "MaxPooling2D"]
+    if not pools:
+        return [f"Called {call}. The model has no MaxPooling2D; the lesson's network halves the feature map with "
+                f"MaxPooling2D(2) after each conv block."]
+    for index, layer in enumerate(pools):
+        kind, settings = layer_settings(layer)
+        if settings != POOL_SETTINGS:
+            return [f"Called {call}. The {ORDINALS[min(index, len(ORDINALS) - 1)]} MaxPooling2D is "
+                    f"{spec_repr(kind, settings)}; the lesson's is MaxPooling2D(2): 2x2 windows, stride 2, "
+                    f"padding='valid'."]
     return []
 
 
 def check_nonlinearity(model, call):
     """Return a problem if some Conv2D is not followed by a non-linearity before the next conv or dense."""
     layers_ = flat_layers(model)
+    if not any(type(layer).__name__ == "Conv2D" for layer in layers_):
+        return [f"Called {call}. The model has no Conv2D layer, so there is no convolution to follow with a "
+                f"non-linearity; the lesson's network is built from Conv2D(..., activation='relu') blocks."]
     convs = 0
     for index, layer in enumerate(layers_):
         if type(layer).__name__ != "Conv2D":
@@ -448,9 +463,10 @@ def check_logits(model, call, num_classes=10):
             activation_name(layer) == "softmax" for layer in layers_):
         return [f"Called {call}. The model ends in a softmax; the lesson's network outputs logits (no softmax), "
                 f"because the loss is SparseCategoricalCrossentropy(from_logits=True)."]
-    if type(last).__name__ != "Dense" and activation_name(last) not in LINEAR:
+    if activation_name(last) not in LINEAR:
         return [f"Called {call}. The model ends in a {activation_name(last)} activation; the lesson's network "
-                f"ends in Dense(num_classes) with no activation (logits)."]
+                f"ends in Dense(num_classes) with no activation (logits), because the loss is "
+                f"SparseCategoricalCrossentropy(from_logits=True)."]
     units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else getattr(last, "units", None)
     if units != num_classes:
         return [f"Called {call}. The model outputs {units} values per image, but num_classes={num_classes}: "
@@ -465,6 +481,10 @@ def check_rescaling(model, call):
     if not rescalers:
         return [f"Called {call}. The model has no Rescaling(1/255) layer: the lesson's model owns its "
                 f"normalisation, so it takes raw 0-255 pixels and scales them to 0-1 itself."]
+    if len(rescalers) > 1:
+        return [f"Called {call}. The model has {len(rescalers)} Rescaling layers, so the pixels are scaled "
+                f"{len(rescalers)} times and no longer span 0-1; the lesson's network has one Rescaling(1.0 / 255), "
+                f"right after the augmentation block."]
     layer = rescalers[0]
     scale = float(np.squeeze(layer.scale)) if np.size(layer.scale) == 1 else None
     offset = float(np.squeeze(layer.offset)) if np.size(layer.offset) == 1 else None
@@ -475,7 +495,7 @@ def check_rescaling(model, call):
     if "Conv2D" in names and names.index("Conv2D") < position:
         return [f"Called {call}. Rescaling comes after a Conv2D; put it right after the augmentation block, "
                 f"before the first Conv2D."]
-    if any(name in AUGMENTATION_LAYERS for name in names[position + 1:]):
+    if any(is_augmentation(layer) for layer in flat_layers(model)[position + 1:]):
         return [f"Called {call}. Rescaling comes before the augmentation layers; the lesson puts it right after "
                 f"the augmentation block."]
     return []
@@ -492,9 +512,15 @@ def check_num_classes(model, call, num_classes):
     return []
 
 
+def is_augmentation(layer):
+    """Return whether a layer is one of Keras's random image augmentation layers."""
+    kind = type(layer).__name__
+    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
+
+
 def augmentation_layers(model):
     """Return the random augmentation layers of a model or augmentation block, in order."""
-    return [layer for layer in flat_layers(model) if type(layer).__name__ in AUGMENTATION_LAYERS]
+    return [layer for layer in flat_layers(model) if is_augmentation(layer)]
 
 
 def _factor(value):
@@ -515,10 +541,26 @@ def _shown_factor(value):
 def _rotation_hint(factor):
     if factor is None:
         return " Give one number: RandomRotation(0.05)."
-    if factor > 0.05:
+    if factor > 1:
+        return f" A factor is a fraction of a full turn, not degrees: {factor:g} degrees is {factor / 360:.2g}."
+    if factor >= 0.25:
         return (f" A factor is a fraction of a full turn, so {factor:g} rotates up to +/-{factor * 360:g} degrees and "
-                f"turns objects upside down.")
+                f"turns objects on their side or upside down.")
+    if factor > 0.05:
+        return (f" A factor is a fraction of a full turn, so {factor:g} rotates up to +/-{factor * 360:g} degrees, "
+                f"more than the lesson's +/-18.")
     return f" A factor is a fraction of a full turn: {factor:g} rotates only up to +/-{factor * 360:g} degrees."
+
+
+def exception_hint(message):
+    """Return the kit's hint for an exception raised by student code (its message and source line), or ''."""
+    import re
+
+    rotation = re.search(r"Received: factor=\(?\s*(-?[0-9.]+)", message)
+    if rotation and "RandomRotation" in message:
+        factor = abs(float(rotation.group(1)))
+        return _rotation_hint(factor).strip() if factor > 1 else ""
+    return ""
 
 
 def check_augmentation_layers(model, call):
@@ -558,8 +600,36 @@ def check_augmentation_layers(model, call):
     return problems
 
 
+def lesson_augmentation_in(block):
+    """Return the block's layers that are one of the lesson's three, with the lesson's settings."""
+    return [layer for layer in augmentation_layers(block) if layer_settings(layer) in LESSON_AUGMENTATION_SPECS]
+
+
+def _without_lesson_augmentation(block, call, judged):
+    """Return a problem if a behaviour check has none of the lesson's augmentation to judge."""
+    if lesson_augmentation_in(block):
+        return []
+    found = ", ".join(spec_repr(*layer_settings(layer)) for layer in flat_layers(block)) or "no layers"
+    return [f"Called {call}. The block has {found}, but none of the lesson's RandomFlip('horizontal'), "
+            f"RandomRotation(0.05), RandomZoom(0.1), so {judged} is not the lesson's augmentation's: it earns "
+            f"nothing until the block holds at least one of them."]
+
+
+def _not_augmentation(block):
+    """Return the kinds of the block's layers that are not random augmentation (they act at inference too)."""
+    return [type(layer).__name__ for layer in flat_layers(block) if not is_augmentation(layer)]
+
+
+def _acts_at_inference(kinds):
+    return (f"The augmentation block also holds {', '.join(kinds)}, which changes the images at inference too: keep "
+            f"only the random layers in the block, and put Rescaling(1.0 / 255) in the network right after it.")
+
+
 def check_no_params(model, call):
-    """Return a problem if the augmentation block has parameters."""
+    """Return a problem if the augmentation block has parameters (or none of the lesson's layers to judge)."""
+    problems = _without_lesson_augmentation(model, call, "having no parameters")
+    if problems:
+        return problems
     count = total_params(model)
     if count:
         return [f"Called {call}. The augmentation block has {count:,} parameters; augmentation layers have none."]
@@ -573,9 +643,15 @@ def random_batch(seed=0, size=8):
 
 def check_identity_at_inference(block, call, images):
     """Return a problem unless the augmentation block returns its input unchanged with training=False and predict."""
+    problems = _without_lesson_augmentation(block, call, "its behaviour at inference")
+    if problems:
+        return problems
     expected = images.astype("float32")
     direct = np.asarray(block(expected, training=False))
     if direct.shape != expected.shape or not np.array_equal(direct, expected):
+        if _not_augmentation(block):
+            return [f"Called {call}, then block(images, training=False). The images changed. "
+                    + _acts_at_inference(_not_augmentation(block))]
         return [f"Called {call}, then block(images, training=False). The images changed: augmentation must be the "
                 f"identity at inference."]
     predicted = np.asarray(block.predict(expected, verbose=0))
@@ -589,6 +665,9 @@ def check_active_in_training(block, call, images):
     """Return a problem unless the augmentation block changes some images with training=True."""
     import keras
 
+    problems = _without_lesson_augmentation(block, call, "its behaviour in training")
+    if problems:
+        return problems
     keras.utils.set_random_seed(0)
     batch = images.astype("float32")
     changed = any(not np.array_equal(np.asarray(block(batch, training=True)), batch) for _ in range(3))
@@ -603,8 +682,7 @@ def augmentation_io(model):
     import keras
 
     found = [layer for layer in model.layers
-             if type(layer).__name__ in AUGMENTATION_LAYERS
-             or (isinstance(layer, keras.Model) and augmentation_layers(layer))]
+             if is_augmentation(layer) or (isinstance(layer, keras.Model) and augmentation_layers(layer))]
     if not found:
         return None
     try:
@@ -644,7 +722,7 @@ def fixed_training_calls(model):
         nested = isinstance(layer, keras.Model)
         if nested:
             found += fixed_training_calls(layer)
-        if not (type(layer).__name__ in AUGMENTATION_LAYERS or (nested and augmentation_layers(layer))):
+        if not (is_augmentation(layer) or (nested and augmentation_layers(layer))):
             continue
         for node in entry.get("inbound_nodes") or []:
             kwargs = node.get("kwargs") if isinstance(node, dict) else None
@@ -663,17 +741,196 @@ def check_model_identity_at_inference(model, call, images):
                 f"model.fit() turn augmentation on and model.predict() turn it off."]
     batch = images_for(model, images).astype("float32")
     ends = augmentation_io(model)
-    if ends is not None:
-        before, after = keras.Model(model.inputs[0], list(ends))(batch, training=False)
-        if not np.array_equal(np.asarray(before), np.asarray(after)):
-            return [f"Called {call}, then model(images, training=False). The augmentation changed the images at "
-                    f"inference. Call the augmentation block as block(x), without training=True."]
+    if ends is None:
+        return [f"Called {call}. The model has no augmentation layers, so there is no augmentation to be the identity "
+                f"at inference: call build_augmentation() right after the Input, as in the lesson."]
+    before, after = keras.Model(model.inputs[0], list(ends))(batch, training=False)
+    if not np.array_equal(np.asarray(before), np.asarray(after)):
+        blocks = [layer for layer in model.layers if isinstance(layer, keras.Model) and augmentation_layers(layer)]
+        inside = [kind for block in blocks for kind in _not_augmentation(block)]
+        if inside:
+            return [f"Called {call}, then model(images, training=False). " + _acts_at_inference(inside)]
+        return [f"Called {call}, then model(images, training=False). The augmentation changed the images at "
+                f"inference. Call the augmentation block as block(x), without training=True."]
     first = np.asarray(model(batch, training=False))
     again = np.asarray(model.predict(batch, verbose=0))
     if not np.allclose(first, again, rtol=1e-5, atol=1e-5):
         return [f"Called {call}, then model(images, training=False) and model.predict(images). The outputs differ, "
                 f"so something random is active at inference."]
     return []
+
+
+# ---------------------------------------------------------------------------------------------
+# The lesson's network, layer by layer: a comparison modulo style.
+# Both sides are reduced to (layer kind, {setting: value}) with only the settings that change what a layer
+# computes or how it trains; names, 3 vs (3, 3), relu inside Conv2D or as a ReLU layer, Functional or
+# Sequential, the augmentation block nested or inline all give the same list.
+# ---------------------------------------------------------------------------------------------
+
+CONV_DEFAULTS = {"kernel_size": (3, 3), "strides": (1, 1), "padding": "same", "dilation_rate": (1, 1), "groups": 1,
+                 "activation": "relu", "use_bias": True, "trainable": True}
+POOL_SETTINGS = {"pool_size": (2, 2), "strides": (2, 2), "padding": "valid"}
+LESSON_AUGMENTATION = (
+    ("RandomFlip", {"mode": "horizontal"}),
+    ("RandomRotation", {"factor": 0.05}),
+    ("RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}),
+)
+LESSON_AUGMENTATION_SPECS = [(kind, settings) for kind, settings in LESSON_AUGMENTATION]
+
+
+def _lesson_network(widths):
+    convs = {32: 2, 64: 2}
+    layers_ = list(LESSON_AUGMENTATION) + [("Rescaling", {"scale": RESCALE, "offset": 0.0})]
+    for width in widths:
+        layers_ += [("Conv2D", {"filters": width, **CONV_DEFAULTS})] * convs.get(width, 1)
+        layers_.append(("MaxPooling2D", dict(POOL_SETTINGS)))
+    return tuple(layers_) + (("GlobalAveragePooling2D", {}),
+                             ("Dense", {"units": 10, "activation": "linear", "use_bias": True, "trainable": True}))
+
+
+LESSON_NETWORKS = {"build_cnn": _lesson_network((32, 64, 128)), "build_cnn_v2": _lesson_network((32, 64, 128, 256))}
+# What each setting does, for the sentence naming a difference.
+SETTING_WORDS = {
+    "trainable": "a frozen layer keeps its random initial weights",
+    "dilation_rate": "a dilated kernel skips pixels",
+    "activation": "the activation changes what the layer outputs",
+    "rate": "dropout zeroes that fraction of the features while training",
+}
+
+
+def _pair(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return None if value is None else (int(value), int(value))
+
+
+def _number(value):
+    """Return a scalar setting as a float (a one-element array too), else the value unchanged."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return round(float(value), 8)
+    if np.size(value) == 1:
+        return round(float(np.squeeze(value)), 8)
+    return value
+
+
+def layer_settings(layer):
+    """Return (kind, {setting: value}) with the settings of a layer that change what it computes or learns."""
+    kind = type(layer).__name__
+    config = layer.get_config()
+    trainable = bool(layer.trainable)
+    if kind == "Conv2D":
+        return kind, {"filters": config["filters"], "kernel_size": _pair(config["kernel_size"]),
+                      "strides": _pair(config["strides"]), "padding": config["padding"],
+                      "dilation_rate": _pair(config["dilation_rate"]), "groups": config.get("groups", 1),
+                      "activation": activation_name(layer) or "linear", "use_bias": config["use_bias"],
+                      "trainable": trainable}
+    if kind == "Dense":
+        return kind, {"units": config["units"], "activation": activation_name(layer) or "linear",
+                      "use_bias": config["use_bias"], "trainable": trainable}
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        size = _pair(config["pool_size"])
+        return kind, {"pool_size": size, "strides": _pair(config["strides"]) or size, "padding": config["padding"]}
+    if kind == "Rescaling":
+        return kind, {"scale": _number(config["scale"]), "offset": _number(config["offset"])}
+    if kind == "RandomFlip":
+        return kind, {"mode": config["mode"]}
+    if kind == "RandomRotation":
+        return kind, {"factor": _factor(config["factor"])}
+    if kind == "RandomZoom":
+        height = _factor(config["height_factor"])
+        width = height if config.get("width_factor") is None else _factor(config["width_factor"])
+        return kind, {"height_factor": height, "width_factor": width}
+    if kind == "Dropout":
+        return kind, {"rate": _number(config["rate"])}
+    if kind in ("GlobalAveragePooling2D", "Flatten", "ReLU"):
+        return kind, {}
+    if kind == "Activation":
+        return kind, {"activation": activation_name(layer)}
+    return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
+
+
+def canonical_layers(model):
+    """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it."""
+    found = []
+    for layer in flat_layers(model):
+        kind, settings = layer_settings(layer)
+        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
+                                                                                     "threshold"))
+        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
+        if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
+            found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
+            continue
+        if kind == "Activation" and settings["activation"] in LINEAR:
+            continue
+        found.append((kind, settings))
+    return found
+
+
+def _same(got, want):
+    if isinstance(got, float) and isinstance(want, float):
+        return abs(got - want) <= 1e-6 * max(abs(want), 1e-6)
+    return got == want
+
+
+def _setting(value):
+    if isinstance(value, tuple) and len(set(value)) == 1:
+        return str(value[0])
+    if isinstance(value, float):
+        return "1/255" if _same(value, RESCALE) else f"{value:.6g}"
+    return repr(value)
+
+
+def spec_repr(kind, settings):
+    """Return a canonical layer as code a student would write: MaxPooling2D(pool_size=3, strides=2)."""
+    shown = ", ".join(f"{key}={_setting(value)}" for key, value in settings.items())
+    return f"{kind}({shown})"
+
+
+def _ordinal_names(specs):
+    """Return a name per layer: 'the first Conv2D', 'the RandomZoom' (a kind that appears once)."""
+    kinds = [kind for kind, _ in specs]
+    seen = {}
+    names = []
+    for kind in kinds:
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        names.append(f"the {kind}" if kinds.count(kind) == 1 else
+                     f"the {ORDINALS[index] if index < len(ORDINALS) else f'#{index + 1}'} {kind}")
+    return names
+
+
+def check_matches_lesson(model, call, builder):
+    """Return every difference from the lesson's network that changes what it computes or how it trains."""
+    import difflib
+
+    want = LESSON_NETWORKS[builder]
+    got = canonical_layers(model)
+    got_names = _ordinal_names(got)
+    want_names = _ordinal_names(want)
+    matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
+    problems = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
+                for key, value in wanted.items():
+                    if not _same(settings.get(key), value):
+                        why = SETTING_WORDS.get(key)
+                        problems.append(f"Called {call}. {name[0].upper() + name[1:]} has {key}="
+                                        f"{_setting(settings.get(key))}; the lesson's uses {_setting(value)}"
+                                        + (f" ({why})." if why else "."))
+            continue
+        where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
+        extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
+        missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
+        if tag == "insert":
+            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
+                            f"such layer there.")
+        elif tag == "delete":
+            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
+        else:
+            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
+                            f"lesson's network has {missing}.")
+    return problems
 
 
 # ---------------------------------------------------------------------------------------------

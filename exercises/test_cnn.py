@@ -29,6 +29,12 @@ def test_parameter_counts(built):
     assert not problems, "\n".join(problems)
 
 
+def test_matches_the_lessons_network(built):
+    name, model = built
+    problems = checks.check_matches_lesson(model, f"{name}()", name)
+    assert not problems, "\n".join(problems)
+
+
 def test_uses_the_lessons_layers(built):
     name, model = built
     call = f"{name}()"

@@ -35,7 +35,8 @@ UNKNOWN_FORMAT = "Unknown report format: expected one of {expected}. Received: f
 BAD_RESULTS_JSON = "Not a results.json written by GradingResults.to_json(): {problem}. Received: {received}"
 
 # Batch gradebook columns: one per part, so an instructor can sort by the part a class struggled with.
-CSV_FIELDS = ("id", "score", "max_score") + PARTS + ("status", "seconds", "message")
+CSV_FIELDS = ("id", "score", "max_score", "bonus") + PARTS + ("status", "seconds", "message")
+BONUS_TAG = "bonus"  # the second tag of a bonus test in results.json: its points come on top of max_score
 CSV_MESSAGE_CHARS = 200  # the gradebook's message column: the first note, cut to fit a spreadsheet cell
 
 PRINTED_HEADING = "What your code printed"
@@ -95,6 +96,7 @@ class CheckResult:
     output: str = ""          # what the student reads: empty when passed, the mistake in words when failed
     visibility: str = VISIBLE  # one of VISIBILITIES (Gradescope's), from points.toml's [visibility]
     seconds: float | None = None  # how long the test ran (pytest's setup + call), None where unknown
+    bonus: bool = False       # extra credit: its points count in score, never in max_score
 
 
 @dataclass
@@ -121,11 +123,23 @@ class GradingResults:
 
     @property
     def score(self):
+        """Return the points earned, bonus included (so it may exceed max_score)."""
         return sum(test.score for test in self.tests)
 
     @property
     def max_score(self):
-        return sum(test.max_score for test in self.tests)
+        """Return the points of the lesson's tasks: the bonus comes on top."""
+        return sum(test.max_score for test in self.tests if not test.bonus)
+
+    @property
+    def bonus_score(self):
+        """Return the bonus points earned."""
+        return sum(test.score for test in self.tests if test.bonus)
+
+    @property
+    def bonus_max_score(self):
+        """Return the bonus points on offer."""
+        return sum(test.max_score for test in self.tests if test.bonus)
 
     def part_scores(self):
         """Return {part: (score, max_score)} for every part in PARTS."""
@@ -158,18 +172,24 @@ class GradingResults:
 
     def summary(self):
         """Return the one-line verdict every format leads with."""
-        line = (f"Score: {_points(self.score)} / {_points(self.max_score)} "
+        line = (f"Score: {_points(self.score)} / {_points(self.max_score)}{self._bonus_note()} "
                 f"({self.passed_count()} of {len(self.tests)} tests passed)")
         if self.status != "graded":
             line += f". {GRADING_UNFINISHED}"
         return line
+
+    def _bonus_note(self):
+        """Return ', including 5 of 5 bonus points' when the results have bonus tests, else ''."""
+        if not self.bonus_max_score:
+            return ""
+        return f", including {_points(self.bonus_score)} of {_points(self.bonus_max_score)} bonus points"
 
     # ---- terminal ---------------------------------------------------------------------------
 
     def to_text(self):
         """Render the terminal report: tests, part subtotals, notes, then what the code printed."""
         lines = [f"{TITLE}: {_terminal_safe(self.submission)}",
-                 f"Score: {_points(self.score)} / {_points(self.max_score)}"]
+                 f"Score: {_points(self.score)} / {_points(self.max_score)}{self._bonus_note()}"]
         if self.status != "graded":
             lines.append(f"{GRADING_UNFINISHED}.")
         lines.append("")
@@ -225,7 +245,7 @@ class GradingResults:
                     "max_score": _number(test.max_score),
                     "status": PASSED if test.status == PASSED else FAILED,
                     "output": test.output,
-                    "tags": [test.part],
+                    "tags": [test.part] + [BONUS_TAG] * test.bonus,
                     "visibility": test.visibility,
                     **({"extra_data": {"seconds": round(test.seconds, 3)}} if test.seconds is not None else {}),
                 }
@@ -259,7 +279,8 @@ class GradingResults:
             tests.append(CheckResult(name=entry.get("name", ""), part=tags[0], score=score,
                                      max_score=max_score, status=status, output=entry.get("output", ""),
                                      visibility=entry.get("visibility", VISIBLE),
-                                     seconds=None if seconds is None else float(seconds)))
+                                     seconds=None if seconds is None else float(seconds),
+                                     bonus=BONUS_TAG in tags[1:]))
         return cls(submission=extra.get("submission", ""), tests=tests,
                    execution_time=float(data.get("execution_time", 0.0)),
                    probe_output=extra.get("probe_output", ""), notes=list(extra.get("notes", [])),
@@ -392,7 +413,7 @@ class GradingResults:
     def csv_row(self):
         """Return this submission's gradebook row, keyed by CSV_FIELDS (blank for parts with no tests)."""
         row = {"id": _spreadsheet_safe(self.submission), "score": _number(self.score),
-               "max_score": _number(self.max_score)}
+               "max_score": _number(self.max_score), "bonus": _number(self.bonus_score)}
         scores = self.part_scores()
         present = {test.part for test in self.tests}
         for part in PARTS:

@@ -22,6 +22,7 @@ pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 PYENV_ROOT = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
 INSTALL_SECONDS = 1500
 GRADE_SECONDS = 600
+BONUS = 5                                                            # the filters bonus, on top of the lesson's points
 MUTANT_LINE = ("layers.GlobalAveragePooling2D()", "layers.Flatten()")  # the classic head mistake
 
 
@@ -75,8 +76,9 @@ def mutant(folder):
 
 
 def assert_full_marks(report):
+    """Every test passed: the lesson's points in full, and the bonus on top of them."""
     failed = [f"{test['name']}: {test['output']}" for test in report["tests"] if test["status"] != "passed"]
-    assert not failed and report["tests"] and report["score"] == report["max_score"], failed
+    assert not failed and report["tests"] and report["score"] == report["max_score"] + BONUS, failed
 
 
 def assert_mutant_loses_in_build_cnn(report):
@@ -109,7 +111,7 @@ def test_gradescope_setup_and_run_autograder_on_a_fake_tree(wheel, tmp_path):
     env = {"GRADER_VENV": str(venv), "PATH": f"{Path(interpreter('3.11')).parent}:{os.environ['PATH']}"}
     setup = run_script(root / "source" / "setup.sh", root, env, INSTALL_SECONDS)
     assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
-    assert "the known-correct submission got 90 / 90" in setup.stdout
+    assert f"the known-correct submission got {90 + BONUS} / 90" in setup.stdout
     assert not (root / "source" / "smoke").exists()           # graded at build time, then removed
     for name, folder in (("reference", SOLUTIONS), ("mutant", mutant(tmp_path / "mutant"))):
         shutil.rmtree(root / "submission", ignore_errors=True)

@@ -33,6 +33,9 @@ def test_solutions_pass_every_visible_test(tmp_path):
 def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
     code, outcomes = visible_tests(tmp_path)
     assert code == 1
+    errors = [case.get("name") for case in ET.parse(tmp_path / "visible.xml").getroot().iter("testcase")
+              if case.find("error") is not None]
+    assert not errors, f"untouched stubs must read as failures, not errors at setup: {errors}"
     assert outcomes and all(message is not None for message in outcomes.values()), outcomes
     for name, message in outcomes.items():
         assert "Not implemented yet" in message and "is not implemented yet" in message, (name, message)

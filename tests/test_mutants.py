@@ -35,6 +35,13 @@ POOL = '    x = layers.MaxPooling2D(2)(x)\n'
 HEAD = 'outputs = layers.Dense(num_classes)(x)'
 GAP = 'layers.GlobalAveragePooling2D()(x)'
 V2_BLOCK = '    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n    x = layers.MaxPooling2D(2)(x)\n'
+V2_HEAD = GAP + '\n    ' + HEAD + '\n    return keras.Model(inputs, outputs, name="cifar10_cnn_v2")'
+CNN_BODY = CNN_RESCALE + ''.join(                                   # build_cnn from Rescaling to its GAP
+    ''.join('    x = ' + CONV.format(filters=f) + '(x)\n' for f in block) + POOL
+    for block in ((32, 32), (64, 64), (128,))
+) + '    x = ' + GAP + '\n'
+ZOOM = "            layers.RandomZoom(0.1),\n"
+AUGMENTATION_BLOCK = '            layers.RandomFlip("horizontal"),\n            layers.RandomRotation(0.05),\n' + ZOOM
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,7 @@ class Mutant:
     phrase: str         # words a failed test's message in those parts must contain
     count: int = 1      # cnn.py repeats build_cnn's body in build_cnn_v2: count=1 edits build_cnn only;
                         # count=0 also edits a docstring's copy of the line, which changes nothing
+    also: tuple = ()    # a second edit of the same mistake in another file: (file, old, new, count)
 
 
 MUTANTS = (
@@ -73,6 +81,16 @@ MUTANTS = (
            AUGMENTATION_PARTS, "RandomRotation has factor=0.5", count=0),
     Mutant("no_random_zoom", "augmentation.py", "            layers.RandomZoom(0.1),\n", "",
            AUGMENTATION_PARTS, "no RandomZoom"),
+    Mutant("extra_random_grayscale", "augmentation.py", ZOOM,
+           ZOOM + "            layers.RandomGrayscale(factor=1.0),\n",
+           AUGMENTATION_PARTS, "The augmentation also has RandomGrayscale"),
+    Mutant("vertical_flip_only", "augmentation.py", AUGMENTATION_BLOCK, '            layers.RandomFlip("vertical"),\n',
+           AUGMENTATION_PARTS, "Use RandomFlip('horizontal')"),
+    Mutant("rotation_in_degrees", "augmentation.py", "RandomRotation(0.05)", "RandomRotation(18)",
+           AUGMENTATION_PARTS, "A factor is a fraction of a full turn, not degrees: 18 degrees is 0.05.", count=0),
+    Mutant("rescaling_inside_augmentation", "augmentation.py", ZOOM,
+           ZOOM + "            layers.Rescaling(1.0 / 255),\n",
+           AUGMENTATION_PARTS, "The augmentation block also holds Rescaling", also=("cnn.py", CNN_RESCALE, "", 0)),
     # --- build_cnn: parameter counts and shapes unchanged ------------------------------------------------------
     Mutant("no_rescaling", "cnn.py", CNN_RESCALE, "", ("build_cnn",), "no Rescaling(1/255)"),
     Mutant("rescaling_scale_one", "cnn.py", "Rescaling(1.0 / 255)", "Rescaling(1.0)", ("build_cnn",),
@@ -92,6 +110,18 @@ MUTANTS = (
            'x = layers.Rescaling(1.0 / 255)(inputs)\n', ("build_cnn",), "There are no augmentation layers"),
     Mutant("dense_ignores_num_classes", "cnn.py", HEAD, "outputs = layers.Dense(10)(x)", ("build_cnn",),
            "use Dense(num_classes)"),
+    Mutant("relu_head", "cnn.py", HEAD, 'outputs = layers.Dense(num_classes, activation="relu")(x)',
+           ("build_cnn",), "The model ends in a relu activation"),
+    Mutant("rescaling_twice", "cnn.py", CNN_RESCALE, CNN_RESCALE * 2, ("build_cnn",), "has 2 Rescaling layers"),
+    Mutant("first_conv_dilated", "cnn.py", CONV.format(filters=32),
+           'layers.Conv2D(32, 3, padding="same", activation="relu", dilation_rate=2)', ("build_cnn",),
+           "The first Conv2D has dilation_rate=2; the lesson's uses 1"),
+    Mutant("first_conv_frozen", "cnn.py", CONV.format(filters=32),
+           'layers.Conv2D(32, 3, padding="same", activation="relu", trainable=False)', ("build_cnn",),
+           "The first Conv2D has trainable=False; the lesson's uses True"),
+    Mutant("pool_3_stride_2_same", "cnn.py", "layers.MaxPooling2D(2)(x)",
+           'layers.MaxPooling2D(3, strides=2, padding="same")(x)', ("build_cnn",),
+           "The first MaxPooling2D has pool_size=3; the lesson's uses 2"),
     # --- build_cnn: shape-changing ---------------------------------------------------------------------------
     Mutant("valid_padding_one_conv", "cnn.py", CONV.format(filters=32),
            'layers.Conv2D(32, 3, padding="valid", activation="relu")', ("build_cnn",),
@@ -104,10 +134,20 @@ MUTANTS = (
            "It has 96 filters; the lesson uses 128"),
     Mutant("input_28x28", "cnn.py", CNN_INPUT, 'inputs = keras.Input(shape=(28, 28, 3))\n', ("build_cnn",),
            "CIFAR-10 images are (None, 32, 32, 3)"),
+    Mutant("no_convolution", "cnn.py", CNN_BODY, CNN_RESCALE + "    x = layers.Flatten()(x)\n", ("build_cnn",),
+           "The model has no Conv2D layer"),
     # --- build_cnn_v2 -----------------------------------------------------------------------------------------
     Mutant("v2_block_without_pool", "cnn.py", V2_BLOCK, V2_BLOCK.split("\n")[0] + "\n", ("build_cnn_v2",),
            "Did you forget the new block's pool?"),
     Mutant("v2_without_new_conv", "cnn.py", V2_BLOCK, POOL, ("build_cnn_v2",), "the sixth should have 256 filters"),
+    Mutant("v2_pool_before_new_conv", "cnn.py", V2_BLOCK,
+           '    x = layers.MaxPooling2D(2)(x)\n    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n',
+           ("build_cnn_v2",), "The order is wrong: the lesson has the Conv2D first, then the MaxPooling2D."),
+    Mutant("v2_sigmoid_head", "cnn.py", V2_HEAD, V2_HEAD.replace("Dense(num_classes)",
+           'Dense(num_classes, activation="sigmoid")'), ("build_cnn_v2",), "The model ends in a sigmoid activation"),
+    Mutant("v2_dropout_before_head", "cnn.py", V2_HEAD, V2_HEAD.replace(
+           GAP, GAP + "\n    x = layers.Dropout(0.99)(x)"), ("build_cnn_v2",),
+           "Your model has an extra Dropout(rate=0.99) after the GlobalAveragePooling2D"),
     # --- the bonus ----------------------------------------------------------------------------------------------
     Mutant("filters_not_normalised", "filters.py", "return (kernels - k_min) / (k_max - k_min + 1e-8)",
            "return kernels", ("filters",), "normalised filter by filter"),
@@ -122,10 +162,12 @@ BY_ID = {mutant.id: mutant for mutant in MUTANTS}
 def write_mutant(mutant, folder):
     """Copy the reference into folder with the mutant's one edit; fail if the edit does not apply."""
     shutil.copytree(SOLUTIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    path = folder / mutant.file
-    text = path.read_text()
-    assert mutant.old in text, f"{mutant.id}: {mutant.old!r} is not in {mutant.file}"
-    path.write_text(text.replace(mutant.old, mutant.new, mutant.count or -1))
+    edits = [(mutant.file, mutant.old, mutant.new, mutant.count)] + ([mutant.also] if mutant.also else [])
+    for file, old, new, count in edits:
+        path = folder / file
+        text = path.read_text()
+        assert old in text, f"{mutant.id}: {old!r} is not in {file}"
+        path.write_text(text.replace(old, new, count or -1))
     return folder
 
 
@@ -178,3 +220,25 @@ def test_mutant_loses_points_only_where_its_mistake_is(mutant, reference_probe, 
 def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
     mutant = BY_ID[mutant_id]
     assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), NO_TRAINING), mutant)
+
+
+# What a sound grader gives a model that is not the lesson's in a big way: the checks judging the structure it
+# lacks fail (none passes vacuously), the checks judging what it does have keep their points.
+VACUOUS = {
+    # augmentation -> Rescaling -> Flatten -> Dense: input, Rescaling, logits, num_classes, the augmentation block and
+    # its identity at inference are right; stages, parameters, the comparison, GAP, max pooling and non-linearity fail.
+    "no_convolution": ("build_cnn", 13),
+    # only RandomFlip("vertical"): a Sequential named "augmentation", nothing more; having no parameters, being the
+    # identity at inference and changing images in training are judged on the lesson's layers, and it has none.
+    "vertical_flip_only": ("augmentation", 1),
+}
+
+
+@pytest.mark.parametrize("mutant_id", sorted(VACUOUS))
+def test_a_model_lacking_the_lesson_s_structure_earns_no_vacuous_points(mutant_id, reference_probe, tmp_path):
+    mutant = BY_ID[mutant_id]
+    part, points = VACUOUS[mutant_id]
+    probe = probe_in_process(write_mutant(mutant, tmp_path / mutant.id), functions_touched(mutant),
+                             reuse=reference_probe)
+    score = check(probe, submission=mutant.id, options=NO_TRAINING).part_scores()[part][0]
+    assert score == points, (mutant_id, part, score)

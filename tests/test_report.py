@@ -217,7 +217,7 @@ def test_markdown_report_has_no_failure_section_when_everything_passed():
 def test_csv_row_has_one_column_per_part_and_blank_for_untested_parts(results):
     row = results.csv_row()
     assert tuple(row) == CSV_FIELDS
-    assert row == {"id": 'alice <&> "bob".ipynb', "score": 16.5, "max_score": 23, "shape_math": 2,
+    assert row == {"id": 'alice <&> "bob".ipynb', "score": 16.5, "max_score": 23, "bonus": 0, "shape_math": 2,
                    "augmentation": 3, "build_cnn": 1.5, "build_cnn_v2": "", "training": 10, "filters": "",
                    "status": "graded", "seconds": 42.1, "message": "Defined everything in one notebook."}
 
@@ -386,3 +386,33 @@ def test_html_feedback_page_is_self_contained_with_pictures_embedded(tmp_path):
     assert "alice &lt;&amp;&gt; &quot;bob&quot;.ipynb" in page and "<fake>" not in page
     assert "\x1b" not in page and "http://" not in page and "https://" not in page
     assert "Did you use &lt;Flatten&gt; &amp; not &#x27;GAP&#x27;?" in page
+
+
+def with_bonus(score):
+    """Return the small results plus a bonus test worth 5 that earned `score`."""
+    results = make_results()
+    status = PASSED if score == 5 else FAILED
+    results.tests.append(CheckResult("filters: first_layer_filters", "filters", score, 5.0, status, bonus=True))
+    return results
+
+
+def test_a_bonus_counts_in_the_score_but_not_in_max_score():
+    earned, skipped = with_bonus(5), with_bonus(0)
+    assert (earned.score, earned.max_score, earned.bonus_score) == (21.5, 23, 5)
+    assert (skipped.score, skipped.max_score, skipped.bonus_score) == (16.5, 23, 0)
+    assert earned.summary() == "Score: 21.5 / 23, including 5 of 5 bonus points (4 of 6 tests passed)"
+    assert earned.to_text().splitlines()[1] == "Score: 21.5 / 23, including 5 of 5 bonus points"
+
+
+def test_full_marks_and_the_bonus_go_past_max_score_in_results_json():
+    results = make_results(tests=[CheckResult("shape_math: conv", "shape_math", 4, 4, PASSED),
+                                  CheckResult("filters: maps", "filters", 2, 2, PASSED, bonus=True)])
+    data = json.loads(results.to_json())
+    assert data["score"] == 6 and data["max_score"] == 4  # Gradescope accepts a score above max_score
+    assert data["tests"][1]["tags"] == ["filters", "bonus"] and data["tests"][0]["tags"] == ["shape_math"]
+    assert GradingResults.from_json(results.to_json()) == results
+
+
+def test_the_gradebook_has_a_bonus_column():
+    row = with_bonus(5).csv_row()
+    assert (row["score"], row["max_score"], row["bonus"], row["filters"]) == (21.5, 23, 5, 5)

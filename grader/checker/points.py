@@ -18,10 +18,18 @@ from grader.report import parse_visibility
 VISIBILITY_TABLE = "visibility"
 
 
+BONUS = "bonus"  # the table naming the parts whose points come on top of the lesson's
+
+
+def _read(path):
+    with open(path, "rb") as handle:
+        return tomllib.load(handle)
+
+
 def load_table(path: Path = POINTS_FILE) -> tuple[dict[str, dict[str, float]], dict[str, str]]:
     """Return ({part: {test name: points}}, {part or "part.test": visibility}) from the points table."""
-    with open(path, "rb") as handle:
-        table = tomllib.load(handle)
+    table = _read(path)
+    table.pop(BONUS, None)
     visibility = parse_visibility(table.pop(VISIBILITY_TABLE, {}), where=str(path))
     unknown = set(table) - set(PARTS)
     if unknown:
@@ -35,5 +43,14 @@ def load_table(path: Path = POINTS_FILE) -> tuple[dict[str, dict[str, float]], d
 
 
 def load_points(path: Path = POINTS_FILE) -> dict[str, dict[str, float]]:
-    """Return {part: {test name: points}} from the points table (without its [visibility] table)."""
+    """Return {part: {test name: points}} from the points table (without its [visibility] and [bonus] tables)."""
     return load_table(path)[0]
+
+
+def load_bonus_parts(path: Path = POINTS_FILE) -> tuple[str, ...]:
+    """Return the parts graded as extra credit: [bonus] parts = [...] in the points table."""
+    parts = _read(path).get(BONUS, {}).get("parts", [])
+    unknown = [part for part in parts if part not in PARTS]
+    if not isinstance(parts, list) or unknown:
+        raise ValueError(f"Invalid bonus parts {parts!r} in {path}: expected a list of {', '.join(PARTS)}")
+    return tuple(parts)

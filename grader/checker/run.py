@@ -55,7 +55,8 @@ class _Collector:
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
             output="" if report.passed else _message(report),
             visibility=visibility.args[0] if visibility else VISIBLE,
-            seconds=round(self._setup_seconds.pop(report.nodeid, 0.0) + report.duration, 3)))
+            seconds=round(self._setup_seconds.pop(report.nodeid, 0.0) + report.duration, 3),
+            bonus=item.get_closest_marker("bonus") is not None))
 
 
 def _message(report):

@@ -8,6 +8,7 @@ import pytest
 
 from grader import protocol
 from grader.checker.rebuild import ConfigRejected, rebuild
+from grader.lesson.checks import exception_hint
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
@@ -19,6 +20,12 @@ def expect(problems):
     """Fail the calling test with the problems in plain words, if there are any."""
     if problems:
         pytest.fail("\n".join(problems), pytrace=False)
+
+
+def with_hint(message):
+    """Return a message about an exception, followed by the kit's hint for it where there is one."""
+    hint = exception_hint(message)
+    return f"{message} {hint}" if hint else message
 
 
 class GradingSession:
@@ -51,7 +58,7 @@ class GradingSession:
             message = f"Called {call}. It raised {outcome.message.rstrip('.')}."
         else:  # timed out or crashed: the probe's message says how and where
             message = f"Called {call}: {outcome.message.rstrip('.')}."
-        pytest.fail(message, pytrace=False)
+        pytest.fail(with_hint(message), pytrace=False)
 
     def model(self, name, num_classes=None):
         """Return the model a builder returned, rebuilt by the checker, or fail the test with the reason."""
@@ -63,7 +70,7 @@ class GradingSession:
             data = value.get(field) if isinstance(value, dict) else None
             try:
                 if isinstance(data, dict) and "error" in data:
-                    raise ConfigRejected(f"Called {call}. It raised {data['error']}")
+                    raise ConfigRejected(with_hint(f"Called {call}. It raised {data['error']}"))
                 if not isinstance(data, str):
                     raise ConfigRejected(f"Called {call}. It did not return a Keras model.")
                 self._models[key] = rebuild(data, call)

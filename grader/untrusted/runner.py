@@ -94,7 +94,8 @@ def describe_exception(error, submission_dir):
     frames = traceback.extract_tb(error.__traceback__)
     for frame in reversed(frames):
         if frame.filename.startswith(submission_dir + os.sep):
-            where = f" ({os.path.relpath(frame.filename, submission_dir)}:{frame.lineno})"
+            code = f": {frame.line.strip()}" if frame.line else ""  # the line's code lets the checker give a hint
+            where = f" ({os.path.relpath(frame.filename, submission_dir)}:{frame.lineno}{code})"
             break
     if isinstance(error, SyntaxError) and error.filename:
         text = f"{type(error).__name__}: {error.msg} ({os.path.basename(error.filename)}, line {error.lineno})"

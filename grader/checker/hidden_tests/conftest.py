@@ -6,7 +6,7 @@ holding the probe's data for the submission under test.
 
 import pytest
 
-from grader.checker.points import load_table
+from grader.checker.points import load_bonus_parts, load_table
 from grader.checker.session import GradingSession
 from grader.lesson.manifest import PARTS, POINTS_FILE
 from grader.report import visibility_of
@@ -21,8 +21,9 @@ def part_of(item):
 
 
 def pytest_collection_modifyitems(session, config, items):
-    """Mark every hidden test with its part, points and visibility, and order them by part."""
+    """Mark every hidden test with its part, points, visibility and bonus, and order them by part."""
     table, visibility = load_table()
+    bonus = load_bonus_parts()
     unused = {(part, name) for part, tests in table.items() for name in tests}
     for item in items:
         part = part_of(item)
@@ -34,6 +35,8 @@ def pytest_collection_modifyitems(session, config, items):
         item.add_marker(pytest.mark.part(part))
         item.add_marker(pytest.mark.points(points))
         item.add_marker(pytest.mark.visibility(visibility_of(visibility, part, item.originalname)))
+        if part in bonus:
+            item.add_marker(pytest.mark.bonus)
     if unused:
         raise pytest.UsageError(f"{POINTS_FILE} gives points to tests that do not exist: {sorted(unused)}")
     items.sort(key=lambda item: PARTS.index(part_of(item)))

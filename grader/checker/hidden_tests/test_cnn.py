@@ -11,6 +11,7 @@ from grader.lesson.checks import (
     check_gap_head,
     check_input_shape,
     check_logits,
+    check_matches_lesson,
     check_max_pooling,
     check_model_identity_at_inference,
     check_nonlinearity,
@@ -45,6 +46,11 @@ def test_output_shape_after_every_stage(model, part):
 def test_parameter_counts(model, part):
     """parameter count of every layer and in total"""
     expect(check_param_counts(model, f"{part}()", EXPECTED_STAGES[part], TOTAL_PARAMS[part]))
+
+
+def test_matches_the_lessons_network(model, part):
+    """the lesson's network layer by layer, every setting that changes what it computes or how it trains"""
+    expect(check_matches_lesson(model, f"{part}()", part))
 
 
 def test_global_average_pooling_head(model, part):

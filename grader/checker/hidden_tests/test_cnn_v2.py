@@ -21,6 +21,10 @@ def test_new_block(grading):
     elif layer_params(convs[5][0]) != 295_168:
         problems.append(f"Called {CALL}. The new Conv2D(256) has {layer_params(convs[5][0]):,} parameters; "
                         f"the lesson's hand math gives 3*3*128*256 + 256 = 295,168.")
+    elif len(pools) >= 4 and pools[3][-1] != 256:  # the fourth pool acts on fewer channels: it comes first
+        problems.append(f"Called {CALL}. The fourth MaxPooling2D gives {tuple(pools[3])}, before the new "
+                        f"Conv2D(256): the order is wrong. The lesson's v2 adds Conv2D(256, 3, padding='same', "
+                        f"activation='relu') first, then MaxPooling2D(2).")
     elif len(pools) < 4 or tuple(pools[3]) != (None, 2, 2, 256):
         last = tuple(pools[-1]) if pools else None
         problems.append(f"Called {CALL}. After the new Conv2D(256) the lesson's v2 has a MaxPooling2D(2) giving "
