@@ -301,7 +301,7 @@ class GradingResults:
                            errors="0", skipped="0", time=f"{self.execution_time:.3f}")
         properties = ET.SubElement(suite, "properties")
         score = sum(test.score for test in tests)
-        max_score = sum(test.max_score for test in tests)
+        max_score = sum(test.max_score for test in tests if not test.bonus)  # the bonus comes on top
         for name, value in (("submission", self.submission), ("score", _points(score)),
                             ("max_score", _points(max_score)), ("status", self.status)):
             ET.SubElement(properties, "property", name=name, value=_xml_safe(value))
@@ -328,7 +328,7 @@ class GradingResults:
     def to_markdown(self, shown=SHOWN_BEFORE_DUE_DATE):
         """Render the CI step summary / PR comment: score, part table, test table, failure details."""
         tests, not_shown = self.shown_tests(shown)
-        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests)
+        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
         passed = sum(test.status == PASSED for test in tests)
         lines = [f"## {TITLE}: {_points(score)} / {_points(max_score)}", "",
                  f"Submission {_md_inline(self.submission)}: {passed} of {len(tests)} tests passed."]
@@ -370,7 +370,7 @@ class GradingResults:
         """Render the student's feedback page: self-contained HTML, the report folder's pictures embedded."""
         e = html.escape
         tests, not_shown = self.shown_tests(shown)
-        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests)
+        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
         out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
                f"<title>{e(TITLE)}: {e(self.submission)}</title>", f"<style>{FEEDBACK_STYLE}</style></head><body>",
                f"<h1>{e(TITLE)}</h1>", f'<p class="lead">Feedback for <b>{e(self.submission)}</b></p>',

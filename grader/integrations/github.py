@@ -115,20 +115,26 @@ def render_instructor_workflow(*, class_org: str = DEFAULT_CLASS_ORG, repo_prefi
 
 
 def classroom_results(results, min_score) -> dict:
-    """Return GitHub Classroom's reporter input per runner in CLASSROOM_RUNNERS: the points earned, then missed."""
+    """Return GitHub Classroom's reporter input per runner in CLASSROOM_RUNNERS: the points earned, then missed.
+
+    Classroom has no extra credit (its total is the sum of the runners' maxima), so the bonus stays out of it: the
+    points there are the lesson's, and the bonus shows in the step summary, the JSON and the JUnit reports.
+    """
     code, _message = verdict(results, min_score)
     status = "pass" if code == 0 else "fail" if results.status == "graded" else "error"
-    earned = [classroom_test(test, test.score, "pass") for test in results.tests if test.score > 0]
-    missed = [classroom_test(test, test.max_score - test.score, "fail") for test in results.tests
+    lesson = [test for test in results.tests if not test.bonus]
+    earned = [classroom_test(test, test.score, "pass") for test in lesson if test.score > 0]
+    missed = [classroom_test(test, test.max_score - test.score, "fail") for test in lesson
               if test.score < test.max_score]
+    earned_points = sum(test.score for test in lesson)
     # An empty runner would show NaN points: the reporter divides by its number of tests.
     earned = earned or [{"name": NOTHING_EARNED, "status": "fail", "score": 0, "line_no": 0}]
     missed = missed or [{"name": NOTHING_MISSED, "status": "pass", "score": 0, "line_no": 0}]
     return {
         "passed": {"version": 1, "status": status, "message": results.summary(),
-                   "max_score": _number(results.score), "tests": earned},
+                   "max_score": _number(earned_points), "tests": earned},
         "failed": {"version": 1, "status": status, "message": results.summary(),
-                   "max_score": _number(results.max_score - results.score), "tests": missed},
+                   "max_score": _number(results.max_score - earned_points), "tests": missed},
     }
 
 
