@@ -125,6 +125,15 @@ def _cache_counts(trainer):
     return (getattr(trainer, "misses", 0), getattr(trainer, "hits", 0))
 
 
+def limit_memory(size):
+    """Cap this worker's address space (soft limit only: the probes it starts set their own, lower, limits)."""
+    if size:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (size if hard == resource.RLIM_INFINITY else min(size, hard), hard))
+
+
 def worker_main(connection, options, reports, log_path, grader=grade_one):
     """Grade the submissions the batch sends, one at a time, until it sends None."""
     # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
@@ -133,6 +142,7 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     os.dup2(log, 2)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    limit_memory(getattr(options, "worker_memory_bytes", None))
     if grader is grade_one:
         from grader.grade import _warm_up_keras
 

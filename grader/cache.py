@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import fcntl
 import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -28,6 +29,7 @@ ACTIVATION_LAYERS = ("ReLU", "Activation")
 PER_AXIS_KEYS = ("kernel_size", "strides", "pool_size", "dilation_rate", "size")
 TRAINING_SOURCES = Path(__file__).resolve().parent / "training"
 
+KEY_FILE = "hmac.key"            # made 0600 in the cache folder on first use; entries are signed with it
 UNREADABLE_CONFIG = "Expected a model config written by model.to_json(); {problem}. Received: {received}"
 
 
@@ -470,6 +472,27 @@ class TrainingCache:
         self.memory[key] = outcome
         return outcome
 
+    def _secret(self):
+        """Return the cache folder's signing key, creating it (0600, atomically) on first use."""
+        path = self.directory / KEY_FILE
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            secret = os.urandom(32)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another worker made it first
+                return path.read_bytes()
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(secret)
+            return secret
+
+    def _sign(self, key, data):
+        """Return the HMAC of an entry: its model key and its canonical content (the hmac field left out)."""
+        content = json.dumps({k: v for k, v in data.items() if k != "hmac"}, sort_keys=True, separators=(",", ":"))
+        return hmac.new(self._secret(), f"{key}\0{content}".encode(), hashlib.sha256).hexdigest()
+
     def _path(self, key):
         return self.directory / key[:2] / f"{key}.json"
 
@@ -494,8 +517,8 @@ class TrainingCache:
             return None
         try:
             data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            if data.get("key") != key:
-                return None
+            if data.get("key") != key or not hmac.compare_digest(str(data.get("hmac")), self._sign(key, data)):
+                return None  # not written by a grader holding the key: train again
             return outcome_from_data(data["outcome"], self.outcome_class)
         except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # missing or damaged: train again and overwrite it
@@ -506,8 +529,9 @@ class TrainingCache:
             return
         path = self._path(key)
         try:
-            text = json.dumps({"key": key, "budget": self.budget(dataset), "outcome": outcome_to_data(outcome)},
-                              default=str)
+            data = {"key": key, "budget": self.budget(dataset), "outcome": outcome_to_data(outcome)}
+            data = json.loads(json.dumps(data, default=str))  # sign exactly what a later read will see
+            text = json.dumps({**data, "hmac": self._sign(key, data)})
             with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
                                              encoding="utf-8") as handle:
                 handle.write(text)

@@ -37,6 +37,7 @@ class GradingOptions:
     seed: int = 0
     require_sandbox: bool = False
     probe_user: str | None = None
+    worker_memory_bytes: int | None = 8 * 2**30   # address space of each batch worker (soft RLIMIT_AS); None: none
 
 
 NO_TRAINING = GradingOptions(training=False)

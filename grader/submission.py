@@ -27,7 +27,10 @@ NEVER_COPIED = ("conftest.py", "pytest.ini", "__pycache__")
 SKIPPED_FOLDERS = ("__pycache__", "__MACOSX", "venv", "node_modules")
 MAX_FILES = 500
 MAX_BYTES = 50 * 2**20
+MAX_SOURCE_BYTES = 2 * 2**20      # one .py file, or a notebook's code cells together (the lesson's are ~20 KB)
 
+NEW_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda, ast.ListComp, ast.SetComp,
+              ast.DictComp, ast.GeneratorExp)
 # Calls that mean "train, evaluate or download": a notebook statement containing one is never kept.
 HEAVY_CALLS = frozenset({"fit", "fit_generator", "train_on_batch", "evaluate", "predict", "load_data",
                          "get_file", "download", "urlretrieve", "system", "run", "Popen"})
@@ -40,6 +43,7 @@ BAD_NOTEBOOK = "Expected a Jupyter notebook (nbformat 4); could not read {path!r
 ZIP_UNSAFE = "Expected a .zip with relative paths inside it; received {path!r} with an unsafe entry {entry!r} ({why})"
 ZIP_BAD = "Expected a readable .zip; could not open {path!r}: {error}"
 TOO_BIG = "Expected a submission of at most {files} files and {size} MiB; received {path!r} with more"
+SOURCE_TOO_BIG = "Expected a source file of at most {size} MiB of code; received {path!r} with {received:,} bytes"
 SYMLINK = "Expected plain files; received {path!r} containing a symbolic link {entry!r}"
 
 
@@ -66,8 +70,11 @@ def prepare_into(source, target, scratch, shown):
     if source.is_dir():
         copy_folder(module_root(source, shown), target, shown)
     elif source.suffix == ".py":
+        check_source_size(source.stat().st_size, shown)
         shutil.copyfile(source, target / SINGLE_FILE)
     elif source.suffix == ".ipynb":
+        if source.stat().st_size > MAX_BYTES:
+            raise SubmissionError(TOO_BIG.format(files=MAX_FILES, size=MAX_BYTES // 2**20, path=shown))
         (target / SINGLE_FILE).write_text(notebook_source(source, shown), encoding="utf-8")
     elif source.suffix == ".zip":
         extracted = Path(tempfile.mkdtemp(prefix="unzipped-", dir=scratch))
@@ -75,6 +82,12 @@ def prepare_into(source, target, scratch, shown):
         prepare_into(single_child(extracted), target, scratch, shown)
     else:
         raise SubmissionError(EXPECTED_KINDS.format(path=shown))
+
+
+def check_source_size(size, shown):
+    """Refuse a single source file larger than MAX_SOURCE_BYTES (the trusted side parses notebooks' code)."""
+    if size > MAX_SOURCE_BYTES:
+        raise SubmissionError(SOURCE_TOO_BIG.format(size=MAX_SOURCE_BYTES // 2**20, path=shown, received=size))
 
 
 def single_child(folder):
@@ -116,6 +129,8 @@ def copy_folder(root, target, shown):
         if entry.is_dir() or entry.name in NEVER_COPIED or entry.suffix == ".pyc":
             continue
         files, size = files + 1, size + entry.stat().st_size
+        if entry.suffix == ".py":
+            check_source_size(entry.stat().st_size, f"{shown}/{relative}")
         if files > MAX_FILES or size > MAX_BYTES:
             raise SubmissionError(TOO_BIG.format(files=MAX_FILES, size=MAX_BYTES // 2**20, path=shown))
         (target / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -181,6 +196,7 @@ def notebook_source(path, shown):
         cells = [cell.source for cell in notebook.cells if cell.cell_type == "code"]
     except Exception as error:  # nbformat raises many kinds of errors on malformed JSON
         raise SubmissionError(BAD_NOTEBOOK.format(path=shown, error=error)) from None
+    check_source_size(sum(len(cell.encode()) for cell in cells), shown)
     chunks = []
     statements = []
     for number, cell in enumerate(cells, start=1):
@@ -210,21 +226,29 @@ def strip_magics(code):
 
 
 def needed_statements(statements):
-    """Return the ids of the definitions and of the imports and assignments they need, transitively."""
+    """Return the ids of the definitions and of the imports and assignments they need, transitively.
+
+    A worklist over names: each needed name is looked up once, so a long chain of assignments costs linear time.
+    """
     definitions = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     kept = {id(s) for s in statements if isinstance(s, definitions)}
-    needed = set().union(*(free_names(s) for s in statements if id(s) in kept))
-    changed = True
-    while changed:
-        changed = False
-        for statement in statements:
-            if id(statement) in kept or not is_keepable(statement):
-                continue
-            future = isinstance(statement, ast.ImportFrom) and statement.module == "__future__"
-            if bound_names(statement) & needed or future:
+    kept |= {id(s) for s in statements if isinstance(s, ast.ImportFrom) and s.module == "__future__"}
+    binders = {}
+    for statement in statements:
+        if id(statement) not in kept and is_keepable(statement):
+            for name in bound_names(statement):
+                binders.setdefault(name, []).append(statement)
+    pending = [name for s in statements if id(s) in kept for name in free_names(s)]
+    seen = set()
+    while pending:
+        name = pending.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for statement in binders.get(name, ()):
+            if id(statement) not in kept:
                 kept.add(id(statement))
-                needed |= free_names(statement)
-                changed = True
+                pending.extend(free_names(statement))
     return kept
 
 
@@ -254,6 +278,12 @@ def bound_names(statement):
 
 def free_names(statement):
     """Return the module-level names a statement reads, including those its functions read as globals."""
+    nodes = list(ast.walk(statement))
+    if not any(isinstance(node, NEW_SCOPES) for node in nodes):  # no inner scope: every name read is global
+        names = {node.id for node in nodes if isinstance(node, ast.Name) and not isinstance(node.ctx, ast.Store)}
+        if isinstance(statement, ast.AugAssign) and isinstance(statement.target, ast.Name):
+            names.add(statement.target.id)
+        return names
     table = symtable.symtable(ast.unparse(statement), "<cell>", "exec")
     names = {symbol.get_name() for symbol in table.get_symbols() if symbol.is_referenced()}
     stack = list(table.get_children())
