@@ -21,7 +21,7 @@ from grader.sandbox import Limits
 from grader.sandbox.processes import process_table
 from tests.conftest import SOLUTIONS, leftover_probe_processes
 
-LIMITS = Limits(import_seconds=20, function_seconds=8, total_seconds=90, memory_bytes=3 * 2**30)
+LIMITS = Limits(import_seconds=40, function_seconds=8, total_seconds=90, memory_bytes=3 * 2**30)
 SLEEPER = "987654"  # the argument of the `sleep` an escaping submission leaves behind
 
 

@@ -24,7 +24,7 @@ REQUEST = {
     "num_classes": 7,
 }
 KILL_SLACK_SECONDS = 5
-FAST = Limits(import_seconds=20, function_seconds=20, total_seconds=90)
+FAST = Limits(import_seconds=40, function_seconds=20, total_seconds=90)
 
 # A correct single-file submission without the filters bonus; cases append hostile code to it.
 CORRECT = textwrap.dedent('''
@@ -156,7 +156,7 @@ HANGS_IN_BUILD_CNN = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.
 
 
 def test_infinite_loop_ignoring_signals_times_out(tmp_path):
-    limits = Limits(import_seconds=20, function_seconds=3, total_seconds=60)
+    limits = Limits(import_seconds=40, function_seconds=3, total_seconds=60)
     result, _seconds = probe_source(tmp_path, HANGS_IN_BUILD_CNN, limits=limits)
     assert statuses(result) == with_statuses(build_cnn=TIMEOUT)
     assert result.outcome("build_cnn").message == TIMED_OUT.format(seconds="3 s", name="build_cnn")
@@ -208,7 +208,7 @@ MEMORY_BOMBS = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.dedent
 
 
 def test_memory_bombs_are_stopped(tmp_path):
-    limits = Limits(import_seconds=20, function_seconds=20, total_seconds=120, memory_bytes=3 * 2**30)
+    limits = Limits(import_seconds=40, function_seconds=20, total_seconds=120, memory_bytes=3 * 2**30)
     result, _seconds = probe_source(tmp_path, MEMORY_BOMBS, limits=limits)
     assert statuses(result) == with_statuses(build_augmentation=CRASHED, build_cnn=CRASHED, build_cnn_v2=CRASHED)
     for name in ("build_augmentation", "build_cnn", "build_cnn_v2"):
@@ -285,7 +285,7 @@ def neighbour(tmp_path_factory):
     """Probe the hostile neighbour once; return (result, seconds, workdir)."""
     tmp_path = tmp_path_factory.mktemp("neighbour")
     workdir = tmp_path / "work"
-    limits = Limits(import_seconds=20, function_seconds=20, total_seconds=90, output_chars=5_000)
+    limits = Limits(import_seconds=40, function_seconds=20, total_seconds=90, output_chars=5_000)
     result, seconds = probe_source(tmp_path, NEIGHBOUR, limits=limits, workdir=workdir)
     return result, seconds, workdir
 
