@@ -36,13 +36,13 @@ class Budget:
     batch_size: int
 
 
-# 6,000 image-steps on the synthetic set: 6,000 fresh images seen once, in 375 steps of 16 (~6 s on 2 CPU cores).
+# 6,000 image-steps on the synthetic set: 6,000 fresh images seen once, in 375 steps of 16 (times: benchmarks/).
 # The set (synthetic_shapes.py) has one light shape on a dark background, so the lesson's network leaves chance
-# after ~1,000 images (60 steps of 16); the earlier set (four copies in random colours) held it there for
-# ~8,000 images (100-150 steps of 64) and needed 20,000 image-steps. Batch 16 gives twice the steps of batch 32
-# for the same images and reached a higher worst seed in trials (3 seeds: 0.994 vs 0.965), at ~20 % more time per
-# image. One pass over fresh images rather than epochs over fewer: every step sees new shapes. The record in
-# calibration.json shows the spread.
+# after 1,200-1,600 images (75-100 steps of 16); the earlier set (four copies in random colours) held it there
+# for ~8,000 images (125-150 steps of 64) and needed 20,000 image-steps. Batch 16 gives twice the steps of batch 32
+# for the same images and reached a higher worst seed in trials (3 seeds: 0.994 vs 0.965); their cost per image
+# differed by less than the noise of a loaded machine. One pass over fresh images rather than epochs over fewer:
+# every step sees new shapes. The record in calibration.json shows the spread.
 BUDGETS = {
     "synthetic": Budget(n_train=6000, n_test=1000, epochs=1, batch_size=16),
     "cifar10": Budget(n_train=8000, n_test=2000, epochs=2, batch_size=64),

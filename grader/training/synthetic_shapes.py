@@ -17,10 +17,10 @@ Each image shows one shape, light on a dark background, anywhere in the frame. W
 - Contrast. Every colour channel of the shape is at least 120 grey levels above the background, which is
   dark. The earlier set drew two random colours at least 100 apart (RGB distance), the shape lighter only in
   total: a channel's edge could have either sign and be faint, and the bright backgrounds drowned the edges
-  in the first layer's responses. The lesson's network sat at chance for 100-150 steps of 64 (~8,000 images)
+  in the first layer's responses. The lesson's network sat at chance for 125-150 steps of 64 (~8,000 images)
   before it found the shapes; trials with one shape per image showed that contrast is what matters (random
   colours: still at chance after 6,000 images; every channel lighter by 55-255 on a background up to 100:
-  ~2,400 images; this set: ~1,000 images, 60 steps of 16).
+  2,400-4,000 images; this set: 1,200-1,600 images, 75-100 steps of 16). benchmarks/README.md has the table.
 - Position. The shape's centre of mass, not its box, is placed uniformly at random, over the same range
   for every class, and each family is scaled to the same area: a linear model (one template per class)
   cannot tell classes apart by where the light pixels sit or how many there are, while a CNN recognises
