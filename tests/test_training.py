@@ -24,6 +24,14 @@ def reference_outcome(configs):
     return check.run_training_check(configs["reference"], seed=0)
 
 
+@pytest.mark.parametrize(
+    "values, expected",
+    [([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], [1.5, 3.5, 5.5, 7.5, 9.5, 11.5]), ([1, 2, 3], [1, 2, 3])],
+)
+def test_history_is_the_mean_of_each_part_of_the_run(values, expected):
+    assert check._in_parts(values) == expected
+
+
 def test_fingerprint_names_the_whole_budget():
     fingerprint = check.fingerprint("synthetic", seed=3)
     budget = check.BUDGETS["synthetic"]
@@ -35,6 +43,11 @@ def test_fingerprint_names_the_whole_budget():
     )
     assert fingerprint["check_version"] == check.CHECK_VERSION
     assert json.dumps(fingerprint)  # usable as a cache key
+
+
+def test_budget_trains_at_most_6000_image_steps():
+    budget = check.BUDGETS["synthetic"]
+    assert budget.n_train * budget.epochs <= 6000
 
 
 def test_reference_is_the_solution_even_when_another_cnn_is_imported(monkeypatch):
@@ -60,6 +73,21 @@ def test_calibration_record_backs_the_threshold():
         assert model["separable"] == (model["max"] < reference["min"])
 
 
+def test_calibration_record_was_measured_on_todays_budget():
+    record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
+    today = {key: value for key, value in check.fingerprint("synthetic").items() if key not in ("threshold", "seed")}
+    for key in ("check_version", "n_train", "n_test", "epochs", "batch_size", "learning_rate"):
+        assert record["budget"][key] == today[key], key
+
+
+@pytest.mark.parametrize("name", ["label_destroying_augmentation", "untrainable", "linear"])
+def test_threshold_lies_at_least_the_margin_from_every_run(name):
+    record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
+    reference, broken = record["models"]["reference"], record["models"][name]
+    assert min(reference["accuracies"]) - record["threshold"] >= calibration.MIN_MARGIN
+    assert record["threshold"] - max(broken["accuracies"]) >= calibration.MIN_MARGIN, broken
+
+
 @pytest.mark.parametrize(
     "reference, broken, expected",
     [
@@ -82,7 +110,9 @@ def test_print_summary_flags_inseparable_models(capsys):
 def test_reference_passes(reference_outcome):
     outcome = reference_outcome
     assert outcome.passed, f"reference accuracy {outcome.accuracy:.3f} is below the threshold {outcome.threshold}"
-    assert len(outcome.history["loss"]) == check.BUDGETS["synthetic"].epochs
+    assert len(outcome.history["loss"]) == len(outcome.history["accuracy"]) == check.HISTORY_POINTS
+    # The run starts near chance and ends well above it.
+    assert outcome.history["accuracy"][0] < 0.5 < outcome.history["accuracy"][-1]
     assert outcome.first_kernel.shape == (3, 3, 3, 32)
     assert outcome.device in ("CPU", "GPU")
     assert outcome.feature_maps.shape == (32, 32, 32)  # the first Conv2D's output for one 32x32 image
@@ -93,6 +123,19 @@ def test_untrainable_model_fails(configs):
     outcome = check.run_training_check(configs["untrainable"], seed=0)
     assert not outcome.passed
     assert outcome.accuracy < 0.2
+
+
+def test_linear_model_fails(configs):
+    # One template per class cannot find a shape that moves around the image; a CNN can.
+    outcome = check.run_training_check(configs["linear"], seed=0)
+    assert not outcome.passed, f"linear model reached {outcome.accuracy:.3f}, threshold {outcome.threshold}"
+    assert outcome.first_kernel is None
+
+
+@pytest.mark.slow
+def test_vertical_flips_in_the_augmentation_fail(configs):
+    outcome = check.run_training_check(configs["label_destroying_augmentation"], seed=0)
+    assert not outcome.passed, f"accuracy {outcome.accuracy:.3f}, threshold {outcome.threshold}"
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """Calibrate the training check: where should the pass threshold sit?
 
 Trains the reference network (solutions/cnn.py build_cnn, as a JSON config, exactly as a submission
-reaches the check) over many seeds, and known-broken variants of it over a few, then recommends a threshold
-midway between the reference's worst run and the best broken run. The record, with the machine it was
-measured on, goes to grader/training/calibration.json, which the check reads its thresholds from.
+reaches the check) over many seeds, and known-broken models (variants of it, and a linear model that a check
+worth its name must fail) over fewer, then recommends a threshold midway between the reference's worst run
+and the best broken run. The record, with the machine it was measured on, goes to
+grader/training/calibration.json, which the check reads its thresholds from.
 """
 
 import argparse
@@ -19,8 +20,8 @@ from grader.training import check
 
 SOLUTIONS_DIR = Path(__file__).resolve().parents[2] / "solutions"
 DEFAULT_SEEDS = 20
-BROKEN_SEEDS = 5  # broken models are far from the threshold; a few seeds show it
-MIN_MARGIN = 0.05  # below this distance from the reference minimum, a threshold is too tight to trust
+BROKEN_SEEDS = 10  # broken models sit far from the threshold; ten seeds show their spread
+MIN_MARGIN = 0.2  # below this distance from the reference minimum, a threshold is too tight to trust
 REFERENCE = "reference"
 BROKEN = {
     "no_rescaling": "the Rescaling(1/255) layer removed: raw 0-255 pixels reach the first Conv2D",
@@ -28,6 +29,7 @@ BROKEN = {
         'augmentation RandomFlip("horizontal_and_vertical") + RandomRotation(0.5), which turn class 2k into 2k+1'
     ),
     "untrainable": "every layer trainable=False: the weights stay at their initial values",
+    "linear": "Input(32, 32, 3) -> Rescaling(1/255) -> Flatten -> Dense(10): one template per class, no convolution",
 }
 
 
@@ -80,11 +82,14 @@ def model_configs():
     untrainable = _fresh_chain(reference)
     for layer in untrainable:
         layer.trainable = False
+    # Passes the check only if the data can be learnt without translation-tolerant features.
+    linear = [layers.Rescaling(1.0 / 255), layers.Flatten(), layers.Dense(10)]
     return {
         REFERENCE: reference.to_json(),
         "no_rescaling": sequential(no_rescaling),
         "label_destroying_augmentation": sequential(destroying),
         "untrainable": sequential(untrainable),
+        "linear": sequential(linear),
     }
 
 
@@ -153,6 +158,7 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
                 "accuracies": accuracies[name],
                 **_summary(accuracies[name]),
                 **({} if name == REFERENCE else {"separable": separable[name]}),
+                **({} if name == REFERENCE else {"margin": round(threshold - max(accuracies[name]), 4)}),
                 **(
                     {"reason": "its best run reaches the reference minimum; the threshold cannot catch it"}
                     if name != REFERENCE and not separable[name]
@@ -182,11 +188,16 @@ def print_summary(record, file=None):
     """Print a calibration record as a short table: accuracy min/median/max per model, then the threshold."""
     file = file or sys.stdout
     print(f"Training check calibration, dataset={record['dataset']} ({record['date']})", file=file)
-    print(f"{'model':30s} {'runs':>4s} {'min':>6s} {'median':>6s} {'max':>6s}", file=file)
+    print(f"{'model':30s} {'runs':>4s} {'min':>6s} {'median':>6s} {'max':>6s} {'margin':>6s}", file=file)
     for name, model in record["models"].items():
         note = "" if model.get("separable", True) else "  NOT SEPARABLE: " + model["reason"]
         runs = len(model["accuracies"])
-        print(f"{name:30s} {runs:4d} {model['min']:6.3f} {model['median']:6.3f} {model['max']:6.3f}{note}", file=file)
+        # A broken model's margin: how far its best run stays below the threshold.
+        margin = f"{model['margin']:6.3f}" if "margin" in model else " " * 6
+        print(
+            f"{name:30s} {runs:4d} {model['min']:6.3f} {model['median']:6.3f} {model['max']:6.3f} {margin}{note}",
+            file=file,
+        )
     print(f"threshold {record['threshold']:.3f} (margin {record['margin']:.3f} to the reference minimum)", file=file)
     for warning in record.get("warnings", []):
         print(f"warning: {warning}", file=file)

@@ -12,9 +12,19 @@ Every shape is mirror-symmetric left to right, so a horizontal flip keeps the la
 (+/-18 degrees) and 10 % zoom keep it too. A vertical flip or a half turn turns class 2k into class 2k+1,
 so a model whose augmentation uses them is taught that the two are the same and cannot separate them.
 
-Each image shows its shape four times, once in each 16x16 quarter, at a random position and size; the
-colours are random too, the shape always lighter than the background. Four copies and a fixed contrast
-sign are what let the lesson's network learn the set within the check's budget of a few seconds.
+Each image shows one shape, light on a dark background, anywhere in the frame. Why these choices:
+
+- Contrast. Every colour channel of the shape is at least 120 grey levels above the background, which is
+  dark. The earlier set drew two random colours at least 100 apart (RGB distance), the shape lighter only in
+  total: a channel's edge could have either sign and be faint, and the bright backgrounds drowned the edges
+  in the first layer's responses. The lesson's network sat at chance for 125-150 steps of 64 (~8,000 images)
+  before it found the shapes; trials with one shape per image showed that contrast is what matters (random
+  colours: still at chance after 6,000 images; every channel lighter by 55-255 on a background up to 100:
+  2,400-4,000 images; this set: 1,200-1,600 images, 75-100 steps of 16). benchmarks/README.md has the table.
+- Position. The shape's centre of mass, not its box, is placed uniformly at random, over the same range
+  for every class, and each family is scaled to the same area: a linear model (one template per class)
+  cannot tell classes apart by where the light pixels sit or how many there are, while a CNN recognises
+  the shape wherever it is. The colours vary too, so no template brightness fits all images.
 """
 
 import numpy as np
@@ -33,13 +43,12 @@ CLASS_NAMES = (
 )
 NUM_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 32
-CELL_SIZE = 16  # one copy of the shape per 16x16 quarter
-CELLS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (row, column) of each copy; mirroring swaps columns
-MIN_HALF_SIZE = 4.0  # pixels from a copy's centre to its edge
-MAX_HALF_SIZE = 7.0
+LAST_PIXEL = IMAGE_SIZE - 1
+MIN_HALF_SIZE = 5.0  # pixels from the shape's centre to the edge of its box, before scaling to equal area
+MAX_HALF_SIZE = 8.0
 POSITION_STEP = 1 / 64  # centres are quantised so that mirrored draws are bit-exact mirror images
-MIN_COLOUR_DISTANCE = 100.0  # Euclidean RGB distance between shape and background
-COLOUR_CANDIDATES = 4
+BACKGROUND_LEVELS = (0, 50)  # each channel of the background, uniform in this range
+FOREGROUND_LEVELS = (170, 255)  # each channel of the shape
 NOISE_AMPLITUDE = 12  # uniform pixel noise, +/- this many grey levels
 
 
@@ -79,51 +88,63 @@ def _half_box(a, v):
 FAMILIES = (_triangle, _tee, _cup, _chevron, _half_box)
 
 
-def render(labels, centre_x, centre_y, half_size, foreground, background):
-    """Draw the copies of each label's shape and return uint8 images (n, 32, 32, 3) without noise.
+def _moments(family, samples=601):
+    """Return (area, centre of mass in v) of an upright family's mask, in units of its half size."""
+    grid = np.linspace(-1.5, 1.5, samples)
+    v, u = np.meshgrid(grid, grid, indexing="ij")
+    mask = family(np.abs(u), v)
+    return mask.mean() * 3.0**2, float((v * mask).sum() / mask.sum())
 
-    centre_x, centre_y and half_size are (n, 4) arrays in image pixels, one column per cell of CELLS;
+
+AREAS, CENTRES_OF_MASS = np.array([_moments(family) for family in FAMILIES]).T
+SCALES = np.sqrt(AREAS.mean() / AREAS)  # each family's half size is multiplied by this: equal areas
+
+
+def render(labels, centre_x, centre_y, half_size, foreground, background):
+    """Draw each label's shape and return uint8 images (n, 32, 32, 3) without noise.
+
+    centre_x, centre_y (the middle of the shape's box) and half_size are (n,) arrays in image pixels;
     foreground and background are (n, 3) uint8 colours.
     """
     labels = np.asarray(labels)
+    pixels = np.arange(IMAGE_SIZE, dtype=np.float32)
     mask = np.zeros((len(labels), IMAGE_SIZE, IMAGE_SIZE), dtype=bool)
-    for copy, (row, column) in enumerate(CELLS):
-        ys = np.arange(row * CELL_SIZE, (row + 1) * CELL_SIZE, dtype=np.float32)
-        xs = np.arange(column * CELL_SIZE, (column + 1) * CELL_SIZE, dtype=np.float32)
-        for label in range(NUM_CLASSES):
-            rows = np.flatnonzero(labels == label)
-            size = half_size[rows, copy, None, None].astype(np.float32)
-            a = np.abs(xs[None, None, :] - centre_x[rows, copy, None, None].astype(np.float32)) / size
-            v = (ys[None, :, None] - centre_y[rows, copy, None, None].astype(np.float32)) / size
-            shape = FAMILIES[label // 2](a, -v if label % 2 else v)
-            mask[rows, row * CELL_SIZE : (row + 1) * CELL_SIZE, column * CELL_SIZE : (column + 1) * CELL_SIZE] = shape
+    for label in range(NUM_CLASSES):
+        rows = np.flatnonzero(labels == label)
+        size = np.asarray(half_size, dtype=np.float32)[rows, None, None]
+        a = np.abs(pixels[None, None, :] - np.asarray(centre_x, dtype=np.float32)[rows, None, None]) / size
+        v = (pixels[None, :, None] - np.asarray(centre_y, dtype=np.float32)[rows, None, None]) / size
+        mask[rows] = FAMILIES[label // 2](a, -v if label % 2 else v)
     return np.where(mask[..., None], foreground[:, None, None, :], background[:, None, None, :])
 
 
 def _colours(rng, n):
-    """Return random uint8 (foreground, background) colours, the foreground the lighter of the two."""
-    background = rng.uniform(0, 255, size=(n, 3))
-    candidates = rng.uniform(0, 255, size=(n, COLOUR_CANDIDATES, 3))
-    distance = np.linalg.norm(candidates - background[:, None, :], axis=-1)
-    far_enough = distance >= MIN_COLOUR_DISTANCE
-    # The first candidate far enough away, or the farthest one if none is.
-    choice = np.where(far_enough.any(axis=1), far_enough.argmax(axis=1), distance.argmax(axis=1))
-    foreground = candidates[np.arange(n), choice]
-    swap = (foreground.sum(axis=1) < background.sum(axis=1))[:, None]
-    foreground, background = np.where(swap, background, foreground), np.where(swap, foreground, background)
+    """Return random uint8 (foreground, background) colours, every channel of the foreground the lighter."""
+    foreground = rng.uniform(*FOREGROUND_LEVELS, size=(n, 3))
+    background = rng.uniform(*BACKGROUND_LEVELS, size=(n, 3))
     return np.round(foreground).astype(np.uint8), np.round(background).astype(np.uint8)
+
+
+def _quantise(position):
+    """Round image positions to POSITION_STEP."""
+    return np.round(position / POSITION_STEP) * POSITION_STEP
 
 
 def draw_parameters(n, seed):
     """Return the random labels, centres, sizes, colours and noise seed behind make_dataset(n, seed)."""
     rng = np.random.default_rng(seed)
     labels = rng.permutation(np.arange(n) % NUM_CLASSES)
-    half_size = rng.uniform(MIN_HALF_SIZE, MAX_HALF_SIZE, size=(n, len(CELLS)))
-    # Keep each copy inside its own cell; a cell's middle lies between its pixels 7 and 8.
-    room = (CELL_SIZE - 1) / 2 - half_size - 0.5
-    cell_middle = np.array([[(CELL_SIZE - 1) / 2 + CELL_SIZE * cell[axis] for cell in CELLS] for axis in (0, 1)])
-    offsets = rng.uniform(-1, 1, size=(2, n, len(CELLS))) * room
-    centre_y, centre_x = np.round((cell_middle[:, None, :] + offsets) / POSITION_STEP) * POSITION_STEP
+    family = labels // 2
+    half_size = rng.uniform(MIN_HALF_SIZE, MAX_HALF_SIZE, size=n) * SCALES[family]
+    # How far the centre of mass lies below the middle of the box (above it for an upside-down shape).
+    mass_offset = CENTRES_OF_MASS[family] * np.where(labels % 2, -1, 1) * half_size
+    # The box stays inside the image; the centre of mass ranges over the same span whichever way up.
+    middle = LAST_PIXEL / 2
+    room_x = middle - half_size - 0.5
+    room_y = room_x - np.abs(mass_offset)
+    offset_x, offset_y = rng.uniform(-1, 1, size=(2, n))
+    centre_x = _quantise(middle + offset_x * room_x)
+    centre_y = _quantise(middle + offset_y * room_y - mass_offset)
     foreground, background = _colours(rng, n)
     return dict(
         labels=labels,
