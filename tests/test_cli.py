@@ -8,6 +8,7 @@ from grader import cli
 from grader.commands import calibrate as calibrate_command
 from grader.commands import grade as grade_command
 from grader.sandbox import Limits
+from grader.training.calibration import BROKEN_SEEDS
 from tests.conftest import run_python
 
 
@@ -42,7 +43,8 @@ def test_grade_defaults(calls):
 def test_calibrate_flags_reach_calibrate_main(calls):
     with pytest.raises(SystemExit):
         cli.run(["calibrate", "--seeds", "3", "--output", "c.json"])
-    assert calls["calibrate_main"] == {"seeds": 3, "broken_seeds": 5, "dataset": "synthetic", "output": "c.json"}
+    assert calls["calibrate_main"] == {"seeds": 3, "broken_seeds": BROKEN_SEEDS, "dataset": "synthetic",
+                                       "output": "c.json"}
 
 
 def test_unknown_format_is_a_usage_error(capsys):

@@ -5,7 +5,8 @@ from grader.options import DATASET_HELP, DATASETS
 HELP = "re-run the training check's calibration and print it"
 SEEDS_HELP = "seeds to train the reference on (default: %(default)s)"
 BROKEN_SEEDS_HELP = "seeds to train each known-broken model on (default: %(default)s)"
-OUTPUT_HELP = "write the calibration record here, e.g. grader/training/calibration.json (default: print only)"
+OUTPUT_HELP = ("the calibration record to update (default: the grader's own grader/training/calibration.json, "
+               "whose threshold every grade uses)")
 
 
 def add_parser(commands):

@@ -7,7 +7,6 @@ and the best broken run. The record, with the machine it was measured on, goes t
 grader/training/calibration.json, which the check reads its thresholds from.
 """
 
-import argparse
 import datetime
 import json
 import os
@@ -201,20 +200,3 @@ def print_summary(record, file=None):
     print(f"threshold {record['threshold']:.3f} (margin {record['margin']:.3f} to the reference minimum)", file=file)
     for warning in record.get("warnings", []):
         print(f"warning: {warning}", file=file)
-
-
-def main(argv=None):
-    """Run a calibration from the command line and print its summary."""
-    parser = argparse.ArgumentParser(prog="grader calibrate", description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=DEFAULT_SEEDS, help="seeds for the reference model")
-    parser.add_argument("--broken-seeds", type=int, default=BROKEN_SEEDS, help="seeds for each broken model")
-    parser.add_argument("--dataset", choices=check.DATASETS, default="synthetic")
-    parser.add_argument("--out", default=None, help=f"record file (default {check.CALIBRATION_PATH})")
-    args = parser.parse_args(argv)
-    record = calibrate(seeds=args.seeds, dataset=args.dataset, broken_seeds=args.broken_seeds, out=args.out)
-    print_summary(record)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
