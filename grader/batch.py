@@ -81,15 +81,9 @@ def error_results(submission, message, seconds=0.0):
 
 def make_trainer(options):
     """Return the trainer the checker calls: the training check behind a cache, or None without training."""
-    if not options.training:
-        return None
-    from grader.training.check import run_training_check
+    from grader.grade import make_trainer as trainer_for
 
-    if not options.cache:
-        return run_training_check
-    from grader.cache import TrainingCache
-
-    return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
+    return trainer_for(options)
 
 
 def grade_one(path, options, trainer, reports=None):

@@ -35,7 +35,7 @@ def add_parser(commands):
 
 def from_args(args):
     """Run main with the parsed flags."""
-    options = grading_options.from_args(args, cache=args.cache, cache_dir=args.cache_dir)
+    options = grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache, cache_dir=args.cache_dir)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
                 options=options)
 
