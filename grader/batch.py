@@ -86,6 +86,9 @@ def make_trainer(options):
     return trainer_for(options)
 
 
+WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
+
+
 def grade_one(path, options, trainer, reports=None):
     """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
     from grader.grade import grade, submission_id
@@ -95,7 +98,7 @@ def grade_one(path, options, trainer, reports=None):
     submission = submission_id(path)
     report_dir = Path(reports) / submission if reports else None
     try:
-        results = grade(path, options, report_dir=report_dir, trainer=trainer)
+        results = grade(path, options, report_dir=report_dir, trainer=trainer, zygote=WORKER_ZYGOTE)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -119,12 +122,27 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     os.dup2(log, 2)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    global WORKER_ZYGOTE
     if grader is grade_one:
         from grader.grade import _warm_up_keras
 
+        if options.zygote:
+            from grader.sandbox.zygote import Zygote
+
+            WORKER_ZYGOTE = Zygote()
+            WORKER_ZYGOTE.launch()  # it imports Keras while this process does
         _warm_up_keras()
     trainer = make_trainer(options)
     connection.send(READY)
+    try:
+        serve_jobs(connection, options, reports, grader, trainer)
+    finally:
+        if WORKER_ZYGOTE is not None:
+            WORKER_ZYGOTE.close()
+
+
+def serve_jobs(connection, options, reports, grader, trainer):
+    """Grade the submissions the batch sends until it sends None or goes away."""
     while True:
         try:
             job = connection.recv()

@@ -41,8 +41,11 @@ def submission_id(path):
     return Path(path).name or str(path)
 
 
-def probe_submission(path, options=GradingOptions()):
-    """Return the probe's data for a submission, or an import error saying why it could not be read."""
+def probe_submission(path, options=GradingOptions(), zygote=None):
+    """Return the probe's data for a submission, or an import error saying why it could not be read.
+
+    zygote: a grader.sandbox.zygote.Zygote to fork the probe's child from; if it fails, a fresh child runs.
+    """
     from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
@@ -51,6 +54,14 @@ def probe_submission(path, options=GradingOptions()):
         except SubmissionError as error:
             return ProbeResult(import_status=ERROR, import_message=str(error))
         try:
+            if zygote is not None:
+                from grader.sandbox.zygote import ZygoteError
+
+                try:
+                    return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
+                                     require_sandbox=options.require_sandbox, zygote=zygote)
+                except ZygoteError as error:
+                    print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
             return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
                              require_sandbox=options.require_sandbox)
         except RuntimeError as error:
@@ -73,7 +84,7 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
 
 
-def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
+def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, zygote=None):
     """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip)."""
     started = time.monotonic()
     before = fingerprint()
@@ -81,7 +92,7 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None):
     warm_up = None if options.import_after_probe else threading.Thread(target=_warm_up_keras, daemon=True)
     if warm_up:
         warm_up.start()
-    probe = probe_submission(path, options)
+    probe = probe_submission(path, options, zygote)
     if warm_up:
         warm_up.join()
     try:

@@ -41,6 +41,7 @@ class GradingOptions:
     probe_user: str | None = None
     verdict_cache: bool = True         # reuse the hidden tests' verdicts on equivalent models (grader/cache.py)
     import_after_probe: bool = False   # no Keras import in the grader while the probe's child imports it
+    zygote: bool = True                # batch workers fork probe children from a zygote with Keras imported
 
 
 NO_TRAINING = GradingOptions(training=False)

@@ -16,6 +16,8 @@ REPORTS_HELP = ("folder for one report folder per submission, REPORTS/<id>/ (the
 FORMAT_HELP = "also print every submission's report on stdout in this format (default: none)"
 CACHE_DIR_HELP = ("folder of the training-check cache shared by workers and runs "
                   "(default: ~/.cache/lesson6-grader/training)")
+NO_ZYGOTE_HELP = ("start a fresh interpreter for every probe instead of forking it from a zygote that imported "
+                  "Keras once (slower; grades are the same)")
 NO_CACHE_HELP = "train every submission's model, even when an equivalent one was trained already"
 
 
@@ -29,13 +31,15 @@ def add_parser(commands):
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default=None, help=FORMAT_HELP)
     parser.add_argument("--cache-dir", help=CACHE_DIR_HELP)
     parser.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+    parser.add_argument("--no-zygote", dest="zygote", action="store_false", help=NO_ZYGOTE_HELP)
     grading_options.add_arguments(parser)
     parser.set_defaults(run=from_args)
 
 
 def from_args(args):
     """Run main with the parsed flags."""
-    options = grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache, cache_dir=args.cache_dir)
+    options = grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache, cache_dir=args.cache_dir,
+                                        zygote=args.zygote)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
                 options=options)
 
