@@ -7,7 +7,10 @@ average pooling, Flatten head, a "valid" convolution, a large rotation). The sam
 training cache and `--jobs 2`; the projection multiplies its seconds per submission by 1,000 (a whole class
 shares more cache entries, so the projection is pessimistic).
 
-    python benchmarks/class_of_1000.py [--sample 100] [--jobs 2] [--keep DIR] [-- extra grader batch flags]
+    python benchmarks/class_of_1000.py [--sample 100] [--jobs 2] [--keep DIR] [--before DIR] [-- batch flags]
+
+--before DIR grades the same sample, right after, with another checkout of the kit (its baseline), so that a
+change is compared under the same load.
 """
 
 import argparse
@@ -24,7 +27,11 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(KIT_ROOT))
 
 from benchmarks.class_folder import (  # noqa: E402
-    SEQUENTIAL_CNN, single_file, write_folder, write_notebook, write_zip,
+    SEQUENTIAL_CNN,
+    single_file,
+    write_folder,
+    write_notebook,
+    write_zip,
 )
 
 CLASS_SIZE = 1000
@@ -32,10 +39,11 @@ FIRST_NAMES = ("ada", "ben", "chen", "dara", "eli", "fatima", "gus", "hana", "iv
                "nia", "omar", "pia", "quin", "rosa", "sami", "tara", "uma", "vik", "wen", "xena", "yusuf", "zoe")
 RELU_CONV = 'layers.Conv2D({f}, 3, padding="same", activation="relu")(x)'
 RELU_AS_ACTIVATION = 'layers.Activation("relu")(layers.Conv2D({f}, 3, padding="same")(x))'
-# name -> (edits, applies to the augmentation block); each is one mistake a student makes.
+# name -> text edits of the reference; each is one mistake a student makes.
 MISTAKES = {
     "no_rescaling": [("    x = layers.Rescaling(1.0 / 255)(x)\n", "")],
-    "softmax": [("outputs = layers.Dense(num_classes)(x)", 'outputs = layers.Dense(num_classes, activation="softmax")(x)')],
+    "softmax": [("outputs = layers.Dense(num_classes)(x)",
+                 'outputs = layers.Dense(num_classes, activation="softmax")(x)')],
     "shape_math_floor": [("math.ceil(n / strides)", "math.floor(n / strides)")],
     "vertical_flips": [('layers.RandomFlip("horizontal")', 'layers.RandomFlip("horizontal_and_vertical")')],
     "average_pooling": [("x = layers.MaxPooling2D(2)(x)", "x = layers.AveragePooling2D(2)(x)")],
@@ -112,6 +120,7 @@ def main(argv=None):
     parser.add_argument("--sample", type=int, default=100, help="submissions graded (default: 100)")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--keep", help="write the class and the gradebook here instead of a temporary folder")
+    parser.add_argument("--before", help="another checkout of the kit that grades the same sample after this one")
     args, extra = parser.parse_known_args(argv)
     extra = [flag for flag in extra if flag != "--"]
     with tempfile.TemporaryDirectory(prefix="lesson6-class1000-") as scratch:
@@ -126,20 +135,27 @@ def main(argv=None):
         wrong = sum(1 for _path, kind in chosen if kind in MISTAKES)
         print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
         print(f"class of {len(written)} written; sample of {len(chosen)} ({wrong} with a mistake)", flush=True)
-        command = [sys.executable, "-m", "grader", "batch", str(sample_dir), "--jobs", str(args.jobs),
-                   "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"), *extra]
-        shutil.rmtree(root / "cache", ignore_errors=True)
-        started = time.perf_counter()
-        done = subprocess.run(command, cwd=KIT_ROOT, capture_output=True, text=True,
-                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-        seconds = time.perf_counter() - started
-        if done.returncode != 0:
-            print(done.stderr[-3000:], file=sys.stderr)
-            return done.returncode
-        print(done.stderr.strip().splitlines()[-1])
-        each = seconds / len(chosen)
-        print(f"grader batch --jobs {args.jobs}, empty cache: {seconds:.1f} s for {len(chosen)}, {each:.2f} s per "
-              f"submission; projection for {len(written)}: {each * len(written) / 60:.1f} min")
+        kits = [("this kit", KIT_ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
+        timings = {}
+        for label, kit in kits:
+            command = [sys.executable, "-m", "grader", "batch", str(sample_dir), "--jobs", str(args.jobs),
+                       "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"),
+                       *(extra if kit == KIT_ROOT else [])]
+            shutil.rmtree(root / "cache", ignore_errors=True)
+            started = time.perf_counter()
+            done = subprocess.run(command, cwd=kit, capture_output=True, text=True,
+                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+            seconds = time.perf_counter() - started
+            if done.returncode != 0:
+                print(done.stderr[-3000:], file=sys.stderr)
+                return done.returncode
+            each = timings[label] = seconds / len(chosen)
+            print(f"{label}: {done.stderr.strip().splitlines()[-1]}")
+            print(f"{label}: grader batch --jobs {args.jobs}, empty cache: {seconds:.1f} s for {len(chosen)}, "
+                  f"{each:.2f} s per submission; projection for {len(written)}: {each * len(written) / 60:.1f} min; "
+                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+        if args.before:
+            print(f"ratio this kit / before: {timings['this kit'] / timings['before']:.2f} x")
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -6,9 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from benchmarks.class_folder import make_class
+from benchmarks.class_folder import make_class, single_file
 from benchmarks.class_of_1000 import MISTAKES
-from benchmarks.class_folder import single_file
 from grader.cache import verdict_cache
 from grader.grade import check, probe_submission
 from grader.options import NO_TRAINING

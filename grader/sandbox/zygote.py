@@ -136,7 +136,7 @@ class Zygote:
             raise ZygoteError(ZYGOTE_FAILED.format(why="it did not start"))
         self.ready = True
 
-    def spawn(self, workdir, envelope, limits=Limits(), *, probe_user=None, require=False):
+    def spawn(self, workdir, envelope, limits, *, probe_user=None, require=False):
         """Fork one probe child; return (ZygoteChild, result pipe read end, the plan's layers, the probe's uid)."""
         if not self.alive():
             self.launch()
@@ -144,8 +144,8 @@ class Zygote:
             self._await_ready()
         result_read, result_write = os.pipe()
         output_read, output_write = os.pipe()
-        request = {"workdir": str(workdir), "envelope": envelope, "limits": limits.__dict__,
-                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user, "require": require}
+        request = {"workdir": str(workdir), "envelope": envelope, "limits": limits.__dict__, "require": require,
+                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user}
         try:
             send(self.sock, request, [result_write, output_write])
             reply, _fds = receive(self.sock)
