@@ -561,6 +561,10 @@ def _clip(text, limit=80):
 def atomic_write(path, text):
     """Write text to path through a temporary file and a rename, so no reader ever sees half a report."""
     path = Path(path)
+    if path.exists() and not path.is_file():  # /dev/null, a pipe: a rename would replace the device itself
+        with open(path, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        return
     handle, temporary = tempfile.mkstemp(dir=path.parent if str(path.parent) else ".", prefix=f".{path.name}.")
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
