@@ -140,7 +140,7 @@ def main(argv=None):
         for label, kit in kits:
             command = [sys.executable, "-m", "grader", "batch", str(sample_dir), "--jobs", str(args.jobs),
                        "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"),
-                       *(extra if kit == KIT_ROOT else [])]
+                       *extra]  # flags for both kits (e.g. --no-training)
             shutil.rmtree(root / "cache", ignore_errors=True)
             started = time.perf_counter()
             done = subprocess.run(command, cwd=kit, capture_output=True, text=True,
