@@ -89,15 +89,12 @@ def error_results(submission, message, seconds=0.0):
 
 def make_trainer(options):
     """Return the trainer the checker calls: the training check behind a cache, or None without training."""
-    if not options.training:
-        return None
-    from grader.training.check import run_training_check
+    from grader.grade import make_trainer as trainer_for
 
-    if not options.cache:
-        return run_training_check
-    from grader.cache import TrainingCache
+    return trainer_for(options)
 
-    return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
+
+WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
 
 
 def grade_one(path, options, trainer, reports=None, submission=None):
@@ -109,7 +106,8 @@ def grade_one(path, options, trainer, reports=None, submission=None):
     submission = submission or submission_id(path)
     report_dir = Path(reports) / submission if reports else None
     try:
-        results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission)
+        results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
+                        zygote=WORKER_ZYGOTE)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -142,13 +140,28 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     os.dup2(log, 2)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    global WORKER_ZYGOTE
     limit_memory(getattr(options, "worker_memory_bytes", None))
     if grader is grade_one:
         from grader.grade import _warm_up_keras
 
+        if options.zygote:
+            from grader.sandbox.zygote import Zygote
+
+            WORKER_ZYGOTE = Zygote()
+            WORKER_ZYGOTE.launch()  # it imports Keras while this process does
         _warm_up_keras()
     trainer = make_trainer(options)
     connection.send(READY)
+    try:
+        serve_jobs(connection, options, reports, grader, trainer)
+    finally:
+        if WORKER_ZYGOTE is not None:
+            WORKER_ZYGOTE.close()
+
+
+def serve_jobs(connection, options, reports, grader, trainer):
+    """Grade the submissions the batch sends until it sends None or goes away."""
     while True:
         try:
             job = connection.recv()

@@ -539,3 +539,151 @@ class TrainingCache:
         except (OSError, TypeError, ValueError):
             with contextlib.suppress(OSError, UnboundLocalError):
                 os.unlink(handle.name)
+
+
+# --- the hidden tests' verdicts ----------------------------------------------------------------------------
+
+# The parts whose hidden tests read only the model one builder returned, and that builder.
+VERDICT_PARTS = {"augmentation": "build_augmentation", "build_cnn": "build_cnn", "build_cnn_v2": "build_cnn_v2"}
+CHECKER = Path(__file__).resolve().parent / "checker"
+VERDICT_SOURCES = (*sorted((CHECKER / "hidden_tests").glob("*.py")), CHECKER / "hidden_tests" / "points.toml",
+                   CHECKER / "rebuild.py", CHECKER / "session.py", CHECKER / "run.py",
+                   Path(__file__).resolve().parent / "lesson" / "checks.py")
+
+
+def tests_fingerprint():
+    """Return a digest of what decides a builder's verdicts: the hidden tests, their points and checks, Keras."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256(f"{FORMAT}\0keras {version('keras')}\0".encode())
+    for path in VERDICT_SOURCES:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _spelling(config, part):
+    """Return what the checks read that the canonical form leaves out (build shapes, nesting, fixed training=)."""
+    found = {"build": [], "models": [], "fixed_training": []}
+
+    def walk(node):
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if node.get("class_name") in MODEL_CLASSES:
+            inner = node.get("config") if isinstance(node.get("config"), dict) else {}
+            # the augmentation block's own tests read its class and name; the CNNs' read only the nesting
+            found["models"].append([node["class_name"], inner.get("name")] if part == "augmentation"
+                                   else node["class_name"])
+        if "build_config" in node:
+            found["build"].append(node["build_config"])
+        inbound = node.get("inbound_nodes") if isinstance(node.get("inbound_nodes"), list) else []
+        for call in inbound:
+            kwargs = call.get("kwargs") if isinstance(call, dict) else None
+            training = kwargs.get("training") if isinstance(kwargs, dict) else None
+            if isinstance(training, bool):  # the checks name the layer called with a fixed training=
+                found["fixed_training"].append([(node.get("config") or {}).get("name"), training])
+        for value in node.values():
+            walk(value)
+
+    walk(config)
+    return found
+
+
+def verdict_key(part, outcome, fingerprint):
+    """Return the key of a part's verdicts on the probe's outcome, or None where they are not cached.
+
+    Only a builder that returned models whose configs pass the checker's validation is cached: what the hidden
+    tests reject, or an error, a timeout or a crash, is checked afresh (it is cheap).
+    """
+    from grader.checker.rebuild import ConfigRejected, validate_config
+    from grader.protocol import OK
+
+    if outcome.status != OK or not isinstance(outcome.value, dict) or not isinstance(outcome.value.get("config"), str):
+        return None
+    forms = {}
+    for field in ("config", "config_num_classes"):
+        data = outcome.value.get(field)
+        if isinstance(data, str):
+            try:
+                config = validate_config(data, part)
+                forms[field] = {"model": canonical_model(config), "spelling": _spelling(config, part)}
+            except (ConfigRejected, ValueError):
+                return None
+        elif data is not None:
+            forms[field] = data   # {"error": ...}: its message is part of the verdict
+    material = {"part": part, "forms": forms, "tests": fingerprint}
+    text = json.dumps(material, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class VerdictCache:
+    """The hidden tests' verdicts per part and equivalent model: memory first, then a folder of JSON entries."""
+
+    def __init__(self, directory=None):
+        self.directory = Path(directory) if directory else None
+        self.memory = {}
+        self.hits = self.misses = 0
+        self._fingerprint = None
+
+    def fingerprint(self):
+        """Return the hidden tests' fingerprint (computed once)."""
+        if self._fingerprint is None:
+            self._fingerprint = tests_fingerprint()
+        return self._fingerprint
+
+    def keys(self, probe):
+        """Return {part: key} for the parts of a probe's data whose verdicts can be cached."""
+        found = {}
+        for part, function in VERDICT_PARTS.items():
+            key = verdict_key(part, probe.outcome(function), self.fingerprint())
+            if key:
+                found[part] = key
+        return found
+
+    def get(self, key):
+        """Return the stored verdicts (a list of CheckResult) under key, or None."""
+        from grader.report import CheckResult
+
+        if key not in self.memory and self.directory is not None:
+            try:
+                data = json.loads((self.directory / f"{key}.json").read_text(encoding="utf-8"))
+                if data.get("key") == key:
+                    self.memory[key] = [CheckResult(**entry) for entry in data["verdicts"]]
+            except (OSError, ValueError, KeyError, TypeError):
+                pass  # missing or damaged: the tests run again
+        found = self.memory.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        return [dataclasses.replace(result) for result in found]
+
+    def put(self, key, verdicts):
+        """Store a part's verdicts; a folder that cannot be written only costs speed."""
+        self.memory[key] = [dataclasses.replace(result) for result in verdicts]
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            text = json.dumps({"key": key, "verdicts": [dataclasses.asdict(result) for result in verdicts]})
+            with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False,
+                                             encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(handle.name, self.directory / f"{key}.json")
+        except (OSError, TypeError, ValueError):
+            with contextlib.suppress(OSError, UnboundLocalError):
+                os.unlink(handle.name)
+
+
+_VERDICT_CACHES = {}
+
+
+def verdict_cache(directory=None):
+    """Return this process's VerdictCache for a folder (None: memory only), so a batch worker keeps one."""
+    key = str(directory) if directory else None
+    if key not in _VERDICT_CACHES:
+        _VERDICT_CACHES[key] = VerdictCache(directory)
+    return _VERDICT_CACHES[key]

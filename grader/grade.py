@@ -41,8 +41,11 @@ def submission_id(path):
     return Path(path).name or str(path)
 
 
-def probe_submission(path, options=GradingOptions()):
-    """Return the probe's data for a submission, or an import error saying why it could not be read."""
+def probe_submission(path, options=GradingOptions(), zygote=None):
+    """Return the probe's data for a submission, or an import error saying why it could not be read.
+
+    zygote: a grader.sandbox.zygote.Zygote to fork the probe's child from; if it fails, a fresh child runs.
+    """
     from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
@@ -51,6 +54,14 @@ def probe_submission(path, options=GradingOptions()):
         except SubmissionError as error:
             return ProbeResult(import_status=ERROR, import_message=str(error))
         try:
+            if zygote is not None:
+                from grader.sandbox.zygote import ZygoteError
+
+                try:
+                    return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
+                                     require_sandbox=options.require_sandbox, zygote=zygote)
+                except ZygoteError as error:
+                    print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
             return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
                              require_sandbox=options.require_sandbox)
         except RuntimeError as error:
@@ -73,15 +84,18 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
 
 
-def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None):
+def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None, zygote=None):
     """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id."""
     started = time.monotonic()
     submission = submission or submission_id(path)
     before = fingerprint()
-    warm_up = threading.Thread(target=_warm_up_keras, daemon=True)
-    warm_up.start()
-    probe = probe_submission(path, options)
-    warm_up.join()
+    # Keras loads in this process while the probe's child runs, unless memory matters more than seconds.
+    warm_up = None if options.import_after_probe else threading.Thread(target=_warm_up_keras, daemon=True)
+    if warm_up:
+        warm_up.start()
+    probe = probe_submission(path, options, zygote)
+    if warm_up:
+        warm_up.join()
     try:
         verify(before)
     except KitChanged as error:
@@ -94,17 +108,59 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, subm
     return results
 
 
+def make_trainer(options):
+    """Return the trainer the checker calls: the training check behind a cache, or None without training."""
+    if not options.training:
+        return None
+    from grader.training.check import run_training_check
+
+    if not options.cache:
+        return run_training_check
+    from grader.cache import TrainingCache
+
+    return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
+
+
+def verdict_cache(options):
+    """Return the cache of the hidden tests' verdicts for these options, None when it is turned off."""
+    if not options.verdict_cache:
+        return None
+    from grader.cache import verdict_cache as cache
+
+    return cache(Path(options.cache_dir) / "verdicts" if options.cache_dir else None)
+
+
+def run_checks(session, verdicts):
+    """Run the hidden tests, taking each builder's verdicts from the cache where an equivalent model has some."""
+    from grader.checker.run import CRASH_MESSAGE, TIMEOUT_MESSAGE, run_hidden_tests
+    from grader.lesson.manifest import PARTS
+
+    keys = verdicts.keys(session.probe) if verdicts else {}
+    cached = {}
+    for part, key in keys.items():
+        found = verdicts.get(key)
+        if found is not None:
+            cached[part] = found
+    tests = run_hidden_tests(session, skip_parts=cached)
+    unsure = (TIMEOUT_MESSAGE, CRASH_MESSAGE.split("{")[0])  # a check that did not finish is not a verdict
+    for part, key in keys.items():
+        found = [test for test in tests if test.part == part]
+        if part not in cached and not any(test.output.startswith(unsure) for test in found):
+            verdicts.put(key, found)
+    tests += [test for part in cached for test in cached[part]]
+    return sorted(tests, key=lambda test: PARTS.index(test.part))  # stable: each part keeps its tests' order
+
+
 def check(probe, *, submission, started=None, options=GradingOptions(), report_dir=None, trainer=None):
     """Return the GradingResults of the hidden tests on one probe's data (trusted: no student code runs here)."""
-    from grader.checker.run import run_hidden_tests
     from grader.checker.session import GradingSession
 
-    if trainer is None and options.training:
-        from grader.training.check import run_training_check as trainer
+    if trainer is None:
+        trainer = make_trainer(options)
     started = time.monotonic() if started is None else started
     session = GradingSession(probe, training=options.training, dataset=options.dataset, report_dir=report_dir,
                              trainer=trainer)
-    tests = run_hidden_tests(session)
+    tests = run_checks(session, verdict_cache(options))
     notes = probe_notes(probe)
     return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
                           probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts),

@@ -15,6 +15,8 @@ TRAINING_HELP = "skip the training check (its tests are left out of the score)"
 DATASET_HELP = "data set for the training check: synthetic (default, made by the kit) or cifar10 (Keras cache)"
 REQUIRE_SANDBOX_HELP = ("refuse to grade unless every isolation layer of the sandbox holds "
                         "(another user, Landlock, a network namespace)")
+IMPORT_AFTER_PROBE_HELP = ("import Keras in the grader only after the probe ends (one TensorFlow process at a time: "
+                           "less peak memory, a few seconds slower; run_autograder uses it)")
 PROBE_USER_HELP = ("user the student's code runs as when the grader runs as root "
                    "(default: lesson6-probe if it exists, else nobody)")
 LIMIT_HELPS = {
@@ -38,6 +40,9 @@ class GradingOptions:
     require_sandbox: bool = False
     probe_user: str | None = None
     worker_memory_bytes: int | None = 8 * 2**30   # address space of each batch worker (soft RLIMIT_AS); None: none
+    verdict_cache: bool = True         # reuse the hidden tests' verdicts on equivalent models (grader/cache.py)
+    import_after_probe: bool = False   # no Keras import in the grader while the probe's child imports it
+    zygote: bool = True                # batch workers fork probe children from a zygote with Keras imported
 
 
 NO_TRAINING = GradingOptions(training=False)
@@ -50,6 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default="synthetic", help=DATASET_HELP)
     parser.add_argument("--require-sandbox", action="store_true", help=REQUIRE_SANDBOX_HELP)
     parser.add_argument("--probe-user", default=None, help=PROBE_USER_HELP)
+    parser.add_argument("--import-after-probe", action="store_true", help=IMPORT_AFTER_PROBE_HELP)
     parser.add_argument("--import-timeout", dest="import_seconds", type=float, default=defaults.import_seconds,
                         help=LIMIT_HELPS["import_seconds"])
     parser.add_argument("--function-timeout", dest="function_seconds", type=float,
@@ -69,4 +75,5 @@ def limits_from(args: argparse.Namespace) -> Limits:
 def from_args(args: argparse.Namespace, **extra) -> GradingOptions:
     """Return the GradingOptions the flags ask for (extra: fields a command sets itself, e.g. the cache)."""
     return GradingOptions(limits=limits_from(args), training=args.training, dataset=args.dataset,
-                          require_sandbox=args.require_sandbox, probe_user=args.probe_user, **extra)
+                          require_sandbox=args.require_sandbox, probe_user=args.probe_user,
+                          import_after_probe=args.import_after_probe, **extra)

@@ -21,6 +21,8 @@ REPORTS_HELP = ("folder for one report folder per submission, REPORTS/<id>/ (the
 FORMAT_HELP = "also print every submission's report on stdout in this format (default: none)"
 CACHE_DIR_HELP = ("folder of the training-check cache shared by workers and runs "
                   "(default: ~/.cache/lesson6-grader/training)")
+NO_ZYGOTE_HELP = ("start a fresh interpreter for every probe instead of forking it from a zygote that imported "
+                  "Keras once (slower; grades are the same)")
 NO_CACHE_HELP = "train every submission's model, even when an equivalent one was trained already"
 ROSTER_HELP = ("CSV mapping submission ids to students: a header with `id` and any of name, email, sis_id, "
                "canvas_id, sis_login_id, section (default: the submission_metadata.yml of a Gradescope export)")
@@ -49,13 +51,15 @@ def add_parser(commands):
     parser.add_argument("--only", nargs="+", metavar="ID", help=ONLY_HELP)
     parser.add_argument("--canvas", metavar="PATH", help=CANVAS_HELP)
     parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
+    parser.add_argument("--no-zygote", dest="zygote", action="store_false", help=NO_ZYGOTE_HELP)
     grading_options.add_arguments(parser)
     parser.set_defaults(run=from_args)
 
 
 def from_args(args):
     """Run main with the parsed flags."""
-    options = grading_options.from_args(args, cache=args.cache, cache_dir=args.cache_dir)
+    options = grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache, cache_dir=args.cache_dir,
+                                        zygote=args.zygote)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
                 options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle)
 

@@ -402,9 +402,12 @@ def runner_envelope(request, submission_dir):
     }
 
 
-def sandbox_plan(workdir, limits, *, probe_user=None, require=False):
-    """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files."""
-    sites = [Path(path) for path in site_dirs()]
+def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None):
+    """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files.
+
+    sites: the installed-package folders the probe reads (default: this interpreter's, see site_dirs()).
+    """
+    sites = [Path(path) for path in (site_dirs() if sites is None else sites)]
     # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
     # also holds keras and numpy (kit_paths adds the kit's entries of every site-packages folder anyway).
     kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
@@ -413,9 +416,12 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False):
                           memory_bytes=limits.memory_bytes, require=require)
 
 
-def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False):
+def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False,
+              zygote=None):
     """Import a submission in a sandboxed child process and report what every API function produced.
 
+    zygote: a grader.sandbox.zygote.Zygote whose forked children run the probe (Keras already imported), each
+    under the same isolation plan a fresh child gets; None starts a fresh interpreter.
     Raises RuntimeError when require_sandbox is set and the machine cannot give the probe every isolation layer.
     """
     started = time.monotonic()
@@ -427,10 +433,23 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     output, result, plan, processes = Output(limits.output_chars), ProbeResult(), None, None
     try:
         envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir))
-        plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox)
-        result.isolation = plan.as_dict()["layers"]
-        processes = ProbeProcesses(token, uid=plan.uid)
-        probe_loop(envelope, plan, limits, processes, output, result, started, workdir)
+        if zygote is None:
+            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox)
+            result.isolation = plan.as_dict()["layers"]
+            processes = ProbeProcesses(token, uid=plan.uid)
+
+            def start():
+                return start_runner(workdir, envelope, plan, token)
+        else:
+            processes = ProbeProcesses(zygote.token, keep={zygote.pid} if zygote.pid else ())
+
+            def start():
+                child, result_fd, layers, uid = zygote.spawn(workdir, envelope, limits, probe_user=probe_user,
+                                                             require=require_sandbox)
+                result.isolation, processes.uid = layers, uid
+                processes.keep.add(zygote.pid)  # the zygote carries the token too, but it is not the probe's
+                return child, result_fd
+        probe_loop(envelope, start, limits, processes, output, result, started)
     finally:
         if processes is not None:
             processes.kill_all()
@@ -443,11 +462,14 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     return result
 
 
-def probe_loop(envelope, plan, limits, processes, output, result, started, workdir):
-    """Run the child, restarting it without the function that killed it, until every function is reported."""
+def probe_loop(envelope, start, limits, processes, output, result, started):
+    """Run the child, restarting it without the function that killed it, until every function is reported.
+
+    start() starts one runner child on the envelope as it is then; it returns (process, result pipe read end).
+    """
     total_deadline = started + limits.total_seconds
     for restart in range(MAX_RESTARTS + 1):
-        process, result_fd = start_runner(workdir, envelope, plan, processes.token)
+        process, result_fd = start()
         processes.sessions.add(process.pid)
         attempt = RunnerWatch(process, result_fd, limits, processes, output, total_deadline).watch()
         result.outcomes.update(attempt.done)

@@ -89,8 +89,9 @@ def carries_token(pid, token):
 class ProbeProcesses:
     """Every process one probe run started: tracked while it runs, all killed at the end."""
 
-    def __init__(self, token, uid=None):
+    def __init__(self, token, uid=None, keep=()):
         self.token = token
+        self.keep = set(keep)  # processes that carry the token but are not the probe's (a zygote)
         self.uid = uid         # the probe's own uid, when it has one: every process of it is the probe's
         self.sessions = set()  # the runners' session ids (= their pids, started with start_new_session)
         self.seen = set()      # (pid, starttime) of every descendant seen while polling
@@ -114,7 +115,7 @@ class ProbeProcesses:
         table = process_table()
         me = os.getpid()
         return {pid: stat for pid, stat in table.items()
-                if pid != me and stat[3] != "Z" and self.belongs(pid, stat)}
+                if pid != me and pid not in self.keep and stat[3] != "Z" and self.belongs(pid, stat)}
 
     def kill_all(self):
         """SIGKILL every probe process until none is left; reap the ones this process adopted."""

@@ -256,9 +256,14 @@ def run_function(name, modules, envelope, lesson, protocol):
 
 
 def main(argv):
-    """Read the envelope, import the submission, and report every requested API function."""
-    events = Events(int(argv[1]))
+    """Read the envelope from stdin, then run it with the result pipe named on the command line."""
     envelope = json.loads(sys.stdin.read())
+    run(envelope, int(argv[1]))
+
+
+def run(envelope, result_fd):
+    """Import the submission and report every requested API function (also called in a zygote's forked child)."""
+    events = Events(result_fd)
     sys.stdin = open(os.devnull)  # input() in student code sees end of file
     protocol = load_protocol(envelope["protocol_path"])
     lesson = Lesson(envelope)

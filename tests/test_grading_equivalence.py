@@ -1,0 +1,92 @@
+"""The speed-ups never change a grade: the probe zygote, the verdict cache and the training cache give the results
+a fresh probe child and a full run of every hidden test give."""
+
+import os
+from dataclasses import replace
+
+import pytest
+
+from benchmarks.class_folder import make_class, single_file
+from benchmarks.class_of_1000 import MISTAKES
+from grader.cache import verdict_cache
+from grader.grade import check, probe_submission
+from grader.options import NO_TRAINING
+from grader.sandbox.zygote import Zygote
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# Correct styles (the same network spelled differently) and single mistakes, as a class hands them in.
+STYLES = ("bob.py", "carol.py", "frank.py", "grace", "heidi.py", "judy.py")
+EXTRA_MISTAKES = ("vertical_flips",)
+
+
+def outcomes(probe):
+    """Return everything of a probe result that reaches a grade or a report (not its timings)."""
+    return {"import": (probe.import_status, probe.import_message), "isolation": probe.isolation,
+            "outcomes": {name: (o.status, o.value, o.message) for name, o in sorted(probe.outcomes.items())}}
+
+
+def verdicts(results):
+    """Return the graded content of results: each test's name, part, points, status and message."""
+    return [(t.name, t.part, t.score, t.max_score, t.status, t.output) for t in results.tests]
+
+
+@pytest.fixture(scope="module")
+def class_folder(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("class")
+    paths = make_class(folder, STYLES)
+    for name in EXTRA_MISTAKES:
+        path = folder / f"{name}.py"
+        path.write_text(single_file(MISTAKES[name]))
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def probes(class_folder):
+    """Probe every submission twice: in a fresh child and in a child forked from a zygote."""
+    zygote = Zygote()
+    try:
+        found = {path.name: (probe_submission(path, NO_TRAINING), probe_submission(path, NO_TRAINING, zygote))
+                 for path in class_folder}
+        assert zygote.alive(), "the zygote died while probing the class"
+    finally:
+        zygote.close()
+    return found
+
+
+def test_a_zygote_child_reports_what_a_fresh_child_reports(probes):
+    for name, (fresh, forked) in probes.items():
+        assert outcomes(forked) == outcomes(fresh), name
+
+
+def test_a_zygote_child_gets_every_isolation_layer_a_fresh_child_gets(probes):
+    fresh, forked = probes["bob.py"]
+    assert [layer["held"] for layer in forked.isolation] == [layer["held"] for layer in fresh.isolation]
+    assert any(layer["held"] and layer["name"] != "rlimits" for layer in forked.isolation)
+
+
+def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
+    options = replace(NO_TRAINING, cache_dir=str(tmp_path))
+    full = {name: check(fresh, submission=name, options=replace(NO_TRAINING, verdict_cache=False))
+            for name, (fresh, _forked) in probes.items()}
+    cached = {name: check(forked, submission=name, options=options) for name, (_fresh, forked) in probes.items()}
+    assert verdict_cache(tmp_path / "verdicts").hits > 0, "expected the correct styles to share cached verdicts"
+    assert {name: verdicts(results) for name, results in cached.items()} == {
+        name: verdicts(results) for name, results in full.items()}
+    best = cached["bob.py"].score
+    assert cached["carol.py"].score == cached["frank.py"].score == best
+    for name in ("grace", "heidi.py", "judy.py", "vertical_flips.py"):
+        assert cached[name].score < best, name
+
+
+@pytest.mark.slow
+def test_the_training_cache_gives_the_training_check_s_own_verdict(class_folder, tmp_path):
+    from grader.options import GradingOptions
+
+    path = next(path for path in class_folder if path.name == "carol.py")
+    probe = probe_submission(path, NO_TRAINING)
+    plain = check(probe, submission="carol.py", options=GradingOptions(cache=False, verdict_cache=False))
+    cached = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path)))
+    reused = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path)))
+    assert verdicts(cached) == verdicts(plain) == verdicts(reused)
