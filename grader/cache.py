@@ -574,9 +574,12 @@ def _spelling(config, part):
             return
         if node.get("class_name") in MODEL_CLASSES:
             inner = node.get("config") if isinstance(node.get("config"), dict) else {}
-            # the augmentation block's own tests read its class and name; the CNNs' read only the nesting
-            found["models"].append([node["class_name"], inner.get("name")] if part == "augmentation"
-                                   else node["class_name"])
+            # the augmentation block's own tests read its class and name; the CNNs' read the nesting, and which
+            # layers a nested model holds (Rescaling inside the augmentation block is a mistake, after it is not)
+            children = [] if node is config else [layer.get("class_name") for layer in inner.get("layers") or []
+                                                  if isinstance(layer, dict)]
+            found["models"].append([node["class_name"], inner.get("name"), children] if part == "augmentation"
+                                   else [node["class_name"], children])
         if "build_config" in node:
             found["build"].append(node["build_config"])
         inbound = node.get("inbound_nodes") if isinstance(node.get("inbound_nodes"), list) else []

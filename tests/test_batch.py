@@ -174,7 +174,8 @@ def test_batch_grades_every_kind_of_submission_into_a_gradebook_and_reports(tmp_
     ids = ["bob", "dave", "erin", "grace", "judy", "mallory"]
     assert list(rows) == ids and tuple(next(csv.reader(io.StringIO(gradebook.read_text())))) == CSV_FIELDS
     assert all(row["status"] == "graded" for row in rows.values())
-    full = rows["bob"]["max_score"]
+    full = str(int(rows["bob"]["max_score"]) + int(rows["bob"]["bonus"]))   # the lesson's points, and the bonus
+    assert rows["bob"]["bonus"] == "5"
     assert {key: rows[key]["score"] for key in ("bob", "dave", "erin")} == {"bob": full, "dave": full, "erin": full}
     assert rows["judy"]["score"] == "0"                               # exits at import
     assert rows["mallory"]["build_cnn_v2"] == "0"                     # hangs in build_cnn_v2 only

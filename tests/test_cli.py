@@ -68,7 +68,7 @@ def test_grade_solutions_gives_full_marks_with_training(tmp_path):
     failed = [test for test in report["tests"] if test["status"] != "passed"]
     assert not failed and report["max_score"] == 100 and report["score"] == 105  # the bonus comes on top
     assert {tag for test in report["tests"] for tag in test["tags"]} == {
-        "shape_math", "augmentation", "build_cnn", "build_cnn_v2", "training", "filters"}
+        "shape_math", "augmentation", "build_cnn", "build_cnn_v2", "training", "filters", "bonus"}
     assert (tmp_path / "r" / "training_curve.png").exists() and (tmp_path / "r" / "first_layer_filters.png").exists()
 
 

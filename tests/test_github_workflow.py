@@ -270,7 +270,7 @@ def test_the_grading_step_writes_the_gradebook(instructor, fake_github, tmp_path
     rows = {row.split(",")[0]: row.split(",") for row in (tmp_path / "grades.csv").read_text().splitlines()[1:]}
     assert set(rows) == {"lesson6-alice", "lesson6-bob"}
     alice, bob = rows["lesson6-alice"], rows["lesson6-bob"]
-    assert alice[1] == alice[2] and float(bob[1]) < float(bob[2]), rows
+    assert float(alice[1]) == float(alice[2]) + float(alice[3]) and float(bob[1]) < float(bob[2]), rows  # + bonus
     assert (tmp_path / "reports" / "lesson6-alice").is_dir()
 
 
