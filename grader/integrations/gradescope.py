@@ -49,9 +49,10 @@ BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
 SETTINGS = """Gradescope settings for this autograder:
   - Autograder timeout: at least {minutes} minutes (run_autograder stops the grader after {timeout} s and still
     writes results.json; change it with --timeout).
-  - Memory: one grade (probe + checker + training check) peaks at about 1.1 GiB of resident memory, above
-    Gradescope's default 768 MB: choose 1.5 GB or more, or build with --grade-args=--no-training.
-  - CPU: one grade takes about 60 CPU-seconds; the default 0.5 vCPU makes that about 2 minutes."""
+  - Memory: one grade peaks at about 1.2 GiB of resident memory (the checker's TensorFlow runtime), above
+    Gradescope's default 768 MB: choose 1.5 GB or more.
+  - CPU: one grade takes about 42 CPU-seconds with the training check (15 without); at the default 0.5 vCPU that
+    is about a minute and a half."""
 
 
 def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
