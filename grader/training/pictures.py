@@ -46,10 +46,9 @@ BAD_FEATURE_MAPS = ("A feature-map panel needs the first layer's output for one 
 
 def normalise_filters(kernels):
     """Scale each filter of a (kh, kw, in, out) kernel to [0, 1] on its own, as the lesson does."""
-    kernels = np.asarray(kernels, dtype=np.float64)
-    low = kernels.min(axis=(0, 1, 2), keepdims=True)
-    high = kernels.max(axis=(0, 1, 2), keepdims=True)
-    return (kernels - low) / (high - low + 1e-8)
+    from grader.lesson.checks import normalised_filters
+
+    return normalised_filters(np.asarray(kernels, dtype=np.float64))
 
 
 def save_figure(figure: Figure, path) -> Path:
@@ -173,7 +172,8 @@ def first_layer_feature_maps(model, image) -> np.ndarray:
     """Return the first Conv2D's output (height, width, filters) for one uint8 image, augmentation off."""
     import keras
 
-    first_conv = next(layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D))
-    probe = keras.Model(model.input, first_conv.output)
+    from grader.lesson.checks import first_conv
+
+    probe = keras.Model(model.inputs[0], first_conv(model).output)
     # training=False: the augmentation layers pass the image through unchanged, as in the lesson.
     return np.asarray(probe(np.asarray(image, dtype="float32")[None], training=False))[0]
