@@ -961,12 +961,17 @@ def check_filters(got, model, call):
                      f"(k - min) / (max - min + 1e-8) over axes (0, 1, 2).")
 
 
-def check_feature_maps(got, model, images, call):
-    """Return a problem unless got is the first Conv2D's output on images with training=False."""
+def first_conv_outputs(model, images):
+    """Return the first Conv2D's output on images with training=False (the augmentation layers pass them through)."""
     import keras
 
     probe = keras.Model(model.inputs[0], first_conv(model).output)
-    expected = np.asarray(probe(images.astype("float32"), training=False))
+    return np.asarray(probe(np.asarray(images, dtype="float32"), training=False))
+
+
+def check_feature_maps(got, model, images, call):
+    """Return a problem unless got is the first Conv2D's output on images with training=False."""
+    expected = first_conv_outputs(model, images)
     return _array_problems(
         got, expected, 1e-4,
         wrong_shape=f"Called {call} on {len(images)} images. It returned shape {{got}}, but the first Conv2D gives "

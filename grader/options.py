@@ -19,6 +19,9 @@ IMPORT_AFTER_PROBE_HELP = ("import Keras in the grader only after the probe ends
                            "less peak memory, a few seconds slower; run_autograder uses it)")
 PROBE_USER_HELP = ("user the student's code runs as when the grader runs as root "
                    "(default: lesson6-probe if it exists, else nobody)")
+CACHE_DIR_HELP = ("folder of the training and verdict caches, shared by `grader grade`, `grader batch` and their "
+                  "workers (default: ~/.cache/lesson6-grader/training)")
+NO_CACHE_HELP = "train the model and run every hidden test, even when an equivalent model was graded already"
 LIMIT_HELPS = {
     "import_seconds": "seconds allowed to import the submission (default: %(default)s)",
     "function_seconds": "seconds allowed to each function call in the submission (default: %(default)s)",
@@ -64,6 +67,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=LIMIT_HELPS["total_seconds"])
     parser.add_argument("--memory", dest="memory_gib", type=float, default=defaults.memory_bytes / 2**30,
                         help=LIMIT_HELPS["memory_gib"])
+
+
+def add_cache_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add --cache-dir and --no-cache (the training and verdict caches) to a command's parser."""
+    parser.add_argument("--cache-dir", help=CACHE_DIR_HELP)
+    parser.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+
+
+def cache_from_args(args: argparse.Namespace) -> dict:
+    """Return the GradingOptions fields that --cache-dir and --no-cache set."""
+    return {"cache": args.cache, "verdict_cache": args.cache, "cache_dir": args.cache_dir}
+
+
+def with_default_cache_dir(options: "GradingOptions") -> "GradingOptions":
+    """Return options whose cache, when on, has a folder: the default one unless --cache-dir named another."""
+    if not options.cache or options.cache_dir is not None:
+        return options
+    from dataclasses import replace
+
+    from grader.cache import default_directory
+
+    return replace(options, cache_dir=str(default_directory()))
 
 
 def limits_from(args: argparse.Namespace) -> Limits:

@@ -19,11 +19,8 @@ OUTPUT_HELP = "gradebook CSV to write (default: grades.csv)"
 REPORTS_HELP = ("folder for one report folder per submission, REPORTS/<id>/ (the report in every format, the "
                 "student's HTML feedback page and the training pictures, PNG), and the class summary")
 FORMAT_HELP = "also print every submission's report on stdout in this format (default: none)"
-CACHE_DIR_HELP = ("folder of the training-check cache shared by workers and runs "
-                  "(default: ~/.cache/lesson6-grader/training)")
 NO_ZYGOTE_HELP = ("start a fresh interpreter for every probe instead of forking it from a zygote that imported "
                   "Keras once (slower; grades are the same)")
-NO_CACHE_HELP = "train every submission's model, even when an equivalent one was trained already"
 ROSTER_HELP = ("CSV mapping submission ids to students: a header with `id` and any of name, email, sis_id, "
                "canvas_id, sis_login_id, section (default: the submission_metadata.yml of a Gradescope export)")
 ONLY_HELP = ("grade only these submission ids (with or without extension) and merge them into the existing "
@@ -45,8 +42,7 @@ def add_parser(commands):
     parser.add_argument("--output", default="grades.csv", help=OUTPUT_HELP)
     parser.add_argument("--reports", help=REPORTS_HELP)
     parser.add_argument("--format", dest="fmt", choices=BATCH_FORMATS, default=None, help=FORMAT_HELP)
-    parser.add_argument("--cache-dir", help=CACHE_DIR_HELP)
-    parser.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+    grading_options.add_cache_arguments(parser)
     parser.add_argument("--roster", help=ROSTER_HELP)
     parser.add_argument("--only", nargs="+", metavar="ID", help=ONLY_HELP)
     parser.add_argument("--canvas", metavar="PATH", help=CANVAS_HELP)
@@ -58,8 +54,7 @@ def add_parser(commands):
 
 def from_args(args):
     """Run main with the parsed flags."""
-    options = grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache, cache_dir=args.cache_dir,
-                                        zygote=args.zygote)
+    options = grading_options.from_args(args, **grading_options.cache_from_args(args), zygote=args.zygote)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
                 options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle)
 
@@ -71,8 +66,6 @@ def _error(message):
 def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, options=GradingOptions(), roster=None,
          only=None, canvas=None, moodle=None):
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
-    from dataclasses import replace
-
     from grader import exports
     from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
     from grader.summary import HTML_NAME, MARKDOWN_NAME
@@ -97,10 +90,7 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     except (OSError, ValueError) as error:
         _error(str(error))
         return USAGE_ERROR
-    if options.cache and options.cache_dir is None:
-        from grader.cache import default_directory
-
-        options = replace(options, cache_dir=str(default_directory()))
+    options = grading_options.with_default_cache_dir(options)
     try:
         summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=None if only else output,
                               progress=Progress(sys.stderr), ids=[ids[path] for path in paths])

@@ -12,9 +12,6 @@ PATH_HELP = "the submission: a .py file, a folder, a .ipynb notebook or a .zip"
 FORMAT_HELP = "report format: " + ", ".join(FORMATS) + " (default: text)"
 OUTPUT_HELP = "write the report to this file instead of stdout"
 REPORTS_HELP = "folder for the report in every format plus the training curve and filter grid (PNG)"
-CACHE_DIR_HELP = ("folder of the training and verdict cache shared with `grader batch` "
-                  "(default: ~/.cache/lesson6-grader/training)")
-NO_CACHE_HELP = "train the model and run every hidden test, even when an equivalent model was graded already"
 NO_SUCH_PATH = ("grader grade: no such file or folder: {path} (expected a .py file, a folder, a .ipynb notebook "
                 "or a .zip)")
 
@@ -25,8 +22,7 @@ def add_arguments(parser):
     parser.add_argument("--format", dest="fmt", choices=FORMATS, default="text", help=FORMAT_HELP)
     parser.add_argument("--output", help=OUTPUT_HELP)
     parser.add_argument("--reports", help=REPORTS_HELP)
-    parser.add_argument("--cache-dir", help=CACHE_DIR_HELP)
-    parser.add_argument("--no-cache", dest="cache", action="store_false", help=NO_CACHE_HELP)
+    grading_options.add_cache_arguments(parser)
     grading_options.add_arguments(parser)
 
 
@@ -40,8 +36,7 @@ def add_parser(commands):
 def from_args(args):
     """Run main with the parsed flags."""
     return main(path=args.path, fmt=args.fmt, output=args.output, reports=args.reports,
-                options=grading_options.from_args(args, cache=args.cache, verdict_cache=args.cache,
-                                                  cache_dir=args.cache_dir))
+                options=grading_options.from_args(args, **grading_options.cache_from_args(args)))
 
 
 def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions()):
@@ -51,12 +46,7 @@ def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions(
     if not Path(path).exists():
         print(NO_SUCH_PATH.format(path=path), file=sys.stderr)
         return 2
-    if options.cache and options.cache_dir is None:
-        from dataclasses import replace
-
-        from grader.cache import default_directory
-
-        options = replace(options, cache_dir=str(default_directory()))
+    options = grading_options.with_default_cache_dir(options)
     print(f"Grading {path} ...", file=sys.stderr)
     try:
         results = grade(path, options, report_dir=reports)
