@@ -236,3 +236,20 @@ def test_notebook_that_trains_at_top_level_is_probed_without_training(tmp_path, 
     result = run_probe(prepare(tmp_path / "lesson6.ipynb", tmp_path / "scratch"), request_data)
     assert {name: result.outcome(name).status for name in API} == {name: OK for name in API}
     assert "Epoch" not in result.output and "Downloading" not in result.output
+
+
+def test_each_filters_function_gets_the_seeded_weights(tmp_path, request_data):
+    """The probe builds the filters model once; what first_layer_filters assigns must not reach feature_maps."""
+    source = (SOLUTIONS / "filters.py").read_text().replace(
+        "    kernels = np.asarray(first_conv.get_weights()[0])\n",
+        "    kernels = np.asarray(first_conv.get_weights()[0])\n"
+        "    first_conv.kernel.assign(np.zeros_like(kernels))  # vandalises the model it was given\n")
+    assert "vandalises" in source
+    (tmp_path / "filters.py").write_text(source)
+    result = run_probe(tmp_path, request_data)
+    reference = run_probe(SOLUTIONS, request_data)
+    assert result.outcome("feature_maps").status == OK
+    np.testing.assert_array_equal(decode(result.outcome("feature_maps").value),
+                                  decode(reference.outcome("feature_maps").value))
+    np.testing.assert_array_equal(decode(result.outcome("first_layer_filters").value),
+                                  decode(reference.outcome("first_layer_filters").value))

@@ -17,6 +17,10 @@ from grader.report import FAILED, PASSED, VISIBLE, CheckResult
 HIDDEN_TESTS = Path(__file__).resolve().parent / "hidden_tests"
 CRASH_MESSAGE = "The grader could not finish this check: {error}"
 TIMEOUT_MESSAGE = "This check ran past its time limit and was stopped."
+# pytest's plugins the hidden tests never use. Leaving them out saves about 0.6 s per submission, most of it the full
+# garbage collection the unraisable-exception plugin runs at exit over TensorFlow's heap (0.2 s each, twice).
+UNUSED_PLUGINS = ("unraisableexception", "threadexception", "faulthandler", "logging", "doctest", "junitxml",
+                  "pastebin", "legacypath", "stepwise", "setuponly", "setupplan", "cacheprovider", "randomly")
 TIMEOUT_PREFIX = PYTEST_FAILURE_MESSAGE.split("%")[0]  # pytest-timeout fails a test with "Timeout (>300s) ..."
 
 
@@ -81,8 +85,8 @@ def _message(report):
 def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS, skip_parts=()):
     """Return the CheckResults of every hidden test on the session's submission, but those of skip_parts."""
     collector = _Collector(skip_parts)
-    args = [str(tests_dir), "-c", os.devnull, "--rootdir", str(tests_dir), "-p", "no:cacheprovider", "-q",
-            "-p", "no:randomly", "-W", "ignore"]
+    args = [str(tests_dir), "-c", os.devnull, "--rootdir", str(tests_dir), "-q", "-W", "ignore"]
+    args += [option for plugin in UNUSED_PLUGINS for option in ("-p", f"no:{plugin}")]
     saved = os.environ.pop("PYTEST_ADDOPTS", None)
     try:
         with contextlib.redirect_stdout(io.StringIO()):

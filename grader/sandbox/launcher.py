@@ -216,6 +216,14 @@ def outcome_from_done(event, limits, where):
                            message[:MAX_MESSAGE_CHARS], float(seconds))
 
 
+def wait_for_exit(process, timeout):
+    """Return the exit status of a child (subprocess.Popen or ZygoteChild), waiting at most timeout seconds."""
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 class RunnerWatch:
     """Follow one runner child: read its pipes, track its phase, and stop it when a limit is hit."""
 
@@ -338,7 +346,8 @@ class RunnerWatch:
             while True:
                 for key, _mask in self.selector.select(POLL_SECONDS):
                     self.read(key.fd)
-                code = self.process.poll()
+                # Both pipes at end of file: the child is exiting; wait for it rather than sleep a poll interval.
+                code = self.process.poll() if self.selector.get_map() else wait_for_exit(self.process, POLL_SECONDS)
                 if code is not None:
                     self.drain()
                     self.describe_exit(code)

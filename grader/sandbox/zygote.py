@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -83,9 +84,12 @@ class ZygoteChild:
             self.returncode = self.zygote.exit_status(self.pid, block=False)
         return self.returncode
 
-    def wait(self):
-        """Wait for the exit status the zygote reports."""
+    def wait(self, timeout=None):
+        """Wait for the exit status the zygote reports; raise subprocess.TimeoutExpired after timeout seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while self.returncode is None:
+            if deadline is not None and not self.zygote.readable(max(0.0, deadline - time.monotonic())):
+                raise subprocess.TimeoutExpired(f"probe child {self.pid}", timeout)
             self.returncode = self.zygote.exit_status(self.pid, block=True)
         return self.returncode
 
@@ -163,10 +167,16 @@ class Zygote:
             raise ZygoteError((reply or {}).get("error") or ZYGOTE_FAILED.format(why="no answer"))
         return ZygoteChild(self, reply["started"], output_read), result_read, reply["layers"], reply["uid"]
 
+    def readable(self, timeout):
+        """Return whether the zygote has a message (or closed its socket) within timeout seconds."""
+        return self.sock is None or bool(select.select([self.sock], [], [], timeout)[0])
+
     def exit_status(self, pid, *, block):
         """Return the exit status of the child pid when the zygote reports it; None if not yet (block=False)."""
-        if not block and not select.select([self.sock], [], [], 0)[0]:
+        if not block and not self.readable(0):
             return None
+        if self.sock is None:
+            return -9
         try:
             message, _fds = receive(self.sock)
         except OSError:

@@ -191,15 +191,22 @@ def call_builder(name, function, request, submission_dir, lesson):
     return value
 
 
+FILTERS_MODEL = {}  # this child's rebuild of the checker's model and its seeded weights (built once, reset per call)
+
+
 def filters_model(request, weights_path):
-    """Rebuild the checker's model from its config and give it the seeded weights."""
+    """Return the checker's model rebuilt from its config with the seeded weights (restored before every call)."""
+    if FILTERS_MODEL:
+        FILTERS_MODEL["model"].set_weights(FILTERS_MODEL["weights"])  # undo what the previous function assigned
+        return FILTERS_MODEL["model"]
     import keras
 
     spec = importlib.util.spec_from_file_location("_probe_weights", weights_path)
     weights = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(weights)
-    model = keras.models.model_from_json(request["model_config"])
-    return weights.set_seeded_weights(model, request["weights_seed"])
+    model = weights.set_seeded_weights(keras.models.model_from_json(request["model_config"]), request["weights_seed"])
+    FILTERS_MODEL.update(model=model, weights=model.get_weights())
+    return model
 
 
 def call_filters(name, function, envelope, protocol):

@@ -1,5 +1,6 @@
 """Hidden tests for the bonus filters exercise, on the lesson's network with seeded weights."""
 
+import functools
 from pathlib import Path
 
 from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
@@ -12,8 +13,9 @@ PART = "filters"
 MODEL_CONFIG = Path(__file__).with_name("filters_model.json")
 
 
+@functools.cache
 def reference():
-    """Return the lesson network with seeded weights, built by the checker."""
+    """Return the lesson network with seeded weights, built by the checker once per process (checks only read it)."""
     return set_seeded_weights(rebuild(MODEL_CONFIG.read_text(), "the grader's model"), FILTERS_WEIGHTS_SEED)
 
 
