@@ -22,6 +22,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from grader.lesson.manifest import FILTERS, SHAPE_MATH
+
 FORMAT = 1                      # bump when the entry layout or the canonical form changes
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 ACTIVATION_LAYERS = ("ReLU", "Activation")
@@ -450,6 +452,24 @@ class TrainingCache:
         """Return the key this config trains under."""
         return model_key(config_json, dataset=dataset, seed=self.seed, budget=self.budget(dataset))
 
+    def known(self, config_json, *, dataset="synthetic"):
+        """Return the outcome of an equivalent model trained before (memory or folder), None if there is none.
+
+        The config is validated as the checker validates it; anything unusual answers None (train as usual).
+        """
+        from grader.checker.rebuild import ConfigRejected, validate_config
+
+        try:
+            validate_config(config_json, "build_cnn")
+            key = self.key(config_json, dataset)
+        except (ConfigRejected, ValueError, RecursionError):
+            return None
+        outcome = self.memory.get(key) or self._read(key)
+        if outcome is not None:
+            self.hits += 1
+            self.memory[key] = outcome
+        return outcome
+
     def __call__(self, config_json, *, dataset="synthetic", **options):
         """Return the training outcome of a model config, training it only when no one has yet."""
         if options:  # a caller asking for something unusual gets a fresh run
@@ -545,6 +565,8 @@ class TrainingCache:
 
 # The parts whose hidden tests read only the model one builder returned, and that builder.
 VERDICT_PARTS = {"augmentation": "build_augmentation", "build_cnn": "build_cnn", "build_cnn_v2": "build_cnn_v2"}
+# Parts whose hidden tests read nothing but what their functions returned: keyed on those outcomes as they are.
+VALUE_PARTS = {"shape_math": SHAPE_MATH, "filters": FILTERS}
 CHECKER = Path(__file__).resolve().parent / "checker"
 VERDICT_SOURCES = (*sorted((CHECKER / "hidden_tests").glob("*.py")), CHECKER / "hidden_tests" / "points.toml",
                    CHECKER / "rebuild.py", CHECKER / "session.py", CHECKER / "run.py",
@@ -622,6 +644,17 @@ def verdict_key(part, outcome, fingerprint):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def value_key(part, outcomes, fingerprint):
+    """Return the key of a part's verdicts on exactly these function outcomes (status, value, message)."""
+    material = {"part": part, "tests": fingerprint,
+                "outcomes": [[outcome.name, outcome.status, outcome.value, outcome.message] for outcome in outcomes]}
+    try:
+        text = json.dumps(material, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 class VerdictCache:
     """The hidden tests' verdicts per part and equivalent model: memory first, then a folder of JSON entries."""
 
@@ -642,6 +675,10 @@ class VerdictCache:
         found = {}
         for part, function in VERDICT_PARTS.items():
             key = verdict_key(part, probe.outcome(function), self.fingerprint())
+            if key:
+                found[part] = key
+        for part, functions in VALUE_PARTS.items():
+            key = value_key(part, [probe.outcome(function) for function in functions], self.fingerprint())
             if key:
                 found[part] = key
         return found

@@ -7,9 +7,12 @@
 Figures are built with matplotlib.figure.Figure rather than pyplot: no global figure state to leak between
 the submissions a batch worker grades, and PNGs are rendered by Agg whatever backend the machine has.
 Each `*_figure` function returns the figure (tests read its titles and labels); each `save_*` writes a PNG of
-FIGSIZE x DPI pixels and returns its path.
+FIGSIZE x DPI pixels and returns its path. `save_outcome_pictures` draws all three for a training outcome; a batch
+hands in the same network many times, so it draws each outcome's pictures once per process and copies the bytes.
 """
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +40,11 @@ CHANCE_LEGEND = "chance {value:.2f} (1 in 10 classes)"
 LOSS_LEGEND = "training loss"
 FINAL_TEXT = "final training accuracy {train:.2f}"
 FINAL_HELD_OUT_TEXT = "held-out accuracy {held_out:.2f} (threshold {threshold:.2f}): {verdict}"
+
+OUTCOME_PICTURES = {"training_curve": "training_curve.png", "first_layer_filters": "first_layer_filters.png",
+                    "feature_maps": "feature_maps.png"}
+DRAWN_KEPT = 64              # outcomes whose PNG bytes a process keeps (about 150 KB each)
+_drawn = {}                  # digest of an outcome's pictured data -> {artifact name: PNG bytes}
 
 BAD_KERNEL = ("A filter grid needs a first-layer kernel (kernel_h, kernel_w, 3, filters) on RGB input. "
               "Received: shape {shape}")
@@ -173,3 +181,43 @@ def first_layer_feature_maps(model, image) -> np.ndarray:
     from grader.lesson.checks import first_conv_outputs
 
     return first_conv_outputs(model, np.asarray(image)[None])[0]
+
+
+# --- the pictures of one training outcome ----------------------------------------------------------------------
+
+
+def _outcome_digest(outcome) -> str:
+    """Return a digest of everything the outcome's pictures show."""
+    digest = hashlib.sha256(json.dumps([outcome.history, outcome.threshold, outcome.accuracy],
+                                       sort_keys=True, default=float).encode())
+    for array in (outcome.first_kernel, getattr(outcome, "feature_maps", None)):
+        if array is not None:
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype}{array.shape}".encode() + array.tobytes())
+    return digest.hexdigest()
+
+
+def save_outcome_pictures(outcome, folder) -> dict:
+    """Save the training curve, the filter grid and the feature-map panel of an outcome; return {name: path}.
+
+    Outcomes with the same data get the same bytes, drawn once per process.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    key = _outcome_digest(outcome)
+    if key not in _drawn:
+        paths = {"training_curve": save_training_curve(outcome.history, folder / OUTCOME_PICTURES["training_curve"],
+                                                       threshold=outcome.threshold, held_out_accuracy=outcome.accuracy),
+                 "first_layer_filters": save_filter_grid(outcome.first_kernel,
+                                                         folder / OUTCOME_PICTURES["first_layer_filters"])}
+        if getattr(outcome, "feature_maps", None) is not None:
+            paths["feature_maps"] = save_feature_maps(outcome.feature_maps, folder / OUTCOME_PICTURES["feature_maps"])
+        if len(_drawn) >= DRAWN_KEPT:
+            _drawn.pop(next(iter(_drawn)))
+        _drawn[key] = {name: path.read_bytes() for name, path in paths.items()}
+        return paths
+    paths = {}
+    for name, data in _drawn[key].items():
+        paths[name] = folder / OUTCOME_PICTURES[name]
+        paths[name].write_bytes(data)
+    return paths
