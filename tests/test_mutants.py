@@ -14,8 +14,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from grader.checker.hidden_tests.cases import NUM_CLASSES  # noqa: E402
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
+from grader.lesson.checks import NO_CONVOLUTION  # noqa: E402
 from grader.options import NO_TRAINING
 from grader.report import FAILED, PARTS  # noqa: E402
 from tests.probe_in_process import functions_of, probe_in_process  # noqa: E402
@@ -40,6 +42,7 @@ CNN_BODY = CNN_RESCALE + ''.join(                                   # build_cnn 
     ''.join('    x = ' + CONV.format(filters=f) + '(x)\n' for f in block) + POOL
     for block in ((32, 32), (64, 64), (128,))
 ) + '    x = ' + GAP + '\n'
+V2_BODY = CNN_BODY.replace('    x = ' + GAP, V2_BLOCK + '    x = ' + GAP)
 ZOOM = "            layers.RandomZoom(0.1),\n"
 AUGMENTATION_BLOCK = '            layers.RandomFlip("horizontal"),\n            layers.RandomRotation(0.05),\n' + ZOOM
 
@@ -135,7 +138,7 @@ MUTANTS = (
     Mutant("input_28x28", "cnn.py", CNN_INPUT, 'inputs = keras.Input(shape=(28, 28, 3))\n', ("build_cnn",),
            "CIFAR-10 images are (None, 32, 32, 3)"),
     Mutant("no_convolution", "cnn.py", CNN_BODY, CNN_RESCALE + "    x = layers.Flatten()(x)\n", ("build_cnn",),
-           "The model has no Conv2D layer"),
+           "Your model has no Conv2D layer"),
     # --- build_cnn_v2 -----------------------------------------------------------------------------------------
     Mutant("v2_block_without_pool", "cnn.py", V2_BLOCK, V2_BLOCK.split("\n")[0] + "\n", ("build_cnn_v2",),
            "Did you forget the new block's pool?"),
@@ -143,6 +146,8 @@ MUTANTS = (
     Mutant("v2_pool_before_new_conv", "cnn.py", V2_BLOCK,
            '    x = layers.MaxPooling2D(2)(x)\n    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n',
            ("build_cnn_v2",), "The order is wrong: the lesson has the Conv2D first, then the MaxPooling2D."),
+    Mutant("v2_no_convolution", "cnn.py", V2_BODY, CNN_RESCALE + "    x = layers.Flatten()(x)\n", ("build_cnn_v2",),
+           "Your model has no Conv2D layer"),
     Mutant("v2_sigmoid_head", "cnn.py", V2_HEAD, V2_HEAD.replace("Dense(num_classes)",
            'Dense(num_classes, activation="sigmoid")'), ("build_cnn_v2",), "The model ends in a sigmoid activation"),
     Mutant("v2_dropout_before_head", "cnn.py", V2_HEAD, V2_HEAD.replace(
@@ -223,22 +228,37 @@ def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
 
 
 # What a sound grader gives a model that is not the lesson's in a big way: the checks judging the structure it
-# lacks fail (none passes vacuously), the checks judging what it does have keep their points.
+# lacks fail (none passes vacuously), the checks judging what it does have keep their points. Each entry:
+# (part, score in that part, phrases: every failed test there says one of them, and each is said by one).
+NO_CONV_SAID = NO_CONVOLUTION.split("{judged}")[0]
 VACUOUS = {
-    # augmentation -> Rescaling -> Flatten -> Dense: input, Rescaling, logits, num_classes, the augmentation block and
-    # its identity at inference are right; stages, parameters, the comparison, GAP, max pooling and non-linearity fail.
-    "no_convolution": ("build_cnn", 13),
-    # only RandomFlip("vertical"): a Sequential named "augmentation", nothing more; having no parameters, being the
-    # identity at inference and changing images in training are judged on the lesson's layers, and it has none.
-    "vertical_flip_only": ("augmentation", 1),
+    # augmentation -> Rescaling -> Flatten -> Dense: not a CNN, so every check of the network fails with one sentence,
+    # even those (input shape, Rescaling, logits, num_classes, augmentation) whose layers it has.
+    "no_convolution": ("build_cnn", 0, (NO_CONV_SAID.format(call="build_cnn()"),
+                                        NO_CONV_SAID.format(call=f"build_cnn(num_classes={NUM_CLASSES})"))),
+    "v2_no_convolution": ("build_cnn_v2", 0, (NO_CONV_SAID.format(call="build_cnn_v2()"),
+                                              NO_CONV_SAID.format(call=f"build_cnn_v2(num_classes={NUM_CLASSES})"))),
+    # only RandomFlip("vertical"): a Sequential named "augmentation", nothing more. It loses the flip direction and
+    # the rotation and zoom; having no parameters, being the identity at inference and changing images in training
+    # are judged on the lesson's layers, and it has none of them.
+    "vertical_flip_only": ("augmentation", 1, (
+        "The augmentation has no RandomRotation; the lesson's block is RandomFlip('horizontal'), RandomRotation(0.05), "
+        "RandomZoom(0.1).",
+        "RandomFlip uses mode='vertical': vertical flips destroy CIFAR-10 labels",
+        "Called build_augmentation(). The block has RandomFlip(mode='vertical'), but none of the lesson's "
+        "RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1)",
+    )),
 }
 
 
 @pytest.mark.parametrize("mutant_id", sorted(VACUOUS))
 def test_a_model_lacking_the_lesson_s_structure_earns_no_vacuous_points(mutant_id, reference_probe, tmp_path):
     mutant = BY_ID[mutant_id]
-    part, points = VACUOUS[mutant_id]
+    part, points, phrases = VACUOUS[mutant_id]
     probe = probe_in_process(write_mutant(mutant, tmp_path / mutant.id), functions_touched(mutant),
                              reuse=reference_probe)
-    score = check(probe, submission=mutant.id, options=NO_TRAINING).part_scores()[part][0]
-    assert score == points, (mutant_id, part, score)
+    results = check(probe, submission=mutant.id, options=NO_TRAINING)
+    failures = [test.output for test in results.tests if test.part == part and test.status == FAILED]
+    assert results.part_scores()[part][0] == points, (mutant_id, part, results.part_scores()[part], failures)
+    assert all(any(phrase in output for phrase in phrases) for output in failures), failures
+    assert all(any(phrase in output for output in failures) for phrase in phrases), failures

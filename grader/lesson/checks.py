@@ -5,6 +5,8 @@ same words. Every check returns a list of problems in plain words; an empty list
 Expected values come from Keras itself (shape math) or from the lesson's table (the network).
 """
 
+import functools
+
 import numpy as np
 
 # ---------------------------------------------------------------------------------------------
@@ -293,6 +295,36 @@ def _nth(kind, index):
     return f"the {ordinal} {KIND_NAMES[kind]}"
 
 
+NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
+                  "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
+                  "activation='relu') blocks.")
+NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders return a keras.Model: end with "
+               "return keras.Model(inputs, outputs).")
+
+
+def check_has_convolutions(model, call, judged="the network"):
+    """Return a problem if the model has no Conv2D layer (or is no model): no network check can judge it then."""
+    if not hasattr(model, "layers"):
+        return [NOT_A_MODEL.format(call=call, got=type(model).__name__)]
+    if not any(type(layer).__name__ == "Conv2D" for layer in flat_layers(model)):
+        return [NO_CONVOLUTION.format(call=call, judged=judged)]
+    return []
+
+
+def needs_convolutions(judged):
+    """Make a network check fail with NO_CONVOLUTION for a model without a Conv2D, instead of passing vacuously."""
+
+    def decorate(check):
+        @functools.wraps(check)
+        def checked(model, call, *args, **kwargs):
+            return check_has_convolutions(model, call, judged) or check(model, call, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+@needs_convolutions("its input shape")
 def check_input_shape(model, call):
     """Return a problem if the model does not take 32x32x3 images."""
     inputs = getattr(model, "inputs", None)
@@ -305,6 +337,7 @@ def check_input_shape(model, call):
     return []
 
 
+@needs_convolutions("the output shape after every stage")
 def check_stage_shapes(model, call, expected):
     """Return the first place where the model's stages differ from the lesson's table, with a likely cause."""
     found = stages(model)
@@ -367,6 +400,7 @@ def _shape_hint(kind, layer, got, want):
     return ""
 
 
+@needs_convolutions("its parameter count")
 def check_param_counts(model, call, expected, total):
     """Return problems with per-stage and total parameter counts, computed from the weights' shapes."""
     problems = []
@@ -394,6 +428,7 @@ def check_param_counts(model, call, expected, total):
     return problems
 
 
+@needs_convolutions("its head")
 def check_gap_head(model, call):
     """Return a problem if the head flattens instead of using GlobalAveragePooling2D."""
     names = [type(layer).__name__ for layer in flat_layers(model)]
@@ -407,6 +442,7 @@ def check_gap_head(model, call):
     return []
 
 
+@needs_convolutions("its pooling")
 def check_max_pooling(model, call):
     """Return a problem unless the model downsamples with MaxPooling2D(2), and only with it."""
     found = flat_layers(model)
@@ -427,12 +463,10 @@ def check_max_pooling(model, call):
     return []
 
 
+@needs_convolutions("its non-linearity")
 def check_nonlinearity(model, call):
     """Return a problem if some Conv2D is not followed by a non-linearity before the next conv or dense."""
     layers_ = flat_layers(model)
-    if not any(type(layer).__name__ == "Conv2D" for layer in layers_):
-        return [f"Called {call}. The model has no Conv2D layer, so there is no convolution to follow with a "
-                f"non-linearity; the lesson's network is built from Conv2D(..., activation='relu') blocks."]
     convs = 0
     for index, layer in enumerate(layers_):
         if type(layer).__name__ != "Conv2D":
@@ -452,6 +486,7 @@ def check_nonlinearity(model, call):
     return []
 
 
+@needs_convolutions("its output layer")
 def check_logits(model, call, num_classes=10):
     """Return problems if the model does not end in Dense(num_classes) logits (no softmax)."""
     layers_ = flat_layers(model)
@@ -473,6 +508,7 @@ def check_logits(model, call, num_classes=10):
     return []
 
 
+@needs_convolutions("its Rescaling")
 def check_rescaling(model, call):
     """Return a problem unless Rescaling(1/255) sits after the augmentation and before the first Conv2D."""
     names = [type(layer).__name__ for layer in flat_layers(model)]
@@ -500,6 +536,7 @@ def check_rescaling(model, call):
     return []
 
 
+@needs_convolutions("its number of outputs")
 def check_num_classes(model, call, num_classes):
     """Return a problem unless the model outputs num_classes logits per image."""
     outputs = getattr(model, "outputs", None)
@@ -597,6 +634,12 @@ def check_augmentation_layers(model, call):
         problems.append(f"Called {call}. The augmentation also has {', '.join(others)}; the lesson's block has "
                         f"only RandomFlip, RandomRotation and RandomZoom.")
     return problems
+
+
+@needs_convolutions("the augmentation block inside it")
+def check_augmentation_inside(model, call):
+    """Return problems unless the network holds the lesson's augmentation block (see check_augmentation_layers)."""
+    return check_augmentation_layers(model, call)
 
 
 def lesson_augmentation_in(block):
@@ -730,6 +773,7 @@ def fixed_training_calls(model):
     return found
 
 
+@needs_convolutions("its behaviour at inference")
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
@@ -898,6 +942,7 @@ def _ordinal_names(specs):
     return names
 
 
+@needs_convolutions("the layer-by-layer comparison")
 def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
     import difflib
