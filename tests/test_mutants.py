@@ -157,7 +157,10 @@ MUTANTS = (
     Mutant("filters_not_normalised", "filters.py", "return (kernels - k_min) / (k_max - k_min + 1e-8)",
            "return kernels", ("filters",), "normalised filter by filter"),
     Mutant("feature_maps_training_true", "filters.py", "probe(images, training=False)",
-           "probe(images, training=True)", ("filters",), "without it the augmentation layers flip and rotate"),
+           "probe(images, training=True)", ("filters",), "Without it the augmentation layers flip and rotate"),
+    Mutant("feature_maps_rescales_images", "filters.py", "probe(images, training=False)",
+           "probe(images / 255, training=False)", ("filters",),
+           "your function rescaled the images, then the model's own Rescaling(1/255) scaled them again"),
 )
 END_TO_END = ("no_rescaling", "flip_horizontal_and_vertical", "valid_padding_one_conv", "dense_params_ignores_use_bias",
               "v2_block_without_pool")

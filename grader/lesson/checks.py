@@ -1013,15 +1013,28 @@ def first_conv_outputs(model, images):
     return np.asarray(probe(np.asarray(images, dtype="float32"), training=False))
 
 
+FEATURE_MAPS_RESCALED = ("Called {call}. The maps are the first Conv2D's output on images / 255: your function "
+                         "rescaled the images, then the model's own Rescaling(1/255) scaled them again. Pass the raw "
+                         "images to the sub-model; the model rescales them itself.")
+FEATURE_MAPS_DIFFER = ("Called {call}. The maps differ from the first Conv2D's output on the raw images with "
+                       "training=False. Did you call the sub-model with training=False? Without it the augmentation "
+                       "layers flip and rotate the probe images.")
+
+
 def check_feature_maps(got, model, images, call):
     """Return a problem unless got is the first Conv2D's output on images with training=False."""
     expected = first_conv_outputs(model, images)
-    return _array_problems(
+    problems = _array_problems(
         got, expected, 1e-4,
         wrong_shape=f"Called {call} on {len(images)} images. It returned shape {{got}}, but the first Conv2D gives "
                     f"{{expected}}.",
-        wrong_values=f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
-                     f"the augmentation layers flip and rotate the probe images.")
+        wrong_values=FEATURE_MAPS_DIFFER.format(call=call))
+    if problems and np.shape(got) == expected.shape:
+        twice = first_conv_outputs(model, np.asarray(images, dtype="float32") / 255)
+        # The maps of twice-scaled images are small: compare relative to their own size.
+        if np.allclose(got, twice, rtol=1e-4, atol=1e-4 * float(np.abs(twice).max())):
+            return [FEATURE_MAPS_RESCALED.format(call=call)]
+    return problems
 
 
 def _array_problems(got, expected, atol, *, wrong_shape, wrong_values):
