@@ -7,6 +7,7 @@ without its sandbox subprocess); a few go end to end through grade(), sandboxed 
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,10 +18,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from grader.checker.hidden_tests.cases import NUM_CLASSES  # noqa: E402
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
-from grader.lesson.checks import NO_CONVOLUTION  # noqa: E402
+from grader.lesson.checks import NO_CONVOLUTION, random_batch  # noqa: E402
 from grader.options import NO_TRAINING
 from grader.report import FAILED, PARTS  # noqa: E402
-from tests.probe_in_process import functions_of, probe_in_process  # noqa: E402
+from tests.probe_in_process import functions_of, import_submission, probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -210,6 +211,18 @@ def test_the_reference_gets_full_marks_through_the_in_process_probe(reference_pr
     results = check(reference_probe, submission="solutions", options=NO_TRAINING)
     scores = results.part_scores()
     assert all(scores[part][0] == scores[part][1] for part in GRADED_PARTS), scores
+
+
+def test_the_reference_runs_without_a_warning():
+    # Every correct student would otherwise read the reference's warnings under "What your code printed".
+    modules = import_submission(SOLUTIONS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = modules["cnn"].build_cnn()
+        modules["cnn"].build_cnn_v2()
+        modules["filters"].first_layer_filters(model)
+        modules["filters"].feature_maps(model, random_batch(size=2))
+    assert not [f"{warning.category.__name__}: {warning.message}" for warning in caught]
 
 
 def test_mutants_cover_the_lesson_s_mistakes():
