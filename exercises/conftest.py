@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+# TensorFlow's C++ log after start-up stays quiet; the start-up lines themselves are left out of every report below.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
 IMPL_HELP = "folder holding shape_math.py, augmentation.py, cnn.py and filters.py (default: exercises/)"
 
@@ -62,11 +64,20 @@ def student_error(error, traceback_, impl):
     return f"{text} {hint}" if hint else text
 
 
+def without_tensorflow_startup(sections):
+    """Return a report's captured-output sections without TensorFlow's start-up lines, and without emptied ones."""
+    import lesson_checks
+
+    kept = [(title, lesson_checks.without_tensorflow_startup(text)) for title, text in sections]
+    return [(title, text) for title, text in kept if text.strip() or not title.startswith("Captured")]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Show a stub's NotImplementedError, a check's message or the student's exception as one line, not a traceback."""
     outcome = yield
     report = outcome.get_result()
+    report.sections = without_tensorflow_startup(report.sections)
     if call.excinfo is None or report.passed:
         return
     error = call.excinfo.value

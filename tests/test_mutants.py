@@ -166,6 +166,7 @@ MUTANTS = (
 END_TO_END = ("no_rescaling", "flip_horizontal_and_vertical", "valid_padding_one_conv", "dense_params_ignores_use_bias",
               "v2_block_without_pool")
 BY_ID = {mutant.id: mutant for mutant in MUTANTS}
+OWN_LINE = "Hello from the student's shape_math.py"
 
 
 def write_mutant(mutant, folder):
@@ -240,7 +241,14 @@ def test_mutant_loses_points_only_where_its_mistake_is(mutant, reference_probe, 
 @pytest.mark.parametrize("mutant_id", END_TO_END)
 def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
     mutant = BY_ID[mutant_id]
-    assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), NO_TRAINING), mutant)
+    folder = write_mutant(mutant, tmp_path / mutant.id)
+    with (folder / "shape_math.py").open("a") as module:
+        module.write(f"\nprint({OWN_LINE!r})\n")
+    results = grade(folder, NO_TRAINING)
+    assert_loses_only_in(results, mutant)
+    # What the student reads under "What your code printed": their own line, none of TensorFlow's start-up lines
+    # and no warning from the reference's code.
+    assert results.probe_output == OWN_LINE + "\n"
 
 
 # What a sound grader gives a model that is not the lesson's in a big way: the checks judging the structure it
