@@ -12,7 +12,11 @@ from pathlib import Path
 
 import pytest
 
+# TensorFlow's C++ log after start-up stays quiet; the start-up lines themselves are left out of every report below.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 HERE = Path(__file__).resolve().parent
+KIT_FILES = {"conftest.py", "lesson_checks.py"}
+MESSAGE_CHARS = 400  # Keras's messages can quote whole tensors: the first sentences say what went wrong
 IMPL_HELP = "folder holding shape_math.py, augmentation.py, cnn.py and filters.py (default: exercises/)"
 
 
@@ -48,38 +52,57 @@ def student(pytestconfig):
     return load
 
 
-def student_error(error, traceback_, impl):
-    """Return 'Type: message (file.py:line: code)' for an exception raised in the student's files, else None."""
-    frames = [frame for frame in tb.extract_tb(traceback_) if Path(frame.filename).resolve().parent == impl]
-    if not frames:
-        return None
-    frame = frames[-1]
-    code = f": {frame.line.strip()}" if frame.line else ""
-    text = f"{type(error).__name__}: {error}".rstrip(": ") + f" ({Path(frame.filename).name}:{frame.lineno}{code})"
+def is_kit_file(path):
+    """Return whether a file is one of the kit's own here (a visible test, its checks, this conftest)."""
+    path = Path(path)
+    return path.parent == HERE and (path.name.startswith("test_") or path.name in KIT_FILES)
+
+
+def one_line(error, traceback_, impl):
+    """Return 'Type: message (file.py:line: code)' at the student's deepest frame, else the kit's, with any hint."""
+    frames = [frame for frame in tb.extract_tb(traceback_) if Path(frame.filename).resolve().parent in (impl, HERE)]
+    students = [frame for frame in frames if not is_kit_file(Path(frame.filename).resolve())]
+    text = " ".join(f"{type(error).__name__}: {error}".split()).rstrip(": ")
+    if len(text) > MESSAGE_CHARS:
+        text = text[:MESSAGE_CHARS - 3] + "..."
+    frame = (students or frames or [None])[-1]
+    if frame is not None:
+        code = f": {frame.line.strip()}" if frame.line else ""
+        owner = "" if students else "the kit's "  # raised by a check, often on a value of an unexpected type
+        text += f" ({owner}{Path(frame.filename).name}:{frame.lineno}{code})"
     import lesson_checks  # the kit's hints for errors Keras raises in plain words but without the lesson's
 
     hint = lesson_checks.exception_hint(text)
     return f"{text} {hint}" if hint else text
 
 
+def without_tensorflow_startup(sections):
+    """Return a report's captured-output sections without TensorFlow's start-up lines, and without emptied ones."""
+    import lesson_checks
+
+    kept = [(title, lesson_checks.without_tensorflow_startup(text)) for title, text in sections]
+    return [(title, text) for title, text in kept if text.strip() or not title.startswith("Captured")]
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
-    """Show a stub's NotImplementedError, a check's message or the student's exception as one line, not a traceback."""
+    """Show every failure as its message or one line (exception, message, file and line, hint), not a traceback."""
     outcome = yield
     report = outcome.get_result()
-    if call.excinfo is None or report.passed:
+    report.sections = without_tensorflow_startup(report.sections)
+    if call.excinfo is None or report.passed or report.skipped:
         return
     error = call.excinfo.value
     # The notebook loads this file as a plugin without --impl: the student's code then lives beside it.
     impl = Path(item.config.getoption("--impl", default=None) or HERE).resolve()
     if isinstance(error, NotImplementedError):
         report.longrepr = f"Not implemented yet: {error}"
-    elif isinstance(error, AssertionError) and str(error).startswith("Called "):
+    elif isinstance(error, AssertionError):
         report.longrepr = str(error).split("\nassert")[0]
-    elif student_error(error, call.excinfo.tb, impl):
-        report.longrepr = student_error(error, call.excinfo.tb, impl)
+    elif isinstance(error, pytest.fail.Exception):
+        report.longrepr = str(error)
     else:
-        return
+        report.longrepr = one_line(error, call.excinfo.tb, impl)
     if report.when == "setup":
         # A fixture that calls the student's function failed because of the student's code: that is a failed
         # test of their work, not an error in the test suite, so report it as one.

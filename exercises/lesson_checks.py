@@ -4,7 +4,11 @@
 Shared by the visible tests in exercises/ and the grader's hidden tests, so both explain a mistake in the
 same words. Every check returns a list of problems in plain words; an empty list means the check passed.
 Expected values come from Keras itself (shape math) or from the lesson's table (the network).
+It also holds the one filter that keeps TensorFlow's start-up lines out of any output a student reads.
 """
+
+import functools
+import re
 
 import numpy as np
 
@@ -294,6 +298,36 @@ def _nth(kind, index):
     return f"the {ordinal} {KIND_NAMES[kind]}"
 
 
+NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
+                  "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
+                  "activation='relu') blocks.")
+NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders return a keras.Model: end with "
+               "return keras.Model(inputs, outputs).")
+
+
+def check_has_convolutions(model, call, judged="the network"):
+    """Return a problem if the model has no Conv2D layer (or is no model): no network check can judge it then."""
+    if not hasattr(model, "layers"):
+        return [NOT_A_MODEL.format(call=call, got=type(model).__name__)]
+    if not any(type(layer).__name__ == "Conv2D" for layer in flat_layers(model)):
+        return [NO_CONVOLUTION.format(call=call, judged=judged)]
+    return []
+
+
+def needs_convolutions(judged):
+    """Make a network check fail with NO_CONVOLUTION for a model without a Conv2D, instead of passing vacuously."""
+
+    def decorate(check):
+        @functools.wraps(check)
+        def checked(model, call, *args, **kwargs):
+            return check_has_convolutions(model, call, judged) or check(model, call, *args, **kwargs)
+
+        return checked
+
+    return decorate
+
+
+@needs_convolutions("its input shape")
 def check_input_shape(model, call):
     """Return a problem if the model does not take 32x32x3 images."""
     inputs = getattr(model, "inputs", None)
@@ -306,6 +340,7 @@ def check_input_shape(model, call):
     return []
 
 
+@needs_convolutions("the output shape after every stage")
 def check_stage_shapes(model, call, expected):
     """Return the first place where the model's stages differ from the lesson's table, with a likely cause."""
     found = stages(model)
@@ -368,6 +403,7 @@ def _shape_hint(kind, layer, got, want):
     return ""
 
 
+@needs_convolutions("its parameter count")
 def check_param_counts(model, call, expected, total):
     """Return problems with per-stage and total parameter counts, computed from the weights' shapes."""
     problems = []
@@ -395,6 +431,7 @@ def check_param_counts(model, call, expected, total):
     return problems
 
 
+@needs_convolutions("its head")
 def check_gap_head(model, call):
     """Return a problem if the head flattens instead of using GlobalAveragePooling2D."""
     names = [type(layer).__name__ for layer in flat_layers(model)]
@@ -408,6 +445,7 @@ def check_gap_head(model, call):
     return []
 
 
+@needs_convolutions("its pooling")
 def check_max_pooling(model, call):
     """Return a problem unless the model downsamples with MaxPooling2D(2), and only with it."""
     found = flat_layers(model)
@@ -428,12 +466,10 @@ def check_max_pooling(model, call):
     return []
 
 
+@needs_convolutions("its non-linearity")
 def check_nonlinearity(model, call):
     """Return a problem if some Conv2D is not followed by a non-linearity before the next conv or dense."""
     layers_ = flat_layers(model)
-    if not any(type(layer).__name__ == "Conv2D" for layer in layers_):
-        return [f"Called {call}. The model has no Conv2D layer, so there is no convolution to follow with a "
-                f"non-linearity; the lesson's network is built from Conv2D(..., activation='relu') blocks."]
     convs = 0
     for index, layer in enumerate(layers_):
         if type(layer).__name__ != "Conv2D":
@@ -453,6 +489,7 @@ def check_nonlinearity(model, call):
     return []
 
 
+@needs_convolutions("its output layer")
 def check_logits(model, call, num_classes=10):
     """Return problems if the model does not end in Dense(num_classes) logits (no softmax)."""
     layers_ = flat_layers(model)
@@ -474,6 +511,7 @@ def check_logits(model, call, num_classes=10):
     return []
 
 
+@needs_convolutions("its Rescaling")
 def check_rescaling(model, call):
     """Return a problem unless Rescaling(1/255) sits after the augmentation and before the first Conv2D."""
     names = [type(layer).__name__ for layer in flat_layers(model)]
@@ -501,6 +539,7 @@ def check_rescaling(model, call):
     return []
 
 
+@needs_convolutions("its number of outputs")
 def check_num_classes(model, call, num_classes):
     """Return a problem unless the model outputs num_classes logits per image."""
     outputs = getattr(model, "outputs", None)
@@ -598,6 +637,12 @@ def check_augmentation_layers(model, call):
         problems.append(f"Called {call}. The augmentation also has {', '.join(others)}; the lesson's block has "
                         f"only RandomFlip, RandomRotation and RandomZoom.")
     return problems
+
+
+@needs_convolutions("the augmentation block inside it")
+def check_augmentation_inside(model, call):
+    """Return problems unless the network holds the lesson's augmentation block (see check_augmentation_layers)."""
+    return check_augmentation_layers(model, call)
 
 
 def lesson_augmentation_in(block):
@@ -731,6 +776,7 @@ def fixed_training_calls(model):
     return found
 
 
+@needs_convolutions("its behaviour at inference")
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
@@ -899,6 +945,7 @@ def _ordinal_names(specs):
     return names
 
 
+@needs_convolutions("the layer-by-layer comparison")
 def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
     import difflib
@@ -969,15 +1016,28 @@ def first_conv_outputs(model, images):
     return np.asarray(probe(np.asarray(images, dtype="float32"), training=False))
 
 
+FEATURE_MAPS_RESCALED = ("Called {call}. The maps are the first Conv2D's output on images / 255: your function "
+                         "rescaled the images, then the model's own Rescaling(1/255) scaled them again. Pass the raw "
+                         "images to the sub-model; the model rescales them itself.")
+FEATURE_MAPS_DIFFER = ("Called {call}. The maps differ from the first Conv2D's output on the raw images with "
+                       "training=False. Did you call the sub-model with training=False? Without it the augmentation "
+                       "layers flip and rotate the probe images.")
+
+
 def check_feature_maps(got, model, images, call):
     """Return a problem unless got is the first Conv2D's output on images with training=False."""
     expected = first_conv_outputs(model, images)
-    return _array_problems(
+    problems = _array_problems(
         got, expected, 1e-4,
         wrong_shape=f"Called {call} on {len(images)} images. It returned shape {{got}}, but the first Conv2D gives "
                     f"{{expected}}.",
-        wrong_values=f"Called {call}. The maps differ from the first Conv2D's output with training=False: without it "
-                     f"the augmentation layers flip and rotate the probe images.")
+        wrong_values=FEATURE_MAPS_DIFFER.format(call=call))
+    if problems and np.shape(got) == expected.shape:
+        twice = first_conv_outputs(model, np.asarray(images, dtype="float32") / 255)
+        # The maps of twice-scaled images are small: compare relative to their own size.
+        if np.allclose(got, twice, rtol=1e-4, atol=1e-4 * float(np.abs(twice).max())):
+            return [FEATURE_MAPS_RESCALED.format(call=call)]
+    return problems
 
 
 def _array_problems(got, expected, atol, *, wrong_shape, wrong_values):
@@ -988,3 +1048,27 @@ def _array_problems(got, expected, atol, *, wrong_shape, wrong_values):
     if not np.allclose(got, expected, atol=atol):
         return [wrong_values]
     return []
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorFlow's start-up lines: its C++ core prints them while TensorFlow is imported, before Python can silence
+# them (TF_CPP_MIN_LOG_LEVEL silences only what comes later), and never because of the student's code. Wherever
+# a student reads captured output (the grader's "What your code printed", `pytest exercises`), they are left out.
+# ---------------------------------------------------------------------------------------------
+
+TENSORFLOW_STARTUP_LINES = (
+    r"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    # absl's C++ log, e.g. "I0000 00:00:1795321218.202723    5856 port.cc:153] oneDNN custom operations are on."
+    # (also cuda drivers, cuInit, the CPU-feature note)
+    r"[IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w./-]+:\d+\] ",
+    # TensorFlow's own C++ log before 2.16: "2024-01-31 10:00:00.123456: I tensorflow/core/...cc:182] ..."
+    r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+: [IWEF] [\w./-]+:\d+\] ",
+    # the second line of the CPU-feature note, printed without a log prefix
+    r"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags",
+)
+_TENSORFLOW_STARTUP = re.compile("|".join(f"(?:{pattern})" for pattern in TENSORFLOW_STARTUP_LINES))
+
+
+def without_tensorflow_startup(text: str) -> str:
+    """Return text without the lines TensorFlow's C++ core prints at start-up."""
+    return "".join(line for line in text.splitlines(keepends=True) if not _TENSORFLOW_STARTUP.match(line))

@@ -51,7 +51,7 @@ def test_outputs_logits(built):
 
 def test_augmentation_inside_the_model(built):
     name, model = built
-    problems = checks.check_augmentation_layers(model, f"{name}()")
+    problems = checks.check_augmentation_inside(model, f"{name}()")
     assert not problems, "\n".join(problems)
 
 

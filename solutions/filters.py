@@ -33,9 +33,11 @@ def first_layer_filters(model):
 def feature_maps(model, images):
     """Return the first Conv2D's output on images, computed with training=False.
 
-    Build a sub-model from model.inputs to the first Conv2D's output and call it with training=False,
-    so the augmentation layers leave the probe images alone. For the lesson's network and one image
-    the result has shape (1, 32, 32, 32).
+    Build a sub-model from model.input to the first Conv2D's output and call it with training=False,
+    so the augmentation layers leave the probe images alone. Pass the raw images: the model's own
+    Rescaling scales them. For the lesson's network and one image the result has shape (1, 32, 32, 32).
+    (The lesson writes model.inputs, a list of one tensor: Keras 3 then warns when the sub-model is called
+    with one array instead of a list. model.input is that one tensor.)
 
     Args:
         model: a built Functional keras.Model containing at least one Conv2D.
@@ -44,10 +46,10 @@ def feature_maps(model, images):
     Returns:
         A numpy array of shape (N, height, width, filters).
     """
-    # TODO: Build keras.Model(model.inputs, first_conv.output) and call it on images with training=False.
+    # TODO: Build keras.Model(model.input, first_conv.output) and call it on images with training=False.
     # BEGIN SOLUTION
     first_conv = next(layer for layer in _all_layers(model) if isinstance(layer, keras.layers.Conv2D))
-    probe = keras.Model(model.inputs, first_conv.output)
+    probe = keras.Model(model.input, first_conv.output)
     return np.asarray(probe(images, training=False))
     # END SOLUTION
 

@@ -2,17 +2,19 @@
 
 import ast
 import json
+import shutil
 import xml.etree.ElementTree as ET
 
 import pytest
 
+from grader.lesson.checks import without_tensorflow_startup
 from grader.lesson.manifest import MODULES, SIGNATURES
 from grader.lesson.stubs import NOT_IMPLEMENTED, STUB_MODULES, STUDENT_CHECKS, make_stub, student_checks
 from tests.conftest import EXERCISES, SOLUTIONS, run_python
 
 
 def visible_tests(tmp_path, *extra):
-    """Run `pytest exercises` with extra options; return (exit code, {test id: failure message or None})."""
+    """Run `pytest exercises` with extra options; return (exit code, {test id: failure message or None}, output)."""
     report = tmp_path / "visible.xml"
     done = run_python("-m", "pytest", "exercises", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", *extra)
     outcomes = {}
@@ -20,25 +22,46 @@ def visible_tests(tmp_path, *extra):
         problem = case.find("failure")
         problem = case.find("error") if problem is None else problem
         outcomes[f"{case.get('classname')}::{case.get('name')}"] = None if problem is None else problem.get("message")
-    return done.returncode, outcomes
+    return done.returncode, outcomes, done.stdout + done.stderr
 
 
 def test_solutions_pass_every_visible_test(tmp_path):
-    code, outcomes = visible_tests(tmp_path, "--impl", "solutions")
+    code, outcomes, printed = visible_tests(tmp_path, "--impl", "solutions")
     failed = {name: message for name, message in outcomes.items() if message is not None}
     assert code == 0 and not failed, failed
     assert len(outcomes) >= 40
+    assert "warnings summary" not in printed, printed  # the reference makes Keras warn about nothing
 
 
 def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
-    code, outcomes = visible_tests(tmp_path)
+    code, outcomes, printed = visible_tests(tmp_path)
     assert code == 1
+    assert without_tensorflow_startup(printed) == printed, "TensorFlow's start-up lines reached the student"
     errors = [case.get("name") for case in ET.parse(tmp_path / "visible.xml").getroot().iter("testcase")
               if case.find("error") is not None]
     assert not errors, f"untouched stubs must read as failures, not errors at setup: {errors}"
     assert outcomes and all(message is not None for message in outcomes.values()), outcomes
     for name, message in outcomes.items():
         assert "Not implemented yet" in message and "is not implemented yet" in message, (name, message)
+def test_an_exception_that_is_not_the_student_s_reads_as_one_line(tmp_path):
+    # build_augmentation returns a tuple of layers: the kit's checks then raise on a value of an unexpected type,
+    # and the student's cnn.py raises calling it. Every failure must read as one line, never a traceback.
+    impl = tmp_path / "odd"
+    shutil.copytree(SOLUTIONS, impl, ignore=shutil.ignore_patterns("__pycache__"))
+    augmentation = impl / "augmentation.py"
+    augmentation.write_text(augmentation.read_text().replace("return keras.Sequential(", "return (")
+                            .replace('name="augmentation",', ""))
+    code, outcomes, printed = visible_tests(tmp_path, "--impl", str(impl), "-k", "augmentation")
+    errors = [case.get("name") for case in ET.parse(tmp_path / "visible.xml").getroot().iter("testcase")
+              if case.find("error") is not None]
+    assert code == 1 and not errors, errors
+    messages = [message for message in outcomes.values() if message is not None]
+    assert len(messages) >= 5 and all("\n" not in message for message in messages), messages
+    assert "\nE   " not in printed and "site-packages" not in printed, printed  # no traceback's "E   " lines
+    assert "AttributeError: 'tuple' object has no attribute 'layers' (the kit's lesson_checks.py:" in printed
+    assert "TypeError: 'tuple' object is not callable (cnn.py:" in printed
+
+
 REGENERATE = ("python -c \"from grader.lesson.stubs import write_student_files; "
               "write_student_files('solutions', 'exercises')\"")
 

@@ -7,6 +7,7 @@ without its sandbox subprocess); a few go end to end through grade(), sandboxed 
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,11 +15,13 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from grader.checker.hidden_tests.cases import NUM_CLASSES  # noqa: E402
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
+from grader.lesson.checks import NO_CONVOLUTION, random_batch  # noqa: E402
 from grader.options import NO_TRAINING
 from grader.report import FAILED, PARTS  # noqa: E402
-from tests.probe_in_process import functions_of, probe_in_process  # noqa: E402
+from tests.probe_in_process import functions_of, import_submission, probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
@@ -40,6 +43,7 @@ CNN_BODY = CNN_RESCALE + ''.join(                                   # build_cnn 
     ''.join('    x = ' + CONV.format(filters=f) + '(x)\n' for f in block) + POOL
     for block in ((32, 32), (64, 64), (128,))
 ) + '    x = ' + GAP + '\n'
+V2_BODY = CNN_BODY.replace('    x = ' + GAP, V2_BLOCK + '    x = ' + GAP)
 ZOOM = "            layers.RandomZoom(0.1),\n"
 AUGMENTATION_BLOCK = '            layers.RandomFlip("horizontal"),\n            layers.RandomRotation(0.05),\n' + ZOOM
 
@@ -135,7 +139,7 @@ MUTANTS = (
     Mutant("input_28x28", "cnn.py", CNN_INPUT, 'inputs = keras.Input(shape=(28, 28, 3))\n', ("build_cnn",),
            "CIFAR-10 images are (None, 32, 32, 3)"),
     Mutant("no_convolution", "cnn.py", CNN_BODY, CNN_RESCALE + "    x = layers.Flatten()(x)\n", ("build_cnn",),
-           "The model has no Conv2D layer"),
+           "Your model has no Conv2D layer"),
     # --- build_cnn_v2 -----------------------------------------------------------------------------------------
     Mutant("v2_block_without_pool", "cnn.py", V2_BLOCK, V2_BLOCK.split("\n")[0] + "\n", ("build_cnn_v2",),
            "Did you forget the new block's pool?"),
@@ -143,6 +147,8 @@ MUTANTS = (
     Mutant("v2_pool_before_new_conv", "cnn.py", V2_BLOCK,
            '    x = layers.MaxPooling2D(2)(x)\n    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n',
            ("build_cnn_v2",), "The order is wrong: the lesson has the Conv2D first, then the MaxPooling2D."),
+    Mutant("v2_no_convolution", "cnn.py", V2_BODY, CNN_RESCALE + "    x = layers.Flatten()(x)\n", ("build_cnn_v2",),
+           "Your model has no Conv2D layer"),
     Mutant("v2_sigmoid_head", "cnn.py", V2_HEAD, V2_HEAD.replace("Dense(num_classes)",
            'Dense(num_classes, activation="sigmoid")'), ("build_cnn_v2",), "The model ends in a sigmoid activation"),
     Mutant("v2_dropout_before_head", "cnn.py", V2_HEAD, V2_HEAD.replace(
@@ -152,11 +158,15 @@ MUTANTS = (
     Mutant("filters_not_normalised", "filters.py", "return (kernels - k_min) / (k_max - k_min + 1e-8)",
            "return kernels", ("filters",), "normalised filter by filter"),
     Mutant("feature_maps_training_true", "filters.py", "probe(images, training=False)",
-           "probe(images, training=True)", ("filters",), "without it the augmentation layers flip and rotate"),
+           "probe(images, training=True)", ("filters",), "Without it the augmentation layers flip and rotate"),
+    Mutant("feature_maps_rescales_images", "filters.py", "probe(images, training=False)",
+           "probe(images / 255, training=False)", ("filters",),
+           "your function rescaled the images, then the model's own Rescaling(1/255) scaled them again"),
 )
 END_TO_END = ("no_rescaling", "flip_horizontal_and_vertical", "valid_padding_one_conv", "dense_params_ignores_use_bias",
               "v2_block_without_pool")
 BY_ID = {mutant.id: mutant for mutant in MUTANTS}
+OWN_LINE = "Hello from the student's shape_math.py"
 
 
 def write_mutant(mutant, folder):
@@ -204,6 +214,18 @@ def test_the_reference_gets_full_marks_through_the_in_process_probe(reference_pr
     assert all(scores[part][0] == scores[part][1] for part in GRADED_PARTS), scores
 
 
+def test_the_reference_runs_without_a_warning():
+    # Every correct student would otherwise read the reference's warnings under "What your code printed".
+    modules = import_submission(SOLUTIONS)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = modules["cnn"].build_cnn()
+        modules["cnn"].build_cnn_v2()
+        modules["filters"].first_layer_filters(model)
+        modules["filters"].feature_maps(model, random_batch(size=2))
+    assert not [f"{warning.category.__name__}: {warning.message}" for warning in caught]
+
+
 def test_mutants_cover_the_lesson_s_mistakes():
     assert len(MUTANTS) >= 22 and len(BY_ID) == len(MUTANTS)
     assert {part for mutant in MUTANTS for part in mutant.parts} >= set(GRADED_PARTS) - {"filters"}
@@ -219,26 +241,48 @@ def test_mutant_loses_points_only_where_its_mistake_is(mutant, reference_probe, 
 @pytest.mark.parametrize("mutant_id", END_TO_END)
 def test_mutant_end_to_end_through_the_sandboxed_probe(mutant_id, tmp_path):
     mutant = BY_ID[mutant_id]
-    assert_loses_only_in(grade(write_mutant(mutant, tmp_path / mutant.id), NO_TRAINING), mutant)
+    folder = write_mutant(mutant, tmp_path / mutant.id)
+    with (folder / "shape_math.py").open("a") as module:
+        module.write(f"\nprint({OWN_LINE!r})\n")
+    results = grade(folder, NO_TRAINING)
+    assert_loses_only_in(results, mutant)
+    # What the student reads under "What your code printed": their own line, none of TensorFlow's start-up lines
+    # and no warning from the reference's code.
+    assert results.probe_output == OWN_LINE + "\n"
 
 
 # What a sound grader gives a model that is not the lesson's in a big way: the checks judging the structure it
-# lacks fail (none passes vacuously), the checks judging what it does have keep their points.
+# lacks fail (none passes vacuously), the checks judging what it does have keep their points. Each entry:
+# (part, score in that part, phrases: every failed test there says one of them, and each is said by one).
+NO_CONV_SAID = NO_CONVOLUTION.split("{judged}")[0]
 VACUOUS = {
-    # augmentation -> Rescaling -> Flatten -> Dense: input, Rescaling, logits, num_classes, the augmentation block and
-    # its identity at inference are right; stages, parameters, the comparison, GAP, max pooling and non-linearity fail.
-    "no_convolution": ("build_cnn", 13),
-    # only RandomFlip("vertical"): a Sequential named "augmentation", nothing more; having no parameters, being the
-    # identity at inference and changing images in training are judged on the lesson's layers, and it has none.
-    "vertical_flip_only": ("augmentation", 1),
+    # augmentation -> Rescaling -> Flatten -> Dense: not a CNN, so every check of the network fails with one sentence,
+    # even those (input shape, Rescaling, logits, num_classes, augmentation) whose layers it has.
+    "no_convolution": ("build_cnn", 0, (NO_CONV_SAID.format(call="build_cnn()"),
+                                        NO_CONV_SAID.format(call=f"build_cnn(num_classes={NUM_CLASSES})"))),
+    "v2_no_convolution": ("build_cnn_v2", 0, (NO_CONV_SAID.format(call="build_cnn_v2()"),
+                                              NO_CONV_SAID.format(call=f"build_cnn_v2(num_classes={NUM_CLASSES})"))),
+    # only RandomFlip("vertical"): a Sequential named "augmentation", nothing more. It loses the flip direction and
+    # the rotation and zoom; having no parameters, being the identity at inference and changing images in training
+    # are judged on the lesson's layers, and it has none of them.
+    "vertical_flip_only": ("augmentation", 1, (
+        "The augmentation has no RandomRotation; the lesson's block is RandomFlip('horizontal'), RandomRotation(0.05), "
+        "RandomZoom(0.1).",
+        "RandomFlip uses mode='vertical': vertical flips destroy CIFAR-10 labels",
+        "Called build_augmentation(). The block has RandomFlip(mode='vertical'), but none of the lesson's "
+        "RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1)",
+    )),
 }
 
 
 @pytest.mark.parametrize("mutant_id", sorted(VACUOUS))
 def test_a_model_lacking_the_lesson_s_structure_earns_no_vacuous_points(mutant_id, reference_probe, tmp_path):
     mutant = BY_ID[mutant_id]
-    part, points = VACUOUS[mutant_id]
+    part, points, phrases = VACUOUS[mutant_id]
     probe = probe_in_process(write_mutant(mutant, tmp_path / mutant.id), functions_touched(mutant),
                              reuse=reference_probe)
-    score = check(probe, submission=mutant.id, options=NO_TRAINING).part_scores()[part][0]
-    assert score == points, (mutant_id, part, score)
+    results = check(probe, submission=mutant.id, options=NO_TRAINING)
+    failures = [test.output for test in results.tests if test.part == part and test.status == FAILED]
+    assert results.part_scores()[part][0] == points, (mutant_id, part, results.part_scores()[part], failures)
+    assert all(any(phrase in output for phrase in phrases) for output in failures), failures
+    assert all(any(phrase in output for output in failures) for phrase in phrases), failures

@@ -12,7 +12,6 @@ its own tests.
 
 import json
 import os
-import re
 import selectors
 import shutil
 import site
@@ -27,6 +26,7 @@ from pathlib import Path
 
 from grader import protocol
 from grader.lesson import manifest
+from grader.lesson.checks import without_tensorflow_startup
 from grader.protocol import CRASHED, ERROR, NOT_RUN, OK, RUNNER_STATUSES, TIMEOUT, FunctionOutcome, ProbeResult
 from grader.sandbox import isolation
 from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper
@@ -93,14 +93,6 @@ def format_bytes(size):
 # --- one child run --------------------------------------------------------------------------------------
 
 
-# TensorFlow's own start-up lines (absl logging before InitializeLog, oneDNN, CUDA and CPU-feature notes):
-# printed by every import, never by the student, and no environment variable silences them in TF 2.21.
-TENSORFLOW_NOISE = re.compile(
-    r"(WARNING: All log messages before absl::InitializeLog\(\)"
-    r"|[IWE]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ [\w.]+:\d+\]"
-    r"|To enable the following instructions: .* rebuild TensorFlow)")
-
-
 class Output:
     """Keep the first output_chars characters the probe printed and count the rest."""
 
@@ -121,8 +113,7 @@ class Output:
 
     def text(self):
         """Return the kept output without TensorFlow's start-up log, with a note of how much was cut."""
-        text = b"".join(self.chunks).decode("utf-8", "replace")
-        text = "".join(line for line in text.splitlines(keepends=True) if not TENSORFLOW_NOISE.match(line))
+        text = without_tensorflow_startup(b"".join(self.chunks).decode("utf-8", "replace"))
         return text + (OUTPUT_TRUNCATED.format(count=self.dropped) if self.dropped else "")
 
 

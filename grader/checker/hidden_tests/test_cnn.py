@@ -7,7 +7,7 @@ from grader.checker.session import expect
 from grader.lesson.checks import (
     EXPECTED_STAGES,
     TOTAL_PARAMS,
-    check_augmentation_layers,
+    check_augmentation_inside,
     check_gap_head,
     check_input_shape,
     check_logits,
@@ -86,7 +86,7 @@ def test_respects_num_classes(grading, part):
 
 def test_augmentation_block_inside(model, part):
     """the augmentation block inside the model"""
-    expect(check_augmentation_layers(model, f"{part}()"))
+    expect(check_augmentation_inside(model, f"{part}()"))
 
 
 def test_augmentation_identity_inside_model(model, part):

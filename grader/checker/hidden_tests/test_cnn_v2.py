@@ -1,7 +1,7 @@
 """Hidden test for build_cnn_v2's new block: the lesson's hand math, checked one number at a time."""
 
 from grader.checker.session import expect
-from grader.lesson.checks import layer_params, stages
+from grader.lesson.checks import check_has_convolutions, layer_params, stages
 
 PART = "build_cnn_v2"
 CALL = "build_cnn_v2()"
@@ -9,7 +9,9 @@ CALL = "build_cnn_v2()"
 
 def test_new_block(grading):
     """new block: Conv2D(256) with 295,168 parameters, pool to (2, 2, 256), head 2,570"""
-    found = stages(grading.model("build_cnn_v2"))
+    model = grading.model("build_cnn_v2")
+    expect(check_has_convolutions(model, CALL, "its new block"))
+    found = stages(model)
     convs = [(layer, shape) for kind, layer, shape in found if kind == "conv"]
     pools = [shape for kind, _, shape in found if kind == "pool"]
     dense = [layer for kind, layer, _ in found if kind == "dense"]
