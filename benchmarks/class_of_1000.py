@@ -142,18 +142,23 @@ def main(argv=None):
                        "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"),
                        *extra]  # flags for both kits (e.g. --no-training)
             shutil.rmtree(root / "cache", ignore_errors=True)
-            started = time.perf_counter()
+            started, before = time.perf_counter(), os.times()
             done = subprocess.run(command, cwd=kit, capture_output=True, text=True,
                                   env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            seconds = time.perf_counter() - started
+            seconds, after = time.perf_counter() - started, os.times()
             if done.returncode != 0:
                 print(done.stderr[-3000:], file=sys.stderr)
                 return done.returncode
+            cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
             each = timings[label] = seconds / len(chosen)
-            print(f"{label}: {done.stderr.strip().splitlines()[-1]}")
+            for line in done.stderr.strip().splitlines()[-2:]:  # the batch's closing line: training runs, errors
+                print(f"{label}: {line}")
             print(f"{label}: grader batch --jobs {args.jobs}, empty cache: {seconds:.1f} s for {len(chosen)}, "
-                  f"{each:.2f} s per submission; projection for {len(written)}: {each * len(written) / 60:.1f} min; "
-                  f"load {os.getloadavg()[0]:.2f}", flush=True)
+                  f"{each:.2f} s per submission, {cpu:.0f} CPU-s; load {os.getloadavg()[0]:.2f}", flush=True)
+            if len(chosen) < len(written):
+                print(f"{label}: linear projection for {len(written)}: {each * len(written) / 60:.1f} min (an upper "
+                      f"bound: the sample trains nearly every distinct network the whole class has; "
+                      f"--sample {len(written)} grades the whole class)", flush=True)
         if args.before:
             print(f"ratio this kit / before: {timings['this kit'] / timings['before']:.2f} x")
         print(f"load average at end: {os.getloadavg()[0]:.2f}")
