@@ -43,7 +43,8 @@ from grader.sandbox import landlock
 
 DEFAULT_PROBE_USER = "lesson6-probe"
 FALLBACK_PROBE_USER = "nobody"
-DEFAULT_MAX_PROCESSES = 64
+# RLIMIT_NPROC counts threads too: TensorFlow starts two pools of one thread per core, plus a few of its own.
+DEFAULT_MAX_PROCESSES = 64 + 2 * (os.cpu_count() or 1)
 FILE_SIZE_LIMIT = 256 * 2**20
 KIT_PACKAGES = ("grader", "solutions", "exercises")
 KIT_DISTRIBUTION = "lesson6_grader"
