@@ -10,7 +10,6 @@ process of the uid killed at the end. Where the grader is not root or no such in
 import dataclasses
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
