@@ -8,6 +8,7 @@ process of the uid killed at the end. Where the grader is not root or no such in
 """
 
 import dataclasses
+import multiprocessing
 import os
 import shutil
 import subprocess
@@ -34,7 +35,7 @@ import os, signal, subprocess
 def conv_output_size(n, kernel_size, strides=1, padding="valid"):
     return 0
 
-print("uid", os.getuid())
+print("uid", os.getuid(), "gid", os.getgid())
 for target in ({kit!r}, {etc!r}):
     try:
         with open(target, "a") as handle:
@@ -84,6 +85,9 @@ def sleepers(marker):
 @pytest.mark.parametrize("layers", ["every layer", "the user layer alone"])
 def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path, monkeypatch, layers):
     python = probe_python()
+    # A uid of this test process's own: kill_uid must not reach a probe that another grader on this machine runs
+    # as the shared account at the same time (the batch workers' rule; the account itself: see test_deployment).
+    monkeypatch.setattr(isolation, "_OWN_UID", True)
     if layers == "the user layer alone":  # Landlock and the network namespace off: the uid must stop it all
         machine = dataclasses.replace(isolation.host(), landlock_abi=0, netns_flags=0, netns_error="left out")
         monkeypatch.setattr(isolation, "host", lambda: machine)
@@ -106,10 +110,10 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
     held = {layer["name"]: layer for layer in result.isolation}
     if not held[isolation.USER]["held"]:
         pytest.skip(f"the user layer does not hold here: {held[isolation.USER]['reason']}")
-    uid = isolation.probe_account().pw_uid
+    uid, gid = isolation.worker_uid(), isolation.probe_account().pw_gid
     assert held[isolation.NPROC]["held"] and held[isolation.LANDLOCK_FS]["held"] == (layers == "every layer")
     output = result.output
-    assert f"uid {uid}\n" in output and uid != 0, output
+    assert f"uid {uid} gid {gid}\n" in output and uid != 0, output
     assert "WROTE" not in output and "SIGNALLED" not in output, output
     assert output.count("blocked: PermissionError") == 3, output  # the kit's file, /etc, the signals
     assert KIT_FILE.read_bytes() == kit_before and not planted_in_etc and victim_state != "T"
@@ -133,3 +137,57 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
         f"user {isolation.probe_account().pw_name} cannot be used: it cannot run the interpreter {python}; "
         "the probe runs as root"))
     assert layers[isolation.CAPABILITIES].held and not layers[isolation.NPROC].held and plan.uid is None
+
+
+# --- a uid per batch worker ---------------------------------------------------------------------------------
+
+
+def probe_in_a_worker(submission, per_worker, queue):
+    """Run one probe in this (spawned) process as a batch worker does; put (output, import message, user layer)."""
+    isolation.give_probes_a_uid_per_process(per_worker)
+    result = run_probe(submission, probe_request(), python=SYSTEM_PYTHON,
+                       limits=Limits(import_seconds=30, total_seconds=60))
+    [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
+    queue.put((result.output, result.import_message, user))
+
+
+@pytest.mark.parametrize("uids", ["a uid per worker", "one shared account"])
+def test_one_workers_probe_ending_spares_another_workers_probe(tmp_path, uids):
+    probe_python()
+    context = multiprocessing.get_context("spawn")
+    per_worker = uids == "a uid per worker"
+    slow, quick = tmp_path / "slow", tmp_path / "quick"
+    for folder, source in ((slow, "import time\ntime.sleep(6)\nprint('survived')\n"), (quick, "print('quick')\n")):
+        folder.mkdir()
+        (folder / "shape_math.py").write_text(source)
+    queues = {name: context.Queue() for name in ("slow", "quick")}
+    slow_worker = context.Process(target=probe_in_a_worker, args=(slow, per_worker, queues["slow"]))
+    slow_worker.start()
+    slow_uid = isolation.worker_uid(slow_worker.pid) if per_worker else isolation.probe_account().pw_uid
+    deadline = time.monotonic() + 60
+    while not isolation.processes_of(slow_uid) and slow_worker.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.05)  # until the slow probe's child runs: then the quick probe's end must spare it
+    quick_worker = context.Process(target=probe_in_a_worker, args=(quick, per_worker, queues["quick"]))
+    quick_worker.start()
+    quick_output, _message, quick_user = queues["quick"].get(timeout=120)
+    slow_output, slow_message, slow_user = queues["slow"].get(timeout=120)
+    for worker in (slow_worker, quick_worker):
+        worker.join(10)
+    if not slow_user["held"]:
+        pytest.skip(f"the user layer does not hold here: {slow_user['reason']}")
+    assert quick_output == "quick\n", quick_output
+    if not per_worker:
+        assert slow_user == quick_user and "killed by signal 9" in slow_message, (slow_message, slow_output)
+        return  # control: with one account, the quick probe's kill_uid killed the slow one
+    assert slow_user["reason"].startswith(f"runs as uid {slow_uid}, a uid of this grading process's own")
+    assert quick_user["reason"].startswith(f"runs as uid {isolation.worker_uid(quick_worker.pid)}")
+    assert slow_output == "survived\n" and not slow_message, (slow_message, slow_output)
+
+
+def test_a_uid_an_account_has_is_never_a_workers_own(tmp_path):
+    probe_python()
+    (tmp_path / "scratch").mkdir()
+    with isolation.plan(tmp_path / "scratch", python=SYSTEM_PYTHON, probe_uid=os.getuid() or 1) as plan:
+        [user] = [layer for layer in plan.layers if layer.name == isolation.USER]
+    assert plan.uid == isolation.probe_account().pw_uid, user
+    assert "of its own could not be used: it belongs to the account" in user.reason

@@ -6,7 +6,9 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - rlimits         address space, file size, no core dumps, death with the launcher (always held);
 - user            when the grader runs as root, the probe runs as an unprivileged user (`lesson6-probe`, made by
                   `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
-                  kit nor signal the grader;
+                  kit nor signal the grader. A batch worker's probes get a uid of that worker's own instead
+                  (`worker_uid()`, in that account's group), so that killing every process of one probe's uid
+                  never reaches a probe of another worker;
 - capabilities    when the probe stays root after all, it keeps no capability (no mount, module, raw I/O, ptrace);
 - no_new_privs    no set-uid program or file capability gives anything back;
 - landlock_fs     (Linux >= 5.13) writes only inside scratch; reads only the interpreter, the system folders and
@@ -42,6 +44,9 @@ from typing import NamedTuple
 from grader.sandbox import landlock
 
 DEFAULT_PROBE_USER = "lesson6-probe"
+# Uids WORKER_UID_BASE + pid: no account needed (setuid takes any number), unique among live processes, and above
+# every range that useradd (< 60,000), subordinate-uid files (100,000 + 65,536 n) or systemd (< 0x70000000) hand out.
+WORKER_UID_BASE = 2_000_000_000
 FALLBACK_PROBE_USER = "nobody"
 # RLIMIT_NPROC counts threads too: TensorFlow starts two pools of one thread per core, plus a few of its own.
 DEFAULT_MAX_PROCESSES = 64 + 2 * (os.cpu_count() or 1)
@@ -254,13 +259,32 @@ def ensure_probe_user(name: str = DEFAULT_PROBE_USER) -> int:
     return pwd.getpwnam(name).pw_uid
 
 
-def _unreachable(account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
-    """Return why the account cannot run python or read one of paths ("" when it can), asked as that user."""
+_OWN_UID = False
+
+
+def give_probes_a_uid_per_process(enabled: bool = True) -> None:
+    """Make the probes this process plans run as worker_uid() instead of the probe account's uid (batch workers)."""
+    global _OWN_UID
+    _OWN_UID = enabled
+
+
+def uid_per_process() -> bool:
+    """Return whether this process's probes get worker_uid() (see give_probes_a_uid_per_process)."""
+    return _OWN_UID
+
+
+def worker_uid(pid: int | None = None) -> int:
+    """Return the probe uid of the process pid (default this one): WORKER_UID_BASE + pid."""
+    return WORKER_UID_BASE + (os.getpid() if pid is None else pid)
+
+
+def _unreachable(uid: int, gid: int, python: Path, paths: Sequence[Path]) -> str:
+    """Return why uid cannot run python or read one of paths ("" when it can), asked as that user."""
 
     def check():
         os.setgroups([])
-        os.setgid(account.pw_gid)
-        os.setuid(account.pw_uid)
+        os.setgid(gid)
+        os.setuid(uid)
         if not os.access(python, os.X_OK):
             return {"error": f"it cannot run the interpreter {python}"}
         for path in paths:
@@ -490,7 +514,7 @@ class Plan:
 def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] = (), *,
          probe_user: str | None = None, memory_bytes: int = 4 * 2**30, require: bool = False,
          max_processes: int = DEFAULT_MAX_PROCESSES, python: Path | str = sys.executable,
-         skip: Collection[str] = ()) -> Plan:
+         skip: Collection[str] = (), probe_uid: int | None = None) -> Plan:
     """Find the layers this machine allows for a probe, give scratch to the probe's user, and return the Plan.
 
     scratch: the probe's only writable folder (cwd, HOME, TMPDIR); chowned, recursively, to the probe's user.
@@ -498,6 +522,8 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         the runner and the files it loads by path. blocked: what no rule may cover (the kit's tree, its
         site-packages entries: see kit_paths()); a readable folder that contains one is allowed entry by entry.
     probe_user: the account the probe runs as when the grader is root (default lesson6-probe, else nobody).
+    probe_uid: a uid to run as instead of the account's, in its group (default worker_uid() in a process that called
+        give_probes_a_uid_per_process(), else none); where it cannot be used, the account's uid is.
     require: raise RuntimeError unless every need of REQUIREMENTS is met.
     python: the interpreter the probe runs (the probe's user must be able to run it).
     skip: layers to leave out (see SKIPPABLE), for tests and benchmarks.
@@ -510,7 +536,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
     result = Plan(scratch=scratch, layers=[Layer(RLIMITS, True, limits)], memory_bytes=memory_bytes,
                   max_processes=max_processes, _last_cap=machine.last_cap, _linux=machine.is_linux,
                   _outer_ids=(os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0))
-    _plan_user(result, machine, scratch, readable, probe_user, python, skip)
+    _plan_user(result, machine, scratch, readable, probe_user, python, skip, probe_uid)
     linux = "" if machine.is_linux else f"not Linux ({sys.platform})"
     result.layers.append(Layer(NO_NEW_PRIVS, machine.is_linux, linux or "prctl(PR_SET_NO_NEW_PRIVS)"))
     _plan_landlock(result, machine, scratch, [*runtime_paths(python), *readable], blocked, skip)
@@ -534,7 +560,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
 
 
 def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], probe_user: str | None,
-               python: Path | str, skip: Collection[str]) -> None:
+               python: Path | str, skip: Collection[str], probe_uid: int | None) -> None:
     """Add the user and capabilities layers; chown scratch when the probe gets a user of its own."""
     if not machine.is_root:
         reason = "the grader does not run as root: the probe runs as the grader's own user"
@@ -545,11 +571,21 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
     else:
         account = probe_account(probe_user)
         python = Path(os.path.realpath(python))
-        reason = _unreachable(account, python, [*runtime_paths(python), *readable])
+        paths = [*runtime_paths(python), *readable]
+        if probe_uid is None and _OWN_UID:
+            probe_uid = worker_uid()
+        own_uid_note = ""
+        if probe_uid is not None:
+            reason = _own_uid_unusable(probe_uid, account, python, paths)
+            if not reason:
+                _give_user(result, scratch, probe_uid, account, f"runs as uid {probe_uid}, a uid of this grading "
+                           f"process's own, in the group of {account.pw_name}")
+                return
+            own_uid_note = f"; uid {probe_uid} of its own could not be used: {reason}"
+        reason = _unreachable(account.pw_uid, account.pw_gid, python, paths)
         if not reason:
-            chown_tree(scratch, account.pw_uid, account.pw_gid)
-            result.uid, result.gid, result.user = account.pw_uid, account.pw_gid, account.pw_name
-            result.layers.append(Layer(USER, True, f"runs as {account.pw_name} (uid {account.pw_uid})"))
+            _give_user(result, scratch, account.pw_uid, account,
+                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}")
             return
         reason = f"user {account.pw_name} cannot be used: {reason}"
     result.layers.append(Layer(USER, False, f"{reason}; the probe runs as root"))
@@ -558,6 +594,21 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
     else:
         result._drop_caps = True
         result.layers.append(Layer(CAPABILITIES, True, "root without any capability"))
+
+
+def _own_uid_unusable(uid: int, account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
+    """Return why uid cannot be the probe's own ("" when it can): an account has it, or setuid to it fails."""
+    try:
+        return f"it belongs to the account {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return _unreachable(uid, account.pw_gid, python, paths)
+
+
+def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str) -> None:
+    """Make uid (in the account's group) the probe's user: scratch becomes its own, the user layer holds."""
+    chown_tree(scratch, uid, account.pw_gid)
+    result.uid, result.gid, result.user = uid, account.pw_gid, account.pw_name
+    result.layers.append(Layer(USER, True, reason))
 
 
 def _plan_landlock(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], blocked: Sequence[Path],

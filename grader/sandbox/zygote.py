@@ -23,6 +23,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from grader.sandbox import isolation
 from grader.sandbox.launcher import KIT_ROOT, RUNNER, Limits, child_environment, sandbox_plan, site_dirs
 
 START_SECONDS = 180            # importing Keras on a loaded machine
@@ -145,7 +146,8 @@ class Zygote:
         result_read, result_write = os.pipe()
         output_read, output_write = os.pipe()
         request = {"workdir": str(workdir), "envelope": envelope, "limits": limits.__dict__, "require": require,
-                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user}
+                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user,
+                   "uid_per_process": isolation.uid_per_process()}
         try:
             send(self.sock, request, [result_write, output_write])
             reply, _fds = receive(self.sock)
@@ -209,8 +211,6 @@ def _load_runner():
 
 def serve(fd):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
-    from grader.sandbox import isolation
-
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
     isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
     import keras  # noqa: F401  - the point of the zygote: children start with Keras imported
@@ -224,6 +224,7 @@ def serve(fd):
         if request is None:
             os._exit(0)
         workdir = Path(request["workdir"])
+        isolation.give_probes_a_uid_per_process(request["uid_per_process"])  # a batch worker's: the zygote's own
         try:
             plan = sandbox_plan(workdir, Limits(**request["limits"]), probe_user=request["probe_user"],
                                 require=request["require"], sites=request["envelope"]["site_dirs"])
