@@ -16,6 +16,8 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - landlock_net    (Landlock ABI >= 4) no TCP bind or connect at all;
 - landlock_scope  (Landlock ABI >= 6) no signal and no abstract unix socket to any process outside the probe;
 - netns           a network namespace of its own: no interface but a loopback that is down;
+- cgroup          (cgroup v2, where this process may make a child cgroup) a cgroup of its own per probe: every
+                  process the probe starts, however it escapes, is in it, and `cgroup.kill` ends them all at once;
 - nproc           at most `max_processes` processes for the probe's uid (RLIMIT_NPROC counts per uid, so only a uid
                   of its own gives it meaning; root is never limited).
 
@@ -35,6 +37,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
+import uuid
 import warnings
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -57,8 +61,11 @@ KIT_DISTRIBUTION = "lesson6_grader"
 RLIMITS, USER, CAPABILITIES, NO_NEW_PRIVS = "rlimits", "user", "capabilities", "no_new_privs"
 LANDLOCK_FS, LANDLOCK_NET, LANDLOCK_SCOPE, NETNS, NPROC = (
     "landlock_fs", "landlock_net", "landlock_scope", "netns", "nproc")
+CGROUP = "cgroup"
 # Layers a caller may leave out (tests and benchmarks do, one layer at a time); "landlock" leaves out all three.
-SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC})
+SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC, CGROUP})
+CGROUP_PREFIX = "lesson6-probe-"
+CGROUP_KILL_SECONDS = 5
 # What require=True insists on: each need is met by any one of its layers.
 REQUIREMENTS = (
     ("writes only inside scratch and nothing of the kit readable", (LANDLOCK_FS,)),
@@ -189,6 +196,8 @@ class Host:
     netns_flags: int      # CLONE_* flags that give a child its own network namespace, 0 when none do
     netns_error: str
     last_cap: int
+    cgroup_base: str = ""   # the cgroup v2 folder this process may make probe cgroups in, "" when none
+    cgroup_error: str = ""
 
 
 def _host_check(is_root: bool, abi: int) -> dict:
@@ -223,8 +232,83 @@ def host() -> Host:
     abi = landlock.abi_version()
     answer = _in_child(lambda: _host_check(is_root, abi))
     error = answer.get("error", "")
+    cgroup_base, cgroup_error = _cgroup_check()
     return Host(True, is_root, abi, answer.get("landlock_error", error), answer.get("netns_flags", 0),
-                answer.get("netns_error", error), _last_capability())
+                answer.get("netns_error", error), _last_capability(), cgroup_base, cgroup_error)
+
+
+# --- the probe's cgroup ---------------------------------------------------------------------------------------
+
+
+def _cgroup_folder() -> Path:
+    """Return the cgroup v2 folder of this process; raise OSError saying why there is none."""
+    mounts = [line.split(" - ")[0].split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if " - cgroup2 " in line]
+    own = [line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")]
+    if not mounts or not own:
+        raise OSError(errno.ENOENT, "no cgroup v2 hierarchy is mounted" if not mounts else
+                      "this process is in no cgroup v2 group")
+    folder = Path(mounts[0]) / own[0].lstrip("/")
+    if not folder.is_dir():
+        raise OSError(errno.ENOENT, f"this process's cgroup {own[0]} is not under {mounts[0]}")
+    return folder
+
+
+def _cgroup_check() -> tuple[str, str]:
+    """Return (folder, "") where a child cgroup can be made, entered and killed, else ("", why not)."""
+    try:
+        base = _cgroup_folder()
+        _remove_stale_cgroups(base)
+        trial = make_cgroup(base)
+    except OSError as error:
+        return "", f"cgroup v2: {error}"
+    try:
+        if not (trial / "cgroup.kill").exists():
+            return "", "cgroup v2 without cgroup.kill (Linux < 5.14)"
+        entered = _in_child(lambda: (trial / "cgroup.procs").write_text("0") and {})
+        if entered.get("error"):
+            return "", f"cgroup v2: a child cannot enter {trial}: {entered['error']}"
+        return str(base), ""
+    finally:
+        remove_cgroup(trial)
+
+
+def _remove_stale_cgroups(base: Path) -> None:
+    """Kill and remove the probe cgroups of graders that died without removing theirs (named by their pid)."""
+    for folder in base.glob(f"{CGROUP_PREFIX}*"):
+        pid = folder.name[len(CGROUP_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                remove_cgroup(folder)
+            except OSError:
+                pass  # another grader is removing it
+
+
+def make_cgroup(base: Path | str) -> Path:
+    """Make a new cgroup for one probe under base; return its folder."""
+    folder = Path(base) / f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    return folder
+
+
+def kill_cgroup(folder: Path) -> None:
+    """Kill every process in the cgroup at once (cgroup.kill) and wait until it is empty."""
+    try:
+        (folder / "cgroup.kill").write_text("1")
+    except FileNotFoundError:
+        return  # already removed
+    deadline = time.monotonic() + CGROUP_KILL_SECONDS
+    while "populated 1" in (folder / "cgroup.events").read_text() and time.monotonic() < deadline:
+        time.sleep(0.005)
+
+
+def remove_cgroup(folder: Path) -> None:
+    """Kill what is left in the cgroup and remove it."""
+    kill_cgroup(folder)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        pass
 
 
 # --- the probe's user ---------------------------------------------------------------------------------------
@@ -444,6 +528,7 @@ class Plan:
     user: str | None = None
     memory_bytes: int = 4 * 2**30
     max_processes: int = DEFAULT_MAX_PROCESSES
+    cgroup: Path | None = None   # the probe's own cgroup (kill_cgroup(cgroup) kills all it started), None when none
     _ruleset: landlock.Ruleset | None = None
     _netns_flags: int = 0
     _drop_caps: bool = False
@@ -470,7 +555,12 @@ class Plan:
             raise RuntimeError("Expected an open plan; received one already closed, whose Landlock rules are gone")
         uses_nproc, no_new_privs, launcher = self.held(NPROC), self.held(NO_NEW_PRIVS), os.getpid()
 
+        cgroup_procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
+
         def apply() -> None:
+            if cgroup_procs:  # first: from here on, every process this child starts is in the probe's cgroup
+                with open(cgroup_procs, "w") as procs:
+                    procs.write("0")
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
@@ -498,11 +588,18 @@ class Plan:
 
         return apply
 
-    def close(self) -> None:
+    def close_ruleset(self) -> None:
         """Close the Landlock ruleset (children already started keep their restrictions)."""
         if self._ruleset is not None:
             self._ruleset.close()
             self._ruleset = None
+
+    def close(self) -> None:
+        """Close the Landlock ruleset, kill every process left in the probe's cgroup and remove the cgroup."""
+        self.close_ruleset()
+        if self.cgroup is not None:
+            remove_cgroup(self.cgroup)
+            self.cgroup = None
 
     def __enter__(self) -> "Plan":
         return self
@@ -547,6 +644,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         result.layers.append(Layer(NETNS, True, "a network namespace of its own: no interface is up"))
     else:
         result.layers.append(Layer(NETNS, False, machine.netns_error))
+    _plan_cgroup(result, machine, skip)
     if NPROC in skip or result.uid is None:
         reason = "left out by the caller" if NPROC in skip else "the probe has no uid of its own to count"
         result.layers.append(Layer(NPROC, False, reason))
@@ -609,6 +707,21 @@ def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd
     chown_tree(scratch, uid, account.pw_gid)
     result.uid, result.gid, result.user = uid, account.pw_gid, account.pw_name
     result.layers.append(Layer(USER, True, reason))
+
+
+def _plan_cgroup(result: Plan, machine: Host, skip: Collection[str]) -> None:
+    """Add the cgroup layer: a cgroup of the probe's own, where this process may make one."""
+    if CGROUP in skip:
+        result.layers.append(Layer(CGROUP, False, "left out by the caller"))
+    elif not machine.cgroup_base:
+        result.layers.append(Layer(CGROUP, False, machine.cgroup_error or "not Linux"))
+    else:
+        try:
+            result.cgroup = make_cgroup(machine.cgroup_base)
+        except OSError as error:
+            result.layers.append(Layer(CGROUP, False, f"cgroup v2: {error}"))
+            return
+        result.layers.append(Layer(CGROUP, True, "a cgroup of its own, killed whole at the end"))
 
 
 def _plan_landlock(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], blocked: Sequence[Path],

@@ -442,7 +442,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
         if zygote is None:
             plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox, python=python)
             result.isolation = plan.as_dict()["layers"]
-            processes = ProbeProcesses(token, uid=plan.uid)
+            processes = ProbeProcesses(token, uid=plan.uid, cgroup=plan.cgroup)
 
             def start():
                 return start_runner(workdir, envelope, plan, token, python)

@@ -244,11 +244,12 @@ def serve(fd):
         pid = os.fork()
         if pid == 0:
             _child(request, fds, apply, runner, base_path)
-        plan.close()
+        plan.close_ruleset()
         for item in fds:
             os.close(item)
         send(sock, {"started": pid, "layers": plan.as_dict()["layers"], "uid": plan.uid})
         _pid, status = os.waitpid(pid, 0)
+        plan.close()  # kills whatever the child left in its cgroup (escaped with setsid, an emptied environment...)
         send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
