@@ -5,7 +5,8 @@
 Times `python -I -S -c "import numpy"` (site-packages appended by hand, as the runner does) started with
 Popen(preexec_fn=...) `--runs` times each way, interleaved: with `isolation.plan(...).preexec()` and with a preexec
 that sets only the rlimits and the death signal (what the launcher did before). Also times `isolation.plan()`
-itself, which the launcher calls once per submission. `--keras N` adds N starts of `import keras` each way.
+itself, which the launcher calls once per submission, and the teardown after each probe: `Plan.close()` (kills and
+removes the probe's cgroup) and `kill_uid()` (one forked child). `--keras N` adds N starts of `import keras` each way.
 Prints medians and ratios; asserts nothing. When this interpreter lies where the probe's user cannot reach it
 (pyenv under /root), the system interpreter of the same version runs the child, so the user layer is measured too.
 """
@@ -97,13 +98,23 @@ def main():
         seconds = time.perf_counter() - started
         print(f"isolation.host() (once per process, forks one test child): {seconds * 1000:.1f} ms")
         python = pick_python(scratch)
-        plans = []
+        plans, closes, kills = [], [], []
         for _ in range(args.runs):
             started = time.perf_counter()
             plan = make_plan(scratch, python)
             plans.append(time.perf_counter() - started)
+            started = time.perf_counter()
             plan.close()
+            closes.append(time.perf_counter() - started)
+            if plan.uid is not None:
+                started = time.perf_counter()
+                isolation.kill_uid(plan.uid)
+                kills.append(time.perf_counter() - started)
         print(f"isolation.plan() x{args.runs} (once per submission): median {statistics.median(plans) * 1000:.1f} ms")
+        print(f"Plan.close() x{args.runs} (once per submission; the cgroup killed and removed): "
+              f"median {statistics.median(closes) * 1000:.1f} ms")
+        if kills:
+            print(f"kill_uid() x{args.runs} (once per probe end): median {statistics.median(kills) * 1000:.1f} ms")
         with make_plan(scratch, python) as plan:
             held = ", ".join(layer.name for layer in plan.layers if layer.held)
             print(f"child interpreter {python}; layers held: {held}")

@@ -28,11 +28,11 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
 IS_ROOT = os.geteuid() == 0
 EVERYTHING_BUT = {
-    isolation.USER: {"landlock", isolation.NETNS},
-    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS},
-    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS},
-    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS},
-    isolation.NETNS: {isolation.USER, "landlock"},
+    isolation.USER: {"landlock", isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.NETNS: {isolation.USER, "landlock", isolation.CGROUP},
     isolation.CGROUP: {isolation.USER, "landlock", isolation.NETNS},
     "none": {isolation.USER, "landlock", isolation.NETNS, isolation.NPROC, isolation.CGROUP},
 }
@@ -332,7 +332,8 @@ def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
     plan, python = plan_holding(area, isolation.USER, max_processes=20)
     if layer == "none":
         plan.close()
-        plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC})
+        plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC,
+                                                                           isolation.CGROUP})
     uid = plan.uid
     assert plan.held(isolation.NPROC) == (layer == isolation.NPROC), plan.layers
     try:
