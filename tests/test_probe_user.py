@@ -19,7 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from grader.batch import grade_batch
 from grader.checker.hidden_tests.cases import probe_request
+from grader.options import GradingOptions
+from grader.report import GradingResults
 from grader.sandbox import Limits, isolation, run_probe
 from tests.conftest import ROOT
 
@@ -191,3 +194,20 @@ def test_a_uid_an_account_has_is_never_a_workers_own(tmp_path):
         [user] = [layer for layer in plan.layers if layer.name == isolation.USER]
     assert plan.uid == isolation.probe_account().pw_uid, user
     assert "of its own could not be used: it belongs to the account" in user.reason
+
+
+def uid_reporting_grader(path, options, trainer, reports=None, submission=None):
+    """Grade nothing: note whether this batch worker gives its probes a uid of its own, which, and its pid."""
+    note = f"{isolation.uid_per_process()} {isolation.worker_uid()} {os.getpid()}"
+    return GradingResults(submission=submission, tests=[], notes=[note], execution_time=0.0)
+
+
+def test_every_batch_worker_gives_its_probes_a_uid_of_its_own(tmp_path):
+    for name in ("alice.py", "bob.py"):
+        (tmp_path / name).write_text("")
+    summary = grade_batch(sorted(tmp_path.iterdir()), jobs=2, options=GradingOptions(training=False),
+                          grader=uid_reporting_grader)
+    notes = [results.notes[0].split() for results in summary.results]
+    assert [on for on, _uid, _pid in notes] == ["True", "True"], notes
+    assert all(int(uid) == isolation.WORKER_UID_BASE + int(pid) for _on, uid, pid in notes), notes
+    assert len({pid for _on, _uid, pid in notes}) == 2 and not isolation.uid_per_process(), notes
