@@ -1,12 +1,13 @@
 """What the isolation layers cost one probe start, side by side with the process limits alone.
 
-    python benchmarks/sandbox_overhead.py [--runs 20] [--keras 0]
+    python benchmarks/sandbox_overhead.py [--runs 20] [--keras 0] [--skip LAYER ...]
 
 Times `python -I -S -c "import numpy"` (site-packages appended by hand, as the runner does) started with
 Popen(preexec_fn=...) `--runs` times each way, interleaved: with `isolation.plan(...).preexec()` and with a preexec
 that sets only the rlimits and the death signal (what the launcher did before). Also times `isolation.plan()`
 itself, which the launcher calls once per submission, and the teardown after each probe: `Plan.close()` (kills and
 removes the probe's cgroup) and `kill_uid()` (one forked child). `--keras N` adds N starts of `import keras` each way.
+`--skip` leaves layers out of the sandboxed side (see isolation.SKIPPABLE), to tell one layer's share.
 Prints medians and ratios; asserts nothing. When this interpreter lies where the probe's user cannot reach it
 (pyenv under /root), the system interpreter of the same version runs the child, so the user layer is measured too.
 """
@@ -44,9 +45,9 @@ def limits_only(memory_bytes):
     return preexec
 
 
-def make_plan(scratch, python):
+def make_plan(scratch, python, skip=()):
     """Return the plan the launcher would make: read site-packages, block the kit."""
-    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python)
+    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python, skip=skip)
 
 
 def pick_python(scratch):
@@ -87,6 +88,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keras", type=int, default=0, help="starts of `import keras` each way (slow: ~10 s each)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(isolation.SKIPPABLE),
+                        help="layers to leave out of the sandboxed side")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
           f"load average {os.getloadavg()}")
@@ -115,7 +118,7 @@ def main():
               f"median {statistics.median(closes) * 1000:.1f} ms")
         if kills:
             print(f"kill_uid() x{args.runs} (once per probe end): median {statistics.median(kills) * 1000:.1f} ms")
-        with make_plan(scratch, python) as plan:
+        with make_plan(scratch, python, args.skip) as plan:
             held = ", ".join(layer.name for layer in plan.layers if layer.held)
             print(f"child interpreter {python}; layers held: {held}")
             compare(python, "import numpy", args.runs, scratch, plan)
