@@ -293,13 +293,13 @@ def make_cgroup(base: Path | str) -> Path:
 
 def kill_cgroup(folder: Path) -> None:
     """Kill every process in the cgroup at once (cgroup.kill) and wait until it is empty."""
+    deadline = time.monotonic() + CGROUP_KILL_SECONDS
     try:
         (folder / "cgroup.kill").write_text("1")
+        while "populated 1" in (folder / "cgroup.events").read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)
     except FileNotFoundError:
-        return  # already removed
-    deadline = time.monotonic() + CGROUP_KILL_SECONDS
-    while "populated 1" in (folder / "cgroup.events").read_text() and time.monotonic() < deadline:
-        time.sleep(0.005)
+        pass  # already removed
 
 
 def remove_cgroup(folder: Path) -> None:
