@@ -60,28 +60,37 @@ def pick_python(scratch):
     return Path(sys.executable)
 
 
-def start(python, code, scratch, preexec):
-    """Start one child, wait for it; return its wall seconds."""
+def start(python, code, scratch, preexec, home):
+    """Start one child with HOME and TMPDIR in home (as the launcher does); return its (wall, CPU) seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([str(python), "-I", "-S", "-c", f"import sys; sys.path.append({str(SITE)!r}); {code}"],
                           check=False, cwd=scratch, capture_output=True,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(home),
+                               "TMPDIR": str(home)},
                           start_new_session=True, preexec_fn=preexec)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"the child failed with status {done.returncode}: {done.stderr.decode()[-1500:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def compare(python, code, runs, scratch, plan):
     """Time runs starts each way, interleaved; print medians and the ratio."""
     sandboxed, bare = [], []
+    homes = [scratch / "home-sandboxed", scratch / "home-limits-only"]  # the probe's user may own neither's files
+    for home in homes:
+        home.mkdir(exist_ok=True)
+        home.chmod(0o777)
     for _ in range(runs):
-        sandboxed.append(start(python, code, scratch, plan.preexec()))
-        bare.append(start(python, code, scratch, limits_only(plan.memory_bytes)))
-    with_plan, without = statistics.median(sandboxed), statistics.median(bare)
-    print(f"{code!r:30} x{runs}: median {with_plan * 1000:7.1f} ms sandboxed, {without * 1000:7.1f} ms limits only, "
-          f"ratio {with_plan / without:.3f}, difference {(with_plan - without) * 1000:+.1f} ms")
+        sandboxed.append(start(python, code, scratch, plan.preexec(), homes[0]))
+        bare.append(start(python, code, scratch, limits_only(plan.memory_bytes), homes[1]))
+    for kind, index in (("wall", 0), ("CPU", 1)):  # CPU time (user + sys) shifts less with the machine's load
+        with_plan = statistics.median(times[index] for times in sandboxed)
+        without = statistics.median(times[index] for times in bare)
+        print(f"{code!r:24} x{runs} {kind:4}: median {with_plan * 1000:7.1f} ms sandboxed, {without * 1000:7.1f} ms "
+              f"limits only, ratio {with_plan / without:.3f}, difference {(with_plan - without) * 1000:+.1f} ms")
 
 
 def main():
