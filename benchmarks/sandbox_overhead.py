@@ -1,11 +1,13 @@
 """What the isolation layers cost one probe start, side by side with the process limits alone.
 
-    python benchmarks/sandbox_overhead.py [--runs 20] [--keras 0]
+    python benchmarks/sandbox_overhead.py [--runs 20] [--keras 0] [--skip LAYER ...]
 
 Times `python -I -S -c "import numpy"` (site-packages appended by hand, as the runner does) started with
 Popen(preexec_fn=...) `--runs` times each way, interleaved: with `isolation.plan(...).preexec()` and with a preexec
 that sets only the rlimits and the death signal (what the launcher did before). Also times `isolation.plan()`
-itself, which the launcher calls once per submission. `--keras N` adds N starts of `import keras` each way.
+itself, which the launcher calls once per submission, and the teardown after each probe: `Plan.close()` (kills and
+removes the probe's cgroup) and `kill_uid()` (one forked child). `--keras N` adds N starts of `import keras` each way.
+`--skip` leaves layers out of the sandboxed side (see isolation.SKIPPABLE), to tell one layer's share.
 Prints medians and ratios; asserts nothing. When this interpreter lies where the probe's user cannot reach it
 (pyenv under /root), the system interpreter of the same version runs the child, so the user layer is measured too.
 """
@@ -43,9 +45,9 @@ def limits_only(memory_bytes):
     return preexec
 
 
-def make_plan(scratch, python):
+def make_plan(scratch, python, skip=()):
     """Return the plan the launcher would make: read site-packages, block the kit."""
-    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python)
+    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python, skip=skip)
 
 
 def pick_python(scratch):
@@ -58,34 +60,45 @@ def pick_python(scratch):
     return Path(sys.executable)
 
 
-def start(python, code, scratch, preexec):
-    """Start one child, wait for it; return its wall seconds."""
+def start(python, code, scratch, preexec, home):
+    """Start one child with HOME and TMPDIR in home (as the launcher does); return its (wall, CPU) seconds."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     done = subprocess.run([str(python), "-I", "-S", "-c", f"import sys; sys.path.append({str(SITE)!r}); {code}"],
                           check=False, cwd=scratch, capture_output=True,
-                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3"},
+                          env={"PATH": "/usr/bin:/bin", "TF_CPP_MIN_LOG_LEVEL": "3", "HOME": str(home),
+                               "TMPDIR": str(home)},
                           start_new_session=True, preexec_fn=preexec)
     seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
         raise SystemExit(f"the child failed with status {done.returncode}: {done.stderr.decode()[-1500:]}")
-    return seconds
+    return seconds, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def compare(python, code, runs, scratch, plan):
     """Time runs starts each way, interleaved; print medians and the ratio."""
     sandboxed, bare = [], []
+    homes = [scratch / "home-sandboxed", scratch / "home-limits-only"]  # the probe's user may own neither's files
+    for home in homes:
+        home.mkdir(exist_ok=True)
+        home.chmod(0o777)
     for _ in range(runs):
-        sandboxed.append(start(python, code, scratch, plan.preexec()))
-        bare.append(start(python, code, scratch, limits_only(plan.memory_bytes)))
-    with_plan, without = statistics.median(sandboxed), statistics.median(bare)
-    print(f"{code!r:30} x{runs}: median {with_plan * 1000:7.1f} ms sandboxed, {without * 1000:7.1f} ms limits only, "
-          f"ratio {with_plan / without:.3f}, difference {(with_plan - without) * 1000:+.1f} ms")
+        sandboxed.append(start(python, code, scratch, plan.preexec(), homes[0]))
+        bare.append(start(python, code, scratch, limits_only(plan.memory_bytes), homes[1]))
+    for kind, index in (("wall", 0), ("CPU", 1)):  # CPU time (user + sys) shifts less with the machine's load
+        with_plan = statistics.median(times[index] for times in sandboxed)
+        without = statistics.median(times[index] for times in bare)
+        print(f"{code!r:24} x{runs} {kind:4}: median {with_plan * 1000:7.1f} ms sandboxed, {without * 1000:7.1f} ms "
+              f"limits only, ratio {with_plan / without:.3f}, difference {(with_plan - without) * 1000:+.1f} ms")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--keras", type=int, default=0, help="starts of `import keras` each way (slow: ~10 s each)")
+    parser.add_argument("--skip", nargs="*", default=[], choices=sorted(isolation.SKIPPABLE),
+                        help="layers to leave out of the sandboxed side")
     args = parser.parse_args()
     print(f"{platform.node()}: {os.cpu_count()} CPUs, {platform.platform()}, Python {platform.python_version()}, "
           f"load average {os.getloadavg()}")
@@ -97,14 +110,24 @@ def main():
         seconds = time.perf_counter() - started
         print(f"isolation.host() (once per process, forks one test child): {seconds * 1000:.1f} ms")
         python = pick_python(scratch)
-        plans = []
+        plans, closes, kills = [], [], []
         for _ in range(args.runs):
             started = time.perf_counter()
             plan = make_plan(scratch, python)
             plans.append(time.perf_counter() - started)
+            started = time.perf_counter()
             plan.close()
+            closes.append(time.perf_counter() - started)
+            if plan.uid is not None:
+                started = time.perf_counter()
+                isolation.kill_uid(plan.uid)
+                kills.append(time.perf_counter() - started)
         print(f"isolation.plan() x{args.runs} (once per submission): median {statistics.median(plans) * 1000:.1f} ms")
-        with make_plan(scratch, python) as plan:
+        print(f"Plan.close() x{args.runs} (once per submission; the cgroup killed and removed): "
+              f"median {statistics.median(closes) * 1000:.1f} ms")
+        if kills:
+            print(f"kill_uid() x{args.runs} (once per probe end): median {statistics.median(kills) * 1000:.1f} ms")
+        with make_plan(scratch, python, args.skip) as plan:
             held = ", ".join(layer.name for layer in plan.layers if layer.held)
             print(f"child interpreter {python}; layers held: {held}")
             compare(python, "import numpy", args.runs, scratch, plan)

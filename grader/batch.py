@@ -142,6 +142,9 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     global WORKER_ZYGOTE
     limit_memory(getattr(options, "worker_memory_bytes", None))
+    from grader.sandbox import isolation
+
+    isolation.give_probes_a_uid_per_process()  # as root: a uid per worker, so one probe's kill_uid spares the others'
     if grader is grade_one:
         from grader.grade import _warm_up_keras
 

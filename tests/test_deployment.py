@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -100,15 +101,44 @@ def run_script(script, root, env, timeout):
                           env={**os.environ, "AUTOGRADER_ROOT": str(root), "TF_CPP_MIN_LOG_LEVEL": "3", **env})
 
 
+def gradescope_python():
+    """Return the python3 setup.sh should find: the system's, as on Gradescope, where the probe's user can run it."""
+    system = Path("/usr/bin/python3")
+    if os.geteuid() == 0 and system.exists() and subprocess.run([str(system), "-m", "ensurepip", "--version"],
+                                                                 capture_output=True).returncode == 0:
+        return str(system.resolve())
+    return interpreter("3.11")
+
+
+def assert_probe_user(results):
+    """As root (Gradescope's case) the probe ran as lesson6-probe; otherwise the report says why not."""
+    user = next(layer for layer in results["extra_data"]["sandbox"] if layer["name"] == "user")
+    if os.geteuid() == 0:
+        assert user["held"] and user["reason"].startswith("runs as lesson6-probe (uid "), user
+    else:
+        assert not user["held"] and "does not run as root" in user["reason"], user
+
+
 def test_gradescope_setup_and_run_autograder_on_a_fake_tree(wheel, tmp_path):
     from grader.integrations.gradescope import build_autograder_zip
 
-    root = tmp_path / "autograder"
+    # Gradescope's /autograder and the venv are open to other users; pytest's tmp_path (mode 700) is not.
+    area = Path(tempfile.mkdtemp(prefix="lesson6-gradescope-"))
+    area.chmod(0o755)
+    root = area / "autograder"
     zipped = build_autograder_zip(tmp_path / "autograder.zip", kit_source=wheel, grade_args="--no-training")
     with zipfile.ZipFile(zipped) as archive:
         archive.extractall(root / "source")
-    venv = tmp_path / "gradescope-venv"
-    env = {"GRADER_VENV": str(venv), "PATH": f"{Path(interpreter('3.11')).parent}:{os.environ['PATH']}"}
+    venv = area / "gradescope-venv"
+    env = {"GRADER_VENV": str(venv), "PATH": f"{Path(gradescope_python()).parent}:{os.environ['PATH']}"}
+    try:
+        grade_on_the_fake_tree(root, env, tmp_path)
+    finally:
+        shutil.rmtree(area, ignore_errors=True)
+
+
+def grade_on_the_fake_tree(root, env, tmp_path):
+    """Run setup.sh, then run_autograder on the reference and on a mutant; check both reports."""
     setup = run_script(root / "source" / "setup.sh", root, env, INSTALL_SECONDS)
     assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
     assert f"the known-correct submission got {90 + BONUS} / 90" in setup.stdout
@@ -120,3 +150,4 @@ def test_gradescope_setup_and_run_autograder_on_a_fake_tree(wheel, tmp_path):
         assert done.returncode == 0, done.stdout[-3000:]
         results = json.loads((root / "results" / "results.json").read_text())
         (assert_full_marks if name == "reference" else assert_mutant_loses_in_build_cnn)(results)
+        assert_probe_user(results)

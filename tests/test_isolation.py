@@ -28,12 +28,13 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
 IS_ROOT = os.geteuid() == 0
 EVERYTHING_BUT = {
-    isolation.USER: {"landlock", isolation.NETNS},
-    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS},
-    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS},
-    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS},
-    isolation.NETNS: {isolation.USER, "landlock"},
-    "none": {isolation.USER, "landlock", isolation.NETNS, isolation.NPROC},
+    isolation.USER: {"landlock", isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS, isolation.CGROUP},
+    isolation.NETNS: {isolation.USER, "landlock", isolation.CGROUP},
+    isolation.CGROUP: {isolation.USER, "landlock", isolation.NETNS},
+    "none": {isolation.USER, "landlock", isolation.NETNS, isolation.NPROC, isolation.CGROUP},
 }
 PRELUDE = """
 import json, os, sys
@@ -102,7 +103,7 @@ def test_the_plan_names_every_layer_with_a_reason(area):
         names = [layer.name for layer in plan.layers]
         assert names[:2] == [isolation.RLIMITS, isolation.USER]
         assert set(names) >= {isolation.NO_NEW_PRIVS, isolation.LANDLOCK_FS, isolation.LANDLOCK_NET,
-                              isolation.LANDLOCK_SCOPE, isolation.NETNS, isolation.NPROC}
+                              isolation.LANDLOCK_SCOPE, isolation.NETNS, isolation.NPROC, isolation.CGROUP}
         assert all(layer.reason for layer in plan.layers), plan.layers
         assert plan.as_dict()["layers"][0] == {"name": "rlimits", "held": True, "reason": plan.layers[0].reason}
 
@@ -331,7 +332,8 @@ def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
     plan, python = plan_holding(area, isolation.USER, max_processes=20)
     if layer == "none":
         plan.close()
-        plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC})
+        plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC,
+                                                                           isolation.CGROUP})
     uid = plan.uid
     assert plan.held(isolation.NPROC) == (layer == isolation.NPROC), plan.layers
     try:
@@ -347,3 +349,76 @@ def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
     while isolation.processes_of(uid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert isolation.processes_of(uid) == []
+
+
+ESCAPE = """
+import subprocess
+attempt("escape", lambda: subprocess.Popen(["sleep", {marker!r}], start_new_session=True, env={{}},
+                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) and None)
+"""
+
+
+def sleepers(marker):
+    """Return the pids of the `sleep marker` processes still alive (not zombies)."""
+    return [pid for pid in isolation.processes_of(os.getuid()) + isolation.processes_of(isolation.worker_uid())
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == f"sleep\0{marker}\0".encode()]
+
+
+@pytest.mark.parametrize("layer", [isolation.CGROUP, "none"])
+def test_closing_the_plan_kills_what_escaped_into_a_session_of_its_own(area, layer):
+    plan = plan_holding(area, layer)[0] if layer != "none" else make_plan(area, skip=EVERYTHING_BUT["none"])
+    cgroup, marker = plan.cgroup, f"{uuid.uuid4().int % 10**6 + 10**6}"
+    try:
+        assert run_child(plan, ESCAPE, marker=marker) == {"escape": "ok"}  # run_child closes the plan
+        left = sleepers(marker)
+    finally:
+        for pid in sleepers(marker):
+            os.kill(pid, signal.SIGKILL)
+    if layer == "none":
+        assert len(left) == 1 and cgroup is None, "control: without a cgroup the escaped process lives on"
+        return
+    assert left == [] and not cgroup.exists(), f"escaped: {left}; cgroup {cgroup} left: {cgroup.exists()}"
+
+
+def test_the_launcher_puts_the_probe_in_a_cgroup_and_removes_it(tmp_path):
+    from grader.checker.hidden_tests.cases import probe_request
+    from grader.sandbox import run_probe
+
+    marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
+    (tmp_path / "shape_math.py").write_text(
+        "import os, subprocess\n"
+        "print(open('/proc/self/cgroup').read().splitlines()[-1])\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True, env={{}}, stdout=subprocess.DEVNULL)\n")
+    result = run_probe(tmp_path, probe_request())
+    [layer] = [layer for layer in result.isolation if layer["name"] == isolation.CGROUP]
+    if not layer["held"]:
+        pytest.skip(f"the cgroup layer cannot hold here: {layer['reason']}")
+    base = Path(isolation.host().cgroup_base)
+    name = result.output.split("/")[-1].strip()
+    assert name.startswith(isolation.CGROUP_PREFIX), result.output  # the probe saw itself in a cgroup of its own
+    assert not (base / name).exists() and sleepers(marker) == []
+
+
+@pytest.mark.slow  # the zygote imports Keras first (about 10 s here); the launcher's test above runs by default
+def test_a_zygote_child_gets_a_cgroup_too_and_the_zygote_removes_it(tmp_path):
+    from grader.checker.hidden_tests.cases import probe_request
+    from grader.sandbox import run_probe
+    from grader.sandbox.zygote import Zygote
+
+    marker = f"{uuid.uuid4().int % 10**6 + 10**6}"
+    (tmp_path / "shape_math.py").write_text(
+        "import os, subprocess\n"
+        "print(open('/proc/self/cgroup').read().splitlines()[-1])\n"
+        f"subprocess.Popen(['sleep', '{marker}'], start_new_session=True, env={{}}, stdout=subprocess.DEVNULL)\n")
+    zygote = Zygote()
+    try:
+        result = run_probe(tmp_path, probe_request(), zygote=zygote)
+        assert zygote.alive()
+    finally:
+        zygote.close()
+    [layer] = [layer for layer in result.isolation if layer["name"] == isolation.CGROUP]
+    if not layer["held"]:
+        pytest.skip(f"the cgroup layer cannot hold here: {layer['reason']}")
+    name = result.output.split("/")[-1].strip()
+    assert name.startswith(isolation.CGROUP_PREFIX), result.output
+    assert not (Path(isolation.host().cgroup_base) / name).exists() and sleepers(marker) == []

@@ -245,7 +245,6 @@ def test_a_local_listener_hears_nothing(tmp_path, settled_kit, layers):
         port = listener.getsockname()[1]
         results = graded(tmp_path, f"""
             import socket
-import stat
             try:
                 with socket.create_connection(("127.0.0.1", {port}), timeout=3) as connection:
                     connection.sendall(open(__file__).read().encode())
@@ -256,7 +255,7 @@ import stat
         listener.setblocking(False)
         with pytest.raises(BlockingIOError):
             listener.accept()  # a completed connection would wait here even after the probe ended
-    assert "CONNECTED" not in results.probe_output, results.probe_output
+    assert "CONNECTED" not in results.probe_output and "blocked:" in results.probe_output, results.probe_output
     assert_graded_normally(results, settled_kit)
 
 

@@ -1,16 +1,19 @@
 """Run the hidden tests (ordinary pytest tests in grader/checker/hidden_tests) on one submission's probe data.
 
 pytest runs in this trusted process with its own configuration: no ini file, conftest or option from the
-submission's folder or the environment can reach it, and its terminal output is discarded.
+submission's folder or the environment can reach it, and its terminal output is discarded. A check's time limit
+(`@pytest.mark.timeout`) is pytest-timeout's, but the alarm is set here, so a check that ran out of time is known by
+which alarm fired, never by the words of its failure.
 """
 
 import contextlib
 import io
 import os
+import signal
+import threading
 from pathlib import Path
 
 import pytest
-from pytest_timeout import PYTEST_FAILURE_MESSAGE
 
 from grader.report import FAILED, PASSED, VISIBLE, CheckResult
 
@@ -21,7 +24,6 @@ TIMEOUT_MESSAGE = "This check ran past its time limit and was stopped."
 # garbage collection the unraisable-exception plugin runs at exit over TensorFlow's heap (0.2 s each, twice).
 UNUSED_PLUGINS = ("unraisableexception", "threadexception", "faulthandler", "logging", "doctest", "junitxml",
                   "pastebin", "legacypath", "stepwise", "setuponly", "setupplan", "cacheprovider", "randomly")
-TIMEOUT_PREFIX = PYTEST_FAILURE_MESSAGE.split("%")[0]  # pytest-timeout fails a test with "Timeout (>300s) ..."
 
 
 class _Collector:
@@ -32,6 +34,36 @@ class _Collector:
         self._items = {}
         self._setup_seconds = {}
         self.skip_parts = frozenset(skip_parts)
+        self.timed_out = set()  # nodeids of the checks whose alarm fired
+        self._cancel = {}       # nodeid -> how to cancel its alarm
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_set_timer(self, item, settings):
+        """Set pytest-timeout's alarm (its signal method) and remember the check if it fires."""
+        if settings.method != "signal" or threading.current_thread() is not threading.main_thread():
+            return None  # pytest-timeout's own thread method: it ends the whole process, no verdict to tell
+
+        def alarm(_signum, _frame):
+            self.timed_out.add(item.nodeid)
+            pytest.fail(TIMEOUT_MESSAGE, pytrace=False)
+
+        def cancel():
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
+
+        self._cancel[item.nodeid] = cancel
+        signal.signal(signal.SIGALRM, alarm)
+        signal.setitimer(signal.ITIMER_REAL, settings.timeout)
+        return True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_timeout_cancel_timer(self, item):
+        """Cancel the alarm this collector set for the check, if it set one."""
+        cancel = self._cancel.pop(item.nodeid, None)
+        if cancel is None:
+            return None
+        cancel()
+        return True
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
@@ -64,7 +96,7 @@ class _Collector:
         self.results.append(CheckResult(
             name=f"{part}: {doc}", part=part, max_score=points,
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
-            output="" if report.passed else _message(report),
+            output="" if report.passed else TIMEOUT_MESSAGE if report.nodeid in self.timed_out else _message(report),
             visibility=visibility.args[0] if visibility else VISIBLE,
             seconds=round(self._setup_seconds.pop(report.nodeid, 0.0) + report.duration, 3),
             bonus=item.get_closest_marker("bonus") is not None))
@@ -74,11 +106,9 @@ def _message(report):
     """Return the failure's sentence: the check's own message, or a short note for anything unexpected."""
     message = getattr(report, "check_message", None)
     if message is not None:
-        return TIMEOUT_MESSAGE if message.startswith(TIMEOUT_PREFIX) else message
+        return message
     crash = getattr(report.longrepr, "reprcrash", None)
     text = crash.message if crash is not None else report.longreprtext.strip()
-    if text.startswith(TIMEOUT_PREFIX):
-        return TIMEOUT_MESSAGE
     return CRASH_MESSAGE.format(error=(text.splitlines() or [""])[0][:500])
 
 

@@ -6,7 +6,9 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - rlimits         address space, file size, no core dumps, death with the launcher (always held);
 - user            when the grader runs as root, the probe runs as an unprivileged user (`lesson6-probe`, made by
                   `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
-                  kit nor signal the grader;
+                  kit nor signal the grader. A batch worker's probes get a uid of that worker's own instead
+                  (`worker_uid()`, in that account's group), so that killing every process of one probe's uid
+                  never reaches a probe of another worker;
 - capabilities    when the probe stays root after all, it keeps no capability (no mount, module, raw I/O, ptrace);
 - no_new_privs    no set-uid program or file capability gives anything back;
 - landlock_fs     (Linux >= 5.13) writes only inside scratch; reads only the interpreter, the system folders and
@@ -14,6 +16,8 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - landlock_net    (Landlock ABI >= 4) no TCP bind or connect at all;
 - landlock_scope  (Landlock ABI >= 6) no signal and no abstract unix socket to any process outside the probe;
 - netns           a network namespace of its own: no interface but a loopback that is down;
+- cgroup          (cgroup v2, where this process may make a child cgroup) a cgroup of its own per probe: every
+                  process the probe starts, however it escapes, is in it, and `cgroup.kill` ends them all at once;
 - nproc           at most `max_processes` processes for the probe's uid (RLIMIT_NPROC counts per uid, so only a uid
                   of its own gives it meaning; root is never limited).
 
@@ -33,6 +37,8 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import time
+import uuid
 import warnings
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -42,8 +48,12 @@ from typing import NamedTuple
 from grader.sandbox import landlock
 
 DEFAULT_PROBE_USER = "lesson6-probe"
+# Uids WORKER_UID_BASE + pid: no account needed (setuid takes any number), unique among live processes, and above
+# every range that useradd (< 60,000), subordinate-uid files (100,000 + 65,536 n) or systemd (< 0x70000000) hand out.
+WORKER_UID_BASE = 2_000_000_000
 FALLBACK_PROBE_USER = "nobody"
-DEFAULT_MAX_PROCESSES = 64
+# RLIMIT_NPROC counts threads too: TensorFlow starts two pools of one thread per core, plus a few of its own.
+DEFAULT_MAX_PROCESSES = 64 + 2 * (os.cpu_count() or 1)
 FILE_SIZE_LIMIT = 256 * 2**20
 KIT_PACKAGES = ("grader", "solutions", "exercises")
 KIT_DISTRIBUTION = "lesson6_grader"
@@ -51,8 +61,11 @@ KIT_DISTRIBUTION = "lesson6_grader"
 RLIMITS, USER, CAPABILITIES, NO_NEW_PRIVS = "rlimits", "user", "capabilities", "no_new_privs"
 LANDLOCK_FS, LANDLOCK_NET, LANDLOCK_SCOPE, NETNS, NPROC = (
     "landlock_fs", "landlock_net", "landlock_scope", "netns", "nproc")
+CGROUP = "cgroup"
 # Layers a caller may leave out (tests and benchmarks do, one layer at a time); "landlock" leaves out all three.
-SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC})
+SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC, CGROUP})
+CGROUP_PREFIX = "lesson6-probe-"
+CGROUP_KILL_SECONDS = 5
 # What require=True insists on: each need is met by any one of its layers.
 REQUIREMENTS = (
     ("writes only inside scratch and nothing of the kit readable", (LANDLOCK_FS,)),
@@ -183,6 +196,8 @@ class Host:
     netns_flags: int      # CLONE_* flags that give a child its own network namespace, 0 when none do
     netns_error: str
     last_cap: int
+    cgroup_base: str = ""   # the cgroup v2 folder this process may make probe cgroups in, "" when none
+    cgroup_error: str = ""
 
 
 def _host_check(is_root: bool, abi: int) -> dict:
@@ -217,8 +232,83 @@ def host() -> Host:
     abi = landlock.abi_version()
     answer = _in_child(lambda: _host_check(is_root, abi))
     error = answer.get("error", "")
+    cgroup_base, cgroup_error = _cgroup_check()
     return Host(True, is_root, abi, answer.get("landlock_error", error), answer.get("netns_flags", 0),
-                answer.get("netns_error", error), _last_capability())
+                answer.get("netns_error", error), _last_capability(), cgroup_base, cgroup_error)
+
+
+# --- the probe's cgroup ---------------------------------------------------------------------------------------
+
+
+def _cgroup_folder() -> Path:
+    """Return the cgroup v2 folder of this process; raise OSError saying why there is none."""
+    mounts = [line.split(" - ")[0].split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
+              if " - cgroup2 " in line]
+    own = [line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::")]
+    if not mounts or not own:
+        raise OSError(errno.ENOENT, "no cgroup v2 hierarchy is mounted" if not mounts else
+                      "this process is in no cgroup v2 group")
+    folder = Path(mounts[0]) / own[0].lstrip("/")
+    if not folder.is_dir():
+        raise OSError(errno.ENOENT, f"this process's cgroup {own[0]} is not under {mounts[0]}")
+    return folder
+
+
+def _cgroup_check() -> tuple[str, str]:
+    """Return (folder, "") where a child cgroup can be made, entered and killed, else ("", why not)."""
+    try:
+        base = _cgroup_folder()
+        _remove_stale_cgroups(base)
+        trial = make_cgroup(base)
+    except OSError as error:
+        return "", f"cgroup v2: {error}"
+    try:
+        if not (trial / "cgroup.kill").exists():
+            return "", "cgroup v2 without cgroup.kill (Linux < 5.14)"
+        entered = _in_child(lambda: (trial / "cgroup.procs").write_text("0") and {})
+        if entered.get("error"):
+            return "", f"cgroup v2: a child cannot enter {trial}: {entered['error']}"
+        return str(base), ""
+    finally:
+        remove_cgroup(trial)
+
+
+def _remove_stale_cgroups(base: Path) -> None:
+    """Kill and remove the probe cgroups of graders that died without removing theirs (named by their pid)."""
+    for folder in base.glob(f"{CGROUP_PREFIX}*"):
+        pid = folder.name[len(CGROUP_PREFIX):].partition("-")[0]
+        if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+            try:
+                remove_cgroup(folder)
+            except OSError:
+                pass  # another grader is removing it
+
+
+def make_cgroup(base: Path | str) -> Path:
+    """Make a new cgroup for one probe under base; return its folder."""
+    folder = Path(base) / f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
+    folder.mkdir()
+    return folder
+
+
+def kill_cgroup(folder: Path) -> None:
+    """Kill every process in the cgroup at once (cgroup.kill) and wait until it is empty."""
+    deadline = time.monotonic() + CGROUP_KILL_SECONDS
+    try:
+        (folder / "cgroup.kill").write_text("1")
+        while "populated 1" in (folder / "cgroup.events").read_text() and time.monotonic() < deadline:
+            time.sleep(0.005)
+    except FileNotFoundError:
+        pass  # already removed
+
+
+def remove_cgroup(folder: Path) -> None:
+    """Kill what is left in the cgroup and remove it."""
+    kill_cgroup(folder)
+    try:
+        folder.rmdir()
+    except FileNotFoundError:
+        pass
 
 
 # --- the probe's user ---------------------------------------------------------------------------------------
@@ -253,13 +343,32 @@ def ensure_probe_user(name: str = DEFAULT_PROBE_USER) -> int:
     return pwd.getpwnam(name).pw_uid
 
 
-def _unreachable(account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
-    """Return why the account cannot run python or read one of paths ("" when it can), asked as that user."""
+_OWN_UID = False
+
+
+def give_probes_a_uid_per_process(enabled: bool = True) -> None:
+    """Make the probes this process plans run as worker_uid() instead of the probe account's uid (batch workers)."""
+    global _OWN_UID
+    _OWN_UID = enabled
+
+
+def uid_per_process() -> bool:
+    """Return whether this process's probes get worker_uid() (see give_probes_a_uid_per_process)."""
+    return _OWN_UID
+
+
+def worker_uid(pid: int | None = None) -> int:
+    """Return the probe uid of the process pid (default this one): WORKER_UID_BASE + pid."""
+    return WORKER_UID_BASE + (os.getpid() if pid is None else pid)
+
+
+def _unreachable(uid: int, gid: int, python: Path, paths: Sequence[Path]) -> str:
+    """Return why uid cannot run python or read one of paths ("" when it can), asked as that user."""
 
     def check():
         os.setgroups([])
-        os.setgid(account.pw_gid)
-        os.setuid(account.pw_uid)
+        os.setgid(gid)
+        os.setuid(uid)
         if not os.access(python, os.X_OK):
             return {"error": f"it cannot run the interpreter {python}"}
         for path in paths:
@@ -419,6 +528,7 @@ class Plan:
     user: str | None = None
     memory_bytes: int = 4 * 2**30
     max_processes: int = DEFAULT_MAX_PROCESSES
+    cgroup: Path | None = None   # the probe's own cgroup (kill_cgroup(cgroup) kills all it started), None when none
     _ruleset: landlock.Ruleset | None = None
     _netns_flags: int = 0
     _drop_caps: bool = False
@@ -445,7 +555,12 @@ class Plan:
             raise RuntimeError("Expected an open plan; received one already closed, whose Landlock rules are gone")
         uses_nproc, no_new_privs, launcher = self.held(NPROC), self.held(NO_NEW_PRIVS), os.getpid()
 
+        cgroup_procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
+
         def apply() -> None:
+            if cgroup_procs:  # first: from here on, every process this child starts is in the probe's cgroup
+                with open(cgroup_procs, "w") as procs:
+                    procs.write("0")
             resource.setrlimit(resource.RLIMIT_AS, (self.memory_bytes, self.memory_bytes))
             resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
@@ -473,11 +588,18 @@ class Plan:
 
         return apply
 
-    def close(self) -> None:
+    def close_ruleset(self) -> None:
         """Close the Landlock ruleset (children already started keep their restrictions)."""
         if self._ruleset is not None:
             self._ruleset.close()
             self._ruleset = None
+
+    def close(self) -> None:
+        """Close the Landlock ruleset, kill every process left in the probe's cgroup and remove the cgroup."""
+        self.close_ruleset()
+        if self.cgroup is not None:
+            remove_cgroup(self.cgroup)
+            self.cgroup = None
 
     def __enter__(self) -> "Plan":
         return self
@@ -489,7 +611,7 @@ class Plan:
 def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] = (), *,
          probe_user: str | None = None, memory_bytes: int = 4 * 2**30, require: bool = False,
          max_processes: int = DEFAULT_MAX_PROCESSES, python: Path | str = sys.executable,
-         skip: Collection[str] = ()) -> Plan:
+         skip: Collection[str] = (), probe_uid: int | None = None) -> Plan:
     """Find the layers this machine allows for a probe, give scratch to the probe's user, and return the Plan.
 
     scratch: the probe's only writable folder (cwd, HOME, TMPDIR); chowned, recursively, to the probe's user.
@@ -497,6 +619,8 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         the runner and the files it loads by path. blocked: what no rule may cover (the kit's tree, its
         site-packages entries: see kit_paths()); a readable folder that contains one is allowed entry by entry.
     probe_user: the account the probe runs as when the grader is root (default lesson6-probe, else nobody).
+    probe_uid: a uid to run as instead of the account's, in its group (default worker_uid() in a process that called
+        give_probes_a_uid_per_process(), else none); where it cannot be used, the account's uid is.
     require: raise RuntimeError unless every need of REQUIREMENTS is met.
     python: the interpreter the probe runs (the probe's user must be able to run it).
     skip: layers to leave out (see SKIPPABLE), for tests and benchmarks.
@@ -509,7 +633,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
     result = Plan(scratch=scratch, layers=[Layer(RLIMITS, True, limits)], memory_bytes=memory_bytes,
                   max_processes=max_processes, _last_cap=machine.last_cap, _linux=machine.is_linux,
                   _outer_ids=(os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0))
-    _plan_user(result, machine, scratch, readable, probe_user, python, skip)
+    _plan_user(result, machine, scratch, readable, probe_user, python, skip, probe_uid)
     linux = "" if machine.is_linux else f"not Linux ({sys.platform})"
     result.layers.append(Layer(NO_NEW_PRIVS, machine.is_linux, linux or "prctl(PR_SET_NO_NEW_PRIVS)"))
     _plan_landlock(result, machine, scratch, [*runtime_paths(python), *readable], blocked, skip)
@@ -520,6 +644,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         result.layers.append(Layer(NETNS, True, "a network namespace of its own: no interface is up"))
     else:
         result.layers.append(Layer(NETNS, False, machine.netns_error))
+    _plan_cgroup(result, machine, skip)
     if NPROC in skip or result.uid is None:
         reason = "left out by the caller" if NPROC in skip else "the probe has no uid of its own to count"
         result.layers.append(Layer(NPROC, False, reason))
@@ -533,7 +658,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
 
 
 def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], probe_user: str | None,
-               python: Path | str, skip: Collection[str]) -> None:
+               python: Path | str, skip: Collection[str], probe_uid: int | None) -> None:
     """Add the user and capabilities layers; chown scratch when the probe gets a user of its own."""
     if not machine.is_root:
         reason = "the grader does not run as root: the probe runs as the grader's own user"
@@ -544,11 +669,21 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
     else:
         account = probe_account(probe_user)
         python = Path(os.path.realpath(python))
-        reason = _unreachable(account, python, [*runtime_paths(python), *readable])
+        paths = [*runtime_paths(python), *readable]
+        if probe_uid is None and _OWN_UID:
+            probe_uid = worker_uid()
+        own_uid_note = ""
+        if probe_uid is not None:
+            reason = _own_uid_unusable(probe_uid, account, python, paths)
+            if not reason:
+                _give_user(result, scratch, probe_uid, account, f"runs as uid {probe_uid}, a uid of this grading "
+                           f"process's own, in the group of {account.pw_name}")
+                return
+            own_uid_note = f"; uid {probe_uid} of its own could not be used: {reason}"
+        reason = _unreachable(account.pw_uid, account.pw_gid, python, paths)
         if not reason:
-            chown_tree(scratch, account.pw_uid, account.pw_gid)
-            result.uid, result.gid, result.user = account.pw_uid, account.pw_gid, account.pw_name
-            result.layers.append(Layer(USER, True, f"runs as {account.pw_name} (uid {account.pw_uid})"))
+            _give_user(result, scratch, account.pw_uid, account,
+                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}")
             return
         reason = f"user {account.pw_name} cannot be used: {reason}"
     result.layers.append(Layer(USER, False, f"{reason}; the probe runs as root"))
@@ -557,6 +692,36 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
     else:
         result._drop_caps = True
         result.layers.append(Layer(CAPABILITIES, True, "root without any capability"))
+
+
+def _own_uid_unusable(uid: int, account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
+    """Return why uid cannot be the probe's own ("" when it can): an account has it, or setuid to it fails."""
+    try:
+        return f"it belongs to the account {pwd.getpwuid(uid).pw_name}"
+    except KeyError:
+        return _unreachable(uid, account.pw_gid, python, paths)
+
+
+def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str) -> None:
+    """Make uid (in the account's group) the probe's user: scratch becomes its own, the user layer holds."""
+    chown_tree(scratch, uid, account.pw_gid)
+    result.uid, result.gid, result.user = uid, account.pw_gid, account.pw_name
+    result.layers.append(Layer(USER, True, reason))
+
+
+def _plan_cgroup(result: Plan, machine: Host, skip: Collection[str]) -> None:
+    """Add the cgroup layer: a cgroup of the probe's own, where this process may make one."""
+    if CGROUP in skip:
+        result.layers.append(Layer(CGROUP, False, "left out by the caller"))
+    elif not machine.cgroup_base:
+        result.layers.append(Layer(CGROUP, False, machine.cgroup_error or "not Linux"))
+    else:
+        try:
+            result.cgroup = make_cgroup(machine.cgroup_base)
+        except OSError as error:
+            result.layers.append(Layer(CGROUP, False, f"cgroup v2: {error}"))
+            return
+        result.layers.append(Layer(CGROUP, True, "a cgroup of its own, killed whole at the end"))
 
 
 def _plan_landlock(result: Plan, machine: Host, scratch: Path, readable: Sequence[Path], blocked: Sequence[Path],

@@ -75,6 +75,7 @@ class Limits:
     total_seconds: float = 180    # the whole probe, restarts included
     memory_bytes: int = 4 * 2**30  # address space per process and resident memory of the process tree
     output_chars: int = 20_000
+    max_processes: int = isolation.DEFAULT_MAX_PROCESSES  # processes and threads of the probe's uid (RLIMIT_NPROC)
 
 
 def format_seconds(seconds):
@@ -158,12 +159,12 @@ def site_dirs():
     return result
 
 
-def start_runner(workdir, envelope, plan, token):
+def start_runner(workdir, envelope, plan, token, python=sys.executable):
     """Start the runner child inside the sandbox plan's layers; return (process, result pipe read end)."""
     read_fd, write_fd = os.pipe()
     try:
         process = subprocess.Popen(
-            [sys.executable, "-I", "-S", "-B", str(RUNNER), str(write_fd)],
+            [str(python), "-I", "-S", "-B", str(RUNNER), str(write_fd)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=workdir, env=child_environment(workdir, token), pass_fds=(write_fd,),
             start_new_session=True, preexec_fn=plan.preexec(),
@@ -402,10 +403,11 @@ def runner_envelope(request, submission_dir):
     }
 
 
-def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None):
+def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None, python=sys.executable):
     """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files.
 
     sites: the installed-package folders the probe reads (default: this interpreter's, see site_dirs()).
+    python: the interpreter the probe runs (the probe's user must be able to run it for the user layer to hold).
     """
     sites = [Path(path) for path in (site_dirs() if sites is None else sites)]
     # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
@@ -413,12 +415,16 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None)
     kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
     return isolation.plan(workdir, readable=[*sites, RUNNER, PROTOCOL, WEIGHTS],
                           blocked=isolation.kit_paths(kit, sites), probe_user=probe_user,
-                          memory_bytes=limits.memory_bytes, require=require)
+                          memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, require=require,
+                          python=python)
 
 
 def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False,
-              zygote=None):
+              zygote=None, python=sys.executable):
     """Import a submission in a sandboxed child process and report what every API function produced.
+
+    python: the interpreter of a fresh child (default this one); another of the same Python version can read the
+    same site-packages, e.g. one the probe's user may run where this one lives in a folder closed to it.
 
     zygote: a grader.sandbox.zygote.Zygote whose forked children run the probe (Keras already imported), each
     under the same isolation plan a fresh child gets; None starts a fresh interpreter.
@@ -434,12 +440,12 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     try:
         envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir))
         if zygote is None:
-            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox)
+            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox, python=python)
             result.isolation = plan.as_dict()["layers"]
-            processes = ProbeProcesses(token, uid=plan.uid)
+            processes = ProbeProcesses(token, uid=plan.uid, cgroup=plan.cgroup)
 
             def start():
-                return start_runner(workdir, envelope, plan, token)
+                return start_runner(workdir, envelope, plan, token, python)
         else:
             processes = ProbeProcesses(zygote.token, keep={zygote.pid} if zygote.pid else ())
 

@@ -89,8 +89,9 @@ def carries_token(pid, token):
 class ProbeProcesses:
     """Every process one probe run started: tracked while it runs, all killed at the end."""
 
-    def __init__(self, token, uid=None, keep=()):
+    def __init__(self, token, uid=None, keep=(), cgroup=None):
         self.token = token
+        self.cgroup = cgroup   # the probe's own cgroup, when it has one: every process in it is the probe's
         self.keep = set(keep)  # processes that carry the token but are not the probe's (a zygote)
         self.uid = uid         # the probe's own uid, when it has one: every process of it is the probe's
         self.sessions = set()  # the runners' session ids (= their pids, started with start_new_session)
@@ -119,6 +120,10 @@ class ProbeProcesses:
 
     def kill_all(self):
         """SIGKILL every probe process until none is left; reap the ones this process adopted."""
+        if self.cgroup is not None:
+            from grader.sandbox.isolation import kill_cgroup
+
+            kill_cgroup(self.cgroup)
         if self.uid is not None:
             from grader.sandbox.isolation import kill_uid
 

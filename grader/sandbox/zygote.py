@@ -24,6 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
+from grader.sandbox import isolation
 from grader.sandbox.launcher import KIT_ROOT, RUNNER, Limits, child_environment, sandbox_plan, site_dirs
 
 START_SECONDS = 180            # importing Keras on a loaded machine
@@ -149,7 +150,8 @@ class Zygote:
         result_read, result_write = os.pipe()
         output_read, output_write = os.pipe()
         request = {"workdir": str(workdir), "envelope": envelope, "limits": limits.__dict__, "require": require,
-                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user}
+                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user,
+                   "uid_per_process": isolation.uid_per_process()}
         try:
             send(self.sock, request, [result_write, output_write])
             reply, _fds = receive(self.sock)
@@ -219,8 +221,6 @@ def _load_runner():
 
 def serve(fd):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
-    from grader.sandbox import isolation
-
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
     isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
     import keras  # noqa: F401  - the point of the zygote: children start with Keras imported
@@ -234,6 +234,7 @@ def serve(fd):
         if request is None:
             os._exit(0)
         workdir = Path(request["workdir"])
+        isolation.give_probes_a_uid_per_process(request["uid_per_process"])  # a batch worker's: the zygote's own
         try:
             plan = sandbox_plan(workdir, Limits(**request["limits"]), probe_user=request["probe_user"],
                                 require=request["require"], sites=request["envelope"]["site_dirs"])
@@ -253,11 +254,12 @@ def serve(fd):
         pid = os.fork()
         if pid == 0:
             _child(request, fds, apply, runner, base_path)
-        plan.close()
+        plan.close_ruleset()
         for item in fds:
             os.close(item)
         send(sock, {"started": pid, "layers": plan.as_dict()["layers"], "uid": plan.uid})
         _pid, status = os.waitpid(pid, 0)
+        plan.close()  # kills whatever the child left in its cgroup (escaped with setsid, an emptied environment...)
         send(sock, {"exited": pid, "code": os.waitstatus_to_exitcode(status)})
 
 
