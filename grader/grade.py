@@ -132,7 +132,7 @@ def verdict_cache(options):
 
 def run_checks(session, verdicts):
     """Run the hidden tests, taking each builder's verdicts from the cache where an equivalent model has some."""
-    from grader.checker.run import CRASH_MESSAGE, TIMEOUT_MESSAGE, run_hidden_tests
+    from grader.checker.run import run_hidden_tests
     from grader.lesson.manifest import PARTS
 
     keys = verdicts.keys(session.probe) if verdicts else {}
@@ -141,12 +141,11 @@ def run_checks(session, verdicts):
         found = verdicts.get(key)
         if found is not None:
             cached[part] = found
-    tests = run_hidden_tests(session, skip_parts=cached)
-    unsure = (TIMEOUT_MESSAGE, CRASH_MESSAGE.split("{")[0])  # a check that did not finish is not a verdict
+    unfinished = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
+    tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished)
     for part, key in keys.items():
-        found = [test for test in tests if test.part == part]
-        if part not in cached and not any(test.output.startswith(unsure) for test in found):
-            verdicts.put(key, found)
+        if part not in cached and part not in unfinished:
+            verdicts.put(key, [test for test in tests if test.part == part])
     tests += [test for part in cached for test in cached[part]]
     return sorted(tests, key=lambda test: PARTS.index(test.part))  # stable: each part keeps its tests' order
 

@@ -30,6 +30,13 @@ def slow_fixture():
     time.sleep(10)
 
 
+@pytest.mark.part("shape_math")
+@pytest.mark.points(1)
+def test_fails_with_the_graders_timeout_sentence():
+    """a check whose own verdict reads like the grader's time-out note"""
+    pytest.fail("This check ran past its time limit and was stopped. (a verdict, worded to mislead)", pytrace=False)
+
+
 @pytest.mark.part("filters")
 @pytest.mark.points(1)
 @pytest.mark.timeout(30)
@@ -48,11 +55,14 @@ def test_raises_with_those_words():
 
 def test_a_timed_out_check_is_reported_as_such_and_a_failure_worded_like_one_is_not(tmp_path):
     (tmp_path / "test_hidden.py").write_text(HIDDEN_TESTS)
-    results = {result.name: result for result in run_hidden_tests(types.SimpleNamespace(), tests_dir=tmp_path)}
+    unfinished = set()
+    results = {result.name: result
+               for result in run_hidden_tests(types.SimpleNamespace(), tests_dir=tmp_path, unfinished=unfinished)}
+    assert unfinished == {"training", "filters"}  # the alarms and the crash; shape_math's failure is a verdict
     assert results["training: a check that runs past its limit"].output == TIMEOUT_MESSAGE
     assert results["training: a check whose fixture runs past the limit"].output == TIMEOUT_MESSAGE
     assert results["filters: a check that fails with words like pytest-timeout's"].output == (
         "Timeout (>300s) from pytest-timeout. The submission's model was too slow to build.")
     assert results["filters: a check that crashes with words like pytest-timeout's"].output == CRASH_MESSAGE.format(
         error="RuntimeError: Timeout (>1s) from pytest-timeout.")
-    assert all(result.score == 0 for result in results.values()) and len(results) == 4
+    assert all(result.score == 0 for result in results.values()) and len(results) == 5

@@ -35,6 +35,7 @@ class _Collector:
         self._setup_seconds = {}
         self.skip_parts = frozenset(skip_parts)
         self.timed_out = set()  # nodeids of the checks whose alarm fired
+        self.unfinished = set()  # parts with a check that timed out or crashed: no verdict on the submission
         self._cancel = {}       # nodeid -> how to cancel its alarm
 
     @pytest.hookimpl(tryfirst=True)
@@ -93,6 +94,8 @@ class _Collector:
         points = item.get_closest_marker("points").args[0]
         visibility = item.get_closest_marker("visibility")
         doc = (item.function.__doc__ or item.originalname).strip().splitlines()[0]
+        if report.failed and (report.nodeid in self.timed_out or getattr(report, "check_message", None) is None):
+            self.unfinished.add(part)
         self.results.append(CheckResult(
             name=f"{part}: {doc}", part=part, max_score=points,
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
@@ -112,9 +115,14 @@ def _message(report):
     return CRASH_MESSAGE.format(error=(text.splitlines() or [""])[0][:500])
 
 
-def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS, skip_parts=()):
-    """Return the CheckResults of every hidden test on the session's submission, but those of skip_parts."""
+def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS, skip_parts=(), unfinished=None):
+    """Return the CheckResults of every hidden test on the session's submission, but those of skip_parts.
+
+    unfinished: a set that receives the parts with a check that timed out or crashed (no verdict to keep).
+    """
     collector = _Collector(skip_parts)
+    if unfinished is not None:
+        collector.unfinished = unfinished
     args = [str(tests_dir), "-c", os.devnull, "--rootdir", str(tests_dir), "-q", "-W", "ignore"]
     args += [option for plugin in UNUSED_PLUGINS for option in ("-p", f"no:{plugin}")]
     saved = os.environ.pop("PYTEST_ADDOPTS", None)
