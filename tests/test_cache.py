@@ -5,6 +5,7 @@ import json
 import os
 import threading
 import time
+import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -261,3 +262,34 @@ def test_cache_on_and_off_give_identical_results(tmp_path):
         reused = [(t.name, t.score, t.max_score, t.status, t.output) for t in cached[name].tests]
         assert reused == plain, name
         assert any(t.part == "training" for t in cached[name].tests)
+
+
+@pytest.mark.parametrize("unfinished_parts", [set(), {"filters"}])
+def test_a_part_whose_check_did_not_finish_keeps_no_verdict(monkeypatch, unfinished_parts):
+    """What a timed-out or crashed check says is not a verdict on the model: run_checks must not store it."""
+    import grader.checker.run
+    from grader.grade import run_checks
+    from grader.report import FAILED, CheckResult
+
+    def hidden_tests(session, *, skip_parts=(), unfinished=None):
+        unfinished.update(unfinished_parts)
+        return [CheckResult(name=f"{part}: a check", part=part, score=0, max_score=1, status=FAILED, output="no")
+                for part in ("shape_math", "filters")]
+
+    class Verdicts:
+        stored = {}
+
+        def keys(self, probe):
+            return {"shape_math": "key-1", "filters": "key-2"}
+
+        def get(self, key):
+            return None
+
+        def put(self, key, verdicts):
+            self.stored[key] = verdicts
+
+    verdicts = Verdicts()
+    monkeypatch.setattr(grader.checker.run, "run_hidden_tests", hidden_tests)
+    tests = run_checks(session=types.SimpleNamespace(probe=None), verdicts=verdicts)
+    assert [test.part for test in tests] == ["shape_math", "filters"]
+    assert sorted(verdicts.stored) == (["key-1"] if unfinished_parts else ["key-1", "key-2"])
