@@ -54,7 +54,7 @@ def test_raises_with_those_words():
 
 
 def test_a_timed_out_check_is_reported_as_such_and_a_failure_worded_like_one_is_not(tmp_path):
-    (tmp_path / "test_hidden.py").write_text(HIDDEN_TESTS)
+    (tmp_path / "test_hidden_timeouts.py").write_text(HIDDEN_TESTS)  # a module name of its own
     unfinished = set()
     results = {result.name: result
                for result in run_hidden_tests(types.SimpleNamespace(), tests_dir=tmp_path, unfinished=unfinished)}

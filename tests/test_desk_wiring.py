@@ -160,7 +160,7 @@ def test_unmarked():
 
 
 def test_check_results_carry_the_visibility_mark_and_setup_plus_call_seconds(tmp_path):
-    (tmp_path / "test_hidden.py").write_text(HIDDEN_TEST_MODULE)
+    (tmp_path / "test_hidden_visibility.py").write_text(HIDDEN_TEST_MODULE)  # a module name of its own
     later, unmarked = run_hidden_tests(types.SimpleNamespace(), tests_dir=tmp_path)
     assert (later.name, later.visibility, later.score) == ("training: the test shown after publishing",
                                                            AFTER_PUBLISHED, 3)

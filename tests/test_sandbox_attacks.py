@@ -368,7 +368,9 @@ def test_poisoning_the_training_cache_from_a_batch_is_refused(tmp_path, settled_
     summary = grade_batch([submissions / "mallory.py"], jobs=1, options=options)
     [results] = summary.results
     assert "WROTE" not in results.probe_output and "blocked:" in results.probe_output, results.probe_output
-    assert sorted(str(path) for path in cache_dir.rglob("*")) == listing_before
+    # The grader writes its own verdicts under verdicts/; nothing else may appear, the forged entry least of all.
+    assert not entry.exists()
+    assert sorted(str(path) for path in cache_dir.rglob("*") if "verdicts" not in path.parts) == listing_before
     assert_graded_normally(results, settled_kit)
 
 
