@@ -119,6 +119,23 @@ def test_reference_passes(reference_outcome):
     assert "first_kernel" not in outcome.to_dict() and "feature_maps" not in outcome.to_dict()
 
 
+def test_memory_savings_change_no_outcome(configs, monkeypatch):
+    """Training on the uint8 set and evaluating 100 images a call give what a float32 copy and calls of 500 gave."""
+    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    today = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
+    load_split = check.load_split
+
+    def as_float32(*args):
+        x_train, y_train, x_test, y_test = load_split(*args)
+        return x_train.astype("float32"), y_train, x_test, y_test
+
+    monkeypatch.setattr(check, "load_split", as_float32)
+    monkeypatch.setattr(check, "EVAL_BATCH_SIZE", 500)
+    before = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
+    assert (today.accuracy, today.history) == (before.accuracy, before.history)
+    assert (today.first_kernel == before.first_kernel).all()
+
+
 def test_untrainable_model_fails(configs):
     outcome = check.run_training_check(configs["untrainable"], seed=0)
     assert not outcome.passed

@@ -100,10 +100,18 @@ def keras_head_params(feature_shape, num_classes, pooling):
     """Return the parameter count of GAP or Flatten followed by Dense(num_classes), built by Keras."""
     import keras
     from keras import layers
+    from keras.src.backend.common import global_state
 
     pool = {"gap": layers.GlobalAveragePooling2D(), "flatten": layers.Flatten()}[pooling]
-    inputs = keras.Input(shape=tuple(feature_shape))
-    return keras.Model(inputs, layers.Dense(num_classes)(pool(inputs))).count_params()
+    # Counted without making the weights: a 7x7x512 Flatten head's kernel and its initializer took ~300 MiB, which
+    # TensorFlow's oneDNN allocator keeps for the rest of the process. Keras leaves a stateless scope's weights
+    # uninitialized in a list of its own, from which they are dropped so that nothing initializes them later.
+    with keras.StatelessScope(initialize_variables=False):
+        inputs = keras.Input(shape=tuple(feature_shape))
+        model = keras.Model(inputs, layers.Dense(num_classes)(pool(inputs)))
+    pending = global_state.get_global_attribute("uninitialized_variables") or []
+    pending[:] = [variable for variable in pending if not any(variable is weight for weight in model.weights)]
+    return model.count_params()
 
 
 KERAS_TRUTH = {
