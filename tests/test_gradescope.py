@@ -167,7 +167,8 @@ def test_grader_args_reach_grader_grade(autograder, tmp_path):
                                    "open(out, 'w').write(json.dumps({'score': 0, 'tests': [], 'argv': sys.argv[1:]}))")
     _done, results = run_autograder(root, GRADER_BIN=str(grader), GRADER_ARGS="--dataset cifar10 --memory 2")
     assert results["argv"] == ["grade", str(root / "submission"), "--format", "json", "--output",
-                               str(root / "results" / "grader-report.json"), "--dataset", "cifar10", "--memory", "2"]
+                               str(root / "results" / "grader-report.json"), "--import-after-probe", "--dataset",
+                               "cifar10", "--memory", "2"]
     _done, results = run_autograder(root, GRADER_BIN=str(grader))
     assert results["argv"][-1] == "--no-training"   # the default baked into the zip
 

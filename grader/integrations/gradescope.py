@@ -49,9 +49,8 @@ BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
 SETTINGS = """Gradescope settings for this autograder:
   - Autograder timeout: at least {minutes} minutes (run_autograder stops the grader after {timeout} s and still
     writes results.json; change it with --timeout).
-  - Memory: one grade peaks at about 820 MiB (the probe's TensorFlow import overlapping the grader's), or 753 MiB
-    with --grade-args=--import-after-probe (one TensorFlow process at a time; at 0.5 vCPU it costs no time).
-    Gradescope's default 768 MB fits only with that flag, by a few MiB: choose 1 GB to be safe.
+  - Memory: one grade peaks at about 753 MiB (run_autograder passes --import-after-probe: one TensorFlow process
+    at a time; at 0.5 vCPU it costs no time). Gradescope's default 768 MB fits by a few MiB: choose 1 GB to be safe.
   - CPU: one grade takes about 32 CPU-seconds with the training check (11 without); at the default 0.5 vCPU that
     is about a minute."""
 
