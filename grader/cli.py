@@ -23,10 +23,5 @@ def build_parser():
 
 def run(argv=None):
     """Parse the command line and run the subcommand; exit with its code."""
-    from grader.sandbox.isolation import give_probes_a_uid_per_process
-
     args = build_parser().parse_args(argv)
-    # As root, this process's probes run as a uid of its own (in the probe account's group): two graders started
-    # at once never kill each other's probes when each kills every process of its probe's uid.
-    give_probes_a_uid_per_process()
     sys.exit(args.run(args))
