@@ -148,8 +148,10 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
 def probe_in_a_worker(submission, per_worker, queue):
     """Run one probe in this (spawned) process as a batch worker does; put (output, import message, user layer)."""
     isolation.give_probes_a_uid_per_process(per_worker)
+    # Room for two probes' interpreters and TensorFlow threads under one shared uid's RLIMIT_NPROC: this test is about
+    # kill_uid, and with the default limit the control's second fork could fail with EAGAIN (seen in CI).
     result = run_probe(submission, probe_request(), python=SYSTEM_PYTHON,
-                       limits=Limits(import_seconds=30, total_seconds=60))
+                       limits=Limits(import_seconds=30, total_seconds=60, max_processes=512))
     [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
     queue.put((result.output, result.import_message, user))
 
