@@ -95,6 +95,7 @@ def make_trainer(options):
 
 
 WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
+WORKER_KIT = None     # the kit's fingerprint when this worker started: every grade verifies the kit against it
 
 
 def grade_one(path, options, trainer, reports=None, submission=None):
@@ -107,7 +108,7 @@ def grade_one(path, options, trainer, reports=None, submission=None):
     report_dir = Path(reports) / submission if reports else None
     try:
         results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
-                        zygote=WORKER_ZYGOTE)
+                        zygote=WORKER_ZYGOTE, kit=WORKER_KIT)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -140,13 +141,16 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     os.dup2(log, 2)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
-    global WORKER_ZYGOTE
+    global WORKER_ZYGOTE, WORKER_KIT
     limit_memory(getattr(options, "worker_memory_bytes", None))
     from grader.sandbox import isolation
 
     isolation.give_probes_a_uid_per_process()  # as root: a uid per worker, so one probe's kill_uid spares the others'
     if grader is grade_one:
+        from grader.checker.inputs import fingerprint
         from grader.grade import _warm_up_keras
+
+        WORKER_KIT = fingerprint()
 
         if options.zygote:
             from grader.sandbox.zygote import Zygote

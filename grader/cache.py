@@ -453,7 +453,7 @@ class TrainingCache:
         return model_key(config_json, dataset=dataset, seed=self.seed, budget=self.budget(dataset))
 
     def known(self, config_json, *, dataset="synthetic"):
-        """Return the outcome of an equivalent model trained before (memory or folder), None if there is none.
+        """Return (key, outcome) of an equivalent model trained before (memory or folder), None if there is none.
 
         The config is validated as the checker validates it; anything unusual answers None (train as usual).
         """
@@ -464,11 +464,8 @@ class TrainingCache:
             key = self.key(config_json, dataset)
         except (ConfigRejected, ValueError, RecursionError):
             return None
-        outcome = self.memory.get(key) or self._read(key)
-        if outcome is not None:
-            self.hits += 1
-            self.memory[key] = outcome
-        return outcome
+        outcome = self._lookup(key)
+        return None if outcome is None else (key, outcome)
 
     def __call__(self, config_json, *, dataset="synthetic", **options):
         """Return the training outcome of a model config, training it only when no one has yet."""
@@ -478,18 +475,24 @@ class TrainingCache:
             key = self.key(config_json, dataset)
         except ValueError:
             return self.trainer(config_json, dataset=dataset, seed=self.seed)
-        if key in self.memory:
-            self.hits += 1
-            return self.memory[key]
+        outcome = self._lookup(key)
+        if outcome is not None:
+            return outcome
         with self._locked(key):
-            outcome = self._read(key)
+            outcome = self._lookup(key)  # another worker may have trained it while this one waited
             if outcome is None:
                 self.misses += 1
                 outcome = self.trainer(config_json, dataset=dataset, seed=self.seed)
                 self._write(key, dataset, outcome)
-            else:
-                self.hits += 1
         self.memory[key] = outcome
+        return outcome
+
+    def _lookup(self, key):
+        """Return the outcome stored under key (memory, then folder), counting a hit; None if there is none."""
+        outcome = self.memory.get(key) or self._read(key)
+        if outcome is not None:
+            self.hits += 1
+            self.memory[key] = outcome
         return outcome
 
     def _secret(self):
@@ -670,9 +673,12 @@ class VerdictCache:
             self._fingerprint = tests_fingerprint()
         return self._fingerprint
 
-    def keys(self, probe):
-        """Return {part: key} for the parts of a probe's data whose verdicts can be cached."""
-        found = {}
+    def keys(self, probe, training=None):
+        """Return {part: key} for the parts of a probe's data whose verdicts can be cached.
+
+        training: the training cache's key of build_cnn's outcome, where it is known (its verdict follows from it).
+        """
+        found = {"training": self.training_key(training)} if training else {}
         for part, function in VERDICT_PARTS.items():
             key = verdict_key(part, probe.outcome(function), self.fingerprint())
             if key:
@@ -682,6 +688,11 @@ class VerdictCache:
             if key:
                 found[part] = key
         return found
+
+    def training_key(self, training):
+        """Return the key of the training check's verdict on the outcome the training cache keeps under training."""
+        material = {"part": "training", "training": training, "tests": self.fingerprint()}
+        return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
     def get(self, key):
         """Return the stored verdicts (a list of CheckResult) under key, or None."""

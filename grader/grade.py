@@ -84,11 +84,15 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
 
 
-def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None, zygote=None):
-    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id."""
+def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None, zygote=None,
+          kit=None):
+    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id.
+
+    kit: the kit's fingerprint taken earlier (a batch worker takes it once, when it starts); taken now if None.
+    """
     started = time.monotonic()
     submission = submission or submission_id(path)
-    before = fingerprint()
+    before = kit or fingerprint()
     # Keras loads in this process while the probe's child runs, unless memory matters more than seconds.
     warm_up = None if options.import_after_probe else threading.Thread(target=_warm_up_keras, daemon=True)
     if warm_up:
@@ -131,18 +135,23 @@ def verdict_cache(options):
 
 
 def run_checks(session, verdicts):
-    """Run the hidden tests, taking each builder's verdicts from the cache where an equivalent model has some."""
+    """Run the hidden tests, taking each part's verdicts from the cache where an equivalent model has some."""
     from grader.checker.run import run_hidden_tests
     from grader.lesson.manifest import PARTS
 
-    keys = verdicts.keys(session.probe) if verdicts else {}
+    keys = verdicts.keys(session.probe, training=session.known_training()) if verdicts else {}
     cached = {}
     for part, key in keys.items():
         found = verdicts.get(key)
         if found is not None:
             cached[part] = found
+    if "training" in cached:
+        session.save_training_pictures(session.training_outcome())  # the report's pictures come with the outcome
     unfinished = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
-    tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished)
+    graded = set(PARTS) if session.training else set(PARTS) - {"training"}  # without training it has no verdict
+    tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished) if graded - set(cached) else []
+    if verdicts and "training" not in keys and session.known_training():  # the checks trained it just now
+        keys["training"] = verdicts.training_key(session.known_training())
     for part, key in keys.items():
         if part not in cached and part not in unfinished:
             verdicts.put(key, [test for test in tests if test.part == part])

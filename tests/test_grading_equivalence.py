@@ -3,6 +3,7 @@ a fresh probe child and a full run of every hidden test give."""
 
 import os
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -81,12 +82,24 @@ def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_training_cache_gives_the_training_check_s_own_verdict(class_folder, tmp_path):
+def test_the_training_cache_gives_the_training_check_s_own_verdict(class_folder, tmp_path, monkeypatch):
+    import grader.checker.run
     from grader.options import GradingOptions
 
     path = next(path for path in class_folder if path.name == "carol.py")
     probe = probe_submission(path, NO_TRAINING)
     plain = check(probe, submission="carol.py", options=GradingOptions(cache=False, verdict_cache=False))
-    cached = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path)))
-    reused = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path)))
+    cached = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path / "cache")),
+                   report_dir=tmp_path / "cached")
+
+    def no_pytest(*args, **kwargs):
+        raise AssertionError("expected every verdict, the training check's included, from the caches")
+
+    monkeypatch.setattr(grader.checker.run, "run_hidden_tests", no_pytest)
+    reused = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path / "cache")),
+                   report_dir=tmp_path / "reused")
     assert verdicts(cached) == verdicts(plain) == verdicts(reused)
+    assert "training" in {test.part for test in reused.tests}
+    assert sorted(reused.artifacts) == sorted(cached.artifacts) and cached.artifacts, "expected the pictures"
+    for name, picture in cached.artifacts.items():
+        assert Path(reused.artifacts[name]).read_bytes() == Path(picture).read_bytes(), name

@@ -253,3 +253,36 @@ def test_each_filters_function_gets_the_seeded_weights(tmp_path, request_data):
                                   decode(reference.outcome("feature_maps").value))
     np.testing.assert_array_equal(decode(result.outcome("first_layer_filters").value),
                                   decode(reference.outcome("first_layer_filters").value))
+
+
+
+WRAPPED_BUILDERS = """
+
+_lesson_cnn, _lesson_cnn_v2 = build_cnn, build_cnn_v2
+
+
+def build_cnn(num_classes=10):
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+    print(f"build_cnn: without weights: {in_stateless_scope()}")
+    return _lesson_cnn(num_classes)
+
+
+def build_cnn_v2(num_classes=10):
+    from keras.src.backend.common.stateless_scope import in_stateless_scope
+    print(f"build_cnn_v2: without weights: {in_stateless_scope()}")
+    model = _lesson_cnn_v2(num_classes)
+    model.compile("adam", "sparse_categorical_crossentropy")  # creates variables: needs real weights
+    return model
+"""
+
+
+def test_builders_run_without_weights_and_a_builder_that_compiles_is_built_again(tmp_path, request_data):
+    """Configs are built in keras.StatelessScope (no weights); a builder that needs variables gets a second, plain
+    run, and what its failed first run printed is dropped."""
+    (tmp_path / "submission.py").write_text(single_file_source() + WRAPPED_BUILDERS)
+    result = run_probe(tmp_path, request_data)
+    assert {name: result.outcome(name).status for name in API} == {name: OK for name in API}
+    printed = [line for line in result.output.splitlines() if "without weights" in line]
+    assert printed == ["build_cnn: without weights: True"] * 2 + ["build_cnn_v2: without weights: False"] * 2
+    assert keras.models.model_from_json(result.outcome("build_cnn").value["config"]).count_params() == 140_714
+    assert keras.models.model_from_json(result.outcome("build_cnn_v2").value["config"]).count_params() == 437_162

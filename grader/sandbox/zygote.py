@@ -33,6 +33,7 @@ MAX_FDS = 2
 BOOT = ("import json, sys; sys.path[:0] = json.loads(sys.argv[2]); "
         "from grader.sandbox.zygote import serve; serve(int(sys.argv[1]))")
 ZYGOTE_FAILED = "The probe zygote stopped ({why}); expected it to start a probe child."
+RUNTIME_STARTED = "building a model without weights started TensorFlow's runtime, which forked children cannot use"
 
 
 class ZygoteError(RuntimeError):
@@ -101,6 +102,7 @@ class Zygote:
     def __init__(self):
         self.process = self.sock = None
         self.ready = False
+        self.failed = ""  # why the zygote could not start, once it could not
         self.token = uuid.uuid4().hex
         self.home = None
 
@@ -138,11 +140,14 @@ class Zygote:
         self.sock.settimeout(None)
         if not message or not message.get("ready"):
             self.close()
-            raise ZygoteError(ZYGOTE_FAILED.format(why="it did not start"))
+            self.failed = (message or {}).get("error") or "it did not start"
+            raise ZygoteError(ZYGOTE_FAILED.format(why=self.failed))
         self.ready = True
 
     def spawn(self, workdir, envelope, limits, *, probe_user=None, require=False):
         """Fork one probe child; return (ZygoteChild, result pipe read end, the plan's layers, the probe's uid)."""
+        if self.failed:  # a zygote that could not start once will not start next time: fresh children grade
+            raise ZygoteError(ZYGOTE_FAILED.format(why=self.failed))
         if not self.alive():
             self.launch()
         if not self.ready:
@@ -219,6 +224,29 @@ def _load_runner():
     return module
 
 
+def runtime_started():
+    """Return whether TensorFlow's runtime has started in this process (its thread pools do not survive fork)."""
+    from tensorflow.python.eager import context
+
+    return getattr(context.context(), "_initialized", True)
+
+
+def warm_up():
+    """Build the lesson's network from its config once, without weights; return False if that started TensorFlow.
+
+    A child's first Keras build pays for Python-side caches (layer signatures, serialization registries) that the
+    zygote can fill once for all of them. Nothing here may start TensorFlow's runtime: a forked child would wait
+    forever on thread pools that exist only in the zygote.
+    """
+    import keras
+
+    from grader.checker.hidden_tests.cases import probe_request
+
+    with keras.StatelessScope(initialize_variables=False):
+        keras.models.model_from_json(probe_request()["filters"]["model_config"]).to_json()
+    return not runtime_started()
+
+
 def serve(fd):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
@@ -228,6 +256,9 @@ def serve(fd):
 
     runner = _load_runner()
     sock = socket.socket(fileno=fd)
+    if not warm_up():
+        send(sock, {"ready": False, "error": RUNTIME_STARTED})
+        os._exit(1)
     send(sock, {"ready": True})
     while True:
         request, fds = receive(sock)

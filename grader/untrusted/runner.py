@@ -7,8 +7,10 @@ settings). Every event goes out as one JSON line on the result pipe RESULT_FD, n
 student's code prints is only shown, never parsed.
 """
 
+import contextlib
 import importlib.abc
 import importlib.util
+import io
 import json
 import math
 import os
@@ -180,12 +182,38 @@ def model_json(model):
     return text
 
 
+def built_config(function, **kwargs):
+    """Return the JSON config of the model function(**kwargs) builds.
+
+    Only the config leaves the probe, so the model is first built in keras.StatelessScope(initialize_variables=False),
+    which skips creating and initialising its weights (most of a build's time). A builder that needs real variables
+    (one that compiles its model, say) fails there and is built again the ordinary way; what the failed attempt
+    printed is dropped, so the student sees each print once.
+    """
+    keras = sys.modules.get("keras")  # imported by the submission (or the zygote); never imported just for this
+    if keras is not None and hasattr(keras, "StatelessScope"):
+        printed = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                with keras.StatelessScope(initialize_variables=False):
+                    config = model_json(function(**kwargs))
+        except (NotImplementedError, WrongType):
+            sys.stdout.write(printed.getvalue())
+            raise  # an untouched stub or a wrong return type: the same either way
+        except Exception:  # noqa: BLE001 - built again below; a real mistake raises again there
+            pass
+        else:
+            sys.stdout.write(printed.getvalue())
+            return config
+    return model_json(function(**kwargs))
+
+
 def call_builder(name, function, request, submission_dir, lesson):
     """Build the model(s) and return their configs; the CNN builders also with the request's num_classes."""
-    value = {"config": model_json(function())}
+    value = {"config": built_config(function)}
     if name in lesson.num_classes_builders and "num_classes" in request:
         try:
-            value["config_num_classes"] = model_json(function(num_classes=request["num_classes"]))
+            value["config_num_classes"] = built_config(function, num_classes=request["num_classes"])
         except Exception as error:
             value["config_num_classes"] = {"error": describe_exception(error, submission_dir)}
     return value
