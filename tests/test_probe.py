@@ -286,3 +286,17 @@ def test_builders_run_without_weights_and_a_builder_that_compiles_is_built_again
     assert printed == ["build_cnn: without weights: True"] * 2 + ["build_cnn_v2: without weights: False"] * 2
     assert keras.models.model_from_json(result.outcome("build_cnn").value["config"]).count_params() == 140_714
     assert keras.models.model_from_json(result.outcome("build_cnn_v2").value["config"]).count_params() == 437_162
+
+
+def test_the_filters_model_sent_to_the_probe_is_the_lesson_s_network_with_its_seeded_weights():
+    """The probe's copy has Zeros initializers (cheaper to build); once seeded, it is the lesson's network exactly."""
+    from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, filters_model_config
+
+    lesson = keras.models.model_from_json((ROOT / "grader/checker/hidden_tests/filters_model.json").read_text())
+    sent = keras.models.model_from_json(filters_model_config())
+    assert "GlorotUniform" not in filters_model_config() and "GlorotUniform" in lesson.to_json()
+    assert [type(layer).__name__ for layer in sent.layers] == [type(layer).__name__ for layer in lesson.layers]
+    assert sent.count_params() == lesson.count_params() == 140_714
+    for got, want in zip(set_seeded_weights(sent, FILTERS_WEIGHTS_SEED).get_weights(),
+                         set_seeded_weights(lesson, FILTERS_WEIGHTS_SEED).get_weights()):
+        np.testing.assert_array_equal(got, want)

@@ -1,22 +1,20 @@
 """Hidden tests for the bonus filters exercise, on the lesson's network with seeded weights."""
 
 import functools
-from pathlib import Path
 
-from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images
+from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images, filters_model_config
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
 from grader.lesson.checks import check_feature_maps, check_filters
 from grader.untrusted.weights import set_seeded_weights
 
 PART = "filters"
-MODEL_CONFIG = Path(__file__).with_name("filters_model.json")
 
 
 @functools.cache
 def reference():
     """Return the lesson network with seeded weights, built by the checker once per process (checks only read it)."""
-    return set_seeded_weights(rebuild(MODEL_CONFIG.read_text(), "the grader's model"), FILTERS_WEIGHTS_SEED)
+    return set_seeded_weights(rebuild(filters_model_config(), "the grader's model"), FILTERS_WEIGHTS_SEED)
 
 
 def returned_array(grading, name, call):
