@@ -150,8 +150,9 @@ def run_checks(session, verdicts):
     unfinished = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
     graded = set(PARTS) if session.training else set(PARTS) - {"training"}  # without training it has no verdict
     tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished) if graded - set(cached) else []
-    if verdicts and "training" not in keys and session.known_training():  # the checks trained it just now
-        keys["training"] = verdicts.training_key(session.known_training())
+    trained_now = session.known_training() if verdicts and "training" not in keys else None
+    if trained_now:  # the checks trained it just now: its verdict can be kept under the new outcome's key
+        keys["training"] = verdicts.training_key(trained_now)
     for part, key in keys.items():
         if part not in cached and part not in unfinished:
             verdicts.put(key, [test for test in tests if test.part == part])

@@ -240,10 +240,10 @@ def warm_up():
     """
     import keras
 
-    from grader.checker.hidden_tests.cases import probe_request
+    from grader.checker.hidden_tests.cases import filters_model_config
 
     with keras.StatelessScope(initialize_variables=False):
-        keras.models.model_from_json(probe_request()["filters"]["model_config"]).to_json()
+        keras.models.model_from_json(filters_model_config()).to_json()
     return not runtime_started()
 
 

@@ -1,5 +1,7 @@
 """The inputs the hidden tests send to a submission: cases students never saw in the visible tests."""
 
+import functools
+
 import numpy as np
 
 from grader.protocol import decode_array, encode_array  # noqa: F401 (decode_array: the hidden tests' codec)
@@ -44,6 +46,10 @@ def filters_images():
     return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
 
 
+ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+
+
+@functools.cache
 def filters_model_config():
     """Return the lesson's network (filters_model.json) as JSON, every initializer made Zeros.
 
@@ -62,9 +68,6 @@ def filters_model_config():
                 for key, value in node.items()}
 
     return json.dumps(zeros(json.loads(Path(__file__).with_name("filters_model.json").read_text())))
-
-
-ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
 
 
 def probe_request():
