@@ -3,8 +3,9 @@
 The bare script (shared/anchors/otter_bare/bare.py, see its README) does in one plain process the model work an
 otter-grader notebook test of this lesson does. Each round runs `grader grade` in a fresh process with an empty
 training cache, then the bare script, then (unless --no-warm) `grader grade` again with the training cache the
-first run left (what a re-grade or a second student with the same network costs). Prints every time, the medians
-and the median of the per-round ratios; asserts nothing.
+first run left (what a re-grade or a second student with the same network costs). Prints every time (wall seconds,
+and the CPU seconds of the command and all its processes), the medians and the median of the per-round ratios;
+asserts nothing. The CPU seconds move less than wall time where the machine is shared or paused.
 
     python benchmarks/grade_vs_bare.py [--runs 5] [--submission solutions] [--bare PATH/bare.py] [--before DIR]
 
@@ -14,6 +15,7 @@ each round, so that a change is measured against its baseline under the same loa
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -25,11 +27,22 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_BARE = Path("/work/shared/anchors/otter_bare/bare.py")
 
 
-def timed(command, cwd, env, check=True):
-    """Run a command; return its wall seconds (raise with its stderr tail if it fails and check is set)."""
-    started = time.perf_counter()
+def children_cpu():
+    """Return the user + system CPU seconds of every finished child process so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command, cwd, env, check=True, cpu=None):
+    """Run a command; return its wall seconds (raise with its stderr tail if it fails and check is set).
+
+    cpu: a list that receives the CPU seconds of the command and every process it waited for.
+    """
+    started, cpu_before = time.perf_counter(), children_cpu()
     done = subprocess.run(command, cwd=cwd, capture_output=True, text=True, env=env)
     seconds = time.perf_counter() - started
+    if cpu is not None:
+        cpu.append(children_cpu() - cpu_before)
     if done.returncode != 0 and not check:
         print(f"  note: {' '.join(map(str, command))} exited {done.returncode} after {seconds:.1f} s: "
               f"{(done.stderr.strip().splitlines() or [''])[-1][:200]}", flush=True)
@@ -50,15 +63,17 @@ def main(argv=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
     cold, warm, plain, ratios, warm_ratios, before, before_ratios = [], [], [], [], [], [], []
+    cold_cpu, plain_cpu = [], []
     for run in range(args.runs):
         with tempfile.TemporaryDirectory(prefix="lesson6-cache-") as cache:
             graded = {**env, "XDG_CACHE_HOME": cache}
             grade = [sys.executable, "-m", "grader", "grade", args.submission, "--output", os.devnull, *extra]
-            cold.append(timed(grade, KIT_ROOT, graded))
+            cold.append(timed(grade, KIT_ROOT, graded, cpu=cold_cpu))
             # bare.py ends with an accuracy assert that a short training run sometimes misses: the work is done
-            plain.append(timed([sys.executable, bare.name], bare.parent, env, check=False))
+            plain.append(timed([sys.executable, bare.name], bare.parent, env, check=False, cpu=plain_cpu))
             ratios.append(cold[-1] / plain[-1])
-            line = f"round {run + 1}: grader grade (empty cache) {cold[-1]:.1f} s, bare {plain[-1]:.1f} s"
+            line = (f"round {run + 1}: grader grade (empty cache) {cold[-1]:.1f} s (CPU {cold_cpu[-1]:.1f} s), "
+                    f"bare {plain[-1]:.1f} s (CPU {plain_cpu[-1]:.1f} s)")
             if args.warm:
                 warm.append(timed(grade, KIT_ROOT, graded))
                 warm_ratios.append(warm[-1] / plain[-1])
@@ -74,6 +89,9 @@ def main(argv=None):
         print(f"grader grade {args.submission}, warm cache:  median {statistics.median(warm):.1f} s")
     print(f"bare script:                        median {statistics.median(plain):.1f} s")
     print(f"median ratio grade / bare (empty cache): {statistics.median(ratios):.2f} x")
+    print(f"CPU seconds, medians: grade {statistics.median(cold_cpu):.1f} s, "
+          f"bare {statistics.median(plain_cpu):.1f} s; "
+          f"median ratio {statistics.median(c / b for c, b in zip(cold_cpu, plain_cpu)):.2f} x")
     if warm:
         print(f"median ratio grade / bare (warm cache):  {statistics.median(warm_ratios):.2f} x")
     if before:

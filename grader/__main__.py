@@ -1,3 +1,3 @@
-from grader.cli import run
+from grader.cli import main
 
-run()
+main()

@@ -30,9 +30,19 @@ class SandboxRequired(RuntimeError):
 
 
 def _warm_up_keras():
-    """Import Keras and the checker's modules (seconds of work) while the probe runs."""
-    import keras  # noqa: F401
+    """Import Keras and the checker's modules (seconds of work) while the probe runs.
 
+    Keras imports matplotlib.pyplot at once (0.8 s of its 4 s) for keras.visualization alone, which the grader never
+    calls: it is left out here. The training pictures import matplotlib themselves when they are drawn.
+    """
+    hide = "matplotlib" not in sys.modules
+    if hide:
+        sys.modules["matplotlib"] = None  # `import matplotlib.pyplot` raises ImportError; Keras expects that
+    try:
+        import keras  # noqa: F401
+    finally:
+        if hide:
+            del sys.modules["matplotlib"]
     import grader.checker.run  # noqa: F401
 
 
@@ -41,10 +51,11 @@ def submission_id(path):
     return Path(path).name or str(path)
 
 
-def probe_submission(path, options=GradingOptions(), zygote=None):
+def probe_submission(path, options=GradingOptions(), zygote=None, on_start=None):
     """Return the probe's data for a submission, or an import error saying why it could not be read.
 
     zygote: a grader.sandbox.zygote.Zygote to fork the probe's child from; if it fails, a fresh child runs.
+    on_start: called once the probe's child runs (see grader.sandbox.run_probe).
     """
     from grader.checker.hidden_tests.cases import probe_request
 
@@ -59,11 +70,11 @@ def probe_submission(path, options=GradingOptions(), zygote=None):
 
                 try:
                     return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                                     require_sandbox=options.require_sandbox, zygote=zygote)
+                                     require_sandbox=options.require_sandbox, zygote=zygote, on_start=on_start)
                 except ZygoteError as error:
                     print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
             return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                             require_sandbox=options.require_sandbox)
+                             require_sandbox=options.require_sandbox, on_start=on_start)
         except RuntimeError as error:
             if options.require_sandbox:
                 raise SandboxRequired(str(error)) from None
@@ -93,12 +104,16 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, subm
     started = time.monotonic()
     submission = submission or submission_id(path)
     before = kit or fingerprint()
-    # Keras loads in this process while the probe's child runs, unless memory matters more than seconds.
+    # Keras loads in this process while the probe's child runs, unless memory matters more than seconds. It starts
+    # once the child runs: started earlier, it would hold the GIL while this thread sets the child up.
     warm_up = None if options.import_after_probe else threading.Thread(target=_warm_up_keras, daemon=True)
-    if warm_up:
-        warm_up.start()
-    probe = probe_submission(path, options, zygote)
-    if warm_up:
+
+    def start_warm_up():  # once, even where a failed zygote's probe is run again by a fresh child
+        if warm_up.ident is None:
+            warm_up.start()
+
+    probe = probe_submission(path, options, zygote, on_start=start_warm_up if warm_up else None)
+    if warm_up and warm_up.ident is not None:
         warm_up.join()
     try:
         verify(before)

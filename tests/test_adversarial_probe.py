@@ -137,6 +137,16 @@ def test_exit_or_kill_inside_functions_costs_only_those_functions(tmp_path):
     assert "[probe restarted after build_cnn]" in result.output
 
 
+def test_on_start_is_called_once_the_first_child_runs_and_not_again_after_a_restart(tmp_path):
+    """grader grade imports Keras from on_start: once, while the first child imports the submission."""
+    calls = []
+    result, _seconds = probe_source(tmp_path, EXITS_IN_BUILDERS,
+                                    on_start=lambda: calls.append(leftover_probe_processes()))
+    assert "[probe restarted after build_cnn]" in result.output
+    assert len(calls) == 1
+    assert calls[0], "on_start ran before the probe's child was running"
+
+
 # --- time and memory ------------------------------------------------------------------------------------
 
 HANGS_IN_BUILD_CNN = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.dedent('''

@@ -1,6 +1,7 @@
 """The command line: flags reach the main functions as keywords, and the README's main job works."""
 
 import json
+import threading
 
 import pytest
 
@@ -78,3 +79,21 @@ def test_untouched_stubs_score_zero_with_a_clear_report():
     assert "Score: 0 / 100" in done.stdout
     assert "build_cnn() is not implemented yet (it raises NotImplementedError)." in done.stdout
     assert "conv_output_size() is not implemented yet" in done.stdout
+
+
+def test_the_program_keeps_its_exit_code_and_messages_when_it_ends_at_once(tmp_path):
+    done = run_python("-m", "grader", "grade", str(tmp_path / "nope.py"))
+    assert done.returncode == 2
+    assert "grader grade: no such file or folder" in done.stderr
+
+
+def test_the_program_ends_the_usual_way_while_another_thread_runs():
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()
+    try:
+        assert not cli._may_end_at_once()
+    finally:
+        stop.set()
+        other.join()
+    assert cli._may_end_at_once()

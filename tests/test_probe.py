@@ -300,3 +300,38 @@ def test_the_filters_model_sent_to_the_probe_is_the_lesson_s_network_with_its_se
     for got, want in zip(set_seeded_weights(sent, FILTERS_WEIGHTS_SEED).get_weights(),
                          set_seeded_weights(lesson, FILTERS_WEIGHTS_SEED).get_weights()):
         np.testing.assert_array_equal(got, want)
+
+
+MATPLOTLIB_USER = '''
+import sys
+
+print("loaded before the submission: keras", "keras" in sys.modules, "matplotlib", "matplotlib" in sys.modules)
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+keras.visualization.plot_image_gallery(np.zeros((2, 8, 8, 3)), rows=1, cols=2, path="gallery.png")
+import matplotlib.pyplot as plt  # noqa: E402
+
+print("gallery drawn with", type(plt.gcf()).__name__)
+'''
+
+
+@pytest.mark.parametrize("child", ["fresh", "zygote"])
+def test_keras_comes_without_matplotlib_and_a_submission_still_gets_it_whole(tmp_path, request_data, child):
+    """The runner imports Keras less the pyplot it loads for keras.visualization (0.8 s), in a fresh child and in
+    the zygote alike; the submission's own matplotlib and Keras's plotting helper work as usual."""
+    from grader.sandbox.zygote import Zygote
+
+    (tmp_path / "submission.py").write_text(single_file_source() + MATPLOTLIB_USER)
+    zygote = Zygote() if child == "zygote" else None
+    try:
+        result = run_probe(tmp_path, request_data, zygote=zygote)
+    finally:
+        if zygote is not None:
+            zygote.close()
+    assert result.import_status == OK, result.import_message
+    assert {name: result.outcome(name).status for name in API} == {name: OK for name in API}
+    lines = result.output.splitlines()
+    assert "loaded before the submission: keras True matplotlib False" in lines
+    assert "gallery drawn with Figure" in lines

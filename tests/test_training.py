@@ -7,6 +7,7 @@ import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from grader.training import calibration, check
@@ -169,3 +170,21 @@ def test_same_input_gives_the_same_accuracy_in_a_fresh_process(configs, referenc
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert float(result.stdout.split()[-1]) == reference_outcome.accuracy
+
+
+def test_first_layer_feature_maps_run_the_first_conv_without_augmentation():
+    import keras
+
+    inputs = keras.Input((8, 8, 3))
+    flipped = keras.layers.RandomFlip("horizontal")(inputs)
+    conv = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(flipped)
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(conv)))
+    image = np.random.default_rng(2).integers(0, 255, (8, 8, 3)).astype("uint8")
+    maps = check.first_layer_feature_maps(model, image)
+    kernel, bias = model.layers[2].get_weights()
+    padded = np.pad(image.astype("float64"), ((1, 1), (1, 1), (0, 0)))
+    expected = np.zeros((8, 8, 4))
+    for row in range(8):
+        for column in range(8):
+            expected[row, column] = np.tensordot(padded[row:row + 3, column:column + 3], kernel, axes=3) + bias
+    np.testing.assert_allclose(maps, np.maximum(expected, 0), rtol=1e-4, atol=1e-3)

@@ -420,7 +420,7 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None,
 
 
 def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False,
-              zygote=None, python=sys.executable):
+              zygote=None, python=sys.executable, on_start=None):
     """Import a submission in a sandboxed child process and report what every API function produced.
 
     python: the interpreter of a fresh child (default this one); another of the same Python version can read the
@@ -428,6 +428,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
 
     zygote: a grader.sandbox.zygote.Zygote whose forked children run the probe (Keras already imported), each
     under the same isolation plan a fresh child gets; None starts a fresh interpreter.
+    on_start: called once the first child runs (the grader imports Keras then, not while the child is being set up).
     Raises RuntimeError when require_sandbox is set and the machine cannot give the probe every isolation layer.
     """
     started = time.monotonic()
@@ -455,7 +456,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
                 result.isolation, processes.uid = layers, uid
                 processes.keep.add(zygote.pid)  # the zygote carries the token too, but it is not the probe's
                 return child, result_fd
-        probe_loop(envelope, start, limits, processes, output, result, started)
+        probe_loop(envelope, start, limits, processes, output, result, started, on_start)
     finally:
         if processes is not None:
             processes.kill_all()
@@ -468,14 +469,17 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     return result
 
 
-def probe_loop(envelope, start, limits, processes, output, result, started):
+def probe_loop(envelope, start, limits, processes, output, result, started, on_start=None):
     """Run the child, restarting it without the function that killed it, until every function is reported.
 
     start() starts one runner child on the envelope as it is then; it returns (process, result pipe read end).
+    on_start() is called after the first start().
     """
     total_deadline = started + limits.total_seconds
     for restart in range(MAX_RESTARTS + 1):
         process, result_fd = start()
+        if restart == 0 and on_start is not None:
+            on_start()
         processes.sessions.add(process.pid)
         attempt = RunnerWatch(process, result_fd, limits, processes, output, total_deadline).watch()
         result.outcomes.update(attempt.done)

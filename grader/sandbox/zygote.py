@@ -251,10 +251,10 @@ def serve(fd):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
     isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
-    import keras  # noqa: F401  - the point of the zygote: children start with Keras imported
+    runner = _load_runner()
+    runner.import_keras()  # the point of the zygote: children start with Keras imported, as the runner imports it
     import numpy  # noqa: F401
 
-    runner = _load_runner()
     sock = socket.socket(fileno=fd)
     if not warm_up():
         send(sock, {"ready": False, "error": RUNTIME_STARTED})

@@ -193,11 +193,16 @@ def _in_parts(values, parts=HISTORY_POINTS):
     return [float(np.mean(part)) for part in np.array_split(np.asarray(values, dtype=np.float64), parts) if len(part)]
 
 
+def first_layer_feature_maps(model, image):
+    """Return the first Conv2D's output (height, width, filters) for one uint8 image, augmentation off."""
+    from grader.lesson.checks import first_conv_outputs
+
+    return first_conv_outputs(model, np.asarray(image)[None])[0]
+
+
 def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=None, budget=None):
     """Train a model rebuilt from its JSON config for the fixed budget; return a TrainingOutcome."""
     import keras
-
-    from grader.training.pictures import first_layer_feature_maps
 
     start = time.perf_counter()
     _check_dataset(dataset)

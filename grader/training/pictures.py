@@ -176,13 +176,6 @@ def save_feature_maps(feature_maps, path) -> Path:
     return save_figure(feature_maps_figure(feature_maps), path)
 
 
-def first_layer_feature_maps(model, image) -> np.ndarray:
-    """Return the first Conv2D's output (height, width, filters) for one uint8 image, augmentation off."""
-    from grader.lesson.checks import first_conv_outputs
-
-    return first_conv_outputs(model, np.asarray(image)[None])[0]
-
-
 # --- the pictures of one training outcome ----------------------------------------------------------------------
 
 
