@@ -1,15 +1,15 @@
 """A probe zygote: one process imports Keras once and forks an isolated probe child per submission.
 
-Without it every probe child starts an interpreter and imports TensorFlow (seconds of CPU per submission).
-The zygote is started by a trusted batch worker in a clean environment (`python -I -S -B`, no PYTHON*
-variables, its own session, killed with the worker). It imports Keras, numpy and the sandbox's own modules, and
-never imports student code. For each probe the worker sends the scratch folder, the runner's envelope and two
-pipe ends (results, output); the zygote builds that probe's isolation plan exactly as the launcher does
-(grader.sandbox.launcher.sandbox_plan) and forks. The child puts itself in a session of its own, takes the
-pipes as its result pipe and stdout/stderr, applies every layer of the plan (the same `Plan.preexec()` a
-fresh child runs between fork and exec), closes every other descriptor, forgets the kit's modules, and only
-then runs the untrusted runner, which imports the submission. The zygote reports the child's pid, the plan's
-layers, and later its exit status; the launcher polices the child as it polices a fresh one.
+Without it every probe child starts an interpreter and imports TensorFlow (seconds of CPU per submission). The
+zygote is started by a trusted batch worker in a clean environment (`python -I -S -B`, no PYTHON* variables, its own
+session, killed with the worker). It imports Keras (as the runner does), matplotlib.pyplot, numpy and the sandbox's
+own modules, and never imports student code. For each probe the worker sends the scratch folder, the runner's
+envelope and two pipe ends (results, output); the zygote builds that probe's isolation plan exactly as the launcher
+does (grader.sandbox.launcher.sandbox_plan) and forks. The child puts itself in a session of its own, takes the
+pipes as its result pipe and stdout/stderr, applies every layer of the plan (the same `Plan.preexec()` a fresh child
+runs between fork and exec), closes every other descriptor, forgets the kit's modules, and only then runs the
+untrusted runner, which imports the submission. The zygote reports the child's pid, the plan's layers, and later its
+exit status; the launcher polices the child as it polices a fresh one.
 """
 
 import json
@@ -253,6 +253,7 @@ def serve(fd):
     isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
     runner = _load_runner()
     runner.import_keras()  # the point of the zygote: children start with Keras imported, as the runner imports it
+    import matplotlib.pyplot  # noqa: F401  - the lesson draws with it: a submission that does too gets it free here
     import numpy  # noqa: F401
 
     sock = socket.socket(fileno=fd)
