@@ -41,7 +41,8 @@ def import_keras():
 
     Keras imports pyplot at once (0.8 s of its 4 s) only for keras.visualization.plot_image_gallery, which gets it
     on first use instead. A submission that imports matplotlib itself gets all of it as usual. Nothing happens
-    where Keras is imported already, and a Keras that fails to import fails again, in the submission's import.
+    where Keras is imported already, and a Keras that fails to import fails again, in the submission's import (or
+    in the grader's, which imports Keras here too).
     """
     if "keras" in sys.modules or importlib.util.find_spec("keras") is None:
         return
