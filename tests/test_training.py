@@ -81,6 +81,12 @@ def test_calibration_record_was_measured_on_todays_budget():
         assert record["budget"][key] == today[key], key
 
 
+def test_calibration_record_says_why_this_budget():
+    record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
+    assert record["choice"] == calibration.CHOICE
+    assert record["choice"]["chosen"] and record["choice"]["why"] and record["choice"]["alternatives"]
+
+
 @pytest.mark.parametrize("name", ["label_destroying_augmentation", "untrainable", "linear"])
 def test_threshold_lies_at_least_the_margin_from_every_run(name):
     record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]

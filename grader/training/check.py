@@ -8,6 +8,7 @@ grader.training.calibration). The same config and seed give the same accuracy in
 same machine and device; a GPU may differ from the CPU in the last digits.
 """
 
+import ctypes
 import json
 import time
 import warnings
@@ -23,6 +24,10 @@ DATASETS = ("synthetic", "cifar10")
 LEARNING_RATE = 1e-3
 # 100 images per evaluation call: 500 held ~150 MiB more at the check's peak; the logits are the same bit for bit.
 EVAL_BATCH_SIZE = 100
+# glibc's malloc raises its mmap threshold up to 32 MiB as TensorFlow frees large tensors, then keeps the freed blocks
+# in its heaps: a check's training and evaluation left ~200 MiB more resident. A fixed threshold sends blocks of this
+# size or more to mmap, which hands them back when they are freed (benchmarks/README.md, issue 25).
+MMAP_THRESHOLD = 4 * 1024 * 1024
 HISTORY_POINTS = 6  # the history (and the training curve drawn from it) has one point per sixth of the run
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
 
@@ -166,6 +171,14 @@ def _seed_everything(seed):
         tf.config.experimental.enable_op_determinism()
 
 
+def _return_freed_memory():
+    """Fix glibc's mmap threshold at MMAP_THRESHOLD: large freed blocks go back to the system. Elsewhere, pass."""
+    try:
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD; setting it ends the dynamic raising
+    except (OSError, AttributeError):
+        pass  # not glibc (musl, macOS): nothing to set
+
+
 def _batch_history():
     """Return a Keras callback that keeps each training step's loss and accuracy in .steps."""
     import keras
@@ -205,6 +218,7 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
     import keras
 
     start = time.perf_counter()
+    _return_freed_memory()
     _check_dataset(dataset)
     budget = budget or BUDGETS[dataset]
     threshold = threshold_for(dataset) if threshold is None else threshold
