@@ -24,7 +24,7 @@ from pathlib import Path
 
 from grader.exports import GRADESCOPE_METADATA, submission_ids
 from grader.results import GradingResults, Status
-from grader.store import Gradebook, write_reports
+from grader.store import Gradebook, report_folder, write_reports
 
 ERROR = Status.ERROR
 READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
@@ -102,7 +102,7 @@ def grade_one(path, options, trainer, reports=None, submission=None):
 
     started = time.monotonic()
     submission = submission or submission_id(path)
-    report_dir = Path(reports) / submission if reports else None
+    report_dir = report_folder(reports, submission) if reports else None
     try:
         results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
                         zygote=WORKER_ZYGOTE, kit=WORKER_KIT)
