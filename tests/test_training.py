@@ -143,6 +143,30 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
     assert (today.first_kernel == before.first_kernel).all()
 
 
+def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
+    """The check's fixed mmap threshold moves where buffers live, not what is computed (fresh process: it is sticky)."""
+    model_path = tmp_path / "model.json"
+    model_path.write_text(configs["reference"])
+    script = (
+        "import sys; from grader.training import check\n"
+        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
+        "run = lambda: check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
+        "returning = check._return_freed_memory\n"
+        "check._return_freed_memory = lambda: None\n"
+        "before = run()\n"
+        "check._return_freed_memory = returning\n"
+        "after = run()\n"
+        "print((before.accuracy, before.history) == (after.accuracy, after.history), "
+        "bool((before.first_kernel == after.first_kernel).all()))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(model_path)], cwd=KIT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["True", "True"]
+
+
 def test_untrainable_model_fails(configs):
     outcome = check.run_training_check(configs["untrainable"], seed=0)
     assert not outcome.passed
