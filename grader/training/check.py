@@ -174,9 +174,10 @@ def _seed_everything(seed):
 def _return_freed_memory():
     """Fix glibc's mmap threshold at MMAP_THRESHOLD: large freed blocks go back to the system. Elsewhere, pass."""
     try:
-        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)  # -3: M_MMAP_THRESHOLD; setting it ends the dynamic raising
-    except (OSError, AttributeError):
-        pass  # not glibc (musl, macOS): nothing to set
+        # -3 is M_MMAP_THRESHOLD; setting it ends the dynamic raising, for the rest of the process.
+        ctypes.CDLL(None).mallopt(-3, MMAP_THRESHOLD)
+    except (OSError, AttributeError, TypeError):
+        pass  # not glibc (macOS, Windows): nothing to set
 
 
 def _batch_history():
