@@ -144,17 +144,17 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
 
 
 def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
-    """The check's fixed mmap threshold moves where buffers live, not what is computed (fresh process: it is sticky)."""
+    """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
     model_path = tmp_path / "model.json"
     model_path.write_text(configs["reference"])
     script = (
         "import sys; from grader.training import check\n"
         "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
         "run = lambda: check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
-        "returning = check._return_freed_memory\n"
-        "check._return_freed_memory = lambda: None\n"
+        "fixing = check._mmap_threshold\n"
+        "check._mmap_threshold = lambda size: None\n"
         "before = run()\n"
-        "check._return_freed_memory = returning\n"
+        "check._mmap_threshold = fixing\n"
         "after = run()\n"
         "print((before.accuracy, before.history) == (after.accuracy, after.history), "
         "bool((before.first_kernel == after.first_kernel).all()))\n"
