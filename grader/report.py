@@ -97,6 +97,7 @@ class CheckResult:
     visibility: str = VISIBLE  # one of VISIBILITIES (Gradescope's), from points.toml's [visibility]
     seconds: float | None = None  # how long the test ran (pytest's setup + call), None where unknown
     bonus: bool = False       # extra credit: its points count in score, never in max_score
+    cause: str = ""           # a failed test's root cause, in one line: the failures sharing one are one mistake
 
 
 @dataclass
@@ -247,6 +248,7 @@ class GradingResults:
                     "output": test.output,
                     "tags": [test.part] + [BONUS_TAG] * test.bonus,
                     "visibility": test.visibility,
+                    **({"cause": test.cause} if test.cause else {}),
                     **({"extra_data": {"seconds": round(test.seconds, 3)}} if test.seconds is not None else {}),
                 }
                 for test in self.tests
@@ -280,7 +282,7 @@ class GradingResults:
                                      max_score=max_score, status=status, output=entry.get("output", ""),
                                      visibility=entry.get("visibility", VISIBLE),
                                      seconds=None if seconds is None else float(seconds),
-                                     bonus=BONUS_TAG in tags[1:]))
+                                     bonus=BONUS_TAG in tags[1:], cause=str(entry.get("cause") or "")))
         return cls(submission=extra.get("submission", ""), tests=tests,
                    execution_time=float(data.get("execution_time", 0.0)),
                    probe_output=extra.get("probe_output", ""), notes=list(extra.get("notes", [])),
