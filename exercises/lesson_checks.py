@@ -322,6 +322,21 @@ def check_has_convolutions(model, call, judged="the network"):
     return []
 
 
+def cause_of(problems):
+    """Return the root cause a check's problems share with other checks' ('' if none), in one line.
+
+    A model without a Conv2D, or no model at all, fails every network check for that one reason.
+    """
+    import re
+
+    for template in (NO_CONVOLUTION, NOT_A_MODEL, NO_LESSON_AUGMENTATION):
+        said = max(re.split(r"\{\w+\}", template), key=len)  # its longest fixed words
+        called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
+        if called and all(said in problem for problem in problems):
+            return f"{called.group(1)}(): {said.strip(' .:')}"
+    return ""
+
+
 def needs_convolutions(judged):
     """Make a network check fail with NO_CONVOLUTION for a model without a Conv2D, instead of passing vacuously."""
 
@@ -683,14 +698,17 @@ def lesson_augmentation_in(block):
     return [layer for layer in augmentation_layers(block) if layer_settings(layer) in LESSON_AUGMENTATION_SPECS]
 
 
+NO_LESSON_AUGMENTATION = ("Called {call}. The block has {found}, but none of the lesson's RandomFlip('horizontal'), "
+                          "RandomRotation(0.05), RandomZoom(0.1), so {judged} is not the lesson's augmentation's: it "
+                          "earns nothing until the block holds at least one of them.")
+
+
 def _without_lesson_augmentation(block, call, judged):
     """Return a problem if a behaviour check has none of the lesson's augmentation to judge."""
     if lesson_augmentation_in(block):
         return []
     found = ", ".join(spec_repr(*layer_settings(layer)) for layer in flat_layers(block)) or "no layers"
-    return [f"Called {call}. The block has {found}, but none of the lesson's RandomFlip('horizontal'), "
-            f"RandomRotation(0.05), RandomZoom(0.1), so {judged} is not the lesson's augmentation's: it earns "
-            f"nothing until the block holds at least one of them."]
+    return [NO_LESSON_AUGMENTATION.format(call=call, found=found, judged=judged)]
 
 
 def _not_augmentation(block):

@@ -10,7 +10,7 @@ import pytest
 
 from grader import protocol
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.lesson.checks import exception_hint
+from grader.lesson.checks import cause_of, exception_hint
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
@@ -21,7 +21,8 @@ STATUS_MESSAGES = {
 def expect(problems):
     """Fail the calling test with the problems in plain words, if there are any."""
     if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+        message = "\n".join(problems)
+        fail(message, cause_of(problems) or message)
 
 
 def fail(message, cause):
