@@ -18,7 +18,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from grader.grade import check, grade  # noqa: E402
 from grader.lesson.manifest import CALLS, USES  # noqa: E402
 from grader.options import NO_TRAINING, GradingOptions  # noqa: E402
-from grader.report import FAILED  # noqa: E402
+from grader.results import FAILED  # noqa: E402
 from grader.summary import summarise  # noqa: E402
 from tests.probe_in_process import probe_in_process  # noqa: E402
 from tests.test_mutants import (  # noqa: E402
