@@ -129,6 +129,48 @@ def causes(results):
     return found
 
 
+RAISED = "Called build_augmentation(). It raised ValueError: factor=18 (augmentation.py:28)."
+
+
+def one_cause_results():
+    """Return results where one raising block fails three tests (one cause) and another test fails on its own."""
+    from grader.results import PASSED, CheckResult, GradingResults
+
+    cause = "build_augmentation(): ValueError: factor=18"
+    tests = [CheckResult(f"augmentation: check {n}", "augmentation", 0, 2, FAILED, RAISED, cause=cause)
+             for n in range(3)]
+    tests += [CheckResult("build_cnn: logits", "build_cnn", 0, 2, FAILED, "Called build_cnn(). Softmax.",
+                          cause="Called build_cnn(). Softmax."),
+              CheckResult("build_cnn: input", "build_cnn", 1, 1, PASSED)]
+    return GradingResults(submission="one", tests=tests)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "html", "json", "junit"])
+def test_every_format_tells_a_cause_once(fmt):
+    from grader.render import render
+
+    out = render(one_cause_results(), fmt)
+    told = 2 if fmt == "junit" else 1  # a JUnit failure holds its first line in `message` and the whole in its text
+    assert out.count("factor=18 (augmentation.py:28)") == told, out
+    assert "Softmax" in out
+    if fmt in ("text", "markdown", "html"):
+        assert "and 2 tests that fail for the same reason (4 points)" in out, out
+    else:
+        assert out.count("Fails for the same reason as “augmentation: check 0”") == 2 * told, out
+
+
+def test_results_json_keeps_each_test_s_cause():
+    import json
+
+    from grader.render.gradescope_json import to_json
+    from grader.store import from_json
+
+    text = to_json(one_cause_results())
+    assert [test.get("cause", "") for test in json.loads(text)["tests"]][:4] == [
+        "build_augmentation(): ValueError: factor=18"] * 3 + ["Called build_cnn(). Softmax."]
+    assert [test.cause for test in from_json(text).tests] == [test.cause for test in one_cause_results().tests]
+
+
 @pytest.fixture(scope="module")
 def reference_probe(tmp_path_factory):
     folder = tmp_path_factory.mktemp("reference") / "solutions"
