@@ -166,7 +166,7 @@ def test_results_json_keeps_each_test_s_cause():
     from grader.store import from_json
 
     text = to_json(one_cause_results())
-    assert [test.get("cause", "") for test in json.loads(text)["tests"]][:4] == [
+    assert [test.get("extra_data", {}).get("cause", "") for test in json.loads(text)["tests"]][:4] == [
         "build_augmentation(): ValueError: factor=18"] * 3 + ["Called build_cnn(). Softmax."]
     assert [test.cause for test in from_json(text).tests] == [test.cause for test in one_cause_results().tests]
 

@@ -33,7 +33,12 @@ def fail(message, cause):
 
 
 def function_cause(name, outcome):
-    """Return the root cause of every test that fails because an API function itself failed, as one line."""
+    """Return the root cause of every test that fails because an API function itself failed, as one line.
+
+    A function the probe never reached (the submission could not be imported) shares its cause with all the others.
+    """
+    if outcome.status == protocol.NOT_RUN:
+        return f"not checked: {outcome.message or 'the submission could not be imported'}".splitlines()[0]
     return f"{name}(): {outcome.message or outcome.status}".splitlines()[0]
 
 

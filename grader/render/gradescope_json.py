@@ -40,12 +40,18 @@ def to_dict(results):
                 "output": SAME_AS.format(first=firsts[id(test)].name) if id(test) in firsts else test.output,
                 "tags": [test.part] + [BONUS_TAG] * test.bonus,
                 "visibility": test.visibility,
-                **({"cause": test.cause} if test.cause else {}),  # Gradescope keeps fields it does not know
-                **({"extra_data": {"seconds": round(test.seconds, 3)}} if test.seconds is not None else {}),
+                **extra_data(test),
             }
             for test in results.tests
         ],
     }
+
+
+def extra_data(test):
+    """Return a test's extra_data entry: its seconds where known, its root cause where it failed ({} if neither)."""
+    data = {**({"seconds": round(test.seconds, 3)} if test.seconds is not None else {}),
+            **({"cause": test.cause} if test.cause else {})}  # in extra_data: Gradescope stores it, shows nothing
+    return {"extra_data": data} if data else {}
 
 
 def to_json(results, indent=2):
