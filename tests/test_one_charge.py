@@ -261,5 +261,8 @@ def test_pytest_exercises_tells_a_raising_block_once(tmp_path):
 def test_the_training_check_trains_the_network_with_the_lesson_s_block(tmp_path):
     results = grade(write_mutant(BY_ID["rotation_in_degrees"], tmp_path / "degrees"),
                     GradingOptions(cache=False, verdict_cache=False))
-    assert lost_parts(results) + (["training"] if results.part_scores()["training"][0] < 10 else []) == [
-        "augmentation"], results.part_scores()
+    assert results.status == "graded", results.notes
+    training = results.part_scores()["training"]
+    assert training[1] > 0 and training[0] == training[1], (training, [t.output for t in results.tests])
+    assert lost_parts(results) == ["augmentation"], results.part_scores()
+    assert [note for note in results.notes if note.startswith("build_cnn, build_cnn_v2 and training were graded")]
