@@ -25,7 +25,9 @@ from grader.batch import (
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
-from grader.report import CSV_FIELDS, FORMATS, HIDDEN, SUFFIXES, CheckResult, GradingResults
+from grader.render import FORMATS, SUFFIXES
+from grader.render.gradebook import CSV_FIELDS
+from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -134,13 +136,13 @@ def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
                  "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30",
                  "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve",
-                 "--training-slots", "0", "--shard", "2/4"])
+                 "--allow-partial", "--training-slots", "0", "--shard", "2/4"])
     assert exit_info.value.code == 0
     options = seen.pop("options")
     assert options.limits.total_seconds == 30
     assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
                     "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"],
-                    "training_slots": 0, "shard": "2/4"}
+                    "allow_partial": True, "training_slots": 0, "shard": "2/4"}
     assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
 
 
@@ -287,7 +289,7 @@ def test_training_runs_hold_a_slot_and_cache_hits_do_not(tmp_path):
 
 def reporting_stand_in(path, options, trainer, reports=None, submission=None):
     """stand_in_grader, writing the reports a real batch writes (merge builds the summary from them)."""
-    from grader.report import write_reports
+    from grader.store import report_folder, write_reports
 
     results = stand_in_grader(path, options, trainer, reports, submission)
     name = Path(path).name
@@ -295,7 +297,7 @@ def reporting_stand_in(path, options, trainer, reports=None, submission=None):
         results.tests.append(CheckResult(name="filters: stand-in", part="filters", score=0, max_score=1,
                                          status="failed", output="half marks"))
     if reports:
-        write_reports(results, Path(reports) / results.submission)
+        write_reports(results, report_folder(reports, results.submission))
     return results
 
 

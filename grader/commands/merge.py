@@ -96,6 +96,7 @@ def check_shards(manifests):
 def gather(manifests):
     """Return [(entry, id, row, report_dir)] of every shard, in the folder's order (as one batch grades it)."""
     from grader import exports
+    from grader.store import report_folder
 
     found = []
     for manifest in manifests:
@@ -104,18 +105,19 @@ def gather(manifests):
             raise MergeError(f"the gradebook {manifest['gradebook']} has {len(rows)} rows: expected the "
                              f"{len(manifest['submissions'])} of its manifest {manifest['path']}")
         for (entry, submission), row in zip(manifest["submissions"], rows):
-            report_dir = manifest["reports"] / submission if manifest["reports"] else None
+            report_dir = report_folder(manifest["reports"], submission) if manifest["reports"] else None
             found.append((entry, submission, row, report_dir))
     return sorted(found, key=lambda item: item[0])
 
 
 def results_of(submission, row, report_dir):
     """Return a submission's GradingResults: its report.json, or (an error row without one) its gradebook row."""
-    from grader.report import GradingResults
+    from grader.results import GradingResults
+    from grader.store import REPORT_JSON, from_json
 
-    path = report_dir / "report.json" if report_dir else None
+    path = report_dir / REPORT_JSON if report_dir else None
     if path and path.is_file():
-        return GradingResults.from_json(path.read_text(encoding="utf-8"))
+        return from_json(path.read_text(encoding="utf-8"))
     if row.get("status") == "error":
         return GradingResults(submission=submission, tests=[], execution_time=float(row.get("seconds") or 0),
                               notes=[row["message"]] if row.get("message") else [], status="error")
@@ -128,7 +130,8 @@ def main(*, shards, output="grades.csv", reports=None, roster=None, canvas=None,
     """Merge shard outputs into one gradebook, report folders, class summary and LMS imports; return the exit code."""
     from grader import exports
     from grader.commands.batch import write_class_files
-    from grader.report import CSV_FIELDS
+    from grader.render.gradebook import CSV_FIELDS
+    from grader.store import report_folder
 
     try:
         manifests = [read_manifest(find_manifest(shard)) for shard in shards]
@@ -153,7 +156,7 @@ def main(*, shards, output="grades.csv", reports=None, roster=None, canvas=None,
     if reports:
         try:
             for _entry, submission, _row, report_dir in found:
-                target = Path(reports) / submission
+                target = report_folder(reports, submission)
                 if report_dir and report_dir.is_dir() and report_dir.resolve() != target.resolve():
                     shutil.copytree(report_dir, target, dirs_exist_ok=True)
         except OSError as error:
