@@ -370,6 +370,12 @@ def test_four_shards_merge_into_the_gradebook_summary_and_exports_of_one_run(tmp
     assert (merged / "canvas.csv").read_bytes() == (one / "canvas.csv").read_bytes()
     assert sorted(path.name for path in (merged / "reports").iterdir()) == sorted(
         path.name for path in (one / "reports").iterdir())
+    short = tmp_path / "short_roster.csv"
+    short.write_text("\n".join(roster.read_text().splitlines()[:-1]) + "\n")  # the last student left out
+    capsys.readouterr()
+    assert merge.main(shards=[str(tmp_path / f"s{k}") for k in range(1, 5)], output=str(tmp_path / "g.csv"),
+                      roster=str(short), canvas=str(tmp_path / "c.csv")) == 2
+    assert "half_kim" in capsys.readouterr().err and not (tmp_path / "c.csv").exists()
 
 
 def test_merge_says_which_shards_are_missing_or_twice(tmp_path, stand_in_batches, capsys):

@@ -34,13 +34,16 @@ def add_parser(commands):
     parser.add_argument("shards", nargs="+", metavar="SHARD", help=SHARDS_HELP)
     parser.add_argument("--output", default="grades.csv", help=OUTPUT_HELP)
     parser.add_argument("--reports", help=REPORTS_HELP)
-    from grader.commands.batch import CANVAS_HELP, MOODLE_HELP, ROSTER_HELP
+    from grader.commands.batch import ALLOW_PARTIAL_HELP, CANVAS_HELP, MOODLE_HELP, ROSTER_HELP
 
     parser.add_argument("--roster", help=ROSTER_HELP.split(" (default")[0])
     parser.add_argument("--canvas", metavar="PATH", help=CANVAS_HELP)
     parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
+    parser.add_argument("--allow-partial", action="store_true", help=ALLOW_PARTIAL_HELP.replace("grading starts",
+                                                                                                "merging"))
     parser.set_defaults(run=lambda args: main(shards=args.shards, output=args.output, reports=args.reports,
-                                              roster=args.roster, canvas=args.canvas, moodle=args.moodle))
+                                              roster=args.roster, canvas=args.canvas, moodle=args.moodle,
+                                              allow_partial=args.allow_partial))
 
 
 def _error(message):
@@ -126,10 +129,10 @@ def results_of(submission, row, report_dir):
                      f"{submission}. Received: none")
 
 
-def main(*, shards, output="grades.csv", reports=None, roster=None, canvas=None, moodle=None):
+def main(*, shards, output="grades.csv", reports=None, roster=None, canvas=None, moodle=None, allow_partial=False):
     """Merge shard outputs into one gradebook, report folders, class summary and LMS imports; return the exit code."""
     from grader import exports
-    from grader.commands.batch import write_class_files
+    from grader.commands.batch import partial_export_message, write_class_files
     from grader.render.gradebook import CSV_FIELDS
     from grader.store import report_folder
 
@@ -141,6 +144,12 @@ def main(*, shards, output="grades.csv", reports=None, roster=None, canvas=None,
     except (MergeError, OSError, ValueError) as error:
         _error(str(error))
         return USAGE_ERROR
+    ids = [submission for _entry, submission, _row, _report in found]
+    for lms, path in ((exports.CANVAS, canvas), (exports.MOODLE, moodle)):  # as `grader batch` refuses them
+        problems = exports.export_problems(ids, students, lms) if path else {}
+        if problems and not allow_partial:
+            _error(partial_export_message(lms, problems, total=len(ids), roster=students))
+            return USAGE_ERROR
     rows = [row for _entry, _submission, row, _report in found]
     try:
         Path(output).parent.mkdir(parents=True, exist_ok=True)
