@@ -162,7 +162,8 @@ def test_a_class_file_inside_reports_named_like_a_student_is_refused(tmp_path, c
     (tmp_path / "class" / "grades.csv.py").write_text("")
     reports = tmp_path / "reports"
     code = batch_command.main(folder=str(tmp_path / "class"), output=str(reports / "grades.csv"), reports=str(reports))
-    assert code == batch_command.USAGE_ERROR and "report folder of the submission 'grades.csv'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == batch_command.USAGE_ERROR and "report folder of the submission 'grades.csv'" in err
 
 
 @pytest.mark.slow
@@ -195,3 +196,15 @@ def test_a_hostile_class_is_graded_whole(tmp_path):
         table = read_rows(path)
         assert_no_formula_cell(table)
         assert len(table) == (2 if path.name == "canvas.csv" else 1) + len(names)
+
+
+def test_gradescope_metadata_values_get_the_same_treatment(tmp_path):
+    metadata = ("submission_1:\n  :submitters:\n  - :name: '=1+1'\n    :sid: '0042'\n    :email: ada@example.edu\n"
+                "submission_2:\n  :submitters:\n  - :name: Eve\n    :sid: '-2+3'\n    :email: '@SUM(1)x@example.com'\n")
+    roster = exports.parse_gradescope_metadata(metadata)
+    rows = [{"id": key, "score": "90", "max_score": "100", "status": "graded"} for key in roster]
+    left = exports.write_moodle_csv(rows, roster, tmp_path / "moodle.csv")
+    assert list(left) == ["submission_2"] and "formula" in left["submission_2"]
+    table = read_rows(tmp_path / "moodle.csv")
+    assert len(table) == 2 and table[1][2] == "'=1+1"
+    assert_no_formula_cell(table)

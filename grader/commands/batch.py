@@ -45,7 +45,7 @@ REASONS_SHOWN = 5
 
 def add_parser(commands):
     """Add `batch` to the command line."""
-    from grader.batch import BATCH_FORMATS
+    from grader.render.batch import BATCH_FORMATS
 
     parser = commands.add_parser("batch", help=HELP)
     parser.add_argument("folder", help=FOLDER_HELP)
@@ -84,17 +84,15 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     from grader import exports
     from grader.batch import (
         TRAINING_SLOTS,
-        Progress,
         batch_ids,
-        describe,
         find_submissions,
         grade_batch,
         parse_shard,
-        render_all,
         shard_manifest_path,
         shard_of,
         write_shard_manifest,
     )
+    from grader.render.batch import Progress, describe, render_all
     from grader.render.gradebook import csv_row
     from grader.render.summary import HTML_NAME, MARKDOWN_NAME
     from grader.results import Status

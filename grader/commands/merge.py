@@ -41,9 +41,13 @@ def add_parser(commands):
     parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
     parser.add_argument("--allow-partial", action="store_true", help=ALLOW_PARTIAL_HELP.replace("grading starts",
                                                                                                 "merging"))
-    parser.set_defaults(run=lambda args: main(shards=args.shards, output=args.output, reports=args.reports,
-                                              roster=args.roster, canvas=args.canvas, moodle=args.moodle,
-                                              allow_partial=args.allow_partial))
+    parser.set_defaults(run=from_args)
+
+
+def from_args(args):
+    """Run main with the parsed flags."""
+    return main(shards=args.shards, output=args.output, reports=args.reports, roster=args.roster, canvas=args.canvas,
+                moodle=args.moodle, allow_partial=args.allow_partial)
 
 
 def _error(message):
