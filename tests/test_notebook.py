@@ -22,7 +22,8 @@ from grader.integrations.notebook import (
 from grader.integrations.release import build_release
 from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import NO_TRAINING
-from grader.report import PASSED
+from grader.render.text import to_text
+from grader.results import PASSED
 from grader.submission import SubmissionError, notebook_source
 from tests.conftest import EXERCISES, SOLUTIONS
 
@@ -120,7 +121,7 @@ def test_the_grader_reads_only_the_definitions(filled_path):
 
 def test_the_filled_notebook_gets_full_marks(filled_path):
     results = grade(filled_path, NO_TRAINING)
-    assert results.tests and all(test.status == PASSED for test in results.tests), results.to_text()
+    assert results.tests and all(test.status == PASSED for test in results.tests), to_text(results)
     assert results.score == results.max_score + results.bonus_score
     assert {test.part for test in results.tests} >= {"shape_math", "augmentation", "build_cnn", "build_cnn_v2"}
 
@@ -167,11 +168,11 @@ def kit_reader(monkeypatch):
 
 def test_a_notebook_with_course_magics_gets_full_marks_and_lists_what_was_skipped(tmp_path, kit_reader):
     results = grade(magic_notebook(tmp_path / "magics.ipynb"), NO_TRAINING)
-    assert results.tests and all(test.status == PASSED for test in results.tests), results.to_text()
+    assert results.tests and all(test.status == PASSED for test in results.tests), to_text(results)
     skipped = [note for note in results.notes if note.startswith("The grader skipped")]
     assert skipped == ["The grader skipped 7 IPython commands it does not run (magics and shell escapes): "
                        + "; ".join(SKIPPED_IN_MAGIC_CELLS) + "; and 2 more."]
-    assert skipped[0] in results.to_text()
+    assert skipped[0] in to_text(results)
 
 
 def test_the_kit_reader_lists_every_skipped_command_in_order(tmp_path, kit_reader):

@@ -23,7 +23,8 @@ from grader.grade import grade
 from grader.integrations.notebook import exercise_cell_source
 from grader.lesson.stubs import STUB_MODULES
 from grader.options import NO_TRAINING
-from grader.report import PASSED
+from grader.render.text import to_text
+from grader.results import PASSED
 from grader.sandbox.launcher import parse_event
 from grader.submission import (
     MAX_CELL_MAGICS,
@@ -178,7 +179,7 @@ def test_a_notebook_with_a_long_sum_python_compiles_gets_full_marks(tmp_path):
     cells = reference_cells() + [long_sum(2900)]
     assert python_compiles("\n\n".join(cells))  # every supported Python compiles this one
     results = grade(write_cells(tmp_path / "long.ipynb", cells), NO_TRAINING)
-    assert results.tests and all(test.status == PASSED for test in results.tests), results.to_text()
+    assert results.tests and all(test.status == PASSED for test in results.tests), to_text(results)
 
 
 @pytest.mark.parametrize("cell", [long_sum(25_000), "x = " + "-" * 25_000 + "1\n"], ids=["sum", "unary"])
