@@ -10,6 +10,7 @@ from pathlib import Path
 
 from grader import options as grading_options
 from grader.options import GradingOptions
+from grader.wording import plural
 
 HELP = "grade every submission in a folder (one per file or subfolder)"
 FOLDER_HELP = ("folder with one submission per entry: .py, folder, .ipynb or .zip (a Gradescope "
@@ -105,9 +106,9 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     for results in errors:
         print(f"  {describe(results)}", file=sys.stderr)
     count = len(summary.results)
-    print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / count:.1f} s each, "
-          f"{summary.workers_started} workers started); training runs: {summary.trained} done, "
-          f"{summary.reused} reused; {len(errors)} errors. Gradebook: {output}", file=sys.stderr)
+    print(f"Graded {plural(count, 'submission')} in {summary.seconds:.1f} s ({summary.seconds / count:.1f} s each, "
+          f"{plural(summary.workers_started, 'worker')} started); training runs: {summary.trained} done, "
+          f"{summary.reused} reused; {plural(len(errors), 'error')}. Gradebook: {output}", file=sys.stderr)
     return write_class_files(summary.results, rows, students, summary_dir=summary_dir, reports=reports,
                              only=bool(only), canvas=canvas, moodle=moodle)
 
@@ -147,6 +148,7 @@ def write_class_files(results, rows, students, *, summary_dir, reports, only, ca
         if missing:
             why = (NO_ROSTER if not students else
                    "the roster has no email or sis_id for them" if lms == "Moodle" else "the roster lacks their ids")
-            _error(f"{len(missing)} submissions are not in the {lms} import {path}: {why}. "
+            _error(f"{plural(len(missing), 'submission')} {'is' if len(missing) == 1 else 'are'} not in the {lms} "
+                   f"import {path}: {why}. "
                    f"Unmatched ids: {', '.join(missing)}")
     return code
