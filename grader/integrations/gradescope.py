@@ -152,7 +152,8 @@ def installed_wheel():
     info_dir = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info"
     files = [file for file in dist.files or () if not file.parts[0] == ".." and "__pycache__" not in file.parts
              and not (file.parts[0] == info_dir and file.name in INSTALLER_FILES)]
-    if not any(file.parts[0] == "grader" for file in files):
+    # An editable install (or a source tree's egg-info) lists no installed grader package: nothing to rebuild.
+    if dist.read_text("RECORD") is None or not any(file.parts[0] == "grader" for file in files):
         raise FileNotFoundError(f"Expected the installed {DISTRIBUTION} to hold the grader package (an editable "
                                 f"install does not): give the kit's source for --kit-source. Received: {info_dir}")
     buffer, record = io.BytesIO(), []
