@@ -351,6 +351,14 @@ def test_an_unfinished_grading_fails_the_check_whatever_the_score():
     assert code == 1 and "the probe ran out of time" in message
 
 
+@pytest.mark.parametrize("minimum", [MinScore(100, percent=True, text="100%"), MinScore(10)])
+def test_a_failing_bonus_never_fails_grader_ci(minimum):
+    lesson = [CheckResult("shape_math: x", "shape_math", 10, 10, "passed")]
+    bonus = CheckResult("filters: y", "filters", 0, 5, "failed", "no", bonus=True)
+    assert verdict(GradingResults("repo", lesson), minimum)[0] == 0
+    assert verdict(GradingResults("repo", [*lesson, bonus]), minimum)[0] == 0     # the same verdict with it
+
+
 def student_repo(tmp_path, solved):
     """Return a student repository whose exercises/ holds the solution of the modules in solved, stubs elsewhere."""
     repo = tmp_path / "repo"
