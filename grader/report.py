@@ -22,6 +22,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from grader import extra_credit
 from grader.lesson.manifest import PARTS
 
 PASSED = "passed"
@@ -330,7 +331,7 @@ class GradingResults:
         tests, not_shown = self.shown_tests(shown)
         score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
         passed = sum(test.status == PASSED for test in tests)
-        lines = [f"## {TITLE}: {_points(score)} / {_points(max_score)}", "",
+        lines = [f"## {TITLE}: {headline_score(tests)}", "",
                  f"Submission {_md_inline(self.submission)}: {passed} of {len(tests)} tests passed."]
         if not_shown:
             lines += ["", not_shown]
@@ -370,11 +371,10 @@ class GradingResults:
         """Render the student's feedback page: self-contained HTML, the report folder's pictures embedded."""
         e = html.escape
         tests, not_shown = self.shown_tests(shown)
-        score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
         out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
                f"<title>{e(TITLE)}: {e(self.submission)}</title>", f"<style>{FEEDBACK_STYLE}</style></head><body>",
                f"<h1>{e(TITLE)}</h1>", f'<p class="lead">Feedback for <b>{e(self.submission)}</b></p>',
-               f'<p class="score" id="score">{_points(score)} / {_points(max_score)} points</p>']
+               f'<p class="score" id="score">{e(headline_score(tests))}</p>']
         if not_shown:
             out.append(f"<p>{e(not_shown)}</p>")
         if self.status != "graded":
@@ -476,6 +476,13 @@ def _png_data_uri(path):
     if not data.startswith(b"\x89PNG\r\n\x1a\n"):
         return ""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+def headline_score(tests):
+    """Return a report's headline score: "91 / 100 points (+5 bonus)" (grader.extra_credit's one rule)."""
+    bonus = [test for test in tests if test.bonus]
+    return extra_credit.score_text(sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus),
+                                   sum(t.score for t in bonus), has_bonus=bool(bonus))
 
 
 def _number(value):

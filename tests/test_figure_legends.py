@@ -55,3 +55,18 @@ def history(epochs, start, end):
 def test_the_training_curve_s_legends_cover_no_curve_or_line(name, epochs, start, end):
     figure = training_curve_figure(history(epochs, start, end), threshold=THRESHOLD, held_out_accuracy=end)
     assert overlaps(figure) == [], name
+
+
+def test_the_class_histogram_s_legend_covers_no_bar_or_line():
+    from grader import summary as class_summary
+    from grader.report import FAILED, PASSED, CheckResult, GradingResults
+
+    def graded(name, points, bonus):
+        return GradingResults(name, tests=[
+            CheckResult("build_cnn: all", "build_cnn", points, 100, PASSED if points == 100 else FAILED),
+            CheckResult("filters: maps", "filters", bonus, 5, PASSED if bonus else FAILED, bonus=True)])
+
+    # Bars at both ends and in the middle, a bonus past full marks, lines in between.
+    scores = [(3, 0), (8, 0), (15, 0), (45, 0), (52, 5), (60, 0), (88, 5), (100, 0), (100, 5), (100, 5)]
+    summary = class_summary.summarise([graded(f"s{i}", points, bonus) for i, (points, bonus) in enumerate(scores)])
+    assert overlaps(class_summary.histogram_figure(summary)) == []
