@@ -70,7 +70,7 @@ def test_batch_writes_the_summary_and_the_lms_imports_from_a_roster(tmp_path, st
     assert [(row[0], row[2], row[3], row[5]) for row in canvas[2:]] == [
         ("Alice Smith", "1001", "alice@uni.edu", "4"), ("Bob Jones", "1002", "bob@uni.edu", "0")]
     moodle = read_csv(paths["moodle.csv"])
-    assert moodle[0] == [*MOODLE_FIELDS, "Lesson 6", "Feedback"]
+    assert moodle[0] == [*MOODLE_FIELDS, "Lesson 6", "Lesson 6 bonus", "Feedback"]
     assert [row[:4] for row in moodle[1:]] == [["alice@uni.edu", "1001", "Alice Smith", "4"],
                                                ["bob@uni.edu", "1002", "Bob Jones", "0"]]
     assert err.count("Unmatched ids: carol") == 2 and "the roster lacks their ids" in err
