@@ -59,7 +59,8 @@ def test_the_training_curve_s_legends_cover_no_curve_or_line(name, epochs, start
 
 def test_the_class_histogram_s_legend_covers_no_bar_or_line():
     from grader import summary as class_summary
-    from grader.report import FAILED, PASSED, CheckResult, GradingResults
+    from grader.render import summary as summary_render
+    from grader.results import FAILED, PASSED, CheckResult, GradingResults
 
     def graded(name, points, bonus):
         return GradingResults(name, tests=[
@@ -69,4 +70,4 @@ def test_the_class_histogram_s_legend_covers_no_bar_or_line():
     # Bars at both ends and in the middle, a bonus past full marks, lines in between.
     scores = [(3, 0), (8, 0), (15, 0), (45, 0), (52, 5), (60, 0), (88, 5), (100, 0), (100, 5), (100, 5)]
     summary = class_summary.summarise([graded(f"s{i}", points, bonus) for i, (points, bonus) in enumerate(scores)])
-    assert overlaps(class_summary.histogram_figure(summary)) == []
+    assert overlaps(summary_render.histogram_figure(summary)) == []
