@@ -226,7 +226,6 @@ def test_a_newcomer_walks_the_readme_from_a_wheel(version, installed, tmp_path):
     # Instructor: grade the reference (README's quick start), text report on stdout.
     graded = run_installed(bin_dir, "grader", "grade", "solutions", "--no-training", cwd=home)
     assert graded.returncode == 0 and f"Score: {90 + BONUS} / 90" in graded.stdout, graded.stdout + graded.stderr
-    assert_mutant_loses_in_build_cnn(grade(bin_dir, mutant(home / "mutant"), home))
 
     # The student release, from the installed kit; its own pytest: the stubs fail, the student's work passes.
     released = run_installed(bin_dir, "grader", "release", "student", cwd=home)
@@ -257,6 +256,10 @@ def test_a_newcomer_walks_the_readme_from_a_wheel(version, installed, tmp_path):
     assert batch.returncode == 0, batch.stderr[-3000:]
     rows = {row["id"]: row for row in csv.DictReader((home / "grades.csv").open())}
     assert set(rows) == set(students) and all(row["status"] == "graded" for row in rows.values()), rows
+    # The reference gets the lesson's points and the bonus; the mutant loses points in the networks only.
+    assert (float(rows["alice"]["score"]), float(rows["alice"]["bonus"])) == (90 + BONUS, BONUS), rows["alice"]
+    bob = {part: float(rows["bob"][part]) for part in ("shape_math", "augmentation", "build_cnn", "build_cnn_v2")}
+    assert bob["shape_math"] == 20 and bob["augmentation"] == 15 and bob["build_cnn"] < 33, bob
     summary = open_in_browser(chromium, home / "reports" / "summary.html", tmp_path / "summary.png")
     report = open_in_browser(chromium, home / "reports" / "bob" / "report.html", tmp_path / "report.png")
     parts = [part for part in PARTS if part != "training"]          # --no-training leaves it out
