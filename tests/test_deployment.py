@@ -139,6 +139,7 @@ def assert_probe_user(results):
         assert not user["held"] and "does not run as root" in user["reason"], user
 
 
+@pytest.mark.timeout(WALK_SECONDS)                 # two installs: the kit's venv, then setup.sh's
 def test_gradescope_setup_and_run_autograder_on_a_fake_tree(installed, tmp_path):
     # The zip comes from an installed kit with no --kit-source and no --smoke-submission: the wheel it bundles is
     # rebuilt from the installed files, and setup.sh below installs it and grades the smoke submission it carries.
