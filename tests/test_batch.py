@@ -11,21 +11,19 @@ import pytest
 
 from grader import cli
 from grader.batch import (
-    BATCH_FORMATS,
     ERROR,
     GRADING_RAISED,
     WORKER_DIED,
     WORKER_TIMED_OUT,
-    Progress,
     batch_ids,
     error_results,
     find_submissions,
     grade_batch,
-    render_all,
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
 from grader.render import FORMATS, SUFFIXES
+from grader.render.batch import BATCH_FORMATS, Progress, render_all
 from grader.render.gradebook import CSV_FIELDS
 from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python
@@ -135,12 +133,14 @@ def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
                  "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30",
-                 "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve"])
+                 "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve",
+                 "--allow-partial"])
     assert exit_info.value.code == 0
     options = seen.pop("options")
     assert options.limits.total_seconds == 30
     assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
-                    "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"]}
+                    "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"],
+                    "allow_partial": True}
     assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
 
 
