@@ -18,6 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader import extra_credit
 from grader.render.escape import FORMULA_START, spreadsheet_safe
 from grader.render.gradebook import CSV_FIELDS, csv_row, csv_writer
 
@@ -30,9 +31,10 @@ ASSIGNMENT = "Lesson 6"
 # new assignment. The row under the header gives the points possible, as in Canvas's own export.
 CANVAS_FIELDS = ("Student", "ID", "SIS User ID", "SIS Login ID", "Section")
 CANVAS_POINTS_ROW = "    Points Possible"
+# Canvas takes a score above points possible as extra credit: its column holds the total, bonus included.
 # Moodle's "Import grades: CSV file": any header, mapped in the import form. "Identify user by" maps one
 # column (email address, username or ID number) to a user field; one column maps to the grade item, another
-# optionally to its feedback.
+# optionally to its feedback. A grade above its item's maximum is refused, so the bonus has a column of its own.
 MOODLE_FIELDS = ("Email address", "ID number", "Full name")
 MOODLE_FEEDBACK = "Feedback"
 
@@ -311,9 +313,19 @@ def write_canvas_csv(rows, roster: dict, path, *, assignment: str = ASSIGNMENT, 
 # --- Moodle -----------------------------------------------------------------------------------------------
 
 
+def moodle_bonus_item(grade_item: str = ASSIGNMENT) -> str:
+    """Return the header of the bonus column, for the second grade item the import form maps it to."""
+    return f"{grade_item} bonus"
+
+
 def write_moodle_csv(rows, roster: dict, path, *, grade_item: str = ASSIGNMENT) -> dict:
-    """Write Moodle's grade import CSV (identify users by email address or ID number); return {id: why} left out."""
-    fieldnames = (*MOODLE_FIELDS, grade_item, MOODLE_FEEDBACK)
+    """Write Moodle's grade import CSV (identify users by email address or ID number); return {id: why} left out.
+
+    Moodle refuses a grade above the grade item's maximum, so the lesson's points and the bonus get a column each
+    (see grader.extra_credit).
+    """
+    bonus_item = moodle_bonus_item(grade_item)
+    fieldnames = (*MOODLE_FIELDS, grade_item, bonus_item, MOODLE_FEEDBACK)
     out, left = [], {}
     for row in rows:
         students = _students_of(row, roster)
@@ -321,9 +333,14 @@ def write_moodle_csv(rows, roster: dict, path, *, grade_item: str = ASSIGNMENT) 
         if reason:
             left[row["id"]] = reason
             continue
-        feedback = f"{row['score']} / {row['max_score']} points" if _grade(row) else str(row.get("message", ""))
+        graded = bool(_grade(row))
+        bonus = row.get("bonus") or 0
+        lesson = str(extra_credit.lesson_points(row["score"], bonus)) if graded else ""
+        feedback = (extra_credit.score_text(row["score"], row["max_score"], bonus) if graded
+                    else str(row.get("message", "")))
         for student in students:
             out.append({**match_values(student, MOODLE), "Full name": spreadsheet_safe(student.name),
-                        grade_item: _grade(row), MOODLE_FEEDBACK: spreadsheet_safe(feedback)})
+                        grade_item: lesson, bonus_item: str(extra_credit.number(bonus)) if graded else "",
+                        MOODLE_FEEDBACK: spreadsheet_safe(feedback)})
     write_rows(out, path, fieldnames)
     return left

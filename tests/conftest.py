@@ -43,3 +43,24 @@ def carries_any_token(pid):
         return TOKEN_VARIABLE.encode() + b"=" in Path(f"/proc/{pid}/environ").read_bytes()
     except OSError:
         return False
+
+
+# --- test tiers ------------------------------------------------------------------------------------------------------
+# The quick tier (`pytest -m "not slow"`, what a contributor runs) leaves out what grades whole submissions end to end
+# through the sandbox, one after another: these suites, beside the tests marked slow where they stand. The full tier
+# (`pytest`, what .ci/run runs) keeps them all. Listed here so that the tier is decided in one place.
+END_TO_END_SUITES = (
+    "tests/test_styles.py",                 # every correct style and submission form, graded in full
+    "tests/test_sandbox_attacks.py",        # each hostile submission of issue 11, graded with every layer
+    "tests/test_adversarial_grading.py",    # hostile and broken submissions, graded end to end
+    "tests/test_probe_user.py",             # whole probes as the probe's user (root only)
+    "tests/test_grading_equivalence.py",    # the same class with and without the zygote and the caches
+    "tests/test_mutants.py::test_mutant_end_to_end_through_the_sandboxed_probe",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the end-to-end suites slow: they form the full tier with the tests marked slow in place."""
+    for item in items:
+        if item.nodeid.startswith(END_TO_END_SUITES):
+            item.add_marker(pytest.mark.slow)

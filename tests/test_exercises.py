@@ -2,6 +2,7 @@
 
 import ast
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 
@@ -42,7 +43,9 @@ def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
     assert not errors, f"untouched stubs must read as failures, not errors at setup: {errors}"
     assert outcomes and all(message is not None for message in outcomes.values()), outcomes
     for name, message in outcomes.items():
-        assert "Not implemented yet" in message and "is not implemented yet" in message, (name, message)
+        # The stub's own sentence, once: "conv_output_size() is not implemented yet. Return ...".
+        assert re.match(r"\w+\(\) is not implemented yet\. \S", message), (name, message)
+        assert message.lower().count("not implemented yet") == 1, (name, message)
 def test_an_exception_that_is_not_the_student_s_reads_as_one_line(tmp_path):
     # build_augmentation returns a tuple of layers: the kit's checks then raise on a value of an unexpected type,
     # and the student's cnn.py raises calling it. Every failure must read as one line, never a traceback.

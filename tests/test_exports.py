@@ -146,10 +146,10 @@ def test_moodle_csv_identifies_users_by_email_and_id_number(rows, tmp_path):
     path = tmp_path / "moodle.csv"
     missing = exports.write_moodle_csv(rows, ROSTER, path, grade_item="Lesson 6 CNNs")
     table = read(path)
-    assert table[0] == ["Email address", "ID number", "Full name", "Lesson 6 CNNs", "Feedback"]
-    assert table[1] == ["bob@x.edu", "S1", "Smith, Bob", "72.5", "72.5 / 90 points"]
-    assert table[2][:4] == ["carol@x.edu", "S2", "'=cmd|' /C calc'!A0", ""]
-    assert table[2][4] == "The worker died."
+    assert table[0] == ["Email address", "ID number", "Full name", "Lesson 6 CNNs", "Lesson 6 CNNs bonus", "Feedback"]
+    assert table[1] == ["bob@x.edu", "S1", "Smith, Bob", "72.5", "0", "72.5 / 90 points (+0 bonus)"]
+    assert table[2][:5] == ["carol@x.edu", "S2", "'=cmd|' /C calc'!A0", "", ""]
+    assert table[2][5] == "The worker died."
     assert [row[0] for row in table[3:]] == ["ann@x.edu", "ben@x.edu"]
     assert list(missing) == ["zoe.py"] and "not in the roster" in missing["zoe.py"]
 
@@ -177,3 +177,65 @@ def test_merge_gradebook_refuses_a_file_that_is_not_a_gradebook(tmp_path):
         exports.merge_gradebook(path, [results("bob", 80)])
     assert str(info.value).startswith(f"Cannot merge into {path}: its header is not the gradebook's.")
     assert "Received: ['Student', 'Score']" in str(info.value)
+
+
+# --- the bonus is extra credit: each LMS gets what its import accepts ----------------------------------------------
+# The import rules, as far as a file can show them (grader/extra_credit.py says where they come from):
+# Canvas: a numeric score or blank per student; "Points Possible" under the header; a score above it is extra credit.
+# Moodle: a grade above its grade item's maximum is refused, and above 100 unless the site allows unlimited grades.
+MOODLE_SITE_MAXIMUM = 100
+
+
+def bonus_results(submission, lesson, bonus):
+    """Return results with a 90-point lesson test scored `lesson` and a 5-point bonus test scored `bonus`."""
+    return GradingResults(submission, tests=[
+        CheckResult("all", "training", lesson, 90, PASSED if lesson == 90 else FAILED),
+        CheckResult("filters: maps", "filters", bonus, 5, PASSED if bonus == 5 else FAILED, bonus=True)])
+
+
+@pytest.fixture
+def bonus_rows():
+    return [csv_row(bonus_results("bob", 90, 5)), csv_row(bonus_results("carol", 60, 5)),
+            csv_row(bonus_results("team", 88, 0))]
+
+
+def canvas_import_problems(table):
+    """Return what Canvas's gradebook import would refuse in a table (extra credit is not refused)."""
+    header, possible, *students = table
+    problems = [] if possible[0].strip() == "Points Possible" and float(possible[-1]) > 0 else ["no points possible"]
+    for row in students:
+        if row[-1] and not float(row[-1]) >= 0:
+            problems.append(f"{row[0]}: {row[-1]} is not a score")
+    return problems
+
+
+def moodle_import_problems(table, maxima):
+    """Return the grades Moodle's CSV import would refuse: above their grade item's maximum, or the site's."""
+    header, *students = table
+    problems = []
+    for row in students:
+        for column, value in zip(header, row):
+            if column in maxima and value and float(value) > min(maxima[column], MOODLE_SITE_MAXIMUM):
+                problems.append(f"{row[0]}: {column} {value} > {maxima[column]}")
+    return problems
+
+
+def test_canvas_gets_the_total_with_the_lesson_s_points_possible(bonus_rows, tmp_path):
+    path = tmp_path / "canvas.csv"
+    exports.write_canvas_csv(bonus_rows, ROSTER, path, points_possible=90)
+    table = read(path)
+    assert table[1][-1] == "90" and [row[-1] for row in table[2:]] == ["95", "65", "88", "88"]
+    assert canvas_import_problems(table) == []
+
+
+def test_moodle_gets_the_lesson_and_the_bonus_in_columns_that_stay_under_their_maxima(bonus_rows, tmp_path):
+    path = tmp_path / "moodle.csv"
+    exports.write_moodle_csv(bonus_rows, ROSTER, path)
+    table = read(path)
+    assert table[0][3:] == ["Lesson 6", "Lesson 6 bonus", "Feedback"]
+    assert [row[3:] for row in table[1:3]] == [["90", "5", "90 / 90 points (+5 bonus)"],
+                                                ["60", "5", "60 / 90 points (+5 bonus)"]]
+    assert moodle_import_problems(table, {"Lesson 6": 90, "Lesson 6 bonus": 5}) == []
+    # The rule can fail: the total in the grade item's column is what Moodle refuses.
+    total = [row[:3] + [str(float(row[3]) + float(row[4]))] + row[4:] for row in table[1:]]
+    assert moodle_import_problems([table[0], *total], {"Lesson 6": 90, "Lesson 6 bonus": 5})

@@ -35,6 +35,8 @@ from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 SECRETS = re.compile(r"\$\{\{\s*secrets\.(\w+)")
 PINNED = re.compile(r"^[\w.-]+/[\w.-]+@[0-9a-f]{40} # v\d+(\.\d+)*$", flags=re.MULTILINE)
 FETCH = "Fetch the class's repositories"
+REPORTER = "classroom-resources/autograding-grading-reporter@"
+BONUS_TESTS = "test_filters.py"   # the visible tests of the bonus part (extra credit)
 
 
 def triggers(workflow):
@@ -94,7 +96,7 @@ def test_every_action_is_pinned_to_a_commit_and_checkouts_keep_no_credentials(wh
 def test_the_student_workflow_holds_no_secret_and_installs_nothing_private(student, student_text):
     assert not SECRETS.findall(student_text)
     runs = [step["run"] for step in only_job(student)["steps"] if "run" in step]
-    assert runs == ["python -m pip install -r requirements.txt"]
+    assert runs == ["python -m pip install -r requirements.txt", "python -m pytest exercises/test_filters.py"]
     content = json.dumps(student)   # what GitHub runs: the comments left out
     assert not any(word in content for word in ("lesson6-grader", "git+", "index-url", "hidden", "solutions"))
 
@@ -105,13 +107,14 @@ def test_the_student_workflow_skips_classrooms_first_commit_and_runs_on_pushes_a
     assert "pull_request_target" not in triggers(student)
 
 
-def test_each_visible_test_file_is_one_classroom_test_and_the_reporter_reads_them_all(student):
+def test_each_lesson_test_file_is_one_classroom_test_and_the_reporter_reads_them_all(student):
     steps = only_job(student)["steps"]
     graders = [step for step in steps if step.get("uses", "").startswith("classroom-resources/autograding-command")]
     commands = sorted(step["with"]["command"] for step in graders)
-    assert commands == sorted(f"python -m pytest exercises/{path.name}" for path in EXERCISES.glob("test_*.py"))
+    lesson = [path for path in EXERCISES.glob("test_*.py") if path.name != BONUS_TESTS]
+    assert commands == sorted(f"python -m pytest exercises/{path.name}" for path in lesson)
     assert all(step["with"]["max-score"] == 1 for step in graders)
-    reporter = steps[-1]
+    (reporter,) = [step for step in steps if step.get("uses", "").startswith(REPORTER)]
     assert reporter["uses"].startswith("classroom-resources/autograding-grading-reporter@")
     ids = [step["id"] for step in graders]
     assert reporter["with"]["runners"] == ",".join(ids)
@@ -123,6 +126,16 @@ def test_the_python_version_is_filled_in_and_checked():
     assert 'python-version: "3.12"' in render_student_workflow(python_version="3.12")
     with pytest.raises(ValueError, match=r"Invalid Python version '3.12; curl evil': expected something like 3.11"):
         render_student_workflow(python_version="3.12; curl evil")
+
+
+def test_a_failing_bonus_never_makes_the_student_s_job_red(student):
+    # The reporter fails the job when any runner it reads failed (setFailed in its main.js): the bonus is not one
+    # of them. Its tests still run, after the reporter, in a step that may fail without failing the job.
+    steps = only_job(student)["steps"]
+    (bonus,) = [step for step in steps if BONUS_TESTS in step.get("run", "") + json.dumps(step.get("with", {}))]
+    assert bonus["continue-on-error"] is True and "uses" not in bonus and bonus["if"] == "${{ !cancelled() }}"
+    reporter_at = next(i for i, step in enumerate(steps) if step.get("uses", "").startswith(REPORTER))
+    assert steps.index(bonus) > reporter_at and "filters" not in steps[reporter_at]["with"]["runners"]
 
 
 # --- the instructor's workflow ----------------------------------------------------------------------------------
@@ -376,6 +389,14 @@ def test_an_unfinished_grading_fails_the_check_whatever_the_score():
                              notes=["the probe ran out of time"])
     code, message = verdict(results, MinScore(0))
     assert code == 1 and "the probe ran out of time" in message
+
+
+@pytest.mark.parametrize("minimum", [MinScore(100, percent=True, text="100%"), MinScore(10)])
+def test_a_failing_bonus_never_fails_grader_ci(minimum):
+    lesson = [CheckResult("shape_math: x", "shape_math", 10, 10, "passed")]
+    bonus = CheckResult("filters: y", "filters", 0, 5, "failed", "no", bonus=True)
+    assert verdict(GradingResults("repo", lesson), minimum)[0] == 0
+    assert verdict(GradingResults("repo", [*lesson, bonus]), minimum)[0] == 0     # the same verdict with it
 
 
 def student_repo(tmp_path, solved):

@@ -1,5 +1,8 @@
 """Gradescope: the autograder zip's layout, and run_autograder leaving a results.json behind whatever happens."""
 
+import base64
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -11,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from grader import cli
+from grader import cli, integrations
 from grader.integrations import gradescope
 from grader.integrations.gradescope import GRADER_FAILED, GRADER_TIMED_OUT, KIT_DIR, build_autograder_zip
 from grader.results import PASSED
 from grader.store import from_json
-from tests.conftest import SOLUTIONS
+from tests.conftest import ROOT, SOLUTIONS
 
 GRADER = Path(sys.executable).with_name("grader")
 
@@ -184,3 +187,59 @@ def test_cli_forwards_its_flags(monkeypatch, tmp_path):
     assert done.value.code == 0
     assert seen == {"out": str(tmp_path / "a.zip"), "kit_source": "dist/kit.whl", "grade_args": "--no-training",
                     "timeout": 600, "smoke_submission": None}
+
+
+# --- from an installed kit: no flag needed, and each error names its flag ------------------------------------------
+
+
+def test_without_the_source_tree_a_missing_reference_names_smoke_submission(tmp_path, monkeypatch):
+    monkeypatch.setattr(integrations, "source_tree", lambda: None)
+    monkeypatch.setattr(integrations, "INSTALLED_SOURCES", tmp_path / "kit_sources")
+    with pytest.raises(FileNotFoundError) as error:
+        build_autograder_zip(tmp_path / "autograder.zip")
+    assert "--smoke-submission" in str(error.value) and str(tmp_path / "kit_sources") in str(error.value)
+
+
+def test_a_kit_source_that_is_not_a_kit_names_kit_source(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Expected the kit's source tree for --kit-source, a folder with "):
+        build_autograder_zip(tmp_path / "autograder.zip", kit_source=tmp_path)
+
+
+def test_an_editable_install_cannot_stand_for_a_wheel_and_says_use_kit_source(monkeypatch, tmp_path):
+    monkeypatch.setattr(gradescope, "source_tree", lambda: None)
+    with pytest.raises(FileNotFoundError, match="--kit-source"):
+        build_autograder_zip(tmp_path / "autograder.zip", smoke_submission=SOLUTIONS)
+
+
+def test_an_installed_kit_bundles_a_wheel_rebuilt_from_its_files(tmp_path, monkeypatch):
+    from importlib import metadata
+
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                            str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    (original,) = (tmp_path / "dist").glob("*.whl")
+    site = tmp_path / "site-packages"                 # the wheel as pip lays it out, with pip's own extra files
+    with zipfile.ZipFile(original) as archive:
+        archive.extractall(site)
+        shipped = {name for name in archive.namelist() if not name.endswith("/RECORD")}
+    (info,) = site.glob("*.dist-info")
+    (info / "INSTALLER").write_text("pip\n")
+    monkeypatch.setattr(gradescope.metadata, "distribution", lambda name: metadata.PathDistribution(info))
+    monkeypatch.setattr(gradescope, "source_tree", lambda: None)
+    monkeypatch.setattr(integrations, "source_tree", lambda: None)
+    monkeypatch.setattr(integrations, "INSTALLED_SOURCES", site / "grader" / "kit_sources")
+    path = build_autograder_zip(tmp_path / "autograder.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = archive.namelist()
+        assert f'KIT="$AUTOGRADER_ROOT/source/{KIT_DIR}/{original.name}"' in archive.read("setup.sh").decode()
+        wheel = zipfile.ZipFile(io.BytesIO(archive.read(f"{KIT_DIR}/{original.name}")))
+    assert {"smoke/cnn.py", "smoke/filters.py"} <= set(names)
+    rebuilt = set(wheel.namelist())
+    assert shipped | {f"{info.name}/RECORD"} == rebuilt                     # all of it, and not INSTALLER
+    assert "grader/kit_sources/solutions/cnn.py" in rebuilt
+    for line in wheel.read(f"{info.name}/RECORD").decode().splitlines():
+        name, digest, size = line.split(",")
+        if digest:                                                          # RECORD lists itself without a hash
+            data = wheel.read(name)
+            expected = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert digest == f"sha256={expected}" and int(size) == len(data), name

@@ -103,7 +103,7 @@ def test_has_no_hidden_tests(release_dir):
 def test_readme_says_how_to_run_the_tests_and_what_a_failure_looks_like(release_dir):
     readme = (release_dir / "README.md").read_text()
     assert "pytest exercises" in readme and "pip install -r requirements.txt" in readme
-    assert "Not implemented yet: conv_output_size() is not implemented yet." in readme
+    assert "\nconv_output_size() is not implemented yet. Return" in readme and "Not implemented yet:" not in readme
     assert "Called build_cnn()." in readme and "lesson06_cnns.ipynb" in readme
     # The README tells the truth about the workflow next to it: visible tests only, feedback, not the grade.
     assert "This check is feedback" in readme and "Your grade comes from your instructor's grader" in readme
@@ -154,7 +154,7 @@ def visible_tests(folder):
 def test_visible_tests_fail_on_the_stubs(release_dir):
     done = visible_tests(release_dir)
     assert done.returncode == 1, done.stdout[-3000:]
-    assert "Not implemented yet" in done.stdout and " passed" not in done.stdout
+    assert "is not implemented yet." in done.stdout and " passed" not in done.stdout
 
 
 def test_visible_tests_pass_once_the_solutions_are_in(release_dir, tmp_path):

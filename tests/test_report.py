@@ -417,3 +417,21 @@ def test_full_marks_and_the_bonus_go_past_max_score_in_results_json():
 def test_the_gradebook_has_a_bonus_column():
     row = csv_row(with_bonus(5))
     assert (row["score"], row["max_score"], row["bonus"], row["filters"]) == (21.5, 23, 5, 5)
+
+
+# --- the bonus is extra credit: the headline says which points are the bonus ----------------------------------------
+
+
+@pytest.mark.parametrize("bonus_points, expected", [(5, "91 / 100 points (+5 bonus)"),
+                                                     (0, "91 / 100 points (+0 bonus)")])
+def test_the_headline_says_the_bonus_on_top_of_the_lesson_s_points(bonus_points, expected):
+    results = GradingResults("ann", tests=[
+        CheckResult("build_cnn: all", "build_cnn", 91, 100, FAILED, "no"),
+        CheckResult("filters: maps", "filters", bonus_points, 5, PASSED if bonus_points else FAILED, bonus=True)])
+    assert f'<p class="score" id="score">{expected}</p>' in to_html(results)
+    assert to_markdown(results).splitlines()[0].endswith(f": {expected}")
+
+
+def test_without_a_bonus_on_offer_the_headline_has_no_bonus():
+    results = GradingResults("ann", tests=[CheckResult("build_cnn: all", "build_cnn", 96, 100, FAILED, "no")])
+    assert '<p class="score" id="score">96 / 100 points</p>' in to_html(results)

@@ -163,3 +163,34 @@ def test_summary_page_renders_in_chromium_with_its_image_and_tables(results, tmp
     render_in_chromium(html_path, tmp_path, f"--screenshot={screenshot}", "--window-size=1200,1600")
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.path.getsize(screenshot) > 10_000
+
+
+# --- the bonus is extra credit: the histogram's range covers every score -------------------------------------------
+
+
+def with_bonus(name, lesson_points, bonus_points):
+    """Return results of a 10-point lesson test and a 5-point bonus test."""
+    return GradingResults(name, tests=[
+        CheckResult("build_cnn: all", "build_cnn", lesson_points, 10, PASSED if lesson_points == 10 else FAILED),
+        CheckResult("filters: maps", "filters", bonus_points, 5, PASSED if bonus_points == 5 else FAILED, bonus=True)])
+
+
+def test_the_histogram_draws_a_student_above_full_marks():
+    # 105/100 in the issue: here 15 of 10, the highest possible, and 12.5 between full marks and it.
+    summary = class_summary.summarise([with_bonus("ann", 10, 5), with_bonus("ben", 10, 0), with_bonus("cat", 5, 0),
+                                       with_bonus("dan", 10, 2.5)])
+    edges = summary_render.histogram_edges(summary.max_score, scores=summary.scores.values())
+    assert edges[0] == 0 and edges[-1] >= 15 and edges[summary_render.HISTOGRAM_BINS] == 10
+    counts = summary_render.histogram_counts(summary.scores.values(), summary.max_score)
+    assert sum(counts) == 4 and counts[-1] >= 1
+    figure = summary_render.histogram_figure(summary)
+    drawn = sum(bar.get_height() for bar in figure.axes[0].patches if bar is not figure.axes[0].patch)
+    assert drawn == 4
+    markdown = summary_render.to_markdown(summary)
+    assert f"[{edges[-2]:g}, {edges[-1]:g}]" in markdown and "4 submissions" in markdown
+
+
+def test_one_student_reads_as_one_student():
+    summary = class_summary.summarise([student("bob", head_ok=False)])
+    markdown = summary_render.to_markdown(summary)
+    assert "1 submission:" in markdown and ": 1 student (bob)" in markdown and "1 students" not in markdown

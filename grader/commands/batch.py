@@ -10,6 +10,7 @@ from pathlib import Path
 
 from grader import options as grading_options
 from grader.options import GradingOptions
+from grader.wording import plural
 
 HELP = "grade every submission in a folder (one per file or subfolder)"
 FOLDER_HELP = ("folder with one submission per entry: .py, folder, .ipynb or .zip (a Gradescope "
@@ -165,9 +166,9 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     for results in errors:
         print(f"  {describe(results)}", file=sys.stderr)
     count = len(summary.results)
-    print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / max(count, 1):.1f} s each, "
-          f"{summary.workers_started} workers started); training runs: {summary.trained} done, "
-          f"{summary.reused} reused; {len(errors)} errors. Gradebook: {output}", file=sys.stderr)
+    print(f"Graded {plural(count, 'submission')} in {summary.seconds:.1f} s ({summary.seconds / max(count, 1):.1f} s "
+          f"each, {plural(summary.workers_started, 'worker')} started); training runs: {summary.trained} done, "
+          f"{summary.reused} reused; {plural(len(errors), 'error')}. Gradebook: {output}", file=sys.stderr)
     if summary.phases:
         print(summary.phase_line(), file=sys.stderr)
     return write_class_files(summary.results, rows, students, summary_dir=summary_dir, reports=reports,
@@ -207,8 +208,8 @@ def write_class_files(results, rows, students, *, summary_dir, reports, only, ca
             continue
         print(f"{lms} import: {path}", file=sys.stderr)
         if missing:  # only with --allow-partial: without it, main refused before grading
-            _error(f"{len(missing)} submissions are not in the {lms} import {path} (--allow-partial): "
-                   + _reasons(missing, students))
+            _error(f"{plural(len(missing), 'submission')} {'is' if len(missing) == 1 else 'are'} not in the {lms} "
+                   f"import {path} (--allow-partial): " + _reasons(missing, students))
     return code
 
 

@@ -13,7 +13,10 @@ import grader
 
 PLACEHOLDER = re.compile(r"@[A-Z_]+@")
 TEMPLATES = resources.files(__name__) / "templates"
-NOT_A_KIT = "Expected the kit's source tree, a folder with {needs}. Received: {path}"
+NOT_A_KIT = "Expected the kit's source tree{flag}, a folder with {needs}. Received: {path}"
+PACKAGE = Path(grader.__file__).resolve().parent
+# An installed wheel carries the kit's solutions/ and exercises/ here (setup.py copies them in at build time).
+INSTALLED_SOURCES = PACKAGE / "kit_sources"
 
 
 def template(name):
@@ -31,9 +34,21 @@ def render(text, values):
     return text
 
 
-def kit_root(path=None, needs=("pyproject.toml", "grader")):
+def kit_root(path=None, needs=("pyproject.toml", "grader"), flag="--kit-source"):
     """Return the kit's source tree: path, or the folder this grader package was installed from (editable)."""
-    root = Path(path) if path else Path(grader.__file__).resolve().parent.parent
+    root = Path(path) if path else PACKAGE.parent
     if not all((root / name).exists() for name in needs):
-        raise FileNotFoundError(NOT_A_KIT.format(needs=", ".join(needs), path=root))
+        raise FileNotFoundError(NOT_A_KIT.format(needs=", ".join(needs), flag=f" for {flag}" if flag else "",
+                                                 path=root))
     return root
+
+
+def source_tree():
+    """Return the source tree this grader runs from (a clone, an editable install), or None when installed."""
+    root = PACKAGE.parent
+    return root if all((root / name).exists() for name in ("pyproject.toml", "solutions", "exercises")) else None
+
+
+def kit_folder(name, flag):
+    """Return the kit's solutions/ or exercises/: from the source tree, or the copy the installed wheel carries."""
+    return kit_root(source_tree() or INSTALLED_SOURCES, needs=(name,), flag=flag) / name

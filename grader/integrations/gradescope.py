@@ -6,17 +6,24 @@ every submission. run_autograder always writes /autograder/results/results.json,
 itself cannot run: a silent Gradescope error teaches a student nothing.
 """
 
+import base64
+import hashlib
+import io
 import json
 import shlex
 import stat
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
-from grader.integrations import kit_root, render, template
+from grader.integrations import kit_folder, kit_root, render, source_tree, template
 
 KIT_DIR = "kit"                                      # where the kit lies inside the zip
-BUNDLED = ("pyproject.toml", "README.md", "grader")  # what building the kit needs (pyproject names the README)
+DISTRIBUTION = "lesson6-grader"
+# What building the kit needs: pyproject names the README, setup.py copies solutions/ and exercises/ into the wheel.
+BUNDLED = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "grader", "solutions", "exercises")
+INSTALLER_FILES = ("RECORD", "INSTALLER", "REQUESTED", "direct_url.json")   # pip's own, not the wheel's
 SKIPPED = ("__pycache__", ".pytest_cache")
 PACKAGES = (".whl", ".tar.gz", ".zip")
 SMOKE_DIR = "smoke"                                  # the known-correct submission setup.sh grades, then deletes
@@ -35,15 +42,15 @@ STATIC_RESULTS = {"score": 0, "output": GRADER_FAILED.replace(" (exit code {code
                   "extra_data": {"status": "error"}}
 
 KIT_SOURCE_HELP = ("the kit to bundle: its source folder, or a wheel or sdist built from it "
-                   "(default: the source tree this grader runs from)")
+                   "(default: the source tree this grader runs from, or a wheel of the installed kit)")
 GRADE_ARGS_HELP = ("flags run_autograder passes to `grader grade`, e.g. --grade-args=--no-training "
                    "(default: none; the GRADER_ARGS environment variable overrides them)")
 TIMEOUT_HELP = ("seconds before run_autograder stops the grader and reports it; keep it a minute under the "
                 "assignment's autograder timeout on Gradescope (default: %(default)s, for Gradescope's 10 minutes)")
 SMOKE_HELP = ("a known-correct submission that setup.sh grades while the image is built, failing the build unless it "
-              "gets full marks (default: the kit's solutions/ folder)")
-NO_SMOKE = ("Expected a known-correct submission for setup.sh to grade (the kit's solutions/ folder, or "
-            "--smoke-submission). Received: {path}, which does not exist")
+              "gets full marks (default: the kit's solutions/ folder, which an installed wheel carries too)")
+NO_SMOKE = ("Expected a known-correct submission for --smoke-submission, a file or a folder that setup.sh grades. "
+            "Received: {path}, which does not exist")
 BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
 # What an instructor must choose in the assignment's autograder settings (figures: benchmarks/README.md).
 SETTINGS = """Gradescope settings for this autograder:
@@ -58,18 +65,22 @@ SETTINGS = """Gradescope settings for this autograder:
 def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
     """Write Gradescope's autograder zip to out; return its path."""
     check_grade_args(grade_args)
-    smoke = Path(smoke_submission) if smoke_submission else kit_root(needs=("grader",)) / "solutions"
+    smoke = Path(smoke_submission) if smoke_submission else kit_folder("solutions", flag="--smoke-submission")
     if not smoke.exists():
         raise FileNotFoundError(NO_SMOKE.format(path=smoke))
-    source = Path(kit_source) if kit_source else kit_root()
-    if source.is_file() and not source.name.endswith(PACKAGES):
+    source = Path(kit_source) if kit_source else source_tree()
+    if source and source.is_file() and not source.name.endswith(PACKAGES):
         raise ValueError(f"Expected a kit folder, a wheel or an sdist for --kit-source. Received: {source}")
-    if not source.is_file():
-        source = kit_root(source)
+    if source and not source.is_file():
+        source = kit_root(source, needs=("pyproject.toml", "grader", "solutions", "exercises"))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        if source.is_file():
+        if source is None:
+            name, wheel = installed_wheel()
+            kit_path = f"{KIT_DIR}/{name}"
+            archive.writestr(kit_path, wheel)
+        elif source.is_file():
             kit_path = f"{KIT_DIR}/{source.name}"
             archive.write(source, kit_path)
         else:
@@ -129,6 +140,32 @@ def add_kit_tree(archive, root):
             info.external_attr = EXECUTABLE if entry.stat().st_mode & stat.S_IXUSR else FILE
             info.compress_type = zipfile.ZIP_DEFLATED
             archive.writestr(info, entry.read_bytes())
+
+
+def installed_wheel():
+    """Return (file name, bytes) of a wheel rebuilt from the installed kit's files, with a fresh RECORD."""
+    try:
+        dist = metadata.distribution(DISTRIBUTION)
+    except metadata.PackageNotFoundError:
+        raise FileNotFoundError(f"Expected the kit installed as {DISTRIBUTION}, or its source for --kit-source. "
+                                f"Received: no {DISTRIBUTION} in this Python's site-packages") from None
+    info_dir = f"{dist.metadata['Name'].replace('-', '_')}-{dist.version}.dist-info"
+    files = [file for file in dist.files or () if not file.parts[0] == ".." and "__pycache__" not in file.parts
+             and not (file.parts[0] == info_dir and file.name in INSTALLER_FILES)]
+    # An editable install (or a source tree's egg-info) lists no installed grader package: nothing to rebuild.
+    if dist.read_text("RECORD") is None or not any(file.parts[0] == "grader" for file in files):
+        raise FileNotFoundError(f"Expected the installed {DISTRIBUTION} to hold the grader package (an editable "
+                                f"install does not): give the kit's source for --kit-source. Received: {info_dir}")
+    buffer, record = io.BytesIO(), []
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for file in sorted(files, key=str):
+            data = Path(dist.locate_file(file)).read_bytes()
+            digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            record.append(f"{file.as_posix()},sha256={digest},{len(data)}")
+            wheel.writestr(file.as_posix(), data)
+        record.append(f"{info_dir}/RECORD,,")
+        wheel.writestr(f"{info_dir}/RECORD", "\n".join(record) + "\n")
+    return f"{info_dir.removesuffix('.dist-info')}-py3-none-any.whl", buffer.getvalue()
 
 
 def add_smoke_submission(archive, smoke):

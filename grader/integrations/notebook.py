@@ -123,7 +123,7 @@ CHECKS_INTRO = """\
 
 The next cell runs the visible tests on the functions defined above (run those cells first). It carries the tests
 and their helpers with it, so it works without the repository. A failure reads like
-`Not implemented yet: ...` or `Called build_cnn(). The output of the first MaxPooling2D is ...`.
+`conv_output_size() is not implemented yet. ...` or `Called build_cnn(). The output of the first MaxPooling2D is ...`.
 """
 
 NOTEBOOK_CONFTEST = '''\

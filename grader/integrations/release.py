@@ -12,9 +12,11 @@ import re
 import shutil
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
-from grader.integrations import github, kit_root, notebook, render, template
+from grader.integrations import INSTALLED_SOURCES, PACKAGE, github, kit_root, notebook, render, source_tree, template
 from grader.lesson.stubs import BEGIN, END, STUB_MODULES, student_checks, write_student_files
+from grader.wording import plural
 
 VISIBLE_SUPPORT = ("conftest.py",)  # lesson_checks.py is generated afresh, like the stubs
 STUDENT_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy", "pytest>=8", "pytest-timeout>=2.2")
@@ -23,7 +25,8 @@ GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.venv/\nvenv/\n.pytest_ca
 KEPT_IN_TARGET = (".git",)          # a release may be written into a clone of the student template repository
 SHORTEST_LEAK = 12                  # shorter solution lines (`else:`, `)`) say nothing about the answer
 
-KIT_SOURCE_HELP = "the kit's source tree, with solutions/ and exercises/ (default: the one this grader runs from)"
+KIT_SOURCE_HELP = ("the kit's source tree, with solutions/ and exercises/ (default: the one this grader runs from, or "
+                   "the copy an installed wheel carries)")
 PYTHON_HELP = "Python version both workflows run (default: %(default)s)"
 INSTRUCTOR_WORKFLOW_HELP = ("also write the workflow that grades the whole class with `grader batch` to this path, "
                             "e.g. .github/workflows/grade_class.yml in the private grader repository (default: none)")
@@ -65,15 +68,15 @@ def main_arguments(args) -> dict:
 
 def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON):
     """Write the student repository into out (empty, or a bare git clone); return its path."""
-    kit = kit_root(kit_source, needs=("solutions", "exercises", "grader"))
+    kit = release_sources(kit_source)
     out = Path(out)
     check_target(out)
     workflow = github.render_student_workflow(python_version=python_version)
     exercises = out / "exercises"
     exercises.mkdir(parents=True, exist_ok=True)
-    for path in visible_files(kit / "exercises"):
+    for path in visible_files(kit.exercises):
         shutil.copyfile(path, exercises / path.name)
-    write_student_files(kit / "solutions", exercises, checks=kit / "grader" / "lesson" / "checks.py")
+    write_student_files(kit.solutions, exercises, checks=kit.package / "lesson" / "checks.py")
     (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW_PATH).write_text(workflow, encoding="utf-8")
     (out / "README.md").write_text(render(template("README_students.md"), {"NOTEBOOK": notebook.NOTEBOOK_NAME}),
@@ -92,6 +95,23 @@ def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON)
                     entry.unlink()
         raise ValueError(" ".join(leaks))
     return out
+
+
+class ReleaseSources(NamedTuple):
+    """Where a release comes from: the reference, the visible tests and the grader package (checks, hidden tests)."""
+
+    solutions: Path
+    exercises: Path
+    package: Path
+
+
+def release_sources(kit_source=None):
+    """Return the release's sources: kit_source, else the source tree, else what the installed wheel carries."""
+    if kit_source or source_tree():
+        root = kit_root(kit_source or source_tree(), needs=("solutions", "exercises", "grader"))
+        return ReleaseSources(root / "solutions", root / "exercises", root / "grader")
+    root = kit_root(INSTALLED_SOURCES, needs=("solutions", "exercises"))
+    return ReleaseSources(root / "solutions", root / "exercises", PACKAGE)
 
 
 def visible_files(exercises_dir):
@@ -156,12 +176,12 @@ def find_leaks(out, kit):
     """Return a sentence per kind of secret the release shows: reference code, hidden test names, folders."""
     # Lines the visible tests and helpers show anyway (a loop over model.layers) give nothing away; what this
     # guards against is the generated files (stubs, notebook, README) carrying the reference's code.
-    texts = [student_checks(kit / "grader" / "lesson" / "checks.py")]
-    texts += [path.read_text(encoding="utf-8") for path in visible_files(kit / "exercises")]
+    texts = [student_checks(kit.package / "lesson" / "checks.py")]
+    texts += [path.read_text(encoding="utf-8") for path in visible_files(kit.exercises)]
     shown = {line.strip() for text in texts for line in text.splitlines()}
-    secret_lines = solution_lines(kit / "solutions") - shown
-    hidden_names = (defined_test_names(kit / "grader" / "checker" / "hidden_tests")
-                    - defined_test_names(kit / "exercises"))
+    secret_lines = solution_lines(kit.solutions) - shown
+    hidden_names = (defined_test_names(kit.package / "checker" / "hidden_tests")
+                    - defined_test_names(kit.exercises))
     leaked_lines, leaked_names = set(), set()
     for relative, text in release_texts(out):
         stripped = {line.strip() for line in text.splitlines()}
@@ -196,7 +216,7 @@ def release_main(*, out, kit_source=None, python_version=github.DEFAULT_PYTHON, 
         print(f"grader release: {error}", file=sys.stderr)
         return 2
     files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() and ".git" not in p.parts)
-    print(f"Wrote the student release to {path} ({len(files)} files):", file=sys.stderr)
+    print(f"Wrote the student release to {path} ({plural(len(files), 'file')}):", file=sys.stderr)
     for name in files:
         print(f"  {name}", file=sys.stderr)
     print(f"Next: push it as the assignment's template repository. Its {github.WORKFLOW_PATH} runs the visible "

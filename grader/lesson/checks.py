@@ -439,7 +439,7 @@ def check_param_counts(model, call, expected, total):
         if index >= len(found[kind]):
             if params:
                 problems.append(f"Called {call}. The lesson's network has {where} with {params:,} parameters, but "
-                                f"your model has only {len(found[kind])} {KIND_NAMES[kind]} layers.")
+                                f"your model has no {where.removeprefix('the ')}.")
             continue
         layer = found[kind][index]
         got = layer_params(layer)

@@ -1,5 +1,6 @@
 """What every format of a submission's report shares: its title, number style and one-line verdict."""
 
+from grader import extra_credit
 from grader.results import GRADED, SHOWN_TO_INSTRUCTOR
 
 TITLE = "Lesson 6 — CNNs in Keras"
@@ -34,6 +35,13 @@ def shown_tests(results, shown=SHOWN_TO_INSTRUCTOR):
     tests, others = results.tests_shown(shown)
     note = NOT_SHOWN.format(count=len(others), points=points(sum(t.max_score for t in others))) if others else ""
     return tests, note
+
+
+def headline_score(tests):
+    """Return a report's headline score: "91 / 100 points (+5 bonus)" (grader.extra_credit's one rule)."""
+    bonus = [test for test in tests if test.bonus]
+    return extra_credit.score_text(sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus),
+                                   sum(t.score for t in bonus), has_bonus=bool(bonus))
 
 
 def bonus_note(results):

@@ -5,7 +5,14 @@ import html
 from pathlib import Path
 
 from grader.causes import fold, same_reason_line
-from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, fraction, points, shown_tests
+from grader.render.common import (
+    GRADING_UNFINISHED,
+    PRINTED_HEADING,
+    TITLE,
+    fraction,
+    headline_score,
+    shown_tests,
+)
 from grader.render.escape import terminal_safe
 from grader.results import GRADED, PASSED, SHOWN_AFTER_PUBLISHED
 
@@ -30,11 +37,10 @@ def to_html(results, shown=SHOWN_AFTER_PUBLISHED):
     """Render the student's feedback page: self-contained HTML, the report folder's pictures embedded."""
     e = html.escape
     tests, not_shown = shown_tests(results, shown)
-    score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{e(TITLE)}: {e(results.submission)}</title>", f"<style>{FEEDBACK_STYLE}</style></head><body>",
            f"<h1>{e(TITLE)}</h1>", f'<p class="lead">Feedback for <b>{e(results.submission)}</b></p>',
-           f'<p class="score" id="score">{points(score)} / {points(max_score)} points</p>']
+           f'<p class="score" id="score">{e(headline_score(tests))}</p>']
     if not_shown:
         out.append(f"<p>{e(not_shown)}</p>")
     if results.status != GRADED:

@@ -1,7 +1,16 @@
 """The CI step summary / PR comment in Markdown: score, part table, test table, failure details."""
 
 from grader.causes import fold, same_reason_line
-from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, fraction, points, sandbox_line, shown_tests
+from grader.render.common import (
+    GRADING_UNFINISHED,
+    PRINTED_HEADING,
+    TITLE,
+    fraction,
+    headline_score,
+    points,
+    sandbox_line,
+    shown_tests,
+)
 from grader.render.escape import fenced, html_inline, md_inline, terminal_safe
 from grader.results import GRADED, PASSED, SHOWN_BEFORE_DUE_DATE
 
@@ -11,7 +20,7 @@ def to_markdown(results, shown=SHOWN_BEFORE_DUE_DATE):
     tests, not_shown = shown_tests(results, shown)
     score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)
     passed = sum(test.status == PASSED for test in tests)
-    lines = [f"## {TITLE}: {points(score)} / {points(max_score)}", "",
+    lines = [f"## {TITLE}: {headline_score(tests)}", "",
              f"Submission {md_inline(results.submission)}: {passed} of {len(tests)} tests passed."]
     if not_shown:
         lines += ["", not_shown]

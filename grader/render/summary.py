@@ -8,10 +8,13 @@ ClassSummary they render; grader/store.py writes them.
 import base64
 import html
 import io
+import math
 
+from grader import extra_credit
 from grader.render.common import TITLE, points
 from grader.render.escape import md_inline
 from grader.summary import ClassSummary
+from grader.wording import plural
 
 HTML_NAME = "summary.html"
 MARKDOWN_NAME = "summary.md"
@@ -22,18 +25,24 @@ HISTOGRAM_ALT = "Histogram of the class's scores"
 MESSAGE_CHARS = 1200     # a failure message is shown whole up to this length, then cut
 
 
-def histogram_edges(max_score: float, bins: int = HISTOGRAM_BINS) -> list:
-    """Return the bin edges of the score histogram: `bins` equal bins from 0 to the maximum score."""
-    top = max_score if max_score > 0 else 1.0
-    return [top * index / bins for index in range(bins + 1)]
+def histogram_edges(max_score: float, bins: int = HISTOGRAM_BINS, scores=()) -> list:
+    """Return the bin edges of the score histogram: `bins` equal bins from 0 to the maximum score, and as many more
+    of the same width as the highest score needs (a bonus takes a score past the maximum: extra credit)."""
+    full = max_score if max_score > 0 else 1.0
+    width = full / bins
+    top = extra_credit.histogram_top(full, scores)
+    count = bins + max(0, math.ceil((top - full) / width - 1e-9))
+    return [width * index for index in range(count + 1)]
 
 
 def histogram_counts(scores, max_score: float, bins: int = HISTOGRAM_BINS) -> list:
-    """Return how many scores fall in each bin (the last bin includes full marks)."""
-    edges = histogram_edges(max_score, bins)
-    counts = [0] * bins
+    """Return how many scores fall in each bin (the last bin includes its upper edge: full marks, or the top)."""
+    scores = list(scores)
+    edges = histogram_edges(max_score, bins, scores)
+    last = len(edges) - 2
+    counts = [0] * (last + 1)
     for score in scores:
-        index = next((i for i in range(bins) if score < edges[i + 1]), bins - 1)
+        index = next((i for i in range(last + 1) if score < edges[i + 1]), last)
         counts[index] += 1
     return counts
 
@@ -45,18 +54,18 @@ def histogram_figure(summary: ClassSummary):
 
     figure = Figure(figsize=HISTOGRAM_FIGSIZE, layout="constrained")
     axes = figure.subplots()
-    edges = histogram_edges(summary.max_score)
+    edges = histogram_edges(summary.max_score, scores=summary.scores.values())
     axes.hist(list(summary.scores.values()), bins=edges, color="tab:blue", edgecolor="white")
     if summary.scores:
         axes.axvline(summary.mean, color="tab:orange", linestyle="--", label=f"mean {summary.mean:.1f}")
         axes.axvline(summary.median, color="tab:green", linestyle=":", label=f"median {summary.median:.1f}")
-        axes.legend(loc="upper left")
+        axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1), borderaxespad=0)  # beside the bars, never on them
     axes.set_xlim(0, edges[-1] * 1.02)  # a little room, so a line at full marks stays visible
     axes.set_xticks(edges, [f"{edge:g}" for edge in edges])
     axes.set_xlabel(f"score (points out of {points(summary.max_score)})")
     axes.set_ylabel("students")
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(f"Scores of {len(summary.scores)} graded submissions")
+    axes.set_title(f"Scores of {plural(len(summary.scores), 'graded submission')}")
     return figure
 
 
@@ -92,7 +101,7 @@ def to_html(summary: ClassSummary) -> str:
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
            f"<title>{e(TITLE)}: class summary</title>", f"<style>{STYLE}</style></head><body>",
            f"<h1>{e(TITLE)}: class summary</h1>",
-           (f'<p class="lead">{summary.submissions} submissions: {len(summary.scores)} graded, '
+           (f'<p class="lead">{plural(summary.submissions, "submission")}: {len(summary.scores)} graded, '
            f"{len(summary.errors)} could not be graded.</p>"),
            '<div class="figures">',
            f'<p class="figure">Mean<b>{points(round(summary.mean, 1))} / {points(summary.max_score)}</b></p>',
@@ -119,7 +128,8 @@ def to_html(summary: ClassSummary) -> str:
             for t in failing]
     out.append("</tbody></table>")
     if len(failing) < len(summary.tests):
-        out.append(f"<p>The other {len(summary.tests) - len(failing)} tests passed for every graded submission.</p>")
+        out.append(f"<p>The other {plural(len(summary.tests) - len(failing), 'test')} passed for every graded "
+                   "submission.</p>")
 
     out += ['<h2 id="mistakes">Most common mistakes</h2>']
     if summary.mistakes:
@@ -149,10 +159,10 @@ def to_html(summary: ClassSummary) -> str:
 def to_markdown(summary: ClassSummary) -> str:
     """Render the summary in Markdown, the histogram as a text bar chart."""
     lines = [f"# {TITLE}: class summary", "",
-             (f"{summary.submissions} submissions: {len(summary.scores)} graded, {len(summary.errors)} could not "
-             f"be graded. Mean {summary.mean:.1f}, median {summary.median:.1f} of {points(summary.max_score)} "
-             "points."), "", "## Score distribution", "", "```text"]
-    edges = histogram_edges(summary.max_score)
+             (f"{plural(summary.submissions, 'submission')}: {len(summary.scores)} graded, {len(summary.errors)} "
+             f"could not be graded. Mean {summary.mean:.1f}, median {summary.median:.1f} of "
+             f"{points(summary.max_score)} points."), "", "## Score distribution", "", "```text"]
+    edges = histogram_edges(summary.max_score, scores=summary.scores.values())
     for index, count in enumerate(histogram_counts(summary.scores.values(), summary.max_score)):
         closing = "]" if index == len(edges) - 2 else ")"
         span = f"[{edges[index]:g}, {edges[index + 1]:g}{closing}"
@@ -167,12 +177,13 @@ def to_markdown(summary: ClassSummary) -> str:
     lines += [f"| {md_inline(t.name)} | {points(t.max_score)} | {t.failed} of {t.ran} | "
               f"{100 * t.failure_rate:.0f}% |" for t in failing]
     if len(failing) < len(summary.tests):
-        lines += ["", f"The other {len(summary.tests) - len(failing)} tests passed for every graded submission."]
+        lines += ["", f"The other {plural(len(summary.tests) - len(failing), 'test')} passed for every graded "
+                      "submission."]
     lines += ["", "## Most common mistakes", ""]
     if not summary.mistakes:
         lines.append("No test failed.")
     for rank, mistake in enumerate(summary.mistakes, 1):
-        lines += [(f"{rank}. **{md_inline(mistake.test)}**: {len(mistake.students)} students "
+        lines += [(f"{rank}. **{md_inline(mistake.test)}**: {plural(len(mistake.students), 'student')} "
                   f"({md_inline(', '.join(mistake.students))})"), "",
                   *[f"   > {md_inline(line)}" for line in cut(mistake.message).splitlines()], ""]
     if summary.failed_all:

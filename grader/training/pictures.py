@@ -21,6 +21,8 @@ from matplotlib.ticker import MaxNLocator
 
 DPI = 100
 CURVE_FIGSIZE = (10, 4)      # inches: 1000 x 400 pixels
+# Legends go under the axes, never over the curves and the threshold line (tests/test_figure_legends.py).
+LEGEND_BELOW = {"loc": "upper center", "bbox_to_anchor": (0.5, -0.2), "ncols": 2, "fontsize": "small"}
 FILTER_FIGSIZE = (8, 4)      # the lesson's plt.subplots(4, 8, figsize=(8, 4))
 FEATURE_FIGSIZE = (10, 3)    # the lesson's plt.subplots(2, 8, figsize=(10, 3))
 GRID_COLUMNS = 8
@@ -90,7 +92,7 @@ def training_curve_figure(history: dict, threshold: float | None = None,
     left.set_xlabel(EPOCH_LABEL)
     left.set_ylabel(ACCURACY_LABEL)
     left.set_title("Accuracy")
-    left.legend(loc="upper left", fontsize="small")
+    left.legend(**LEGEND_BELOW)
     left.text(0.98, 0.13, _final_text(accuracy, threshold, held_out_accuracy), transform=left.transAxes,
               ha="right", va="bottom", fontsize="small", bbox={"facecolor": "white", "edgecolor": "lightgrey"})
 
@@ -100,7 +102,7 @@ def training_curve_figure(history: dict, threshold: float | None = None,
     right.set_xlabel(EPOCH_LABEL)
     right.set_ylabel(LOSS_LABEL)
     right.set_title("Loss")
-    right.legend(loc="upper right", fontsize="small")
+    right.legend(**LEGEND_BELOW)
     for axes in (left, right):
         axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         axes.grid(alpha=0.3)

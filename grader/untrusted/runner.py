@@ -132,7 +132,7 @@ def describe_exception(error, submission_dir):
     frames = traceback.extract_tb(error.__traceback__)
     for frame in reversed(frames):
         if frame.filename.startswith(submission_dir + os.sep):
-            code = f": {frame.line.strip()}" if frame.line else ""  # the line's code lets the checker give a hint
+            code = f": {frame.line.strip().rstrip(',;')}" if frame.line else ""  # lets the checker give a hint
             where = f" ({os.path.relpath(frame.filename, submission_dir)}:{frame.lineno}{code})"
             break
     if isinstance(error, SyntaxError) and error.filename:
