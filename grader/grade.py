@@ -6,6 +6,7 @@ decides a grade (the hidden tests, the points, the calibration) is fingerprinted
 and verified before the checker starts: a grade computed from anything that changed is refused.
 """
 
+import os
 import sys
 import tempfile
 import threading
@@ -27,6 +28,14 @@ KIT_CHANGED = ("The grader's own files changed while this submission ran ({chang
 
 class SandboxRequired(RuntimeError):
     """--require-sandbox was given and an isolation layer is not available here."""
+
+
+def quiet_tensorflow():
+    """Keep TensorFlow's C++ log off the instructor's terminal (`failed call to cuInit` on a machine without a GPU).
+
+    It takes effect only before this process imports TensorFlow; a TF_CPP_MIN_LOG_LEVEL the instructor set wins.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
 def _warm_up_keras():

@@ -41,8 +41,9 @@ def from_args(args):
 
 def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions()):
     """Grade one submission and write its report; return the exit code."""
-    from grader.grade import SandboxRequired, grade
+    from grader.grade import SandboxRequired, grade, quiet_tensorflow
 
+    quiet_tensorflow()  # as a batch worker does: no cuInit line on a machine without a GPU
     if not Path(path).exists():
         print(NO_SUCH_PATH.format(path=path), file=sys.stderr)
         return 2
