@@ -136,9 +136,10 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
     (tmp_path / "scratch").mkdir()
     with isolation.plan(tmp_path / "scratch", python=python) as plan:
         layers = {layer.name: layer for layer in plan.layers}
+    user = isolation.probe_account().pw_name
     assert layers[isolation.USER] == isolation.Layer(isolation.USER, False, (
-        f"user {isolation.probe_account().pw_name} cannot be used: it cannot run the interpreter {python}; "
-        "the probe runs as root"))
+        f"user {user} cannot be used: it cannot run the interpreter {python}; "
+        f"{isolation.USER_HINT.format(user=user)}; the probe runs as root"))
     assert layers[isolation.CAPABILITIES].held and not layers[isolation.NPROC].held and plan.uid is None
 
 

@@ -796,7 +796,7 @@ def _own_uid_unusable(uid: int, account: pwd.struct_passwd, pythons: Sequence[Pa
 def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str,
                pythons: Sequence[Path], paths: Sequence[Path]) -> None:
     """Make uid (in the account's group) the probe's user: scratch becomes its own, the user layer holds."""
-    result.python = _runnable(uid, account.pw_gid, pythons, paths)[0]
+    result.python = _runnable(uid, account.pw_gid, tuple(pythons), tuple(paths))[0]
     if result.python != pythons[0]:
         reason += f"; by the interpreter {result.python}, as {pythons[0]} lies where it may not enter"
     chown_tree(scratch, uid, account.pw_gid)
