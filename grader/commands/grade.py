@@ -41,9 +41,16 @@ def from_args(args):
 
 def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions()):
     """Grade one submission and write its report; return the exit code."""
-    from grader.grade import SandboxRequired, grade, quiet_tensorflow
+    from grader.grade import filtered_stderr
 
-    quiet_tensorflow()  # as a batch worker does: no cuInit line on a machine without a GPU
+    with filtered_stderr():  # no TensorFlow start-up line (cuInit on a machine without a GPU), as in a batch
+        return grade_and_report(path=path, fmt=fmt, output=output, reports=reports, options=options)
+
+
+def grade_and_report(*, path, fmt, output, reports, options):
+    """Grade one submission and write its report; return the exit code."""
+    from grader.grade import SandboxRequired, grade
+
     if not Path(path).exists():
         print(NO_SUCH_PATH.format(path=path), file=sys.stderr)
         return 2
