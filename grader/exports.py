@@ -8,7 +8,7 @@
 - Writers: Canvas's gradebook import CSV and Moodle's grade import CSV, from gradebook rows.
 - `merge_gradebook` puts re-graded students into an existing grades.csv (`grader batch --only ID ...`).
 
-Gradebook rows are the dicts `GradingResults.csv_row()` returns, or the rows `read_gradebook` reads back.
+Gradebook rows are the dicts `grader.render.gradebook.csv_row()` returns, or the rows `read_gradebook` reads back.
 """
 
 import csv
@@ -17,7 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.report import CSV_FIELDS, _spreadsheet_safe
+from grader.render.escape import spreadsheet_safe
+from grader.render.gradebook import CSV_FIELDS, csv_row
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb", ".zip")
 GRADESCOPE_METADATA = "submission_metadata.yml"
@@ -195,7 +196,7 @@ def read_gradebook(path) -> list:
 def merge_gradebook(existing_csv, new_results, output=None) -> list:
     """Replace the rows of re-graded submissions in a grades.csv (append new ones); write and return all rows."""
     rows = read_gradebook(existing_csv) if Path(existing_csv).exists() else []
-    fresh = {results.submission: results.csv_row() for results in new_results}
+    fresh = {results.submission: csv_row(results) for results in new_results}
     merged = []
     for row in rows:
         key = row["id"] if row["id"] in fresh else strip_extension(row["id"])
@@ -246,9 +247,9 @@ def write_canvas_csv(rows, roster: dict, path, *, assignment: str = ASSIGNMENT, 
             missing.append(row["id"])
             continue
         for student in students:
-            out.append({"Student": _spreadsheet_safe(student.name), "ID": student.canvas_id,
+            out.append({"Student": spreadsheet_safe(student.name), "ID": student.canvas_id,
                         "SIS User ID": student.sis_id, "SIS Login ID": student.sis_login_id or student.email,
-                        "Section": _spreadsheet_safe(student.section), column: _grade(row)})
+                        "Section": spreadsheet_safe(student.section), column: _grade(row)})
     extra = []
     if points_possible is not None:
         extra = [{"Student": CANVAS_POINTS_ROW, column: f"{points_possible:g}"}]
@@ -271,7 +272,7 @@ def write_moodle_csv(rows, roster: dict, path, *, grade_item: str = ASSIGNMENT) 
         feedback = f"{row['score']} / {row['max_score']} points" if _grade(row) else str(row.get("message", ""))
         for student in students:
             out.append({"Email address": student.email, "ID number": student.sis_id,
-                        "Full name": _spreadsheet_safe(student.name), grade_item: _grade(row),
-                        MOODLE_FEEDBACK: _spreadsheet_safe(feedback)})
+                        "Full name": spreadsheet_safe(student.name), grade_item: _grade(row),
+                        MOODLE_FEEDBACK: spreadsheet_safe(feedback)})
     write_rows(out, path, fieldnames)
     return missing

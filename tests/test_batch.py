@@ -25,7 +25,9 @@ from grader.batch import (
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
-from grader.report import CSV_FIELDS, FORMATS, HIDDEN, SUFFIXES, CheckResult, GradingResults
+from grader.render import FORMATS, SUFFIXES
+from grader.render.gradebook import CSV_FIELDS
+from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")

@@ -68,7 +68,9 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from grader import exports
     from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
-    from grader.summary import HTML_NAME, MARKDOWN_NAME
+    from grader.render.gradebook import csv_row
+    from grader.render.summary import HTML_NAME, MARKDOWN_NAME
+    from grader.results import Status
 
     if not Path(folder).is_dir():
         _error(f"not a folder: {folder} (expected a folder with one submission per entry)")
@@ -95,13 +97,13 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
         summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=None if only else output,
                               progress=Progress(sys.stderr), ids=[ids[path] for path in paths])
         rows = (exports.merge_gradebook(output, summary.results) if only
-                else [results.csv_row() for results in summary.results])
+                else [csv_row(results) for results in summary.results])
     except (OSError, ValueError) as error:
         _error(f"could not write the gradebook {output}: {error}")
         return 1
     if fmt:
         sys.stdout.write(render_all(summary.results, fmt))
-    errors = [results for results in summary.results if results.status == "error"]
+    errors = [results for results in summary.results if results.status == Status.ERROR]
     for results in errors:
         print(f"  {describe(results)}", file=sys.stderr)
     count = len(summary.results)
@@ -115,7 +117,7 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
 def write_class_files(results, rows, students, *, summary_dir, reports, only, canvas, moodle) -> int:
     """Write the class summary and the LMS imports after a batch; return the exit code."""
     from grader import exports
-    from grader.summary import load_results, write_summary
+    from grader.store import load_results, write_summary
 
     code = 0
     try:
