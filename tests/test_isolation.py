@@ -363,7 +363,15 @@ attempt("escape", lambda: subprocess.Popen(["sleep", {marker!r}], start_new_sess
 def sleepers(marker):
     """Return the pids of the `sleep marker` processes still alive (not zombies)."""
     return [pid for pid in isolation.processes_of(os.getuid()) + isolation.processes_of(isolation.worker_uid())
-            if Path(f"/proc/{pid}/cmdline").read_bytes() == f"sleep\0{marker}\0".encode()]
+            if command_line(pid) == f"sleep\0{marker}\0".encode()]
+
+
+def command_line(pid):
+    """Return the command line of a process, b"" once it is gone (another user's process may end at any time)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.parametrize("layer", [isolation.CGROUP, "none"])
