@@ -306,3 +306,25 @@ def test_the_probe_user_tests_pass_from_a_private_folder(private_folder, name):
                        "tests/test_probe_user.py", "-k", "not private_folder")
     assert done.returncode == 0, done.stdout[-4000:]  # it failed: "can't open file ... runner.py: Permission denied"
     assert " passed" in done.stdout.splitlines()[-1], done.stdout[-2000:]
+
+
+def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(tmp_path, monkeypatch):
+    from grader.sandbox import launcher
+
+    python = probe_python()
+    monkeypatch.setattr(isolation, "_OWN_UID", True)
+    closed = tmp_path / "closed"  # pytest's tmp_path is closed to other users too; this one says so
+    closed.mkdir(mode=0o700)
+    for name in ("RUNNER", "PROTOCOL", "WEIGHTS"):
+        monkeypatch.setattr(launcher, name, Path(shutil.copy2(getattr(launcher, name), closed)))
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "shape_math.py").write_text("import os\nprint('uid', os.getuid(), __file__)\n")
+    (tmp_path / "scratch").mkdir()
+    with isolation.plan(tmp_path / "scratch", launcher.site_dirs(), python=python) as plan:
+        if not plan.held(isolation.USER):  # with the kit's files left out
+            pytest.skip(f"the user layer does not hold here: {plan.layers[1].reason}")
+    result = run_probe(submission, probe_request(), python=python, limits=Limits(import_seconds=30, total_seconds=60))
+    [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
+    assert user["held"], user  # the kit's own runner.py in `closed` is out of the probe user's reach
+    assert f"uid {isolation.worker_uid()} " in result.output and not result.import_message, result.output

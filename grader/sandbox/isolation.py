@@ -6,9 +6,12 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - rlimits         address space, file size, no core dumps, death with the launcher (always held);
 - user            when the grader runs as root, the probe runs as an unprivileged user (`lesson6-probe`, made by
                   `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
-                  kit nor signal the grader. A batch worker's probes get a uid of that worker's own instead
-                  (`worker_uid()`, in that account's group), so that killing every process of one probe's uid
-                  never reaches a probe of another worker;
+                  kit nor signal the grader. It holds only where that user, asked as itself, can run the
+                  interpreter (by the path given, else by its real file: `Plan.python`) and read what the probe
+                  reads; else the reason names what it cannot run or read and what the instructor can do.
+                  A batch worker's probes get a uid of that worker's own instead (`worker_uid()`, in that
+                  account's group), so that killing every process of one probe's uid never reaches a probe of
+                  another worker;
 - capabilities    when the probe stays root after all, it keeps no capability (no mount, module, raw I/O, ptrace);
 - no_new_privs    no set-uid program or file capability gives anything back;
 - landlock_fs     (Linux >= 5.13) writes only inside scratch; reads only the interpreter, the system folders and
@@ -761,6 +764,8 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
     else:
         account = probe_account(probe_user)
         pythons = interpreter_paths(python)
+        # What lies in scratch becomes the probe's own below; it need not be readable before.
+        readable = [path for path in _resolved(readable) if path != scratch and scratch not in path.parents]
         if probe_uid is None and _OWN_UID:
             probe_uid = worker_uid()
         own_uid_note = ""
