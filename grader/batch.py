@@ -32,7 +32,7 @@ from grader.render.junit import to_junit
 from grader.render.markdown import to_markdown
 from grader.render.text import to_text
 from grader.results import SHOWN_TO_INSTRUCTOR, GradingResults, Status
-from grader.store import Gradebook, write_reports
+from grader.store import Gradebook, report_folder, write_reports
 
 ERROR = Status.ERROR
 READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
@@ -111,7 +111,7 @@ def grade_one(path, options, trainer, reports=None, submission=None):
 
     started = time.monotonic()
     submission = submission or submission_id(path)
-    report_dir = Path(reports) / submission if reports else None
+    report_dir = report_folder(reports, submission) if reports else None
     try:
         results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
                         zygote=WORKER_ZYGOTE, kit=WORKER_KIT)

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 from grader.render import FORMATS, SUFFIXES, render
 from grader.render import summary as summary_render
@@ -19,6 +20,11 @@ from grader.render.gradescope_json import BONUS_TAG
 from grader.results import FAILED, GRADED, PASSED, VISIBLE, CheckResult, GradingResults
 from grader.summary import summarise
 
+# A student's report folder sits beside the class files in --reports. An id that names one of them (a submission
+# called summary.html.py), starts with a dot (".." would climb out) or holds a character a file name should not
+# is percent-encoded, "." included; no other id holds "%", so two ids never share a folder.
+CLASS_FILES = frozenset(name.casefold() for name in (summary_render.HTML_NAME, summary_render.MARKDOWN_NAME))
+_UNSAFE_IN_NAME = frozenset('%/\\:*?"<>|')
 BAD_RESULTS_JSON = "Not a results.json written by the grader: {problem}. Received: {received}"
 REPORT_JSON = "report.json"
 
@@ -39,6 +45,20 @@ def atomic_write(path, text):
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+
+
+def folder_name(submission_id: str) -> str:
+    """Return the name of a submission's report folder: its id, percent-encoded where it could clash or escape."""
+    plain = (not submission_id.startswith(".") and submission_id.casefold() not in CLASS_FILES
+             and not any(char in _UNSAFE_IN_NAME or not char.isprintable() for char in submission_id))
+    if not submission_id:
+        return "%"  # no id is empty (a file name has a character); "%" alone is no other id's folder either
+    return submission_id if plain else quote(submission_id, safe="").replace(".", "%2E")
+
+
+def report_folder(reports, submission_id: str) -> Path:
+    """Return the report folder of a submission inside a batch's --reports folder."""
+    return Path(reports) / folder_name(submission_id)
 
 
 def write_reports(results, folder):

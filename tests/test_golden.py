@@ -98,14 +98,14 @@ def graded(tmp_path_factory):
 def assert_same(expected_folder, written, update=UPDATE):
     """Compare written files with the golden ones (or replace them under GOLDEN_UPDATE=1)."""
     for path in written:
-        text = normalise_text(path.name, path.read_text(encoding="utf-8"))
+        text = normalise_text(path.name, path.read_bytes().decode("utf-8"))  # bytes: line ends are pinned too
         golden = expected_folder / path.name
         if update:
             golden.parent.mkdir(parents=True, exist_ok=True)
-            golden.write_text(text, encoding="utf-8")
+            golden.write_bytes(text.encode("utf-8"))
             continue
         assert golden.is_file(), f"{golden} is missing: run GOLDEN_UPDATE=1 pytest tests/test_golden.py"
-        expected = golden.read_text(encoding="utf-8")
+        expected = golden.read_bytes().decode("utf-8")
         if text != expected:
             pairs = zip(expected.splitlines(), text.splitlines())
             line, (old, new) = next(((n, pair) for n, pair in enumerate(pairs, 1) if pair[0] != pair[1]),

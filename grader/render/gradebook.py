@@ -9,6 +9,10 @@ from grader.render.escape import spreadsheet_safe
 # Batch gradebook columns: one per part, so an instructor can sort by the part a class struggled with.
 CSV_FIELDS = ("id", "score", "max_score", "bonus") + PARTS + ("status", "seconds", "message")
 CSV_MESSAGE_CHARS = 200  # the gradebook's message column: the first note, cut to fit a spreadsheet cell
+# RFC 4180's line end, the csv module's default. The module quotes a field holding the delimiter, the quote or any
+# character of the line terminator: with "\r\n" a carriage return or a line feed inside a value is quoted, so no value
+# can split a row (with "\n" alone, a bare "\r" was written unquoted and a spreadsheet broke the row in two).
+LINE_END = "\r\n"
 
 
 def csv_row(results):
@@ -25,9 +29,9 @@ def csv_row(results):
     return row
 
 
-def csv_writer(stream):
-    """Return a csv.DictWriter of gradebook rows on an open text stream (the header not yet written)."""
-    return csv.DictWriter(stream, fieldnames=CSV_FIELDS, lineterminator="\n")
+def csv_writer(stream, fieldnames=CSV_FIELDS):
+    """Return the kit's one CSV writer (dict rows) on an open text stream, its header not yet written."""
+    return csv.DictWriter(stream, fieldnames=fieldnames, lineterminator=LINE_END)
 
 
 def write_csv(results_list, stream):
