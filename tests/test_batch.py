@@ -11,21 +11,19 @@ import pytest
 
 from grader import cli
 from grader.batch import (
-    BATCH_FORMATS,
     ERROR,
     GRADING_RAISED,
     WORKER_DIED,
     WORKER_TIMED_OUT,
-    Progress,
     batch_ids,
     error_results,
     find_submissions,
     grade_batch,
-    render_all,
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
 from grader.render import FORMATS, SUFFIXES
+from grader.render.batch import BATCH_FORMATS, Progress, render_all
 from grader.render.gradebook import CSV_FIELDS
 from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python

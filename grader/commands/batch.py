@@ -41,7 +41,7 @@ REASONS_SHOWN = 5
 
 def add_parser(commands):
     """Add `batch` to the command line."""
-    from grader.batch import BATCH_FORMATS
+    from grader.render.batch import BATCH_FORMATS
 
     parser = commands.add_parser("batch", help=HELP)
     parser.add_argument("folder", help=FOLDER_HELP)
@@ -76,7 +76,8 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
          only=None, canvas=None, moodle=None, allow_partial=False):
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from grader import exports
-    from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
+    from grader.batch import batch_ids, find_submissions, grade_batch
+    from grader.render.batch import Progress, describe, render_all
     from grader.render.gradebook import csv_row
     from grader.render.summary import HTML_NAME, MARKDOWN_NAME
     from grader.results import Status
