@@ -280,6 +280,7 @@ def test_ipc_two_grader_grade_runs_pass_nothing_between_students(tmp_path):
     check_nothing_read_nothing_left(pair, reports[pair.writer], reports[pair.reader], before, landlock_fs)
 
 
+@pytest.mark.slow  # a batch: its workers and zygotes import Keras (1.5-2 minutes each here)
 @pytest.mark.parametrize("jobs", [1, 2], ids=["same worker", "different workers"])
 def test_ipc_a_batch_passes_nothing_between_students(tmp_path, jobs):
     ipc_layer_or_skip()
