@@ -189,7 +189,7 @@ def start_runner(workdir, envelope, plan, token, python=sys.executable, runner=R
 def parse_event(line, names):
     """Return a validated event dict from one result line, or None for anything malformed."""
     try:
-        event = json.loads(line)
+        event = protocol.read_event(line)  # bounded in size and depth (grader.protocol)
     except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
@@ -208,8 +208,10 @@ def outcome_from_done(event, limits, where):
     status = event["status"]
     if event.get("exception") == "MemoryError":
         status, message = CRASHED, MEMORY_EXCEEDED.format(limit=format_bytes(limits.memory_bytes), where=where)
+    substituted = event.get("substituted") if isinstance(event.get("substituted"), dict) else {}
+    substituted = {name: str(why)[:40] for name, why in substituted.items() if name in API}
     return FunctionOutcome(event["name"], status, event.get("value") if status == OK else None,
-                           message[:MAX_MESSAGE_CHARS], float(seconds))
+                           message[:MAX_MESSAGE_CHARS], float(seconds), substituted)
 
 
 def wait_for_exit(process, timeout):
@@ -423,7 +425,8 @@ def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
         "request": request, "functions": list(API), "skip": [], "submission_dir": str(submission_dir),
         "modules": {module: list(functions) for module, functions in manifest.MODULES.items()},
         "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
-        "num_classes_builders": list(manifest.CNN_BUILDERS), "site_dirs": site_dirs(),
+        "num_classes_builders": list(manifest.CNN_BUILDERS), "calls": {k: list(v) for k, v in manifest.CALLS.items()},
+        "site_dirs": site_dirs(),
         "protocol_path": str(files[1]), "weights_path": str(files[2]), "blocked": list(BLOCKED_PACKAGES),
         "max_array_bytes": MAX_ARRAY_BYTES,
     }
