@@ -292,7 +292,9 @@ def worker_main(connection, options, reports, log_path, grader=grade_one, traini
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from grader.grade import quiet_tensorflow
+
+    quiet_tensorflow()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     global WORKER_ZYGOTE, WORKER_KIT
     limit_memory(getattr(options, "worker_memory_bytes", None))

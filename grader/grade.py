@@ -6,6 +6,8 @@ decides a grade (the hidden tests, the points, the calibration) is fingerprinted
 and verified before the checker starts: a grade computed from anything that changed is refused.
 """
 
+import contextlib
+import os
 import sys
 import tempfile
 import threading
@@ -27,6 +29,56 @@ KIT_CHANGED = ("The grader's own files changed while this submission ran ({chang
 
 class SandboxRequired(RuntimeError):
     """--require-sandbox was given and an isolation layer is not available here."""
+
+
+def quiet_tensorflow():
+    """Silence TensorFlow's C++ log from here on (`failed call to cuInit` on a machine without a GPU).
+
+    It takes effect only before this process imports TensorFlow; a TF_CPP_MIN_LOG_LEVEL the instructor set wins.
+    A batch worker needs no more (its stderr goes to its log); the lines TensorFlow prints while it is imported,
+    before it reads the variable, need filtered_stderr().
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def filtered_stderr():
+    """Quiet TensorFlow, and pass this process's stderr (file descriptor 2) through a filter of its start-up lines.
+
+    The filter is the one the probe's output goes through (grader.lesson.checks.without_tensorflow_startup): a
+    thread copies every other line to the real stderr as it comes, and the last ones when the block ends.
+    """
+    from grader.lesson.checks import without_tensorflow_startup
+
+    quiet_tensorflow()
+    sys.stderr.flush()
+    try:
+        terminal = os.dup(2)
+    except OSError:  # no stderr at all: nothing to filter
+        yield
+        return
+    read_fd, write_fd = os.pipe()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+
+    def copy():
+        with os.fdopen(read_fd, "rb") as lines:
+            for line in lines:
+                if without_tensorflow_startup(line.decode("utf-8", "replace")):
+                    try:
+                        os.write(terminal, line)
+                    except OSError:
+                        pass
+
+    thread = threading.Thread(target=copy, name="lesson6-stderr-filter", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(terminal, 2)  # the pipe's last writer here closes: the thread reads to its end
+        thread.join(5)
+        os.close(terminal)
 
 
 def warm_up_keras():

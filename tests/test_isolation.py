@@ -28,13 +28,14 @@ KIT_ROOT = Path(__file__).resolve().parents[1]
 SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
 IS_ROOT = os.geteuid() == 0
 EVERYTHING_BUT = {
-    isolation.USER: {"landlock", isolation.NETNS, isolation.CGROUP},
-    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS, isolation.CGROUP},
-    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS, isolation.CGROUP},
-    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS, isolation.CGROUP},
-    isolation.NETNS: {isolation.USER, "landlock", isolation.CGROUP},
-    isolation.CGROUP: {isolation.USER, "landlock", isolation.NETNS},
-    "none": {isolation.USER, "landlock", isolation.NETNS, isolation.NPROC, isolation.CGROUP},
+    isolation.USER: {"landlock", isolation.NETNS, isolation.IPC, isolation.CGROUP},
+    isolation.LANDLOCK_FS: {isolation.USER, isolation.NETNS, isolation.IPC, isolation.CGROUP},
+    isolation.LANDLOCK_NET: {isolation.USER, isolation.NETNS, isolation.IPC, isolation.CGROUP},
+    isolation.LANDLOCK_SCOPE: {isolation.USER, isolation.NETNS, isolation.IPC, isolation.CGROUP},
+    isolation.NETNS: {isolation.USER, "landlock", isolation.IPC, isolation.CGROUP},
+    isolation.IPC: {isolation.USER, "landlock", isolation.NETNS, isolation.CGROUP},
+    isolation.CGROUP: {isolation.USER, "landlock", isolation.NETNS, isolation.IPC},
+    "none": {isolation.USER, "landlock", isolation.NETNS, isolation.IPC, isolation.NPROC, isolation.CGROUP},
 }
 PRELUDE = """
 import json, os, sys
@@ -103,7 +104,8 @@ def test_the_plan_names_every_layer_with_a_reason(area):
         names = [layer.name for layer in plan.layers]
         assert names[:2] == [isolation.RLIMITS, isolation.USER]
         assert set(names) >= {isolation.NO_NEW_PRIVS, isolation.LANDLOCK_FS, isolation.LANDLOCK_NET,
-                              isolation.LANDLOCK_SCOPE, isolation.NETNS, isolation.NPROC, isolation.CGROUP}
+                              isolation.LANDLOCK_SCOPE, isolation.NETNS, isolation.IPC, isolation.NPROC,
+                              isolation.CGROUP}
         assert all(layer.reason for layer in plan.layers), plan.layers
         assert plan.as_dict()["layers"][0] == {"name": "rlimits", "held": True, "reason": plan.layers[0].reason}
 
@@ -333,7 +335,7 @@ def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
     if layer == "none":
         plan.close()
         plan = make_plan(area, python=python, max_processes=20, skip={"landlock", isolation.NETNS, isolation.NPROC,
-                                                                           isolation.CGROUP})
+                                                                           isolation.IPC, isolation.CGROUP})
     uid = plan.uid
     assert plan.held(isolation.NPROC) == (layer == isolation.NPROC), plan.layers
     try:
@@ -361,7 +363,15 @@ attempt("escape", lambda: subprocess.Popen(["sleep", {marker!r}], start_new_sess
 def sleepers(marker):
     """Return the pids of the `sleep marker` processes still alive (not zombies)."""
     return [pid for pid in isolation.processes_of(os.getuid()) + isolation.processes_of(isolation.worker_uid())
-            if Path(f"/proc/{pid}/cmdline").read_bytes() == f"sleep\0{marker}\0".encode()]
+            if command_line(pid) == f"sleep\0{marker}\0".encode()]
+
+
+def command_line(pid):
+    """Return the command line of a process, b"" once it is gone (another user's process may end at any time)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
 
 
 @pytest.mark.parametrize("layer", [isolation.CGROUP, "none"])
@@ -422,3 +432,140 @@ def test_a_zygote_child_gets_a_cgroup_too_and_the_zygote_removes_it(tmp_path):
     name = result.output.split("/")[-1].strip()
     assert name.startswith(isolation.CGROUP_PREFIX), result.output
     assert not (Path(isolation.host().cgroup_base) / name).exists() and sleepers(marker) == []
+
+
+# --- IPC: nothing passes between probes, nothing outlives one -------------------------------------------------
+
+IPC_CHILD = """
+import ctypes, time
+libc = ctypes.CDLL(None, use_errno=True)
+libc.shmat.restype = ctypes.c_void_p
+def read_shm():
+    shmid = libc.shmget({key}, 0, 0)
+    assert shmid >= 0, "no such segment"
+    return ctypes.string_at(libc.shmat(shmid, None, 0o10000), {size}).decode()
+def read_mq():
+    mqd, buffer = libc.mq_open({name!r}.encode(), os.O_RDONLY | os.O_NONBLOCK), ctypes.create_string_buffer(1 << 16)
+    assert mqd >= 0, "no such queue"
+    size = libc.mq_receive(mqd, buffer, len(buffer), None)
+    return buffer.raw[:size].decode() if size >= 0 else f"errno {{ctypes.get_errno()}}"
+def make_own():
+    made = libc.shmget({own_key}, 64, 0o1000 | 0o666), libc.mq_open({own_name!r}.encode(), 0o102, 0o666, None)
+    assert min(made) >= 0, made  # 0o102: O_CREAT | O_RDWR
+attempt("shm", read_shm)
+attempt("mq", read_mq)
+attempt("own", make_own)
+"""
+
+
+def ipc_objects(secret):
+    """Make a System V segment and a POSIX queue holding secret in this process's namespace; return their names."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.shmat.restype = ctypes.c_void_p
+    key, name = 0x6C370000 + uuid.uuid4().int % 0xFFFF, f"/lesson6-isolation-{uuid.uuid4().hex[:12]}"
+    shmid = libc.shmget(key, 4096, 0o1000 | 0o666)
+    assert shmid >= 0, ctypes.get_errno()
+    ctypes.memmove(libc.shmat(shmid, None, 0), secret.encode(), len(secret))
+    mqd = libc.mq_open(name.encode(), os.O_CREAT | os.O_RDWR, 0o666, None)
+    assert mqd >= 0 and libc.mq_send(mqd, secret.encode(), len(secret), 0) == 0, ctypes.get_errno()
+    return key, name
+
+
+def remove_ipc_objects(*keys_and_names):
+    """Remove System V segments (by key) and POSIX queues (by name) from this process's namespace."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    for item in keys_and_names:
+        if isinstance(item, int):
+            subprocess.run(["ipcrm", "-M", str(item)], capture_output=True, check=False)
+        else:
+            libc.mq_unlink(item.encode())
+
+
+def queue_exists(name):
+    """Return whether a POSIX queue of that name exists in this process's namespace."""
+    import ctypes
+
+    mqd = ctypes.CDLL(None, use_errno=True).mq_open(name.encode(), os.O_RDONLY)
+    if mqd >= 0:
+        os.close(mqd)
+    return mqd >= 0
+
+
+def shm_keys():
+    """Return the keys of the System V segments in this process's namespace."""
+    return {int(line.split()[0]) & 0xFFFFFFFF for line in Path("/proc/sysvipc/shm").read_text().splitlines()[1:]}
+
+
+@pytest.mark.parametrize("layer", [isolation.IPC, "none"])
+def test_the_probe_sees_no_ipc_object_of_the_machine_and_leaves_none(area, layer):
+    # Landlock off: its file rules refuse POSIX queues on their own; this test is about the namespace alone.
+    plan = plan_holding(area, layer)[0] if layer != "none" else make_plan(area, skip=EVERYTHING_BUT["none"])
+    secret, own_key = f"secret-{uuid.uuid4().hex}", 0x6C380000 + uuid.uuid4().int % 0xFFFF
+    own_name = f"/lesson6-isolation-own-{uuid.uuid4().hex[:12]}"
+    key, name = ipc_objects(secret)
+    try:
+        results = run_child(plan, IPC_CHILD, key=key, name=name, size=len(secret), own_key=own_key,
+                            own_name=own_name)
+        left = (own_key in shm_keys(), queue_exists(own_name))
+    finally:
+        remove_ipc_objects(key, name, own_key, own_name)
+    assert results["own"] == "ok", results  # the probe could make objects of its own
+    if layer == "none":
+        assert (results["shm"], results["mq"], left) == (secret, secret, (True, True)), (
+            "control: without the layer the probe reads the machine's objects and its own outlive it", results)
+        return
+    assert (results["shm"], results["mq"], left) == ("AssertionError", "AssertionError", (False, False)), results
+
+
+# Run under `unshare --mount` (a throwaway mount namespace): mount an mqueue file system, which shows this (the
+# machine's) IPC namespace's queues, then let a child under a plan with and without the ipc layer look through it.
+MQUEUE_MOUNT = r'''
+import json, os, subprocess, sys, uuid, tempfile
+sys.path.insert(0, {tests!r})
+from pathlib import Path
+from grader.sandbox import isolation
+import test_isolation as t
+mount = tempfile.mkdtemp(prefix="lesson6-mqueue-")
+subprocess.run(["mount", "-t", "mqueue", "none", mount], check=True)
+secret = "secret-" + uuid.uuid4().hex
+key, name = t.ipc_objects(secret)
+code = """
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+def read():
+    fd, buffer = os.open(MOUNT + NAME, os.O_RDONLY | os.O_NONBLOCK), ctypes.create_string_buffer(1 << 16)
+    size = libc.mq_receive(fd, buffer, len(buffer), None)  # an mqueue file's descriptor is a queue descriptor
+    return buffer.raw[:size].decode() if size >= 0 else "errno %d" % ctypes.get_errno()
+attempt("listing", lambda: sorted(os.listdir(MOUNT)))
+attempt("read", read)
+print(json.dumps(results))
+""".replace("MOUNT", repr(mount)).replace("NAME", repr(name))
+answer = {{"mounts": list(isolation.host().mqueue_mounts), "secret": secret, "name": name.lstrip("/")}}
+for layer in ("ipc", "none"):
+    scratch = tempfile.mkdtemp()
+    with isolation.plan(scratch, skip=t.EVERYTHING_BUT[layer]) as plan:
+        answer[layer + "_held"] = plan.held("ipc")
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", t.PRELUDE.format(site=str(t.SITE)) + code],
+                              preexec_fn=plan.preexec(), capture_output=True, text=True, cwd=scratch)
+    answer[layer] = json.loads(done.stdout) if done.returncode == 0 else done.stderr[-2000:]
+t.remove_ipc_objects(key, name)
+print(json.dumps(answer))
+'''
+
+
+def test_an_mqueue_mount_shows_the_probe_its_own_queues_not_the_machines():
+    if not IS_ROOT or not shutil.which("unshare"):
+        pytest.skip("mounting an mqueue file system (in a throwaway mount namespace) needs root and unshare(1)")
+    done = subprocess.run(["unshare", "--mount", "--propagation", "private", sys.executable, "-c",
+                           MQUEUE_MOUNT.format(tests=str(Path(__file__).parent))], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    answer = json.loads(done.stdout.splitlines()[-1])
+    assert len(answer["mounts"]) == 1 and answer["ipc_held"] and not answer["none_held"], answer
+    assert answer["none"] == {"listing": [answer["name"]], "read": answer["secret"]}, (
+        "control: without the layer the probe reads the machine's queue through the mount", answer)
+    assert answer["ipc"] == {"listing": [], "read": "FileNotFoundError"}, answer

@@ -336,3 +336,24 @@ def test_keras_comes_without_matplotlib_and_a_submission_still_gets_it_whole(tmp
     # a fresh child leaves matplotlib to the submission; a zygote has it ready for every child
     assert f"loaded before the submission: keras True matplotlib {child == 'zygote'}" in lines
     assert "gallery drawn with Figure" in lines
+
+
+def test_grader_grade_prints_no_tensorflow_startup_line(tmp_path):
+    import subprocess
+    import sys
+
+    from grader.lesson.checks import without_tensorflow_startup
+
+    environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    control = subprocess.run([sys.executable, "-c", "import tensorflow as tf; tf.zeros(1).numpy()"], cwd=tmp_path,
+                             env=environment, capture_output=True, text=True, timeout=300, check=False)
+    if without_tensorflow_startup(control.stderr) == control.stderr:
+        pytest.skip(f"TensorFlow prints no start-up line on this machine, so there is nothing to keep out: "
+                    f"{control.stderr[-500:]!r}")
+    (tmp_path / "shape_math.py").write_text("def conv_output_size(n, kernel_size, strides=1, padding='valid'):\n"
+                                            "    return 0\n")
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(tmp_path / "shape_math.py"), "--no-training"],
+                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    startup = [line for line in done.stderr.splitlines(keepends=True) if not without_tensorflow_startup(line)]
+    assert startup == [] and "cuInit" not in done.stderr, done.stderr  # a batch worker's log has none either

@@ -8,11 +8,14 @@ process of the uid killed at the end. Where the grader is not root or no such in
 """
 
 import dataclasses
+import importlib.util
 import multiprocessing
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -136,9 +139,10 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
     (tmp_path / "scratch").mkdir()
     with isolation.plan(tmp_path / "scratch", python=python) as plan:
         layers = {layer.name: layer for layer in plan.layers}
+    user = isolation.probe_account().pw_name
     assert layers[isolation.USER] == isolation.Layer(isolation.USER, False, (
-        f"user {isolation.probe_account().pw_name} cannot be used: it cannot run the interpreter {python}; "
-        "the probe runs as root"))
+        f"user {user} cannot be used: it cannot run the interpreter {python}; "
+        f"{isolation.USER_HINT.format(user=user)}; the probe runs as root"))
     assert layers[isolation.CAPABILITIES].held and not layers[isolation.NPROC].held and plan.uid is None
 
 
@@ -213,3 +217,114 @@ def test_every_batch_worker_gives_its_probes_a_uid_of_its_own(tmp_path):
     assert [on for on, _uid, _pid in notes] == ["True", "True"], notes
     assert all(int(uid) == isolation.WORKER_UID_BASE + int(pid) for _on, uid, pid in notes), notes
     assert len({pid for _on, _uid, pid in notes}) == 2 and not isolation.uid_per_process(), notes
+
+
+# --- a kit in a private folder (issue 27) -------------------------------------------------------------------------
+
+KIT_IGNORE = (".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build", "dist")
+PYENV_PYTHONS = f"versions/{sys.version_info.major}.{sys.version_info.minor}.*/bin/python{SYSTEM_PYTHON.name[6:]}"
+SCORE_LINE = re.compile(r"^solutions: ([\d.]+) / ([\d.]+) in ", re.MULTILINE)
+
+
+def base_pythons():
+    """Return {name: interpreter} to make venvs from: the system's Python and pyenv's, of this Python's version."""
+    found = {"system python": SYSTEM_PYTHON} if SYSTEM_PYTHON.exists() else {}
+    pyenv = sorted(Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")).glob(PYENV_PYTHONS))
+    return found | ({"pyenv python": pyenv[-1]} if pyenv else {})
+
+
+@pytest.fixture(scope="module")
+def private_folder():
+    """Return a mode-700 folder (like /root or `mktemp -d`) holding a copy of the kit and of its installed packages.
+
+    The packages are this venv's site-packages hard-linked (2.3 GB installed in seconds, not minutes), without the
+    kit's own install; each test makes a venv in the copied kit from an interpreter and points its site-packages
+    there: everything the probe needs lies inside a folder that no other user may enter, as in a clone in /root.
+    """
+    if os.geteuid() != 0:
+        pytest.skip(f"a folder closed to the probe's user matters only to a grader running as root; uid {os.geteuid()}")
+    folder = Path(tempfile.mkdtemp(prefix="lesson6-private-"))
+    try:
+        assert folder.stat().st_mode & 0o777 == 0o700
+        shutil.copytree(ROOT, folder / "kit", ignore=shutil.ignore_patterns(*KIT_IGNORE), symlinks=True)
+        site = Path(importlib.util.find_spec("numpy").origin).parents[1]
+        done = subprocess.run(["cp", "-al", str(site), str(folder / "site")], capture_output=True, text=True,
+                              check=False)
+        if done.returncode != 0:
+            pytest.skip(f"cannot hard-link this venv's packages into {folder}: {done.stderr.strip()}")
+        for entry in isolation.kit_paths(folder / "kit", [folder / "site"])[1:]:  # the kit's install, not the copy
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def private_venv(folder, name):
+    """Make a venv in the private kit from the named interpreter, reading the copied packages; return its python."""
+    base = base_pythons().get(name)
+    if base is None:
+        pytest.skip(f"no {name} of Python {sys.version_info.major}.{sys.version_info.minor} on this machine")
+    venv = folder / "kit" / f"venv-{name.split()[0]}"
+    if not venv.exists():
+        subprocess.run([str(base), "-m", "venv", "--without-pip", str(venv)], check=True, capture_output=True)
+        [site] = venv.glob("lib/python*/site-packages")
+        site.rmdir()
+        site.symlink_to(folder / "site")
+    return venv / "bin" / "python"
+
+
+def run_private(folder, python, *args, timeout=600):
+    """Run the private kit's python with args in the kit's folder, as an instructor would; return CompletedProcess."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
+    return subprocess.run([str(python), *args], cwd=folder / "kit", capture_output=True, text=True, timeout=timeout,
+                          env={**environment, "TF_CPP_MIN_LOG_LEVEL": "3"}, check=False)
+
+
+@pytest.mark.slow  # a grade (a minute here) per interpreter
+@pytest.mark.parametrize("name", ["system python", "pyenv python"])
+def test_a_kit_in_a_private_folder_grades_the_reference_and_says_which_layers_held(private_folder, name):
+    python = private_venv(private_folder, name)
+    done = run_private(private_folder, python, "-m", "grader", "grade", "solutions", "--no-training")
+    assert done.returncode == 0, done.stderr[-3000:]  # it crashed in start_runner with PermissionError
+    score, max_score = map(float, SCORE_LINE.search(done.stderr).groups())
+    assert score >= max_score, done.stdout
+    [line] = [line for line in done.stdout.splitlines() if line.startswith("Sandbox layers that held:")]
+    held, _, missing = line.removeprefix("Sandbox layers that held: ").partition("; not available: ")
+    assert isolation.CAPABILITIES in held.split(", ") and isolation.USER not in held.split(", "), line
+    user = isolation.probe_account().pw_name
+    # The probe's user can enter no part of the private folder: neither the venv's python nor the packages.
+    assert f"user ({f'user {user} cannot be used: it cannot run the interpreter {python}'}" in missing, line
+    assert f"cannot read {private_folder}" in missing or name != "system python", line  # /usr/bin's it may run
+    assert f"{isolation.USER_HINT.format(user=user)}; the probe runs as root)" in missing, line
+
+
+@pytest.mark.slow  # the probe-user tests, from the private kit (a minute or two per interpreter)
+@pytest.mark.parametrize("name", ["system python", "pyenv python"])
+def test_the_probe_user_tests_pass_from_a_private_folder(private_folder, name):
+    python = private_venv(private_folder, name)
+    done = run_private(private_folder, python, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
+                       "tests/test_probe_user.py", "-k", "not private_folder")
+    assert done.returncode == 0, done.stdout[-4000:]  # it failed: "can't open file ... runner.py: Permission denied"
+    assert " passed" in done.stdout.splitlines()[-1], done.stdout[-2000:]
+
+
+def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(tmp_path, monkeypatch):
+    from grader.sandbox import launcher
+
+    python = probe_python()
+    monkeypatch.setattr(isolation, "_OWN_UID", True)
+    closed = tmp_path / "closed"  # pytest's tmp_path is closed to other users too; this one says so
+    closed.mkdir(mode=0o700)
+    for name in ("RUNNER", "PROTOCOL", "WEIGHTS"):
+        monkeypatch.setattr(launcher, name, Path(shutil.copy2(getattr(launcher, name), closed)))
+    submission = tmp_path / "submission"
+    submission.mkdir()
+    (submission / "shape_math.py").write_text("import os\nprint('uid', os.getuid(), __file__)\n")
+    (tmp_path / "scratch").mkdir()
+    with isolation.plan(tmp_path / "scratch", launcher.site_dirs(), python=python) as plan:
+        if not plan.held(isolation.USER):  # with the kit's files left out
+            pytest.skip(f"the user layer does not hold here: {plan.layers[1].reason}")
+    result = run_probe(submission, probe_request(), python=python, limits=Limits(import_seconds=30, total_seconds=60))
+    [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
+    assert user["held"], user  # the kit's own runner.py in `closed` is out of the probe user's reach
+    assert f"uid {isolation.worker_uid()} " in result.output and not result.import_message, result.output

@@ -42,6 +42,14 @@ def from_args(args):
 
 def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions()):
     """Grade one submission and write its report; return the exit code."""
+    from grader.grade import filtered_stderr
+
+    with filtered_stderr():  # no TensorFlow start-up line (cuInit on a machine without a GPU), as in a batch
+        return grade_and_report(path=path, fmt=fmt, output=output, reports=reports, options=options)
+
+
+def grade_and_report(*, path, fmt, output, reports, options):
+    """Grade one submission and write its report; return the exit code."""
     from grader.grade import SandboxRequired, grade
 
     if not Path(path).exists():

@@ -6,9 +6,12 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - rlimits         address space, file size, no core dumps, death with the launcher (always held);
 - user            when the grader runs as root, the probe runs as an unprivileged user (`lesson6-probe`, made by
                   `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
-                  kit nor signal the grader. A batch worker's probes get a uid of that worker's own instead
-                  (`worker_uid()`, in that account's group), so that killing every process of one probe's uid
-                  never reaches a probe of another worker;
+                  kit nor signal the grader. It holds only where that user, asked as itself, can run the
+                  interpreter (by the path given, else by its real file: `Plan.python`) and read what the probe
+                  reads; else the reason names what it cannot run or read and what the instructor can do.
+                  A batch worker's probes get a uid of that worker's own instead (`worker_uid()`, in that
+                  account's group), so that killing every process of one probe's uid never reaches a probe of
+                  another worker;
 - capabilities    when the probe stays root after all, it keeps no capability (no mount, module, raw I/O, ptrace);
 - no_new_privs    no set-uid program or file capability gives anything back;
 - landlock_fs     (Linux >= 5.13) writes only inside scratch; reads only the interpreter, the system folders and
@@ -16,6 +19,10 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
 - landlock_net    (Landlock ABI >= 4) no TCP bind or connect at all;
 - landlock_scope  (Landlock ABI >= 6) no signal and no abstract unix socket to any process outside the probe;
 - netns           a network namespace of its own: no interface but a loopback that is down;
+- ipc             an IPC namespace of its own: no System V message queue, semaphore or shared-memory segment and
+                  no POSIX message queue of another probe or of the machine, and none of its own outlives it (the
+                  namespace dies with its last process); where an mqueue file system is mounted (/dev/mqueue), a
+                  mount namespace of its own shows its own queues there instead of the machine's;
 - cgroup          (cgroup v2, where this process may make a child cgroup) a cgroup of its own per probe: every
                   process the probe starts, however it escapes, is in it, and `cgroup.kill` ends them all at once;
 - nproc           at most `max_processes` processes for the probe's uid (RLIMIT_NPROC counts per uid, so only a uid
@@ -59,11 +66,11 @@ KIT_PACKAGES = ("grader", "solutions", "exercises")
 KIT_DISTRIBUTION = "lesson6_grader"
 
 RLIMITS, USER, CAPABILITIES, NO_NEW_PRIVS = "rlimits", "user", "capabilities", "no_new_privs"
-LANDLOCK_FS, LANDLOCK_NET, LANDLOCK_SCOPE, NETNS, NPROC = (
-    "landlock_fs", "landlock_net", "landlock_scope", "netns", "nproc")
+LANDLOCK_FS, LANDLOCK_NET, LANDLOCK_SCOPE, NETNS, IPC, NPROC = (
+    "landlock_fs", "landlock_net", "landlock_scope", "netns", "ipc", "nproc")
 CGROUP = "cgroup"
 # Layers a caller may leave out (tests and benchmarks do, one layer at a time); "landlock" leaves out all three.
-SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, NPROC, CGROUP})
+SKIPPABLE = frozenset({USER, CAPABILITIES, "landlock", NETNS, IPC, NPROC, CGROUP})
 CGROUP_PREFIX = "lesson6-probe-"
 CGROUP_KILL_SECONDS = 5
 # What require=True insists on: each need is met by any one of its layers.
@@ -71,6 +78,7 @@ REQUIREMENTS = (
     ("writes only inside scratch and nothing of the kit readable", (LANDLOCK_FS,)),
     ("no network", (LANDLOCK_NET, NETNS)),
     ("no signal to the grader", (USER, LANDLOCK_SCOPE)),
+    ("no IPC object shared with another probe", (IPC,)),
 )
 
 # Read (and execute) rights on what any Python program needs; devices one by one, never /dev as a whole
@@ -79,7 +87,8 @@ SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "
 DEVICES_READ = ("/dev/urandom", "/dev/random", "/dev/zero")
 DEVICES_READ_WRITE = ("/dev/null", "/dev/full")
 
-CLONE_NEWUSER, CLONE_NEWNET = 0x10000000, 0x40000000
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x10000000, 0x08000000, 0x40000000
+MS_REC, MS_PRIVATE = 0x4000, 0x40000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
@@ -90,6 +99,8 @@ UNKNOWN_SKIP = "Expected layers to skip among {known}; received skip={skip!r}"
 NO_SUCH_USER = "Expected an existing probe user; received probe_user={name!r}, which this machine does not know"
 ROOT_PROBE_USER = "Expected an unprivileged probe user; received probe_user={name!r} with uid 0"
 USERADD_FAILED = "Could not create the probe user {name!r}: useradd exited with status {code}: {message}"
+USER_HINT = ("to run the probe as {user}, put the kit and its venv where {user} may read them (outside mode-700 "
+             "folders such as /root), or name another user with --probe-user")
 
 
 @dataclass(frozen=True)
@@ -130,6 +141,37 @@ def _unshare(flags: int) -> None:
         os.unshare(flags)
     else:
         _check(_LIBC.unshare(flags), "unshare")
+
+
+def _mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+    """Call mount(2); raise OSError when it fails."""
+    encode = lambda text: None if text is None else text.encode()  # noqa: E731
+    _check(_LIBC.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), None),
+           f"mount({source!r}, {target!r}, {fstype!r})")
+
+
+def mqueue_mounts() -> list[str]:
+    """Return where an mqueue file system is mounted (/dev/mqueue, usually): it shows the queues of its namespace."""
+    try:
+        lines = Path("/proc/self/mountinfo").read_text().splitlines()
+    except OSError:
+        return []
+    return [line.split(" - ")[0].split()[4] for line in lines if " - mqueue " in line]
+
+
+def _enter_namespaces(flags: int, outer_ids: tuple[int, int], mqueues: Sequence[str] = ()) -> None:
+    """Enter new namespaces (flags), map the caller's ids in a new user namespace, remount the mqueue mounts.
+
+    A new IPC namespace's queues show at an mqueue mount point only when it is mounted anew from inside; the
+    mount namespace's mounts turn private first, so that no mount made here reaches the machine's.
+    """
+    _unshare(flags)
+    if flags & CLONE_NEWUSER:
+        _map_ids(*outer_ids)
+    if mqueues:
+        _mount("none", "/", None, MS_REC | MS_PRIVATE)
+        for target in mqueues:
+            _mount("mqueue", target, "mqueue", 0)
 
 
 def _map_ids(uid: int, gid: int) -> None:
@@ -198,6 +240,9 @@ class Host:
     last_cap: int
     cgroup_base: str = ""   # the cgroup v2 folder this process may make probe cgroups in, "" when none
     cgroup_error: str = ""
+    ipc_flags: int = 0      # CLONE_* flags that give a child its own IPC (and, for /dev/mqueue, mount) namespace
+    ipc_error: str = ""
+    mqueue_mounts: tuple[str, ...] = ()  # mqueue mount points a child with ipc_flags remounts
 
 
 def _host_check(is_root: bool, abi: int) -> dict:
@@ -222,6 +267,20 @@ def _host_check(is_root: bool, abi: int) -> dict:
     return answer
 
 
+def _ipc_check(is_root: bool) -> dict:
+    """In a throwaway child: try an IPC namespace (and a mount namespace with fresh mqueue mounts where any are)."""
+    mounts, uid, gid = mqueue_mounts(), os.getuid(), os.getgid()
+    flags = CLONE_NEWIPC | (CLONE_NEWNS if mounts else 0) | (0 if is_root else CLONE_NEWUSER)
+    names = "|".join(name for name, flag in (("CLONE_NEWUSER", CLONE_NEWUSER), ("CLONE_NEWIPC", CLONE_NEWIPC),
+                                             ("CLONE_NEWNS", CLONE_NEWNS)) if flags & flag)
+
+    error = _in_child(lambda: _enter_namespaces(flags, (uid, gid), mounts) or {}).get("error", "")
+    if error:
+        return {"ipc_flags": 0, "ipc_error": f"unshare({names}) and mqueue mounts: {error}" if mounts
+                else f"unshare({names}): {error}", "mqueue_mounts": mounts}
+    return {"ipc_flags": flags, "ipc_error": "", "mqueue_mounts": mounts}
+
+
 @functools.cache
 def host() -> Host:
     """Return what this machine allows (probed once per process by a forked child)."""
@@ -232,9 +291,11 @@ def host() -> Host:
     abi = landlock.abi_version()
     answer = _in_child(lambda: _host_check(is_root, abi))
     error = answer.get("error", "")
+    answer.update(_ipc_check(is_root))
     cgroup_base, cgroup_error = _cgroup_check()
     return Host(True, is_root, abi, answer.get("landlock_error", error), answer.get("netns_flags", 0),
-                answer.get("netns_error", error), _last_capability(), cgroup_base, cgroup_error)
+                answer.get("netns_error", error), _last_capability(), cgroup_base, cgroup_error,
+                answer.get("ipc_flags", 0), answer.get("ipc_error", error), tuple(answer.get("mqueue_mounts", ())))
 
 
 # --- the probe's cgroup ---------------------------------------------------------------------------------------
@@ -362,21 +423,51 @@ def worker_uid(pid: int | None = None) -> int:
     return WORKER_UID_BASE + (os.getpid() if pid is None else pid)
 
 
-def _unreachable(uid: int, gid: int, python: Path, paths: Sequence[Path]) -> str:
-    """Return why uid cannot run python or read one of paths ("" when it can), asked as that user."""
+def interpreter_paths(python: Path | str) -> list[Path]:
+    """Return the paths a probe may run python by: as given (a venv's reads its pyvenv.cfg), then its real file."""
+    given, real = Path(os.path.abspath(python)), Path(os.path.realpath(python))
+    return [given] + ([real] if real != given else [])
+
+
+def interpreter_needs(python: Path) -> list[Path]:
+    """Return what running python by this path reads: its venv (pyvenv.cfg) if it is a venv's, and its installation."""
+    venv = python.parent.parent
+    return [*([venv] if (venv / "pyvenv.cfg").is_file() else []), Path(os.path.realpath(python)).parents[1]]
+
+
+@functools.lru_cache(maxsize=64)
+def _runnable(uid: int, gid: int, pythons: tuple[Path, ...], paths: tuple[Path, ...]) -> tuple[Path | None, str]:
+    """Return (the first of pythons uid can run, with everything it and the probe read, "") or (None, why not).
+
+    Existence is judged by the grader, access by a child that became uid: a path in a folder closed to that user
+    does not exist for it, and must count as unreadable, not as absent.
+    """
+    wanted = [(python, [str(path) for path in [*interpreter_needs(python), *paths] if os.path.exists(path)])
+              for python in pythons]
+    folders = {path for _python, needs in wanted for path in needs if os.path.isdir(path)}
 
     def check():
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
-        if not os.access(python, os.X_OK):
-            return {"error": f"it cannot run the interpreter {python}"}
-        for path in paths:
-            if os.path.exists(path) and not os.access(path, os.R_OK | (os.X_OK if os.path.isdir(path) else 0)):
-                return {"error": f"it cannot read {path}"}
-        return {}
+        reasons = []
+        for python, needs in wanted:
+            if not os.access(python, os.X_OK):
+                reasons.append(f"it cannot run the interpreter {python}")
+                continue
+            unreadable = [path for path in needs if not os.access(path, os.R_OK | (os.X_OK if path in folders else 0))]
+            if not unreadable:
+                return {"python": str(python)}
+            reasons.append(f"it can run the interpreter {python} but cannot read {unreadable[0]}")
+        return {"error": "; ".join(reasons)}
 
-    return _in_child(check).get("error", "")
+    answer = _in_child(check)
+    return (Path(answer["python"]), "") if "python" in answer else (None, answer.get("error", ""))
+
+
+def _unreachable(uid: int, gid: int, pythons: Sequence[Path], paths: Sequence[Path]) -> str:
+    """Return why uid can run none of pythons with all it reads and paths ("" when it can), asked as that user."""
+    return _runnable(uid, gid, tuple(pythons), tuple(Path(path) for path in paths))[1]
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:
@@ -529,8 +620,11 @@ class Plan:
     memory_bytes: int = 4 * 2**30
     max_processes: int = DEFAULT_MAX_PROCESSES
     cgroup: Path | None = None   # the probe's own cgroup (kill_cgroup(cgroup) kills all it started), None when none
+    python: Path | None = None   # the interpreter the probe's user can run (plan()'s python or its real file)
     _ruleset: landlock.Ruleset | None = None
     _netns_flags: int = 0
+    _ipc_flags: int = 0
+    _mqueues: tuple[str, ...] = ()
     _drop_caps: bool = False
     _last_cap: int = 0
     _outer_ids: tuple[int, int] = (0, 0)
@@ -554,6 +648,7 @@ class Plan:
         if self.held(LANDLOCK_FS) and self._ruleset is None:
             raise RuntimeError("Expected an open plan; received one already closed, whose Landlock rules are gone")
         uses_nproc, no_new_privs, launcher = self.held(NPROC), self.held(NO_NEW_PRIVS), os.getpid()
+        namespaces = self._netns_flags | self._ipc_flags
 
         cgroup_procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
 
@@ -566,10 +661,8 @@ class Plan:
             resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
             if uses_nproc:
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
-            if self._netns_flags:  # before giving up root: only root (or a new user namespace) may unshare
-                _unshare(self._netns_flags)
-                if self._netns_flags & CLONE_NEWUSER:
-                    _map_ids(*self._outer_ids)
+            if namespaces:  # before giving up root: only root (or a new user namespace) may unshare and mount
+                _enter_namespaces(namespaces, self._outer_ids, self._mqueues)
             if self.uid is not None:
                 os.setgroups([])
                 os.setgid(self.gid)
@@ -622,7 +715,8 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
     probe_uid: a uid to run as instead of the account's, in its group (default worker_uid() in a process that called
         give_probes_a_uid_per_process(), else none); where it cannot be used, the account's uid is.
     require: raise RuntimeError unless every need of REQUIREMENTS is met.
-    python: the interpreter the probe runs (the probe's user must be able to run it).
+    python: the interpreter the probe runs; where the probe's user cannot run it by this path (a venv in a folder
+        closed to that user) but can by its real file, and can read what it needs, the plan's `python` is that file.
     skip: layers to leave out (see SKIPPABLE), for tests and benchmarks.
     """
     if not set(skip) <= SKIPPABLE:
@@ -631,8 +725,8 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
     limits = (f"address space {memory_bytes:,} bytes, files {FILE_SIZE_LIMIT:,} bytes, no core dumps, "
               "killed with the launcher")
     result = Plan(scratch=scratch, layers=[Layer(RLIMITS, True, limits)], memory_bytes=memory_bytes,
-                  max_processes=max_processes, _last_cap=machine.last_cap, _linux=machine.is_linux,
-                  _outer_ids=(os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0))
+                  max_processes=max_processes, python=Path(os.path.abspath(python)), _last_cap=machine.last_cap,
+                  _linux=machine.is_linux, _outer_ids=(os.getuid(), os.getgid()) if hasattr(os, "getuid") else (0, 0))
     _plan_user(result, machine, scratch, readable, probe_user, python, skip, probe_uid)
     linux = "" if machine.is_linux else f"not Linux ({sys.platform})"
     result.layers.append(Layer(NO_NEW_PRIVS, machine.is_linux, linux or "prctl(PR_SET_NO_NEW_PRIVS)"))
@@ -644,6 +738,7 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         result.layers.append(Layer(NETNS, True, "a network namespace of its own: no interface is up"))
     else:
         result.layers.append(Layer(NETNS, False, machine.netns_error))
+    _plan_ipc(result, machine, skip)
     _plan_cgroup(result, machine, skip)
     if NPROC in skip or result.uid is None:
         reason = "left out by the caller" if NPROC in skip else "the probe has no uid of its own to count"
@@ -668,24 +763,25 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
         reason = "left out by the caller"
     else:
         account = probe_account(probe_user)
-        python = Path(os.path.realpath(python))
-        paths = [*runtime_paths(python), *readable]
+        pythons = interpreter_paths(python)
+        # What lies in scratch becomes the probe's own below; it need not be readable before.
+        readable = [path for path in _resolved(readable) if path != scratch and scratch not in path.parents]
         if probe_uid is None and _OWN_UID:
             probe_uid = worker_uid()
         own_uid_note = ""
         if probe_uid is not None:
-            reason = _own_uid_unusable(probe_uid, account, python, paths)
+            reason = _own_uid_unusable(probe_uid, account, pythons, readable)
             if not reason:
                 _give_user(result, scratch, probe_uid, account, f"runs as uid {probe_uid}, a uid of this grading "
-                           f"process's own, in the group of {account.pw_name}")
+                           f"process's own, in the group of {account.pw_name}", pythons, readable)
                 return
             own_uid_note = f"; uid {probe_uid} of its own could not be used: {reason}"
-        reason = _unreachable(account.pw_uid, account.pw_gid, python, paths)
+        reason = _unreachable(account.pw_uid, account.pw_gid, pythons, readable)
         if not reason:
             _give_user(result, scratch, account.pw_uid, account,
-                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}")
+                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}", pythons, readable)
             return
-        reason = f"user {account.pw_name} cannot be used: {reason}"
+        reason = f"user {account.pw_name} cannot be used: {reason}; {USER_HINT.format(user=account.pw_name)}"
     result.layers.append(Layer(USER, False, f"{reason}; the probe runs as root"))
     if CAPABILITIES in skip or not machine.is_linux:
         result.layers.append(Layer(CAPABILITIES, False, "left out by the caller" if machine.is_linux else "not Linux"))
@@ -694,19 +790,36 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
         result.layers.append(Layer(CAPABILITIES, True, "root without any capability"))
 
 
-def _own_uid_unusable(uid: int, account: pwd.struct_passwd, python: Path, paths: Sequence[Path]) -> str:
-    """Return why uid cannot be the probe's own ("" when it can): an account has it, or setuid to it fails."""
+def _own_uid_unusable(uid: int, account: pwd.struct_passwd, pythons: Sequence[Path], paths: Sequence[Path]) -> str:
+    """Return why uid cannot be the probe's own ("" when it can): an account has it, or it cannot run the probe."""
     try:
         return f"it belongs to the account {pwd.getpwuid(uid).pw_name}"
     except KeyError:
-        return _unreachable(uid, account.pw_gid, python, paths)
+        return _unreachable(uid, account.pw_gid, pythons, paths)
 
 
-def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str) -> None:
+def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str,
+               pythons: Sequence[Path], paths: Sequence[Path]) -> None:
     """Make uid (in the account's group) the probe's user: scratch becomes its own, the user layer holds."""
+    result.python = _runnable(uid, account.pw_gid, tuple(pythons), tuple(paths))[0]
+    if result.python != pythons[0]:
+        reason += f"; by the interpreter {result.python}, as {pythons[0]} lies where it may not enter"
     chown_tree(scratch, uid, account.pw_gid)
     result.uid, result.gid, result.user = uid, account.pw_gid, account.pw_name
     result.layers.append(Layer(USER, True, reason))
+
+
+def _plan_ipc(result: Plan, machine: Host, skip: Collection[str]) -> None:
+    """Add the ipc layer: an IPC namespace of the probe's own (with its own mqueue mounts where there are any)."""
+    if IPC in skip:
+        result.layers.append(Layer(IPC, False, "left out by the caller"))
+    elif not machine.ipc_flags:
+        result.layers.append(Layer(IPC, False, machine.ipc_error or f"not Linux ({sys.platform})"))
+    else:
+        result._ipc_flags, result._mqueues = machine.ipc_flags, machine.mqueue_mounts
+        mounts = f"; {', '.join(machine.mqueue_mounts)} shows its own queues" if machine.mqueue_mounts else ""
+        result.layers.append(Layer(IPC, True, "an IPC namespace of its own: no System V or POSIX queue, semaphore "
+                                   f"or shared memory of another probe, none left behind{mounts}"))
 
 
 def _plan_cgroup(result: Plan, machine: Host, skip: Collection[str]) -> None:

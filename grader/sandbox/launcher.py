@@ -15,6 +15,7 @@ import os
 import selectors
 import shutil
 import site
+import stat
 import subprocess
 import sys
 import sysconfig
@@ -159,12 +160,15 @@ def site_dirs():
     return result
 
 
-def start_runner(workdir, envelope, plan, token, python=sys.executable):
-    """Start the runner child inside the sandbox plan's layers; return (process, result pipe read end)."""
+def start_runner(workdir, envelope, plan, token, python=sys.executable, runner=RUNNER):
+    """Start the runner child inside the sandbox plan's layers; return (process, result pipe read end).
+
+    The child runs the plan's interpreter (python, or its real file where the probe's user can run only that).
+    """
     read_fd, write_fd = os.pipe()
     try:
         process = subprocess.Popen(
-            [str(python), "-I", "-S", "-B", str(RUNNER), str(write_fd)],
+            [str(plan.python or python), "-I", "-S", "-B", str(runner), str(write_fd)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             cwd=workdir, env=child_environment(workdir, token), pass_fds=(write_fd,),
             start_new_session=True, preexec_fn=plan.preexec(),
@@ -393,7 +397,29 @@ def give_up(result, names, message):
         result.outcomes.setdefault(name, FunctionOutcome(name, NOT_RUN, message=message))
 
 
-def runner_envelope(request, submission_dir):
+def world_readable(path):
+    """Return whether every user may read path: it is readable by others and every folder above it enterable."""
+    path = Path(os.path.realpath(path))
+    return bool(path.stat().st_mode & stat.S_IROTH) and all(
+        folder.stat().st_mode & stat.S_IXOTH for folder in path.parents)
+
+
+def runner_files(workdir):
+    """Return (runner, protocol, weights): the files the probe reads by path.
+
+    The kit's own where every user may read them; as root with the kit in a folder closed to others (a clone under
+    /root or in a mode-700 folder), copies in workdir/runner, which the probe's user owns with the rest of scratch
+    (never is a folder of the instructor's opened up). Grades do not depend on them: the probe is untrusted anyway.
+    """
+    files = (RUNNER, PROTOCOL, WEIGHTS)
+    if os.geteuid() != 0 or all(world_readable(path) for path in files):
+        return files
+    folder = Path(workdir) / "runner"
+    folder.mkdir(exist_ok=True)
+    return tuple(Path(shutil.copy2(path, folder / path.name)) for path in files)
+
+
+def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
     """Return what the runner reads on stdin: the request, the lesson's module map and the probe's settings."""
     return {
         "request": request, "functions": list(API), "skip": [], "submission_dir": str(submission_dir),
@@ -401,22 +427,24 @@ def runner_envelope(request, submission_dir):
         "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
         "num_classes_builders": list(manifest.CNN_BUILDERS), "calls": {k: list(v) for k, v in manifest.CALLS.items()},
         "site_dirs": site_dirs(),
-        "protocol_path": str(PROTOCOL), "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES),
+        "protocol_path": str(files[1]), "weights_path": str(files[2]), "blocked": list(BLOCKED_PACKAGES),
         "max_array_bytes": MAX_ARRAY_BYTES,
     }
 
 
-def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None, python=sys.executable):
+def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None, python=sys.executable,
+                 files=(RUNNER, PROTOCOL, WEIGHTS)):
     """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files.
 
     sites: the installed-package folders the probe reads (default: this interpreter's, see site_dirs()).
+    files: the files of the kit the probe reads by path (see runner_files()).
     python: the interpreter the probe runs (the probe's user must be able to run it for the user layer to hold).
     """
     sites = [Path(path) for path in (site_dirs() if sites is None else sites)]
     # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
     # also holds keras and numpy (kit_paths adds the kit's entries of every site-packages folder anyway).
     kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
-    return isolation.plan(workdir, readable=[*sites, RUNNER, PROTOCOL, WEIGHTS],
+    return isolation.plan(workdir, readable=[*sites, *files],
                           blocked=isolation.kit_paths(kit, sites), probe_user=probe_user,
                           memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, require=require,
                           python=python)
@@ -442,14 +470,16 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     token = uuid.uuid4().hex
     output, result, plan, processes = Output(limits.output_chars), ProbeResult(), None, None
     try:
-        envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir))
+        files = runner_files(workdir)
+        envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir), files)
         if zygote is None:
-            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox, python=python)
+            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox, python=python,
+                                files=files)
             result.isolation = plan.as_dict()["layers"]
             processes = ProbeProcesses(token, uid=plan.uid, cgroup=plan.cgroup)
 
             def start():
-                return start_runner(workdir, envelope, plan, token, python)
+                return start_runner(workdir, envelope, plan, token, python, files[0])
         else:
             processes = ProbeProcesses(zygote.token, keep={zygote.pid} if zygote.pid else ())
 

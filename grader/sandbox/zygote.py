@@ -268,8 +268,10 @@ def serve(fd):
         workdir = Path(request["workdir"])
         isolation.give_probes_a_uid_per_process(request["uid_per_process"])  # a batch worker's: the zygote's own
         try:
+            envelope = request["envelope"]  # the child reads the protocol and weights by path, never the runner
             plan = sandbox_plan(workdir, Limits(**request["limits"]), probe_user=request["probe_user"],
-                                require=request["require"], sites=request["envelope"]["site_dirs"])
+                                require=request["require"], sites=envelope["site_dirs"],
+                                files=[Path(envelope["protocol_path"]), Path(envelope["weights_path"])])
             apply = plan.preexec()
         except RuntimeError as error:
             send(sock, {"refused": str(error)})
