@@ -141,7 +141,7 @@ def verdict_cache(options):
         return None
     from grader.cache import verdict_cache as cache
 
-    return cache(Path(options.cache_dir) / "verdicts" if options.cache_dir else None)
+    return cache(options.cache_dir)
 
 
 def run_checks(session, verdicts):
