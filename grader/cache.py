@@ -519,18 +519,16 @@ class TrainingCache:
     def __init__(self, trainer: Callable | None = None, *, directory: Path | str | None = None, seed: int = 0,
                  budget: Callable[[str, int], dict] | None = None, outcome_class: type | None = None,
                  kit: str | None = None):
-        if trainer is None:
-            from grader.training.check import run_training_check as trainer
-        if outcome_class is None:
-            from grader.training.check import TrainingOutcome as outcome_class
-        self.trainer = trainer
+        if trainer is None or outcome_class is None:
+            from grader.training.check import TrainingOutcome, run_training_check
+        self.trainer: Callable = run_training_check if trainer is None else trainer
         self.store = SignedStore(directory) if directory else None
         self.seed = seed
         # budget(dataset, seed) -> dict; the training check's own fingerprint unless a test passes another.
         self.budget_of = budget or budget_fingerprint
         self._kit = kit
         self._budgets: dict[str, dict] = {}
-        self.outcome_class = outcome_class
+        self.outcome_class: type = TrainingOutcome if outcome_class is None else outcome_class
         self.memory: dict[str, Any] = {}
         self.hits = self.misses = 0
 
@@ -624,9 +622,9 @@ VERDICT_PARTS = {"augmentation": "build_augmentation", "build_cnn": "build_cnn",
 VALUE_PARTS = {"shape_math": SHAPE_MATH, "filters": FILTERS}
 def _spelling(config, part):
     """Return what the checks read that the canonical form leaves out (build shapes, nesting, fixed training=)."""
-    found = {"build": [], "models": [], "fixed_training": []}
+    found: dict[str, list] = {"build": [], "models": [], "fixed_training": []}
 
-    def walk(node):
+    def walk(node: Any) -> None:
         if isinstance(node, list):
             for item in node:
                 walk(item)
@@ -634,7 +632,8 @@ def _spelling(config, part):
         if not isinstance(node, dict):
             return
         if node.get("class_name") in MODEL_CLASSES:
-            inner = node.get("config") if isinstance(node.get("config"), dict) else {}
+            config_of = node.get("config")
+            inner = config_of if isinstance(config_of, dict) else {}
             # the augmentation block's own tests read its class and name; the CNNs' read the nesting, and which
             # layers a nested model holds (Rescaling inside the augmentation block is a mistake, after it is not)
             children = [] if node is config else [layer.get("class_name") for layer in inner.get("layers") or []
@@ -643,7 +642,8 @@ def _spelling(config, part):
                                    else [node["class_name"], children])
         if "build_config" in node:
             found["build"].append(node["build_config"])
-        inbound = node.get("inbound_nodes") if isinstance(node.get("inbound_nodes"), list) else []
+        nodes = node.get("inbound_nodes")
+        inbound = nodes if isinstance(nodes, list) else []
         for call in inbound:
             kwargs = call.get("kwargs") if isinstance(call, dict) else None
             training = kwargs.get("training") if isinstance(kwargs, dict) else None

@@ -107,7 +107,8 @@ def summarise(results_list: list, *, top: int = TOP_MISTAKES, names: dict | None
     # it is listed once, and kept out of the mistakes so that they show what the rest of the class got wrong.
     failed_all = {label(results): (results.tests[0].output.strip() or "(no message)") for results in graded
                   if results.tests and not any(test.status == PASSED for test in results.tests)}
-    tests, mistakes = {}, {}
+    tests: dict[str, TestStats] = {}
+    mistakes: dict[str, Mistake] = {}
     for results in graded:
         for test in results.tests:
             stats = tests.setdefault(test.name, TestStats(test.name, test.part, test.max_score, 0, 0))

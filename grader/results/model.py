@@ -85,7 +85,7 @@ class GradingResults:
 
     def graded_parts(self, tests=None):
         """Return {part: (score, max_score)} for the parts that have at least one test, in PARTS order."""
-        totals = {}
+        totals: dict[str, tuple[float, float]] = {}
         for test in self.tests if tests is None else tests:
             score, max_score = totals.get(test.part, (0.0, 0.0))
             totals[test.part] = (score + test.score, max_score + test.max_score)
