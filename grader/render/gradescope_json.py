@@ -3,7 +3,7 @@
 import json
 
 from grader.render.common import number, summary
-from grader.results import FAILED, PASSED
+from grader.results import FAILED, PASSED, GradingResults
 
 BONUS_TAG = "bonus"  # the second tag of a bonus test in results.json: its points come on top of max_score
 # Gradescope results.json: tests are shown to students; what the grader process itself printed is not.
@@ -11,7 +11,7 @@ GRADESCOPE_VISIBILITY = "visible"
 GRADESCOPE_STDOUT_VISIBILITY = "hidden"
 
 
-def to_dict(results):
+def to_dict(results: GradingResults) -> dict:
     """Return the Gradescope results.json object (what to_json serialises)."""
     return {
         "score": number(results.score),
@@ -45,6 +45,6 @@ def to_dict(results):
     }
 
 
-def to_json(results, indent=2):
+def to_json(results: GradingResults, indent: int = 2) -> str:
     """Render Gradescope's results.json."""
     return json.dumps(to_dict(results), indent=indent, ensure_ascii=False) + "\n"
