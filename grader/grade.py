@@ -55,25 +55,29 @@ def probe_submission(path, options=GradingOptions(), zygote=None, on_start=None)
     from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
+        notes = []  # what reading the submission set aside (a notebook's magics): the report lists it
         try:
-            folder = prepare(path, scratch)
+            folder = prepare(path, scratch, notes)
         except SubmissionError as error:
             return ProbeResult(import_status=ERROR, import_message=str(error))
         try:
+            probe = None
             if zygote is not None:
                 from grader.sandbox.zygote import ZygoteError
 
                 try:
-                    return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                                     require_sandbox=options.require_sandbox, zygote=zygote, on_start=on_start)
+                    probe = run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
+                                      require_sandbox=options.require_sandbox, zygote=zygote, on_start=on_start)
                 except ZygoteError as error:
                     print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
-            return run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                             require_sandbox=options.require_sandbox, on_start=on_start)
+            probe = probe or run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
+                                       require_sandbox=options.require_sandbox, on_start=on_start)
         except RuntimeError as error:
             if options.require_sandbox:
                 raise SandboxRequired(str(error)) from None
             raise
+        probe.notes = notes + probe.notes
+        return probe
 
 
 def warn_weak_sandbox(probe):
@@ -84,10 +88,11 @@ def warn_weak_sandbox(probe):
 
 
 def probe_notes(probe):
-    """Return what went wrong in the probe, in its own words: a failed import, then each hang or crash."""
+    """Return what went wrong in the probe, in its own words (a failed import, then each hang or crash), then what
+    reading the submission set aside."""
     notes = [probe.import_message] if probe.import_status != OK and probe.import_message else []
     return notes + [f"{name}(): {outcome.message}" for name, outcome in probe.outcomes.items()
-                    if outcome.status in (TIMEOUT, CRASHED) and outcome.message]
+                    if outcome.status in (TIMEOUT, CRASHED) and outcome.message] + probe.notes
 
 
 def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None, zygote=None,

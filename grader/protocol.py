@@ -8,6 +8,7 @@ before it scores it.
 from __future__ import annotations
 
 import base64
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,9 @@ RUNNER_STATUSES = (OK, ERROR, MISSING, NOT_IMPLEMENTED, WRONG_TYPE)
 IMPORT_START, IMPORTED, START, DONE, FINISHED = "import_start", "imported", "start", "done", "finished"
 
 MAX_ARRAY_BYTES = 16 * 2**20
+MAX_EVENT_BYTES = 32 * 2**20   # one event line: the largest the runner sends is an array, 16 MiB as 21 MiB of base64
+MAX_EVENT_DEPTH = 16           # JSON levels of one event: the lesson's nest 4 (event, list of calls, "ok", a tuple)
+VALUE_TOO_DEEP = "returned a value that nests {depth:,} levels deep; the grader reads values at most {limit} deep"
 ARRAY_DTYPE_KINDS = "biuf"
 NOT_AN_ARRAY = "returned {type}, expected a numpy array of numbers"
 ARRAY_TOO_BIG = "returned an array of {size:,} bytes, more than the probe's limit of {limit:,} bytes"
@@ -62,6 +66,7 @@ class ProbeResult:
     output: str = ""                              # what the student's code printed, truncated
     seconds: float = 0.0
     isolation: list[dict[str, Any]] = field(default_factory=list)  # the sandbox layers: name, held, reason
+    notes: list[str] = field(default_factory=list)  # what reading the submission set aside (a notebook's magics)
 
     def outcome(self, name: str) -> FunctionOutcome:
         """Return the outcome for one API function, NOT_RUN if the probe never reached it."""
@@ -101,3 +106,31 @@ def decode_array(data: Any, max_elements: int = 1_000_000) -> Any:
     if dtype.kind not in ARRAY_DTYPE_KINDS:
         raise ValueError(f"array dtype {dtype} is not numeric")
     return np.frombuffer(base64.b64decode(data["base64"]), dtype=dtype).reshape(shape).copy()
+
+
+def json_depth(value: Any) -> int:
+    """Return how many levels of lists and objects a parsed JSON value nests (without recursion)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+def read_event(line: bytes | str) -> Any:
+    """Return the JSON value of one result line, bounded in size and depth; raise ValueError if it is unreadable.
+
+    A done event whose value nests deeper than MAX_EVENT_DEPTH comes back as a WRONG_TYPE outcome that says so.
+    JSON nested past Python's own parser raises RecursionError, as json.loads does.
+    """
+    if len(line) > MAX_EVENT_BYTES:
+        raise ValueError(f"an event of {len(line):,} bytes; the grader reads events of at most {MAX_EVENT_BYTES:,}")
+    event = json.loads(line)
+    if json_depth(event) <= MAX_EVENT_DEPTH:
+        return event
+    if isinstance(event, dict) and event.get("event") == DONE:
+        message = VALUE_TOO_DEEP.format(depth=json_depth(event.get("value")), limit=MAX_EVENT_DEPTH - 2)
+        return {"event": DONE, "name": event.get("name"), "status": WRONG_TYPE, "message": message}
+    raise ValueError(f"an event nesting {json_depth(event):,} levels; the grader reads at most {MAX_EVENT_DEPTH}")

@@ -185,7 +185,7 @@ def start_runner(workdir, envelope, plan, token, python=sys.executable):
 def parse_event(line, names):
     """Return a validated event dict from one result line, or None for anything malformed."""
     try:
-        event = json.loads(line)
+        event = protocol.read_event(line)  # bounded in size and depth (grader.protocol)
     except (ValueError, RecursionError):
         return None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
