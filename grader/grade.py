@@ -55,7 +55,7 @@ def probe_submission(path, options=GradingOptions(), zygote=None, on_start=None)
     from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
-        notes = []  # what reading the submission set aside (a notebook's magics): the report lists it
+        notes: list[str] = []  # what reading the submission set aside (a notebook's magics): the report lists it
         try:
             folder = prepare(path, scratch, notes)
         except SubmissionError as error:
