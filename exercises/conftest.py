@@ -18,6 +18,8 @@ HERE = Path(__file__).resolve().parent
 KIT_FILES = {"conftest.py", "lesson_checks.py"}
 MESSAGE_CHARS = 400  # Keras's messages can quote whole tensors: the first sentences say what went wrong
 IMPL_HELP = "folder holding shape_math.py, augmentation.py, cnn.py and filters.py (default: exercises/)"
+SAME_ERROR = "fails for the same reason as {first} (one mistake, reported once)"
+FIRST_FAILURES = {}  # one error's line -> the test that reported it first
 
 
 def pytest_addoption(parser):
@@ -103,6 +105,11 @@ def pytest_runtest_makereport(item, call):
         report.longrepr = str(error)
     else:
         report.longrepr = one_line(error, call.excinfo.tb, impl)
+        first = FIRST_FAILURES.setdefault(report.longrepr, item.nodeid)
+        if first != item.nodeid:  # the same error raised in the same place: told once, the others are skipped
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, SAME_ERROR.format(first=first))
+            return
     if report.when == "setup":
         # A fixture that calls the student's function failed because of the student's code: that is a failed
         # test of their work, not an error in the test suite, so report it as one.

@@ -49,9 +49,10 @@ def test_outputs_logits(built):
     assert not problems, "\n".join(problems)
 
 
-def test_augmentation_inside_the_model(built):
+def test_augmentation_inside_the_model(built, student):
     name, model = built
-    problems = checks.check_augmentation_inside(model, f"{name}()")
+    block = student("augmentation").build_augmentation()  # its own settings are judged in test_augmentation.py
+    problems = checks.check_augmentation_inside(model, f"{name}()", block)
     assert not problems, "\n".join(problems)
 
 

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from grader.lesson.manifest import FILTERS, SHAPE_MATH
+from grader.lesson.manifest import CALLS, FILTERS, SHAPE_MATH
 
 FORMAT = 2                      # bump when the entry layout or the canonical form changes
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
@@ -717,6 +717,12 @@ class VerdictCache:
         found = {"training": self.training_key(training)} if training else {}
         for part, function in VERDICT_PARTS.items():
             key = verdict_key(part, probe.outcome(function), self.kit())
+            called = CALLS.get(function, ())
+            if key and called:  # its verdicts also compare it with what it calls (the student's or the lesson's)
+                material = [key, sorted(probe.outcome(function).substituted)]
+                material += [verdict_key(name, probe.outcome(name), self.kit()) or probe.outcome(name).status
+                             for name in called]
+                key = hashlib.sha256(json.dumps(material).encode()).hexdigest()
             if key:
                 found[part] = key
         for part, functions in VALUE_PARTS.items():

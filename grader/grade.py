@@ -185,7 +185,11 @@ def check(probe, *, submission, started=None, options=GradingOptions(), report_d
     session = GradingSession(probe, training=options.training, dataset=options.dataset, report_dir=report_dir,
                              trainer=trainer)
     tests = run_checks(session, verdict_cache(options))
-    notes = probe_notes(probe)
+    from grader.checker.session import substitution_notes
+    from grader.lesson.manifest import PARTS
+
+    graded = [part for part in PARTS if options.training or part != "training"]
+    notes = probe_notes(probe) + substitution_notes(probe, graded)  # one line per function replaced by the lesson's
     return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
                           probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts),
                           sandbox=list(probe.isolation))

@@ -47,6 +47,10 @@ class FunctionOutcome:
       build_cnn / build_cnn_v2: {"config": <to_json() of build_X()>, "config_num_classes": <to_json() of
         build_X(num_classes=REQUEST_NUM_CLASSES)>} (either may instead be {"error": ...}).
       first_layer_filters / feature_maps: {"array": encode_array(...)} of what the function returned.
+
+    `substituted` names the API functions it calls (the lesson's CALLS) that the probe replaced by the lesson's own
+    (rebuilt from the request's "substitutes" configs) because the student's could not be used: {function: the
+    student's function's status}. Empty when everything it called was the student's own.
     """
 
     name: str
@@ -54,6 +58,7 @@ class FunctionOutcome:
     value: Any = None
     message: str = ""
     seconds: float = 0.0
+    substituted: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

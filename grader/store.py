@@ -95,7 +95,8 @@ def from_json(text: str) -> GradingResults:
                                  status=status, output=entry.get("output", ""),
                                  visibility=entry.get("visibility", VISIBLE),
                                  seconds=None if seconds is None else float(seconds),
-                                 bonus=BONUS_TAG in tags[1:]))
+                                 bonus=BONUS_TAG in tags[1:],
+                                 cause=str((entry.get("extra_data") or {}).get("cause") or "")))
     return GradingResults(submission=extra.get("submission", ""), tests=tests,
                           execution_time=float(data.get("execution_time", 0.0)),
                           probe_output=extra.get("probe_output", ""), notes=list(extra.get("notes", [])),

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from grader.lesson.manifest import PARTS
-from grader.results import GRADED, PASSED, GradingResults
+from grader.results import GRADED, PASSED, CheckResult, GradingResults
 
 TOP_MISTAKES = 10
 
@@ -111,19 +111,21 @@ def summarise(results_list: list[GradingResults], *, top: int = TOP_MISTAKES,
     tests: dict[str, TestStats] = {}
     mistakes: dict[str, Mistake] = {}
     for results in graded:
+        causes: dict[str, list[CheckResult]] = {}  # one student's failures by root cause: one mistake each, however many tests it fails
         for test in results.tests:
             stats = tests.setdefault(test.name, TestStats(test.name, test.part, test.max_score, 0, 0))
             stats.ran += 1
             if test.status != PASSED:
                 stats.failed += 1
-                if label(results) in failed_all:
-                    continue
-                # Grouped by message: one cause (a builder that times out) fails several tests the same way.
-                message = test.output.strip() or "(no message)"
-                mistake = mistakes.setdefault(message, Mistake([], message))
-                for values, value in ((mistake.tests, test.name), (mistake.students, label(results))):
-                    if value not in values:
-                        values.append(value)
+                if label(results) not in failed_all:
+                    causes.setdefault(test.cause or test.output.strip(), []).append(test)
+        for failures in causes.values():
+            # Named by the first failure's message, so the same mistake of other students counts with it.
+            message = failures[0].output.strip() or "(no message)"
+            mistake = mistakes.setdefault(message, Mistake([], message))
+            mistake.tests += [test.name for test in failures if test.name not in mistake.tests]
+            if label(results) not in mistake.students:
+                mistake.students.append(label(results))
     order = {name: index for index, name in enumerate(tests)}
     ranked_tests = sorted(tests.values(), key=lambda t: (-t.failure_rate, order[t.name]))
     ranked_mistakes = sorted(mistakes.values(), key=lambda m: -len(m.students))[:top]

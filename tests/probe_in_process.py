@@ -39,9 +39,16 @@ def probe_in_process(folder, functions=API, reuse=None):
     lesson = runner.Lesson(envelope)
     modules = import_submission(folder)
     outcomes = dict(reuse.outcomes) if reuse else {}
-    for name in functions:
+    failed = {name for name, outcome in outcomes.items() if outcome.status != protocol.OK}
+
+    def run_once(name, substituted):
         fields = runner.run_function(name, modules, envelope, lesson, protocol)
-        outcomes[name] = FunctionOutcome(name, fields["status"], fields.get("value"), fields.get("message", ""))
+        outcomes[name] = FunctionOutcome(name, fields["status"], fields.get("value"), fields.get("message", ""),
+                                         substituted=dict(substituted))
+        return fields
+
+    for name in functions:  # as the runner does: a function that fails is run again with the lesson's callees
+        runner.run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, {})
     return ProbeResult(outcomes=outcomes)
 
 

@@ -29,7 +29,9 @@ SOLUTIONS = ROOT / "solutions"
 GRADED_PARTS = tuple(part for part in PARTS if part != "training")  # training=False everywhere here
 
 MODEL_PARTS = ("build_cnn", "build_cnn_v2")
-AUGMENTATION_PARTS = ("augmentation",) + MODEL_PARTS  # both networks call build_augmentation()
+# Both networks call build_augmentation(), but they are judged on using the student's own block (or the lesson's
+# where the student's raises): a mistake in the block costs the augmentation part alone.
+AUGMENTATION_PARTS = ("augmentation",)
 
 CNN_INPUT = 'inputs = keras.Input(shape=(32, 32, 3))\n'
 CNN_AUGMENT = 'x = build_augmentation()(inputs)\n'
@@ -76,7 +78,7 @@ MUTANTS = (
            ("shape_math",), "use_bias=False"),
     Mutant("head_flatten_channels_only", "shape_math.py", "features = height * width * channels",
            "features = channels", ("shape_math",), "height*width*channels"),
-    # --- augmentation (build_cnn and build_cnn_v2 call build_augmentation, so they carry the mistake) ----------
+    # --- augmentation (build_cnn and build_cnn_v2 call build_augmentation, but are judged on their own) --------
     Mutant("flip_horizontal_and_vertical", "augmentation.py", 'RandomFlip("horizontal")',
            'RandomFlip("horizontal_and_vertical")', AUGMENTATION_PARTS, "vertical flips destroy CIFAR-10 labels",
            count=0),
@@ -95,7 +97,8 @@ MUTANTS = (
            AUGMENTATION_PARTS, "A factor is a fraction of a full turn, not degrees: 18 degrees is 0.05.", count=0),
     Mutant("rescaling_inside_augmentation", "augmentation.py", ZOOM,
            ZOOM + "            layers.Rescaling(1.0 / 255),\n",
-           AUGMENTATION_PARTS, "The augmentation block also holds Rescaling", also=("cnn.py", CNN_RESCALE, "", 0)),
+           ("augmentation",) + MODEL_PARTS, "The augmentation block also holds Rescaling",  # cnn.py lost its own
+           also=("cnn.py", CNN_RESCALE, "", 0)),
     # --- build_cnn: parameter counts and shapes unchanged ------------------------------------------------------
     Mutant("no_rescaling", "cnn.py", CNN_RESCALE, "", ("build_cnn",), "no Rescaling(1/255)"),
     Mutant("rescaling_scale_one", "cnn.py", "Rescaling(1.0 / 255)", "Rescaling(1.0)", ("build_cnn",),

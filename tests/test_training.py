@@ -81,6 +81,12 @@ def test_calibration_record_was_measured_on_todays_budget():
         assert record["budget"][key] == today[key], key
 
 
+def test_calibration_record_says_why_this_budget():
+    record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
+    assert record["choice"] == calibration.CHOICE
+    assert record["choice"]["chosen"] and record["choice"]["why"] and record["choice"]["alternatives"]
+
+
 @pytest.mark.parametrize("name", ["label_destroying_augmentation", "untrainable", "linear"])
 def test_threshold_lies_at_least_the_margin_from_every_run(name):
     record = json.loads(check.CALIBRATION_PATH.read_text())["synthetic"]
@@ -135,6 +141,30 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
     before = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
     assert (today.accuracy, today.history) == (before.accuracy, before.history)
     assert (today.first_kernel == before.first_kernel).all()
+
+
+def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
+    """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
+    model_path = tmp_path / "model.json"
+    model_path.write_text(configs["reference"])
+    script = (
+        "import sys; from grader.training import check\n"
+        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
+        "run = lambda: check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
+        "fixing = check._mmap_threshold\n"
+        "check._mmap_threshold = lambda size: None\n"
+        "before = run()\n"
+        "check._mmap_threshold = fixing\n"
+        "after = run()\n"
+        "print((before.accuracy, before.history) == (after.accuracy, after.history), "
+        "bool((before.first_kernel == after.first_kernel).all()))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(model_path)], cwd=KIT_ROOT, env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split()[-2:] == ["True", "True"]
 
 
 def test_untrainable_model_fails(configs):

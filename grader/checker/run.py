@@ -81,6 +81,7 @@ class _Collector:
         report = yield
         if call.excinfo is not None and isinstance(call.excinfo.value, pytest.fail.Exception):
             report.check_message = str(call.excinfo.value.msg)
+            report.check_cause = getattr(call.excinfo.value, "cause", None)
         return report
 
     def pytest_runtest_logreport(self, report):
@@ -96,10 +97,11 @@ class _Collector:
         doc = (item.function.__doc__ or item.originalname).strip().splitlines()[0]
         if report.failed and (report.nodeid in self.timed_out or getattr(report, "check_message", None) is None):
             self.unfinished.add(part)
+        output = "" if report.passed else TIMEOUT_MESSAGE if report.nodeid in self.timed_out else _message(report)
         self.results.append(CheckResult(
             name=f"{part}: {doc}", part=part, max_score=points,
             score=points if report.passed else 0, status=PASSED if report.passed else FAILED,
-            output="" if report.passed else TIMEOUT_MESSAGE if report.nodeid in self.timed_out else _message(report),
+            output=output, cause="" if report.passed else getattr(report, "check_cause", None) or output,
             visibility=visibility.args[0] if visibility else VISIBLE,
             seconds=round(self._setup_seconds.pop(report.nodeid, 0.0) + report.duration, 3),
             bonus=item.get_closest_marker("bonus") is not None))

@@ -10,7 +10,7 @@ import pytest
 
 from grader import protocol
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.lesson.checks import exception_hint
+from grader.lesson.checks import cause_of, exception_hint
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
@@ -21,7 +21,60 @@ STATUS_MESSAGES = {
 def expect(problems):
     """Fail the calling test with the problems in plain words, if there are any."""
     if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+        message = "\n".join(problems)
+        fail(message, cause_of(problems) or message)
+
+
+def fail(message, cause):
+    """Fail the calling test with a message, naming its root cause (the tests sharing one are told as one)."""
+    error = pytest.fail.Exception(message, pytrace=False)
+    error.cause = cause
+    raise error
+
+
+def function_cause(name, outcome):
+    """Return the root cause of every test that fails because an API function itself failed, as one line.
+
+    A function the probe never reached (the submission could not be imported) shares its cause with all the others.
+    """
+    if outcome.status == protocol.NOT_RUN:
+        return f"not checked: {outcome.message or 'the submission could not be imported'}".splitlines()[0]
+    return f"{name}(): {outcome.message or outcome.status}".splitlines()[0]
+
+
+SUBSTITUTED = "{parts} graded with the lesson's {names}, since yours {why}"
+WHY = {
+    protocol.ERROR: "raises {message}",
+    protocol.NOT_IMPLEMENTED: "is not implemented yet",
+    protocol.MISSING: "is missing",
+    protocol.NOT_RUN: "could not be imported ({message})",
+}
+
+
+def words(items):
+    """Return 'a', 'a and b', 'a, b and c'."""
+    return ", ".join(items[:-1]) + f" and {items[-1]}" if len(items) > 1 else "".join(items)
+
+
+def substitution_notes(probe, graded=None):
+    """Return one line per function the probe replaced by the lesson's: which parts were graded with it, and why.
+
+    graded: the parts graded (default all of the lesson's).
+    """
+    from grader.lesson.manifest import PARTS, USES
+
+    graded_with = {}
+    for name, outcome in probe.outcomes.items():
+        for called in outcome.substituted:
+            graded_with.setdefault(called, []).append(name)
+    notes = []
+    for called, names in graded_with.items():
+        parts = [part for part in PARTS if (part in names or USES.get(part) in names) and part in (graded or PARTS)]
+        own = probe.outcome(called)
+        why = WHY.get(own.status, "{message}").format(message=(own.message or own.status).splitlines()[0].rstrip("."))
+        notes.append(SUBSTITUTED.format(parts=words(parts) + (" were" if len(parts) > 1 else " was"),
+                                        names=f"{called}()", why=why))
+    return notes
 
 
 def with_hint(message):
@@ -61,7 +114,7 @@ class GradingSession:
             message = f"Called {call}. It raised {outcome.message.rstrip('.')}."
         else:  # timed out or crashed: the probe's message says how and where
             message = f"Called {call}: {outcome.message.rstrip('.')}."
-        pytest.fail(with_hint(message), pytrace=False)
+        fail(with_hint(message), function_cause(name, outcome))
 
     def model(self, name, num_classes=None):
         """Return the model a builder returned, rebuilt by the checker, or fail the test with the reason."""
@@ -81,8 +134,23 @@ class GradingSession:
                 self._models[key] = error
         found = self._models[key]
         if isinstance(found, ConfigRejected):
-            pytest.fail(str(found), pytrace=False)
+            fail(str(found), f"{name}(): {found}".splitlines()[0])  # every test of this model fails with it
         return found
+
+    def called_model(self, name, called):
+        """Return the model of `called` that `name` was built with: the student's, or the lesson's stand-in.
+
+        The lesson's where the probe substituted it (the student's could not be used) or where the student's failed;
+        the tests judging `name` compare what it holds with this, so a mistake in `called` is charged to its own part.
+        """
+        from grader.checker.hidden_tests.cases import substitutes
+
+        if called not in self.probe.outcome(name).substituted and self.probe.outcome(called).status == protocol.OK:
+            return self.model(called)
+        key = (called, "lesson")
+        if key not in self._models:
+            self._models[key] = rebuild(substitutes()[called], f"the lesson's {called}()")
+        return self._models[key]
 
     def config(self, name):
         """Return the JSON config a builder returned (after the model was rebuilt successfully)."""

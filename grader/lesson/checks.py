@@ -321,6 +321,21 @@ def check_has_convolutions(model, call, judged="the network"):
     return []
 
 
+def cause_of(problems):
+    """Return the root cause a check's problems share with other checks' ('' if none), in one line.
+
+    A model without a Conv2D, or no model at all, fails every network check for that one reason.
+    """
+    import re
+
+    for template in (NO_CONVOLUTION, NOT_A_MODEL, NO_LESSON_AUGMENTATION):
+        said = max(re.split(r"\{\w+\}", template), key=len)  # its longest fixed words
+        called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
+        if called and all(said in problem for problem in problems):
+            return f"{called.group(1)}(): {said.strip(' .:')}"
+    return ""
+
+
 def needs_convolutions(judged):
     """Make a network check fail with NO_CONVOLUTION for a model without a Conv2D, instead of passing vacuously."""
 
@@ -564,6 +579,11 @@ def is_augmentation(layer):
     return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
 
 
+def is_augmentation_kind(kind):
+    """Return whether a layer kind (its class name) is one of Keras's random image augmentation layers."""
+    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
+
+
 def augmentation_layers(model):
     """Return the random augmentation layers of a model or augmentation block, in order."""
     return [layer for layer in flat_layers(model) if is_augmentation(layer)]
@@ -643,13 +663,33 @@ def check_augmentation_layers(model, call):
     if others:
         problems.append(f"Called {call}. The augmentation also has {', '.join(others)}; the lesson's block has "
                         f"only RandomFlip, RandomRotation and RandomZoom.")
+    order = [kind for kind in kinds if kind in AUGMENTATION]
+    if len(set(order)) == len(order) and order != [kind for kind in AUGMENTATION if kind in order]:
+        problems.append(f"Called {call}. The augmentation's layers come in the order {', '.join(order)}; the "
+                        f"lesson's block is RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1), in this "
+                        f"order.")
     return problems
 
 
 @needs_convolutions("the augmentation block inside it")
-def check_augmentation_inside(model, call):
-    """Return problems unless the network holds the lesson's augmentation block (see check_augmentation_layers)."""
-    return check_augmentation_layers(model, call)
+def check_augmentation_inside(model, call, block=None):
+    """Return problems unless the network holds the augmentation of `block`, what build_augmentation() returned.
+
+    The block's own settings are judged where it is built (check_augmentation_layers); here only that the network
+    uses it. Without a block, the network's augmentation is judged against the lesson's.
+    """
+    if block is None:
+        return check_augmentation_layers(model, call)
+    found = [spec_repr(*layer_settings(layer)) for layer in augmentation_layers(model)]
+    want = [spec_repr(*layer_settings(layer)) for layer in augmentation_layers(block)]
+    if not found:
+        return [f"Called {call}. There are no augmentation layers in the model: call build_augmentation() right "
+                f"after the Input, as in the lesson."]
+    if found != want:
+        return [f"Called {call}. The augmentation inside the model is {', '.join(found)}, but build_augmentation() "
+                f"returns {', '.join(want) or 'no augmentation layers'}: call build_augmentation() right after the "
+                f"Input, as in the lesson."]
+    return []
 
 
 def lesson_augmentation_in(block):
@@ -657,14 +697,17 @@ def lesson_augmentation_in(block):
     return [layer for layer in augmentation_layers(block) if layer_settings(layer) in LESSON_AUGMENTATION_SPECS]
 
 
+NO_LESSON_AUGMENTATION = ("Called {call}. The block has {found}, but none of the lesson's RandomFlip('horizontal'), "
+                          "RandomRotation(0.05), RandomZoom(0.1), so {judged} is not the lesson's augmentation's: it "
+                          "earns nothing until the block holds at least one of them.")
+
+
 def _without_lesson_augmentation(block, call, judged):
     """Return a problem if a behaviour check has none of the lesson's augmentation to judge."""
     if lesson_augmentation_in(block):
         return []
     found = ", ".join(spec_repr(*layer_settings(layer)) for layer in flat_layers(block)) or "no layers"
-    return [f"Called {call}. The block has {found}, but none of the lesson's RandomFlip('horizontal'), "
-            f"RandomRotation(0.05), RandomZoom(0.1), so {judged} is not the lesson's augmentation's: it earns "
-            f"nothing until the block holds at least one of them."]
+    return [NO_LESSON_AUGMENTATION.format(call=call, found=found, judged=judged)]
 
 
 def _not_augmentation(block):
@@ -957,8 +1000,9 @@ def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
     import difflib
 
-    want = LESSON_NETWORKS[builder]
-    got = canonical_layers(model)
+    # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
+    want = [spec for spec in LESSON_NETWORKS[builder] if spec[0] not in AUGMENTATION]
+    got = [spec for spec in canonical_layers(model) if not is_augmentation_kind(spec[0])]
     got_names = _ordinal_names(got)
     want_names = _ordinal_names(want)
     matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)

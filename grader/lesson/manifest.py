@@ -45,6 +45,13 @@ MODULE_FILES = tuple(f"{module}.py" for module in MODULES)
 CALL_KIND = {**{name: "shape_math" for name in SHAPE_MATH}, **{name: "builder" for name in BUILDERS},
              **{name: "filters" for name in FILTERS}}
 
+# The API functions a function calls (the networks call build_augmentation()). Where the student's own fails, the
+# probe calls the function again with the lesson's version of the one it calls, so each mistake costs its own part.
+CALLS = {"build_cnn": ("build_augmentation",), "build_cnn_v2": ("build_augmentation",)}
+# The parts that judge another part's result and so keep its substitution: the training check trains build_cnn (a
+# network that learns needs the lesson's block where the student's cannot be built).
+USES = {"training": "build_cnn"}
+
 # Where the points of every hidden test are kept.
 POINTS_FILE = Path(__file__).resolve().parent.parent / "checker" / "hidden_tests" / "points.toml"
 

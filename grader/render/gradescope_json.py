@@ -2,8 +2,9 @@
 
 import json
 
+from grader.causes import SAME_AS, first_of
 from grader.render.common import number, summary
-from grader.results import FAILED, PASSED, GradingResults
+from grader.results import FAILED, PASSED, CheckResult, GradingResults
 
 BONUS_TAG = "bonus"  # the second tag of a bonus test in results.json: its points come on top of max_score
 # Gradescope results.json: tests are shown to students; what the grader process itself printed is not.
@@ -13,6 +14,7 @@ GRADESCOPE_STDOUT_VISIBILITY = "hidden"
 
 def to_dict(results: GradingResults) -> dict:
     """Return the Gradescope results.json object (what to_json serialises)."""
+    firsts = first_of(results.tests)
     return {
         "score": number(results.score),
         "max_score": number(results.max_score),
@@ -35,14 +37,21 @@ def to_dict(results: GradingResults) -> dict:
                 "score": number(test.score),
                 "max_score": number(test.max_score),
                 "status": PASSED if test.status == PASSED else FAILED,
-                "output": test.output,
+                "output": SAME_AS.format(first=firsts[id(test)].name) if id(test) in firsts else test.output,
                 "tags": [test.part] + [BONUS_TAG] * test.bonus,
                 "visibility": test.visibility,
-                **({"extra_data": {"seconds": round(test.seconds, 3)}} if test.seconds is not None else {}),
+                **extra_data(test),
             }
             for test in results.tests
         ],
     }
+
+
+def extra_data(test: CheckResult) -> dict:
+    """Return a test's extra_data entry: its seconds where known, its root cause where it failed ({} if neither)."""
+    data = {**({"seconds": round(test.seconds, 3)} if test.seconds is not None else {}),
+            **({"cause": test.cause} if test.cause else {})}  # in extra_data: Gradescope stores it, shows nothing
+    return {"extra_data": data} if data else {}
 
 
 def to_json(results: GradingResults, indent: int = 2) -> str:

@@ -4,6 +4,7 @@ import base64
 import html
 from pathlib import Path
 
+from grader.causes import fold, same_reason_line
 from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, fraction, points, shown_tests
 from grader.render.escape import terminal_safe
 from grader.results import GRADED, PASSED, SHOWN_AFTER_PUBLISHED, GradingResults
@@ -46,9 +47,10 @@ def to_html(results: GradingResults, shown: frozenset[str] = SHOWN_AFTER_PUBLISH
         out.append("</table>")
     if tests:
         out += ['<h2>Tests</h2><table id="tests"><tr><th></th><th>Test</th><th class="num">Points</th></tr>']
-        for test in tests:
+        for test, same in fold(tests):  # the later failures of one cause are named under the first
             mark, kind = ("✓", "passed") if test.status == PASSED else ("✗", "failed")
             detail = f"<pre>{e(terminal_safe(test.output))}</pre>" if test.status != PASSED and test.output else ""
+            detail += f"<p>{e(same_reason_line(same))}</p>" if same else ""
             out.append(f'<tr class="{kind}"><td>{mark}</td><td>{e(test.name)}{detail}</td>'
                        f'<td class="num">{fraction(test.score, test.max_score)}</td></tr>')
         out.append("</table>")

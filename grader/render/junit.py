@@ -2,6 +2,7 @@
 
 import xml.etree.ElementTree as ET
 
+from grader.causes import SAME_AS, first_of
 from grader.render.common import fraction, points, shown_tests
 from grader.render.escape import xml_safe
 from grader.results import PASSED, SHOWN_BEFORE_DUE_DATE, GradingResults
@@ -27,6 +28,7 @@ def to_junit(results: GradingResults, shown: frozenset[str] = SHOWN_BEFORE_DUE_D
         ET.SubElement(properties, "property", name=name, value=xml_safe(value))
     for note in results.notes + ([not_shown] if not_shown else []):
         ET.SubElement(properties, "property", name="note", value=xml_safe(str(note)))
+    firsts = first_of(tests)
     for test in tests:
         attributes = {"classname": f"{SUITE}.{test.part}",
                       "name": xml_safe(f"{test.name} ({points(test.max_score)} points)")}
@@ -35,10 +37,11 @@ def to_junit(results: GradingResults, shown: frozenset[str] = SHOWN_BEFORE_DUE_D
         case = ET.SubElement(suite, "testcase", attributes)
         outcome = f"{fraction(test.score, test.max_score)} points"
         if test.status != PASSED:
-            output = test.output.strip() or "failed"
+            first = firsts.get(id(test))
+            output = SAME_AS.format(first=first.name) if first else test.output.strip() or "failed"
             failure = ET.SubElement(case, "failure", type="failed",
                                     message=xml_safe(f"{outcome}: {output.splitlines()[0]}"))
-            failure.text = xml_safe(test.output or "failed")
+            failure.text = xml_safe(output if first else test.output or "failed")
         ET.SubElement(case, "system-out").text = outcome
     if results.probe_output:
         ET.SubElement(suite, "system-out").text = xml_safe(results.probe_output)

@@ -1,5 +1,6 @@
 """The CI step summary / PR comment in Markdown: score, part table, test table, failure details."""
 
+from grader.causes import fold, same_reason_line
 from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, fraction, points, sandbox_line, shown_tests
 from grader.render.escape import fenced, html_inline, md_inline, terminal_safe
 from grader.results import GRADED, PASSED, SHOWN_BEFORE_DUE_DATE, GradingResults
@@ -29,11 +30,12 @@ def to_markdown(results: GradingResults, shown: frozenset[str] = SHOWN_BEFORE_DU
     failed = [test for test in tests if test.status != PASSED]
     if failed:
         lines += ["", "### What to fix"]
-        for test in failed:
+        for test, same in fold(failed):  # one cause, one entry
             # An HTML block: GitHub does not read Markdown inside it, so escape for HTML only.
             lines += ["", (f"<details><summary>❌ {html_inline(test.name)} "
                            f"({fraction(test.score, test.max_score)})</summary>"), ""]
             lines += fenced(terminal_safe(test.output or "(no message)"))
+            lines += ["", html_inline(same_reason_line(same))] if same else []
             lines += ["", "</details>"]
     if results.notes:
         lines += ["", "### Notes", ""]

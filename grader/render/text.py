@@ -1,5 +1,6 @@
 """The terminal report: tests, part subtotals, notes, then what the code printed."""
 
+from grader.causes import fold, same_reason_line
 from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, bonus_note, fraction, indent, points
 from grader.render.common import sandbox_line as sandbox_line_of
 from grader.render.escape import terminal_safe
@@ -14,13 +15,15 @@ def to_text(results: GradingResults) -> str:
         lines.append(f"{GRADING_UNFINISHED}.")
     lines.append("")
     width = max((len(fraction(t.score, t.max_score)) for t in results.tests), default=0)
-    for test in results.tests:
+    for test, same in fold(results.tests):  # the later failures of one cause are named under the first
         mark = "✓" if test.status == PASSED else "✗"
         shown = fraction(test.score, test.max_score).rjust(width)
         when = "" if test.visibility == VISIBLE else f"  [{test.visibility}]"
         lines.append(f"{mark} {shown}  {terminal_safe(test.name)}{when}")
         if test.status != PASSED and test.output:
             lines.extend(indent(terminal_safe(test.output), "      "))
+        if same:
+            lines.extend(indent(terminal_safe(same_reason_line(same)), "      "))
     parts = results.graded_parts()
     if parts:
         lines += ["", "By part:"]

@@ -36,6 +36,7 @@ class CheckResult:
     visibility: str = VISIBLE  # one of VISIBILITIES (Gradescope's), from points.toml's [visibility]
     seconds: float | None = None  # how long the test ran (pytest's setup + call), None where unknown
     bonus: bool = False       # extra credit: its points count in score, never in max_score
+    cause: str = ""           # a failed test's root cause, in one line: the failures sharing one are one mistake
 
 
 @dataclass

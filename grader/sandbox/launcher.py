@@ -204,8 +204,10 @@ def outcome_from_done(event, limits, where):
     status = event["status"]
     if event.get("exception") == "MemoryError":
         status, message = CRASHED, MEMORY_EXCEEDED.format(limit=format_bytes(limits.memory_bytes), where=where)
+    substituted = event.get("substituted") if isinstance(event.get("substituted"), dict) else {}
+    substituted = {name: str(why)[:40] for name, why in substituted.items() if name in API}
     return FunctionOutcome(event["name"], status, event.get("value") if status == OK else None,
-                           message[:MAX_MESSAGE_CHARS], float(seconds))
+                           message[:MAX_MESSAGE_CHARS], float(seconds), substituted)
 
 
 def wait_for_exit(process, timeout):
@@ -397,7 +399,8 @@ def runner_envelope(request, submission_dir):
         "request": request, "functions": list(API), "skip": [], "submission_dir": str(submission_dir),
         "modules": {module: list(functions) for module, functions in manifest.MODULES.items()},
         "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
-        "num_classes_builders": list(manifest.CNN_BUILDERS), "site_dirs": site_dirs(),
+        "num_classes_builders": list(manifest.CNN_BUILDERS), "calls": {k: list(v) for k, v in manifest.CALLS.items()},
+        "site_dirs": site_dirs(),
         "protocol_path": str(PROTOCOL), "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES),
         "max_array_bytes": MAX_ARRAY_BYTES,
     }

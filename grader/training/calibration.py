@@ -22,6 +22,33 @@ DEFAULT_SEEDS = 20
 BROKEN_SEEDS = 10  # broken models sit far from the threshold; ten seeds show their spread
 MIN_MARGIN = 0.2  # below this distance from the reference minimum, a threshold is too tight to trust
 REFERENCE = "reference"
+# Why the budget is what it is (issue 25 asked for a check of <= 6 s alone, ~13 s at this budget): the alternatives'
+# figures, measured on the 2-core machine under a load of 14-24 (CPU seconds; benchmarks/README.md has the tables).
+CHOICE = {
+    "chosen": "6,000 image-steps: 6,000 fresh images once, 375 steps of 16, Adam 1e-3 (unchanged)",
+    "why": (
+        "no cheaper budget kept a margin of 0.2 on both sides: the label-destroying model reaches ~0.5, so the "
+        "reference's worst seed must stay above ~0.9, and every budget with 2,400-3,200 image-steps had seeds "
+        "at 0.50-0.90 among its first 3-6; no setting cut the CPU per image-step by more than the noise (~10 %)"
+    ),
+    "alternatives": {
+        "2,400 images, batch 16, Adam 2e-3 (seeds 0-5)": (
+            "held-out 0.572 0.680 0.838 0.952 0.900 0.504; 14.6-16.5 CPU-s"
+        ),
+        "2,400 images, batch 16, Adam 3e-3 (seeds 0-5)": "held-out 0.078 0.098 0.662 0.762 0.736 0.368",
+        "2,400 images, batch 8, Adam 1e-3 (seeds 0-5)": "held-out 0.826 0.988 0.880 0.956 0.986 0.832; 15.9-18.2 CPU-s",
+        "3,200 images, batch 8, Adam 1e-3 (seeds 0-5)": (
+            "held-out 0.934 0.956 0.996 1.000 0.934 0.904; 19.6-22.8 CPU-s, against 34.3-34.8 for this budget: "
+            "~8 s alone, and a worst seed in 6 close to the ~0.9 that the margins need"
+        ),
+        "1,600 images, one thread, per-image CPU (seed 0)": (
+            "batch 16 11.4 CPU-s; batch 32 11.4; batch 64 11.5; tf.data pipeline 11.4; jit_compile=True 10.2 with "
+            "the same accuracy to the last digit (Keras turns XLA off: the augmentation layers do not support it); "
+            "without augmentation 10.2; without augmentation, with XLA 17.7 (compile time)"
+        ),
+        "fused steps, one inter-op thread (last session)": "no CPU saved",
+    },
+}
 BROKEN = {
     "no_rescaling": "the Rescaling(1/255) layer removed: raw 0-255 pixels reach the first Conv2D",
     "label_destroying_augmentation": (
@@ -150,6 +177,7 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
         "threshold": threshold,
         "margin": margin,
         "rule": "midway between the reference minimum and the best broken run that stays below it",
+        "choice": CHOICE,
         "models": {
             name: {
                 "description": BROKEN.get(name, "solutions/cnn.py build_cnn(), as JSON"),

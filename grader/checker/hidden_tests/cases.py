@@ -70,9 +70,26 @@ def filters_model_config():
     return json.dumps(zeros(json.loads(Path(__file__).with_name("filters_model.json").read_text())))
 
 
+@functools.cache
+def substitutes():
+    """Return {API function: JSON config of the lesson's model it returns} for the functions others call (CALLS).
+
+    The probe rebuilds these where a student's own cannot be used, so the functions calling it are graded on their
+    own: build_augmentation's block is the one nested in the lesson's network (filters_model.json).
+    """
+    import json
+    from pathlib import Path
+
+    network = json.loads(Path(__file__).with_name("filters_model.json").read_text())
+    block = next(layer for layer in network["config"]["layers"] if layer["config"].get("name") == "augmentation")
+    block = {key: value for key, value in block.items() if key not in ("inbound_nodes", "name")}
+    return {"build_augmentation": json.dumps(block)}
+
+
 def probe_request():
     """Return what the probe is asked to call: every hidden input, as JSON-able data."""
     return {
+        "substitutes": substitutes(),
         "shape_math": SHAPE_MATH_CASES,
         "num_classes": NUM_CLASSES,
         "filters": {

@@ -84,9 +84,9 @@ def test_respects_num_classes(grading, part):
     expect(check_num_classes(grading.model(part, num_classes=NUM_CLASSES), call, NUM_CLASSES))
 
 
-def test_augmentation_block_inside(model, part):
+def test_augmentation_block_inside(grading, model, part):
     """the augmentation block inside the model"""
-    expect(check_augmentation_inside(model, f"{part}()"))
+    expect(check_augmentation_inside(model, f"{part}()", grading.called_model(part, "build_augmentation")))
 
 
 def test_augmentation_identity_inside_model(model, part):
