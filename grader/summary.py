@@ -111,7 +111,8 @@ def summarise(results_list: list[GradingResults], *, top: int = TOP_MISTAKES,
     tests: dict[str, TestStats] = {}
     mistakes: dict[str, Mistake] = {}
     for results in graded:
-        causes: dict[str, list[CheckResult]] = {}  # one student's failures by root cause: one mistake each, however many tests it fails
+        # one student's failures by root cause: one mistake each, however many tests it fails
+        causes: dict[str, list[CheckResult]] = {}
         for test in results.tests:
             stats = tests.setdefault(test.name, TestStats(test.name, test.part, test.max_score, 0, 0))
             stats.ran += 1
