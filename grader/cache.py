@@ -8,8 +8,10 @@ data set, the seed, the kit's version, the training code and its budget. Anythin
 does not understand is kept as it is, so two models share a key only when they train the same way.
 
 `TrainingCache` wraps the trainer the checker calls (`trainer(config_json, dataset=...)`): an in-memory
-dict per process, then JSON files in a folder shared by every worker (and by later runs), with a file
-lock so that two workers needing the same model train it once.
+dict per process, then a SignedStore: JSON files in a folder shared by every worker (and by later runs),
+each signed with the folder's key and written atomically, with a lock per entry so that two workers needing
+the same model train it once. `VerdictCache` keeps the hidden tests' verdicts in the same store. Both key
+their entries from one fingerprint of the kit (`kit_fingerprint`).
 """
 
 import contextlib
@@ -20,17 +22,17 @@ import hmac
 import json
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from grader.lesson.manifest import CALLS, FILTERS, SHAPE_MATH
 
-FORMAT = 1                      # bump when the entry layout or the canonical form changes
+FORMAT = 2                      # bump when the entry layout or the canonical form changes
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 ACTIVATION_LAYERS = ("ReLU", "Activation")
 # Keras stores these as one number per spatial axis; a config written by hand may give one int.
 PER_AXIS_KEYS = ("kernel_size", "strides", "pool_size", "dilation_rate", "size")
-TRAINING_SOURCES = Path(__file__).resolve().parent / "training"
-
 KEY_FILE = "hmac.key"            # made 0600 in the cache folder on first use; entries are signed with it
 UNREADABLE_CONFIG = "Expected a model config written by model.to_json(); {problem}. Received: {received}"
 
@@ -351,21 +353,28 @@ def _without_names(node, numbers=None):
 # --- the key ----------------------------------------------------------------------------------------------
 
 
-def kit_fingerprint():
-    """Return the kit's version and a digest of the training check's source (any change re-trains)."""
+def kit_fingerprint(files: dict[str, str] | None = None) -> str:
+    """Return the one fingerprint of the kit every cache key holds: its version, Keras's, and its files' digests.
+
+    files: checker.inputs.fingerprint() taken earlier; taken now if None. Bytecode is left out (it comes and goes
+    with the interpreter); any other change to the grader package (a hidden test, the training code, this file's
+    canonical form, the calibration) makes every entry a miss.
+    """
+    from importlib.metadata import PackageNotFoundError, version
+
+    from grader.checker.inputs import fingerprint
+
     try:
-        from importlib.metadata import version
-
         kit = version("lesson6-grader")
-    except Exception:  # running from a checkout that is not installed
+    except PackageNotFoundError:  # running from a checkout that is not installed
         kit = "unknown"
-    digest = hashlib.sha256()
-    for path in sorted(TRAINING_SOURCES.glob("*.py")):
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return {"kit": kit, "training_sources": digest.hexdigest()[:16], "format": FORMAT}
+    sources = {name: digest for name, digest in (fingerprint() if files is None else files).items()
+               if not name.endswith(".pyc")}
+    material = {"format": FORMAT, "kit": kit, "keras": version("keras"), "files": sources}
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
 
-def budget_fingerprint(dataset, seed):
+def budget_fingerprint(dataset: str, seed: int) -> dict:
     """Return what the training check says its result depends on besides the model: budget, threshold, versions."""
     from grader.training.check import fingerprint
 
@@ -421,38 +430,125 @@ def outcome_from_data(data, outcome_class):
     return outcome_class(**{name: rich(value) for name, value in data.items()})
 
 
-# --- the cache ---------------------------------------------------------------------------------------------
+# --- the store --------------------------------------------------------------------------------------------
+
+
+class SignedStore:
+    """JSON entries in a folder, each signed with the folder's key, written atomically, one lock per entry.
+
+    A training entry lives at <folder>/<key[:2]>/<key>.json, a verdict entry under <folder>/verdicts/. An entry
+    that is missing, damaged, for another key or kind, or not signed with the folder's key reads as None: whoever
+    could write into the folder without the key (a probe, were the sandbox to fail) cannot choose a grade.
+    """
+
+    def __init__(self, directory: Path | str):
+        self.directory = Path(directory)
+        self._secret: bytes | None = None
+
+    def path(self, kind: str, key: str) -> Path:
+        """Return the file of an entry."""
+        folder = self.directory if kind == "training" else self.directory / kind
+        return folder / key[:2] / f"{key}.json"
+
+    def secret(self) -> bytes:
+        """Return the folder's signing key, creating it (0600, whole or not at all) on first use."""
+        if self._secret is None:
+            self._secret = self._read_or_make_secret()
+        return self._secret
+
+    def _read_or_make_secret(self) -> bytes:
+        path = self.directory / KEY_FILE
+        with contextlib.suppress(FileNotFoundError):
+            return path.read_bytes()
+        self.directory.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=self.directory, prefix=f".{KEY_FILE}.")  # mode 0600
+        try:
+            with os.fdopen(handle, "wb") as stream:
+                stream.write(os.urandom(32))
+            os.link(temporary, path)  # fails if another worker made it first: theirs is the key
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(temporary)
+        return path.read_bytes()
+
+    def sign(self, kind: str, key: str, entry: dict) -> str:
+        """Return the HMAC of an entry: its kind, its key and its canonical content (the hmac field left out)."""
+        content = json.dumps({k: v for k, v in entry.items() if k != "hmac"}, sort_keys=True, separators=(",", ":"))
+        return hmac.new(self.secret(), f"{kind}\0{key}\0{content}".encode(), hashlib.sha256).hexdigest()
+
+    @contextlib.contextmanager
+    def locked(self, kind: str, key: str) -> Iterator[None]:
+        """Hold an entry's lock, so a second worker waits for the first one's entry instead of making it too."""
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path.with_suffix(".lock"), "a+") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def read(self, kind: str, key: str) -> dict | None:
+        """Return the entry stored under key if it verifies, else None (missing, damaged or not signed by us)."""
+        try:
+            entry = json.loads(self.path(kind, key).read_text(encoding="utf-8"))
+            if (not isinstance(entry, dict) or entry.get("key") != key
+                    or not hmac.compare_digest(str(entry.get("hmac")), self.sign(kind, key, entry))):
+                return None
+        except (OSError, ValueError):
+            return None
+        return entry
+
+    def write(self, kind: str, key: str, entry: dict) -> None:
+        """Store a signed entry atomically (a reader sees the old file or the whole new one); OSError if it cannot."""
+        from grader.store import atomic_write
+
+        entry = json.loads(json.dumps({**entry, "key": key}, default=str))  # sign exactly what a later read sees
+        path = self.path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({**entry, "hmac": self.sign(kind, key, entry)}))
+
+
+# --- the training cache -----------------------------------------------------------------------------------
 
 
 class TrainingCache:
-    """A trainer that trains each distinct model once: memory first, then a folder of JSON entries."""
+    """A trainer that trains each distinct model once: memory first, then a SignedStore."""
 
-    def __init__(self, trainer=None, *, directory=None, seed=0, fingerprint=None, outcome_class=None):
-        if trainer is None:
-            from grader.training.check import run_training_check as trainer
-        if outcome_class is None:
-            from grader.training.check import TrainingOutcome as outcome_class
-        self.trainer = trainer
-        self.directory = Path(directory) if directory else None
+    def __init__(self, trainer: Callable | None = None, *, directory: Path | str | None = None, seed: int = 0,
+                 budget: Callable[[str, int], dict] | None = None, outcome_class: type | None = None,
+                 kit: str | None = None):
+        if trainer is None or outcome_class is None:
+            from grader.training.check import TrainingOutcome, run_training_check
+        self.trainer: Callable = run_training_check if trainer is None else trainer
+        self.store = SignedStore(directory) if directory else None
         self.seed = seed
-        # fingerprint(dataset, seed) -> dict; the training check's own one unless a test passes another.
-        self.fingerprint = fingerprint or budget_fingerprint
-        self._budgets = {}
-        self.outcome_class = outcome_class
-        self.memory = {}
+        # budget(dataset, seed) -> dict; the training check's own fingerprint unless a test passes another.
+        self.budget_of = budget or budget_fingerprint
+        self._kit = kit
+        self._budgets: dict[str, dict] = {}
+        self.outcome_class: type = TrainingOutcome if outcome_class is None else outcome_class
+        self.memory: dict[str, Any] = {}
         self.hits = self.misses = 0
 
-    def budget(self, dataset):
-        """Return the kit's and the training check's fingerprint for a data set (computed once)."""
+    def kit(self) -> str:
+        """Return the kit's fingerprint (computed once)."""
+        if self._kit is None:
+            self._kit = kit_fingerprint()
+        return self._kit
+
+    def budget(self, dataset: str) -> dict:
+        """Return the kit's fingerprint and the training check's budget for a data set (computed once)."""
         if dataset not in self._budgets:
-            self._budgets[dataset] = {**kit_fingerprint(), **self.fingerprint(dataset, self.seed)}
+            self._budgets[dataset] = {"kit": self.kit(), **self.budget_of(dataset, self.seed)}
         return self._budgets[dataset]
 
-    def key(self, config_json, dataset="synthetic"):
+    def key(self, config_json: str, dataset: str = "synthetic") -> str:
         """Return the key this config trains under."""
         return model_key(config_json, dataset=dataset, seed=self.seed, budget=self.budget(dataset))
 
-    def known(self, config_json, *, dataset="synthetic"):
+    def known(self, config_json: str, *, dataset: str = "synthetic") -> tuple[str, Any] | None:
         """Return (key, outcome) of an equivalent model trained before (memory or folder), None if there is none.
 
         The config is validated as the checker validates it; anything unusual answers None (train as usual).
@@ -467,7 +563,7 @@ class TrainingCache:
         outcome = self._lookup(key)
         return None if outcome is None else (key, outcome)
 
-    def __call__(self, config_json, *, dataset="synthetic", **options):
+    def __call__(self, config_json: str, *, dataset: str = "synthetic", **options: Any) -> Any:
         """Return the training outcome of a model config, training it only when no one has yet."""
         if options:  # a caller asking for something unusual gets a fresh run
             return self.trainer(config_json, dataset=dataset, seed=self.seed, **options)
@@ -478,7 +574,7 @@ class TrainingCache:
         outcome = self._lookup(key)
         if outcome is not None:
             return outcome
-        with self._locked(key):
+        with self.store.locked("training", key) if self.store else contextlib.nullcontext():
             outcome = self._lookup(key)  # another worker may have trained it while this one waited
             if outcome is None:
                 self.misses += 1
@@ -487,7 +583,7 @@ class TrainingCache:
         self.memory[key] = outcome
         return outcome
 
-    def _lookup(self, key):
+    def _lookup(self, key: str) -> Any:
         """Return the outcome stored under key (memory, then folder), counting a hit; None if there is none."""
         outcome = self.memory.get(key) or self._read(key)
         if outcome is not None:
@@ -495,73 +591,27 @@ class TrainingCache:
             self.memory[key] = outcome
         return outcome
 
-    def _secret(self):
-        """Return the cache folder's signing key, creating it (0600, atomically) on first use."""
-        path = self.directory / KEY_FILE
-        try:
-            return path.read_bytes()
-        except FileNotFoundError:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            secret = os.urandom(32)
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:  # another worker made it first
-                return path.read_bytes()
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(secret)
-            return secret
+    def _path(self, key: str) -> Path:
+        """Return the file of a training entry (there is one only with a folder)."""
+        assert self.store is not None
+        return self.store.path("training", key)
 
-    def _sign(self, key, data):
-        """Return the HMAC of an entry: its model key and its canonical content (the hmac field left out)."""
-        content = json.dumps({k: v for k, v in data.items() if k != "hmac"}, sort_keys=True, separators=(",", ":"))
-        return hmac.new(self._secret(), f"{key}\0{content}".encode(), hashlib.sha256).hexdigest()
-
-    def _path(self, key):
-        return self.directory / key[:2] / f"{key}.json"
-
-    @contextlib.contextmanager
-    def _locked(self, key):
-        """Hold the entry's lock, so a second worker waits for the first one's result instead of training too."""
-        if self.directory is None:
-            yield
-            return
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_suffix(".lock"), "a+") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
-
-    def _read(self, key):
-        """Return the stored outcome, or None when there is none or it cannot be read."""
-        if self.directory is None:
+    def _read(self, key: str) -> Any:
+        """Return the stored outcome, or None when there is none or it cannot be read or verified."""
+        entry = self.store.read("training", key) if self.store else None
+        if entry is None:
             return None
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            if data.get("key") != key or not hmac.compare_digest(str(data.get("hmac")), self._sign(key, data)):
-                return None  # not written by a grader holding the key: train again
-            return outcome_from_data(data["outcome"], self.outcome_class)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError):
-            return None  # missing or damaged: train again and overwrite it
+            return outcome_from_data(entry["outcome"], self.outcome_class)
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None  # damaged: train again and overwrite it
 
-    def _write(self, key, dataset, outcome):
-        """Store an outcome atomically; a cache that cannot be written only costs speed."""
-        if self.directory is None:
+    def _write(self, key: str, dataset: str, outcome: Any) -> None:
+        """Store an outcome; a cache that cannot be written only costs speed."""
+        if self.store is None:
             return
-        path = self._path(key)
-        try:
-            data = {"key": key, "budget": self.budget(dataset), "outcome": outcome_to_data(outcome)}
-            data = json.loads(json.dumps(data, default=str))  # sign exactly what a later read will see
-            text = json.dumps({**data, "hmac": self._sign(key, data)})
-            with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False,
-                                             encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(handle.name, path)
-        except (OSError, TypeError, ValueError):
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(handle.name)
+        with contextlib.suppress(OSError, TypeError, ValueError):
+            self.store.write("training", key, {"budget": self.budget(dataset), "outcome": outcome_to_data(outcome)})
 
 
 # --- the hidden tests' verdicts ----------------------------------------------------------------------------
@@ -570,27 +620,11 @@ class TrainingCache:
 VERDICT_PARTS = {"augmentation": "build_augmentation", "build_cnn": "build_cnn", "build_cnn_v2": "build_cnn_v2"}
 # Parts whose hidden tests read nothing but what their functions returned: keyed on those outcomes as they are.
 VALUE_PARTS = {"shape_math": SHAPE_MATH, "filters": FILTERS}
-CHECKER = Path(__file__).resolve().parent / "checker"
-VERDICT_SOURCES = (*sorted((CHECKER / "hidden_tests").glob("*.py")), CHECKER / "hidden_tests" / "points.toml",
-                   CHECKER / "rebuild.py", CHECKER / "session.py", CHECKER / "run.py",
-                   Path(__file__).resolve().parent / "lesson" / "checks.py")
-
-
-def tests_fingerprint():
-    """Return a digest of what decides a builder's verdicts: the hidden tests, their points and checks, Keras."""
-    from importlib.metadata import version
-
-    digest = hashlib.sha256(f"{FORMAT}\0keras {version('keras')}\0".encode())
-    for path in VERDICT_SOURCES:
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def _spelling(config, part):
     """Return what the checks read that the canonical form leaves out (build shapes, nesting, fixed training=)."""
-    found = {"build": [], "models": [], "fixed_training": []}
+    found: dict[str, list] = {"build": [], "models": [], "fixed_training": []}
 
-    def walk(node):
+    def walk(node: Any) -> None:
         if isinstance(node, list):
             for item in node:
                 walk(item)
@@ -598,7 +632,8 @@ def _spelling(config, part):
         if not isinstance(node, dict):
             return
         if node.get("class_name") in MODEL_CLASSES:
-            inner = node.get("config") if isinstance(node.get("config"), dict) else {}
+            config_of = node.get("config")
+            inner = config_of if isinstance(config_of, dict) else {}
             # the augmentation block's own tests read its class and name; the CNNs' read the nesting, and which
             # layers a nested model holds (Rescaling inside the augmentation block is a mistake, after it is not)
             children = [] if node is config else [layer.get("class_name") for layer in inner.get("layers") or []
@@ -607,7 +642,8 @@ def _spelling(config, part):
                                    else [node["class_name"], children])
         if "build_config" in node:
             found["build"].append(node["build_config"])
-        inbound = node.get("inbound_nodes") if isinstance(node.get("inbound_nodes"), list) else []
+        nodes = node.get("inbound_nodes")
+        inbound = nodes if isinstance(nodes, list) else []
         for call in inbound:
             kwargs = call.get("kwargs") if isinstance(call, dict) else None
             training = kwargs.get("training") if isinstance(kwargs, dict) else None
@@ -659,58 +695,56 @@ def value_key(part, outcomes, fingerprint):
 
 
 class VerdictCache:
-    """The hidden tests' verdicts per part and equivalent model: memory first, then a folder of JSON entries."""
+    """The hidden tests' verdicts per part and equivalent model: memory first, then a SignedStore."""
 
-    def __init__(self, directory=None):
-        self.directory = Path(directory) if directory else None
-        self.memory = {}
+    def __init__(self, directory: Path | str | None = None, *, kit: str | None = None):
+        self.store = SignedStore(directory) if directory else None
+        self.memory: dict[str, list] = {}
         self.hits = self.misses = 0
-        self._fingerprint = None
+        self._kit = kit
 
-    def fingerprint(self):
-        """Return the hidden tests' fingerprint (computed once)."""
-        if self._fingerprint is None:
-            self._fingerprint = tests_fingerprint()
-        return self._fingerprint
+    def kit(self) -> str:
+        """Return the kit's fingerprint (computed once)."""
+        if self._kit is None:
+            self._kit = kit_fingerprint()
+        return self._kit
 
-    def keys(self, probe, training=None):
+    def keys(self, probe: Any, training: str | None = None) -> dict[str, str]:
         """Return {part: key} for the parts of a probe's data whose verdicts can be cached.
 
         training: the training cache's key of build_cnn's outcome, where it is known (its verdict follows from it).
         """
         found = {"training": self.training_key(training)} if training else {}
         for part, function in VERDICT_PARTS.items():
-            key = verdict_key(part, probe.outcome(function), self.fingerprint())
+            key = verdict_key(part, probe.outcome(function), self.kit())
             called = CALLS.get(function, ())
             if key and called:  # its verdicts also compare it with what it calls (the student's or the lesson's)
                 material = [key, sorted(probe.outcome(function).substituted)]
-                material += [verdict_key(name, probe.outcome(name), self.fingerprint()) or probe.outcome(name).status
+                material += [verdict_key(name, probe.outcome(name), self.kit()) or probe.outcome(name).status
                              for name in called]
                 key = hashlib.sha256(json.dumps(material).encode()).hexdigest()
             if key:
                 found[part] = key
         for part, functions in VALUE_PARTS.items():
-            key = value_key(part, [probe.outcome(function) for function in functions], self.fingerprint())
+            key = value_key(part, [probe.outcome(function) for function in functions], self.kit())
             if key:
                 found[part] = key
         return found
 
-    def training_key(self, training):
+    def training_key(self, training: str) -> str:
         """Return the key of the training check's verdict on the outcome the training cache keeps under training."""
-        material = {"part": "training", "training": training, "tests": self.fingerprint()}
+        material = {"part": "training", "training": training, "tests": self.kit()}
         return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
 
-    def get(self, key):
+    def get(self, key: str) -> list | None:
         """Return the stored verdicts (a list of CheckResult) under key, or None."""
         from grader.results import CheckResult
 
-        if key not in self.memory and self.directory is not None:
-            try:
-                data = json.loads((self.directory / f"{key}.json").read_text(encoding="utf-8"))
-                if data.get("key") == key:
-                    self.memory[key] = [CheckResult(**entry) for entry in data["verdicts"]]
-            except (OSError, ValueError, KeyError, TypeError):
-                pass  # missing or damaged: the tests run again
+        if key not in self.memory and self.store is not None:
+            entry = self.store.read("verdicts", key)
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                if entry is not None:
+                    self.memory[key] = [CheckResult(**fields) for fields in entry["verdicts"]]
         found = self.memory.get(key)
         if found is None:
             self.misses += 1
@@ -718,28 +752,20 @@ class VerdictCache:
         self.hits += 1
         return [dataclasses.replace(result) for result in found]
 
-    def put(self, key, verdicts):
+    def put(self, key: str, verdicts: list) -> None:
         """Store a part's verdicts; a folder that cannot be written only costs speed."""
         self.memory[key] = [dataclasses.replace(result) for result in verdicts]
-        if self.directory is None:
+        if self.store is None:
             return
-        try:
-            self.directory.mkdir(parents=True, exist_ok=True)
-            text = json.dumps({"key": key, "verdicts": [dataclasses.asdict(result) for result in verdicts]})
-            with tempfile.NamedTemporaryFile("w", dir=self.directory, suffix=".tmp", delete=False,
-                                             encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(handle.name, self.directory / f"{key}.json")
-        except (OSError, TypeError, ValueError):
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(handle.name)
+        with contextlib.suppress(OSError, TypeError, ValueError), self.store.locked("verdicts", key):
+            self.store.write("verdicts", key, {"verdicts": [dataclasses.asdict(result) for result in verdicts]})
 
 
-_VERDICT_CACHES = {}
+_VERDICT_CACHES: dict[str | None, VerdictCache] = {}
 
 
-def verdict_cache(directory=None):
-    """Return this process's VerdictCache for a folder (None: memory only), so a batch worker keeps one."""
+def verdict_cache(directory: Path | str | None = None) -> VerdictCache:
+    """Return this process's VerdictCache for a cache folder (None: memory only), so a batch worker keeps one."""
     key = str(directory) if directory else None
     if key not in _VERDICT_CACHES:
         _VERDICT_CACHES[key] = VerdictCache(directory)

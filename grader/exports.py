@@ -106,7 +106,7 @@ def read_roster(path) -> dict:
             problem = f"unknown columns {unknown}" if unknown else "no `id` column"
             raise ValueError(BAD_ROSTER.format(path=path, problem=problem, columns=", ".join(ROSTER_COLUMNS[1:]),
                                                received=f"header {reader.fieldnames}"))
-        roster = {}
+        roster: dict[str, list[Student]] = {}
         for number, raw in enumerate(reader, start=2):
             row = {key: (value or "").strip() for key, value in zip(header, raw.values())}
             if not row["id"]:
@@ -139,7 +139,11 @@ def parse_gradescope_metadata(text: str) -> dict:
     Only what the roster needs is read: top-level `submission_<n>:` keys and each one's `:submitters:` list
     of `:name:`, `:email:`, `:sid:`. Everything else (scores, results, dates) is skipped by indentation.
     """
-    submitters, current, block_indent, item, item_indent = {}, None, None, None, None
+    submitters: dict[str, list[dict[str, str]]] = {}
+    current = ""
+    block_indent: int | None = None
+    item: dict[str, str] | None = None
+    item_indent: int | None = None
     for line in text.splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped == "---":

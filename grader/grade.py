@@ -107,7 +107,7 @@ def probe_submission(path, options=GradingOptions(), zygote=None, on_start=None)
     from grader.checker.hidden_tests.cases import probe_request
 
     with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
-        notes = []  # what reading the submission set aside (a notebook's magics): the report lists it
+        notes: list[str] = []  # what reading the submission set aside (a notebook's magics): the report lists it
         try:
             folder = prepare(path, scratch, notes)
         except SubmissionError as error:
@@ -161,7 +161,7 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, subm
     warm_up = None if options.import_after_probe else threading.Thread(target=warm_up_keras, daemon=True)
 
     def start_warm_up():  # once, even where a failed zygote's probe is run again by a fresh child
-        if warm_up.ident is None:
+        if warm_up is not None and warm_up.ident is None:
             warm_up.start()
 
     probe = probe_submission(path, options, zygote, on_start=start_warm_up if warm_up else None)
@@ -198,7 +198,7 @@ def verdict_cache(options):
         return None
     from grader.cache import verdict_cache as cache
 
-    return cache(Path(options.cache_dir) / "verdicts" if options.cache_dir else None)
+    return cache(options.cache_dir)
 
 
 def run_checks(session, verdicts):
@@ -214,7 +214,7 @@ def run_checks(session, verdicts):
             cached[part] = found
     if "training" in cached:
         session.save_training_pictures(session.training_outcome())  # the report's pictures come with the outcome
-    unfinished = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
+    unfinished: set[str] = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
     graded = set(PARTS) if session.training else set(PARTS) - {"training"}  # without training it has no verdict
     tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished) if graded - set(cached) else []
     trained_now = session.known_training() if verdicts and "training" not in keys else None

@@ -11,6 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import TextIO
 from urllib.parse import quote
 
 from grader.render import FORMATS, SUFFIXES, render
@@ -29,7 +30,7 @@ BAD_RESULTS_JSON = "Not a results.json written by the grader: {problem}. Receive
 REPORT_JSON = "report.json"
 
 
-def atomic_write(path, text):
+def atomic_write(path: str | os.PathLike, text: str) -> None:
     """Write text to path through a temporary file and a rename, so no reader ever sees half a report."""
     path = Path(path)
     if path.exists() and not path.is_file():  # /dev/null, a pipe: a rename would replace the device with a file
@@ -56,12 +57,12 @@ def folder_name(submission_id: str) -> str:
     return submission_id if plain else quote(submission_id, safe="").replace(".", "%2E")
 
 
-def report_folder(reports, submission_id: str) -> Path:
+def report_folder(reports: str | os.PathLike, submission_id: str) -> Path:
     """Return the report folder of a submission inside a batch's --reports folder."""
     return Path(reports) / folder_name(submission_id)
 
 
-def write_reports(results, folder):
+def write_reports(results: GradingResults, folder: str | os.PathLike) -> list[Path]:
     """Write the results in every format into folder; return the paths written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,7 +74,7 @@ def write_reports(results, folder):
     return paths
 
 
-def from_json(text):
+def from_json(text: str) -> GradingResults:
     """Rebuild a GradingResults from the text grader.render.gradescope_json.to_json() wrote."""
     try:
         data = json.loads(text)
@@ -103,7 +104,7 @@ def from_json(text):
                           artifacts=dict(extra.get("artifacts", {})), status=extra.get("status", GRADED))
 
 
-def load_results(reports_folder, name: str = REPORT_JSON) -> list:
+def load_results(reports_folder: str | os.PathLike, name: str = REPORT_JSON) -> list[GradingResults]:
     """Return the GradingResults of every REPORTS/<id>/report.json a batch wrote, sorted by folder name."""
     found = []
     for path in sorted(Path(reports_folder).glob(f"*/{name}")):
@@ -111,7 +112,8 @@ def load_results(reports_folder, name: str = REPORT_JSON) -> list:
     return found
 
 
-def write_summary(results_list: list, folder, *, names: dict | None = None) -> tuple:
+def write_summary(results_list: list[GradingResults], folder: str | os.PathLike, *,
+                  names: dict[str, str] | None = None) -> tuple[Path, Path]:
     """Write summary.html and summary.md for a batch into folder; return their paths."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -122,7 +124,7 @@ def write_summary(results_list: list, folder, *, names: dict | None = None) -> t
     return html_path, markdown_path
 
 
-def write_gradebook(results_list, path):
+def write_gradebook(results_list: list[GradingResults], path: str | os.PathLike) -> None:
     """Write the gradebook CSV of results_list to path, atomically."""
     import io
 
@@ -134,30 +136,30 @@ def write_gradebook(results_list, path):
 class Gradebook:
     """The gradebook CSV, one row appended as each result comes in, so nothing graded is lost."""
 
-    def __init__(self, path):
+    def __init__(self, path: str | os.PathLike | None):
         self.path = Path(path) if path else None
-        self.stream = None
+        self.stream: TextIO | None = None
         if self.path:
             self.stream = open(self.path, "w", newline="", encoding="utf-8")
             self.writer = csv_writer(self.stream)
             self.writer.writeheader()
             self.stream.flush()
 
-    def add(self, results):
+    def add(self, results: GradingResults) -> None:
         """Append one submission's row and flush it to disk."""
         if self.stream:
             self.writer.writerow(csv_row(results))
             self.stream.flush()
 
-    def close(self, results_list):
+    def close(self, results_list: list[GradingResults]) -> None:
         """Rewrite the gradebook in submission order, atomically."""
-        if not self.stream:
+        if not self.stream or not self.path:
             return
         self.stream.close()
         write_gradebook(results_list, self.path)
 
 
-def clip(text, limit=80):
+def clip(text: object, limit: int = 80) -> str:
     """Return the start of text for an error message."""
     text = str(text)
     return repr(text if len(text) <= limit else text[:limit] + "...")

@@ -9,7 +9,7 @@ import statistics
 from dataclasses import dataclass, field
 
 from grader.lesson.manifest import PARTS
-from grader.results import GRADED, PASSED
+from grader.results import GRADED, PASSED, CheckResult, GradingResults
 
 TOP_MISTAKES = 10
 
@@ -38,7 +38,7 @@ class TestStats:
     ran: int
 
     @property
-    def failure_rate(self):
+    def failure_rate(self) -> float:
         return self.failed / self.ran if self.ran else 0.0
 
 
@@ -46,12 +46,12 @@ class TestStats:
 class Mistake:
     """One failure message, the tests that gave it, and everyone who got it."""
 
-    tests: list
+    tests: list[str]
     message: str
-    students: list = field(default_factory=list)
+    students: list[str] = field(default_factory=list)
 
     @property
-    def test(self):
+    def test(self) -> str:
         """Return the tests as one line: the first, and how many more gave the same message."""
         more = f" (and {len(self.tests) - 1} more tests)" if len(self.tests) > 1 else ""
         return self.tests[0] + more
@@ -62,28 +62,29 @@ class ClassSummary:
     """Everything the summary page shows."""
 
     submissions: int
-    scores: dict                    # id -> score, graded submissions only
+    scores: dict[str, float]        # id -> score, graded submissions only
     max_score: float
-    parts: list                     # PartStats, in PARTS order
-    tests: list                     # TestStats, most failed first
-    mistakes: list                  # Mistake, most common first
-    errors: dict                    # id -> why grading could not finish
-    failed_all: dict = field(default_factory=dict)  # id -> first failure, for submissions that passed nothing
+    parts: list[PartStats]          # PartStats, in PARTS order
+    tests: list[TestStats]          # TestStats, most failed first
+    mistakes: list[Mistake]         # Mistake, most common first
+    errors: dict[str, str]          # id -> why grading could not finish
+    failed_all: dict[str, str] = field(default_factory=dict)  # id -> first failure, for submissions that passed nothing
 
     @property
-    def mean(self):
+    def mean(self) -> float:
         return statistics.fmean(self.scores.values()) if self.scores else 0.0
 
     @property
-    def median(self):
+    def median(self) -> float:
         return statistics.median(self.scores.values()) if self.scores else 0.0
 
 
-def summarise(results_list: list, *, top: int = TOP_MISTAKES, names: dict | None = None) -> ClassSummary:
+def summarise(results_list: list[GradingResults], *, top: int = TOP_MISTAKES,
+              names: dict[str, str] | None = None) -> ClassSummary:
     """Return the class summary of a batch's GradingResults; names maps submission ids to student names."""
     names = names or {}
 
-    def label(results):
+    def label(results: GradingResults) -> str:
         return names.get(results.submission, results.submission)
 
     graded = [results for results in results_list if results.status == GRADED]
@@ -107,9 +108,11 @@ def summarise(results_list: list, *, top: int = TOP_MISTAKES, names: dict | None
     # it is listed once, and kept out of the mistakes so that they show what the rest of the class got wrong.
     failed_all = {label(results): (results.tests[0].output.strip() or "(no message)") for results in graded
                   if results.tests and not any(test.status == PASSED for test in results.tests)}
-    tests, mistakes = {}, {}
+    tests: dict[str, TestStats] = {}
+    mistakes: dict[str, Mistake] = {}
     for results in graded:
-        causes = {}  # one student's failures by root cause: one mistake each, however many tests it fails
+        # one student's failures by root cause: one mistake each, however many tests it fails
+        causes: dict[str, list[CheckResult]] = {}
         for test in results.tests:
             stats = tests.setdefault(test.name, TestStats(test.name, test.part, test.max_score, 0, 0))
             stats.ran += 1

@@ -1,7 +1,9 @@
-"""The training-result cache: one key for equivalent spellings, another for a different model, same scores."""
+"""The training-result cache: one key for equivalent spellings, another for a different model, same scores; the
+signed store both caches keep their entries in: forged entries ignored, concurrent writers never half an entry."""
 
 import functools
 import json
+import multiprocessing
 import os
 import threading
 import time
@@ -13,7 +15,15 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader.cache import TrainingCache, canonical_model, model_key  # noqa: E402
+from grader.cache import (  # noqa: E402
+    KEY_FILE,
+    SignedStore,
+    TrainingCache,
+    VerdictCache,
+    canonical_model,
+    kit_fingerprint,
+    model_key,
+)
 
 BUDGET = {"epochs": 3}
 
@@ -171,7 +181,7 @@ class CountingTrainer:
 
 
 def make_cache(trainer, directory=None):
-    return TrainingCache(trainer, directory=directory, fingerprint=lambda dataset, seed: BUDGET,
+    return TrainingCache(trainer, directory=directory, budget=lambda dataset, seed: BUDGET,
                          outcome_class=FakeOutcome)
 
 
@@ -251,7 +261,7 @@ def test_cache_on_and_off_give_identical_results(tmp_path):
     paths = make_class(tmp_path / "class", ["bob.py", "carol.py", "grace"])
     probes = {path.name: probe_submission(path) for path in paths}
     cache = TrainingCache(counted, directory=tmp_path / "cache", outcome_class=TrainingOutcome,
-                          fingerprint=lambda dataset, seed: {"budget": "test"})
+                          budget=lambda dataset, seed: {"budget": "test"})
     without, cached = {}, {}
     for name, probe in probes.items():
         without[name] = check(probe, submission=name, trainer=trainer)
@@ -294,3 +304,103 @@ def test_a_part_whose_check_did_not_finish_keeps_no_verdict(monkeypatch, unfinis
     tests = run_checks(session=session, verdicts=verdicts)
     assert [test.part for test in tests] == ["shape_math", "filters"]
     assert sorted(verdicts.stored) == (["key-1"] if unfinished_parts else ["key-1", "key-2"])
+
+
+# --- the signed store -------------------------------------------------------------------------------------
+
+
+def a_verdict(score):
+    from grader.results import FAILED, PASSED, CheckResult
+
+    return CheckResult(name="filters: a check", part="filters", score=score, max_score=1.0,
+                       status=PASSED if score else FAILED, output="what the check said")
+
+
+def test_a_forged_or_unsigned_verdict_entry_is_ignored(tmp_path):
+    key = "ab" * 32
+    VerdictCache(tmp_path, kit="kit").put(key, [a_verdict(0.0)])
+    assert VerdictCache(tmp_path, kit="kit").get(key)[0].score == 0.0  # the grader's own entry is read back
+    path = SignedStore(tmp_path).path("verdicts", key)
+    entry = json.loads(path.read_text(encoding="utf-8"))
+    forged = {**entry, "verdicts": [{**entry["verdicts"][0], "score": 1.0, "status": "passed"}]}
+    unsigned = {name: value for name, value in forged.items() if name != "hmac"}
+    signed_elsewhere = {**unsigned, "hmac": SignedStore(tmp_path / "elsewhere").sign("verdicts", key, unsigned)}
+    as_training = {**unsigned, "hmac": SignedStore(tmp_path).sign("training", key, unsigned)}
+    for attempt in (forged, unsigned, signed_elsewhere, as_training):
+        path.write_text(json.dumps(attempt), encoding="utf-8")
+        cache = VerdictCache(tmp_path, kit="kit")
+        assert cache.get(key) is None and cache.misses == 1, attempt
+    path.write_text(json.dumps(entry), encoding="utf-8")
+    assert VerdictCache(tmp_path, kit="kit").get(key)[0].score == 0.0  # the test can tell a good entry apart
+
+
+def test_a_poisoned_verdict_never_changes_a_grade(tmp_path, monkeypatch):
+    """A probe that wrote a full-marks entry under the key of a failing part gets the tests' own verdict."""
+    from grader.grade import run_checks
+
+    cache = VerdictCache(tmp_path, kit="kit")
+    key = "cd" * 32
+    store = SignedStore(tmp_path)
+    store.path("verdicts", key).parent.mkdir(parents=True)
+    store.path("verdicts", key).write_text(json.dumps({"key": key, "verdicts": [vars(a_verdict(1.0))]}))
+
+    class Keys(VerdictCache):
+        def keys(self, probe, training=None):
+            return {"filters": key}
+
+    verdicts = Keys(tmp_path, kit="kit")
+    session = types.SimpleNamespace(probe=None, training=False, known_training=lambda: None)
+    monkeypatch.setattr("grader.checker.run.run_hidden_tests",
+                        lambda session, *, skip_parts=(), unfinished=None: [a_verdict(0.0)])
+    [test] = run_checks(session=session, verdicts=verdicts)
+    assert test.score == 0.0 and verdicts.misses == 1
+    assert cache.get(key)[0].score == 0.0  # the tests' verdict replaced the forgery, signed
+
+
+def write_many(directory, key, writer, times):
+    """Write big entries of one writer's own content under one key (a child process of the test below)."""
+    store = SignedStore(directory)
+    for time_ in range(times):
+        with store.locked("verdicts", key):
+            store.write("verdicts", key, {"writer": writer, "time": time_, "padding": "x" * 2_000_000})
+
+
+def test_concurrent_writers_never_leave_half_an_entry(tmp_path):
+    """Four processes write one entry (and race to make the folder's key) while this one reads it raw."""
+    key = "ef" * 32
+    context = multiprocessing.get_context("spawn")
+    writers = [context.Process(target=write_many, args=(tmp_path, key, writer, 15)) for writer in range(4)]
+    for process in writers:
+        process.start()
+    path, seen = SignedStore(tmp_path).path("verdicts", key), set()
+    while any(process.is_alive() for process in writers):
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            continue
+        entry = json.loads(text)  # never a truncated file
+        assert SignedStore(tmp_path).read("verdicts", key) is not None  # and what is there verifies
+        seen.add((entry["writer"], entry["time"]))
+    for process in writers:
+        process.join()
+        assert process.exitcode == 0
+    assert seen, "the reader never saw an entry: the test proved nothing"
+    assert (tmp_path / KEY_FILE).stat().st_mode & 0o777 == 0o600 and len((tmp_path / KEY_FILE).read_bytes()) == 32
+    assert SignedStore(tmp_path).read("verdicts", key)["time"] == 14
+    assert sorted(p.name for p in path.parent.iterdir()) == [f"{key}.json", f"{key}.lock"]  # no temporary left
+
+
+def test_one_kit_fingerprint_keys_both_caches(tmp_path, monkeypatch):
+    files = {"checker/hidden_tests/test_filters.py": "1" * 64, "training/check.py": "2" * 64}
+    kit = kit_fingerprint(files)
+    assert kit == kit_fingerprint({**files, "checker/__pycache__/run.cpython-312.pyc": "3" * 64})  # bytecode aside
+    for name in files:  # a hidden test or the training code changed: every key changes
+        assert kit_fingerprint({**files, name: "4" * 64}) != kit
+    training = TrainingCache(CountingTrainer(), budget=lambda dataset, seed: BUDGET, kit=kit)
+    assert training.budget("synthetic") == {"kit": kit, **BUDGET}
+    other = TrainingCache(CountingTrainer(), budget=lambda dataset, seed: BUDGET, kit=kit_fingerprint({}))
+    config = sequential().to_json()
+    assert training.key(config) != other.key(config)
+    assert VerdictCache(kit=kit).training_key("k") != VerdictCache(kit=kit_fingerprint({})).training_key("k")
+    monkeypatch.setattr("grader.checker.inputs.fingerprint", lambda: files)
+    assert VerdictCache().kit() == TrainingCache(CountingTrainer()).kit() == kit  # taken from the kit's one hash

@@ -61,6 +61,21 @@ def test_missing_path_says_what_was_expected(tmp_path, capsys):
     assert "no such file or folder" in err and "expected a .py file, a folder, a .ipynb notebook or a .zip" in err
 
 
+def test_grade_refuses_a_missing_sandbox_with_the_reason(monkeypatch, tmp_path, capsys):
+    from grader import grade
+    from grader.options import GradingOptions
+
+    def refuse(*args, **kwargs):
+        raise grade.SandboxRequired("no sandbox layer could be set up here")
+
+    monkeypatch.setattr(grade, "grade", refuse)
+    output = tmp_path / "report.txt"
+    assert grade_command.main(path=str(tmp_path), output=str(output),
+                              options=GradingOptions(require_sandbox=True, cache=False)) == 2
+    assert "grader grade: no sandbox layer could be set up here" in capsys.readouterr().err
+    assert not output.exists()
+
+
 @pytest.mark.slow
 def test_grade_solutions_gives_full_marks_with_training(tmp_path):
     done = run_python("-m", "grader", "grade", "solutions", "--format", "json", "--reports", str(tmp_path / "r"))

@@ -415,7 +415,8 @@ def partial_run(tmp_path_factory):
     repo = student_repo(tmp_path, ["shape_math.py"])
     summary, outputs = tmp_path / "summary.md", tmp_path / "outputs.txt"
     env = {**os.environ, "GITHUB_STEP_SUMMARY": str(summary), "GITHUB_OUTPUT": str(outputs), "GITHUB_ACTIONS": "true",
-           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}   # this checkout's grader, from any folder
+           "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT),    # this checkout's grader, from any folder
+           "XDG_CACHE_HOME": str(tmp_path / "cache")}              # its caches' default folder, not the user's
     done = subprocess.run([sys.executable, "-m", "grader", "ci", ".", "--min-score", "50%", "--junit",
                            "grader-junit.xml", "--json", "grader-report.json", "--no-training"],
                           cwd=repo, env=env, capture_output=True, text=True, timeout=300, check=False)
@@ -501,6 +502,37 @@ def test_cli_forwards_its_flags(monkeypatch):
     assert (seen["junit"], seen["json_path"], seen["options"].training, seen["options"].dataset) == (
         "j.xml", "r.json", False, "synthetic")
     assert seen["options"].limits.memory_bytes == 2 * 2**30
+    assert (seen["options"].cache, seen["options"].verdict_cache, seen["options"].cache_dir) == (True, True, None)
+
+
+def test_cli_takes_the_cache_flags_grade_takes(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(github, "ci_main", lambda **kwargs: seen.update(kwargs) or 0)
+    for flags, expected in ((["--cache-dir", "c"], (True, True, "c")), (["--no-cache"], (False, False, None))):
+        with pytest.raises(SystemExit):
+            cli.run(["ci", "repo", *flags])
+        assert (seen["options"].cache, seen["options"].verdict_cache, seen["options"].cache_dir) == expected
+
+
+def test_ci_refuses_a_missing_sandbox_as_grade_does(monkeypatch, tmp_path, capsys):
+    """--require-sandbox without a sandbox: exit 2 and the reason, nothing published, no traceback."""
+    from grader import grade
+    from grader.options import GradingOptions
+
+    def refuse(*args, **kwargs):
+        raise grade.SandboxRequired("no sandbox layer could be set up here")
+
+    monkeypatch.setattr(grade, "grade", refuse)
+    summary = tmp_path / "summary.md"
+    code = github.ci_main(path=str(tmp_path), options=GradingOptions(require_sandbox=True, cache=False),
+                          junit=str(tmp_path / "j.xml"), environ={"GITHUB_STEP_SUMMARY": str(summary)})
+    assert code == 2 and "grader ci: no sandbox layer could be set up here" in capsys.readouterr().err
+    assert not summary.exists() and not (tmp_path / "j.xml").exists()
+
+
+def test_ci_names_a_missing_path_and_what_was_expected(tmp_path, capsys):
+    assert github.ci_main(path=str(tmp_path / "nope"), environ={}) == 2
+    assert f"grader ci: no such file or folder: {tmp_path / 'nope'} (expected a .py file" in capsys.readouterr().err
 
 
 def test_cli_refuses_a_bad_min_score(capsys):

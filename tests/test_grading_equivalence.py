@@ -72,7 +72,7 @@ def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
     full = {name: check(fresh, submission=name, options=replace(NO_TRAINING, verdict_cache=False))
             for name, (fresh, _forked) in probes.items()}
     cached = {name: check(forked, submission=name, options=options) for name, (_fresh, forked) in probes.items()}
-    assert verdict_cache(tmp_path / "verdicts").hits > 0, "expected the correct styles to share cached verdicts"
+    assert verdict_cache(tmp_path).hits > 0, "expected the correct styles to share cached verdicts"
     assert {name: verdicts(results) for name, results in cached.items()} == {
         name: verdicts(results) for name, results in full.items()}
     best = cached["bob.py"].score

@@ -26,7 +26,7 @@ import keras  # noqa: F401  (imported before any test changes HOME: Keras keeps 
 import pytest
 
 from grader.batch import grade_batch
-from grader.cache import TrainingCache
+from grader.cache import KEY_FILE, TrainingCache
 from grader.grade import grade
 from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import GradingOptions
@@ -371,9 +371,11 @@ def test_poisoning_the_training_cache_from_a_batch_is_refused(tmp_path, settled_
     summary = grade_batch([submissions / "mallory.py"], jobs=1, options=options)
     [results] = summary.results
     assert "WROTE" not in results.probe_output and "blocked:" in results.probe_output, results.probe_output
-    # The grader writes its own verdicts under verdicts/; nothing else may appear, the forged entry least of all.
+    # The grader writes its own verdicts under verdicts/, signed with hmac.key; nothing else may appear, the forged
+    # entry least of all.
     assert not entry.exists()
-    assert sorted(str(path) for path in cache_dir.rglob("*") if "verdicts" not in path.parts) == listing_before
+    assert sorted(str(path) for path in cache_dir.rglob("*")
+                  if "verdicts" not in path.parts and path.name != KEY_FILE) == listing_before
     assert_graded_normally(results, settled_kit)
 
 

@@ -18,16 +18,19 @@ import json
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from grader.integrations import render, template
+from grader.options import GradingOptions
+from grader.publish import grade_and_publish
 from grader.render.common import summary
 from grader.render.gradescope_json import to_json
 from grader.render.junit import to_junit
 from grader.render.markdown import to_markdown
 from grader.render.text import to_text
-from grader.results import GRADED
+from grader.results import GRADED, GradingResults
 from grader.store import atomic_write
 
 WORKFLOW_PATH = ".github/workflows/grade.yml"
@@ -213,25 +216,26 @@ def workflow_command_data(text):
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
 
 
-def ci_main(*, path, min_score=None, junit=None, json_path=None, options=None, environ=None):
+def ci_main(*, path: str, min_score: MinScore | None = None, junit: str | None = None,
+            json_path: str | None = None, options: GradingOptions | None = None,
+            environ: Mapping[str, str] | None = None) -> int:
     """Grade a repository once, publish the result to GitHub Actions, and return the check's exit code."""
-    from grader.grade import grade
-    from grader.options import GradingOptions
+    from grader.grade import submission_id
 
-    environ = os.environ if environ is None else environ
-    min_score = min_score or MinScore(0.0)
-    if not Path(path).exists():
-        print(f"grader ci: no such file or folder: {path}", file=sys.stderr)
-        return 2
-    print(f"Grading {path} ...", file=sys.stderr)
-    # Resolved, so the report names the repository's folder rather than ".".
-    results = grade(Path(path).resolve(), options or GradingOptions())
-    sys.stdout.write(to_text(results))
-    publish(results, environ=environ, min_score=min_score, junit=junit, json_path=json_path)
-    code, message = verdict(results, min_score)
-    if environ.get("GITHUB_ACTIONS") == "true":
-        # Workflow commands: GitHub shows these as annotations on the run and the pull request.
-        level = "notice" if code == 0 else "error"
-        print(f"::{level} title=Lesson 6 score::{workflow_command_data(message)}")
-    print(message, file=sys.stderr)
-    return code
+    found_environ = os.environ if environ is None else environ
+    minimum = min_score or MinScore(0.0)
+
+    def publish_to_github(results: GradingResults) -> int:
+        sys.stdout.write(to_text(results))
+        publish(results, environ=found_environ, min_score=minimum, junit=junit, json_path=json_path)
+        code, message = verdict(results, minimum)
+        if found_environ.get("GITHUB_ACTIONS") == "true":
+            # Workflow commands: GitHub shows these as annotations on the run and the pull request.
+            level = "notice" if code == 0 else "error"
+            print(f"::{level} title=Lesson 6 score::{workflow_command_data(message)}")
+        print(message, file=sys.stderr)
+        return code
+
+    # Named after the repository's folder, so the report names it rather than ".".
+    return grade_and_publish(command="ci", path=path, options=options or GradingOptions(),
+                             publish=publish_to_github, submission=submission_id(Path(path).resolve()))

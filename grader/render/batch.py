@@ -11,7 +11,7 @@ from grader.render.gradescope_json import to_dict
 from grader.render.junit import to_junit
 from grader.render.markdown import to_markdown
 from grader.render.text import to_text
-from grader.results import ERROR, SHOWN_TO_INSTRUCTOR
+from grader.results import ERROR, SHOWN_TO_INSTRUCTOR, GradingResults
 
 BATCH_FORMATS = tuple(fmt for fmt in FORMATS if fmt != "html")  # what render_all prints on stdout
 
@@ -67,7 +67,7 @@ class Progress:
         self.stream.flush()
 
 
-def describe(results):
+def describe(results: GradingResults) -> str:
     """Return the progress line of one submission: 'alice.py 87/100 (6.2 s)' or 'bob.zip error: ...'."""
     name = terminal_safe(results.submission)
     if results.status == ERROR:
@@ -79,7 +79,7 @@ def describe(results):
 # --- several reports on stdout --------------------------------------------------------------------------
 
 
-def render_all(results_list, fmt):
+def render_all(results_list: list[GradingResults], fmt: str) -> str:
     """Render every submission's report in one document of a format (a JSON list, one JUnit <testsuites>).
 
     The batch is the instructor's: the CI formats show every test, whatever its visibility. HTML is one page per

@@ -12,37 +12,37 @@ TERMINAL_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def terminal_safe(text):
+def terminal_safe(text: str) -> str:
     """Return text with control characters shown as escapes instead of acted on by the terminal."""
     text = text.replace("\r\n", "\n")
     return TERMINAL_UNSAFE.sub(lambda match: f"\\x{ord(match.group()):02x}", text)
 
 
-def xml_safe(text):
+def xml_safe(text: str) -> str:
     """Return text with the characters XML 1.0 cannot hold shown as escapes."""
     return XML_ILLEGAL.sub(lambda match: f"\\x{ord(match.group()):02x}"
                            if ord(match.group()) < 0x100 else "\ufffd", str(text))
 
 
-def md_inline(text):
+def md_inline(text: str) -> str:
     """Return text safe inside a Markdown table cell or heading: one line, no markup, no HTML."""
     text = " ".join(str(text).split())
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
     return re.sub(r"([\\`*_\[\]|~#])", r"\\\1", text)
 
 
-def html_inline(text):
+def html_inline(text: str) -> str:
     """Return text safe inside an HTML element on one line."""
     return html.escape(" ".join(str(text).split()), quote=False)
 
 
-def fenced(text):
+def fenced(text: str) -> list[str]:
     """Return the lines of a fenced code block holding text verbatim (fence longer than any run inside)."""
     longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return [f"{fence}text", *text.rstrip("\n").splitlines(), fence]
 
 
-def spreadsheet_safe(text):
+def spreadsheet_safe(text: str) -> str:
     """Return a cell value a spreadsheet will not run as a formula."""
     return "'" + text if text.startswith(FORMULA_START) else text

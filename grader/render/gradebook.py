@@ -1,10 +1,13 @@
 """The gradebook: one CSV row per submission, one column per part, for an instructor's spreadsheet."""
 
 import csv
+from collections.abc import Sequence
+from typing import TextIO
 
 from grader.lesson.manifest import PARTS
 from grader.render.common import number
 from grader.render.escape import spreadsheet_safe
+from grader.results import GradingResults
 
 # Batch gradebook columns: one per part, so an instructor can sort by the part a class struggled with.
 CSV_FIELDS = ("id", "score", "max_score", "bonus") + PARTS + ("status", "seconds", "message")
@@ -15,7 +18,7 @@ CSV_MESSAGE_CHARS = 200  # the gradebook's message column: the first note, cut t
 LINE_END = "\r\n"
 
 
-def csv_row(results):
+def csv_row(results: GradingResults) -> dict[str, str | int | float]:
     """Return a submission's gradebook row, keyed by CSV_FIELDS (blank for parts with no tests)."""
     row = {"id": spreadsheet_safe(results.submission), "score": number(results.score),
            "max_score": number(results.max_score), "bonus": number(results.bonus_score)}
@@ -29,12 +32,12 @@ def csv_row(results):
     return row
 
 
-def csv_writer(stream, fieldnames=CSV_FIELDS):
+def csv_writer(stream: TextIO, fieldnames: Sequence[str] = CSV_FIELDS) -> csv.DictWriter:
     """Return the kit's one CSV writer (dict rows) on an open text stream, its header not yet written."""
     return csv.DictWriter(stream, fieldnames=fieldnames, lineterminator=LINE_END)
 
 
-def write_csv(results_list, stream):
+def write_csv(results_list: list[GradingResults], stream: TextIO) -> None:
     """Write one gradebook row per GradingResults, with a CSV_FIELDS header, to an open text stream."""
     writer = csv_writer(stream)
     writer.writeheader()

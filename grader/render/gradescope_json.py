@@ -4,7 +4,7 @@ import json
 
 from grader.causes import SAME_AS, first_of
 from grader.render.common import number, summary
-from grader.results import FAILED, PASSED
+from grader.results import FAILED, PASSED, CheckResult, GradingResults
 
 BONUS_TAG = "bonus"  # the second tag of a bonus test in results.json: its points come on top of max_score
 # Gradescope results.json: tests are shown to students; what the grader process itself printed is not.
@@ -12,7 +12,7 @@ GRADESCOPE_VISIBILITY = "visible"
 GRADESCOPE_STDOUT_VISIBILITY = "hidden"
 
 
-def to_dict(results):
+def to_dict(results: GradingResults) -> dict:
     """Return the Gradescope results.json object (what to_json serialises)."""
     firsts = first_of(results.tests)
     return {
@@ -47,13 +47,13 @@ def to_dict(results):
     }
 
 
-def extra_data(test):
+def extra_data(test: CheckResult) -> dict:
     """Return a test's extra_data entry: its seconds where known, its root cause where it failed ({} if neither)."""
     data = {**({"seconds": round(test.seconds, 3)} if test.seconds is not None else {}),
             **({"cause": test.cause} if test.cause else {})}  # in extra_data: Gradescope stores it, shows nothing
     return {"extra_data": data} if data else {}
 
 
-def to_json(results, indent=2):
+def to_json(results: GradingResults, indent: int = 2) -> str:
     """Render Gradescope's results.json."""
     return json.dumps(to_dict(results), indent=indent, ensure_ascii=False) + "\n"

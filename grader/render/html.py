@@ -14,7 +14,7 @@ from grader.render.common import (
     shown_tests,
 )
 from grader.render.escape import terminal_safe
-from grader.results import GRADED, PASSED, SHOWN_AFTER_PUBLISHED
+from grader.results import GRADED, PASSED, SHOWN_AFTER_PUBLISHED, GradingResults
 
 PICTURE_CAPTIONS = {
     "training_curve": "Accuracy and loss per epoch in the training check",
@@ -33,7 +33,7 @@ img { max-width: 100%; height: auto; } figure { margin: 1rem 0; } figcaption { c
 """
 
 
-def to_html(results, shown=SHOWN_AFTER_PUBLISHED):
+def to_html(results: GradingResults, shown: frozenset[str] = SHOWN_AFTER_PUBLISHED) -> str:
     """Render the student's feedback page: self-contained HTML, the report folder's pictures embedded."""
     e = html.escape
     tests, not_shown = shown_tests(results, shown)
@@ -76,7 +76,7 @@ def to_html(results, shown=SHOWN_AFTER_PUBLISHED):
     return "\n".join(out) + "\n"
 
 
-def png_data_uri(path):
+def png_data_uri(path: str | Path) -> str:
     """Return a data: URI holding a PNG file, or "" when path is not a readable PNG (the page embeds its pictures)."""
     try:
         data = Path(path).read_bytes() if str(path).lower().endswith(".png") else b""

@@ -5,12 +5,12 @@ import xml.etree.ElementTree as ET
 from grader.causes import SAME_AS, first_of
 from grader.render.common import fraction, points, shown_tests
 from grader.render.escape import xml_safe
-from grader.results import PASSED, SHOWN_BEFORE_DUE_DATE
+from grader.results import PASSED, SHOWN_BEFORE_DUE_DATE, GradingResults
 
 SUITE = "lesson6"                      # JUnit testsuite name and classname prefix
 
 
-def to_junit(results, shown=SHOWN_BEFORE_DUE_DATE):
+def to_junit(results: GradingResults, shown: frozenset[str] = SHOWN_BEFORE_DUE_DATE) -> str:
     """Render JUnit XML (valid under pytest's junit-10.xsd): one testsuite, one testcase per test shown.
 
     A test's points are in its name ("(3 points)", stable across runs) and its outcome ("0/3 points",

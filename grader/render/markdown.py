@@ -12,10 +12,10 @@ from grader.render.common import (
     shown_tests,
 )
 from grader.render.escape import fenced, html_inline, md_inline, terminal_safe
-from grader.results import GRADED, PASSED, SHOWN_BEFORE_DUE_DATE
+from grader.results import GRADED, PASSED, SHOWN_BEFORE_DUE_DATE, GradingResults
 
 
-def to_markdown(results, shown=SHOWN_BEFORE_DUE_DATE):
+def to_markdown(results: GradingResults, shown: frozenset[str] = SHOWN_BEFORE_DUE_DATE) -> str:
     """Render the CI step summary / PR comment: score, part table, test table, failure details."""
     tests, not_shown = shown_tests(results, shown)
     score, max_score = sum(t.score for t in tests), sum(t.max_score for t in tests if not t.bonus)

@@ -4,10 +4,10 @@ from grader.causes import fold, same_reason_line
 from grader.render.common import GRADING_UNFINISHED, PRINTED_HEADING, TITLE, bonus_note, fraction, indent, points
 from grader.render.common import sandbox_line as sandbox_line_of
 from grader.render.escape import terminal_safe
-from grader.results import GRADED, PASSED, VISIBLE
+from grader.results import GRADED, PASSED, VISIBLE, GradingResults
 
 
-def to_text(results):
+def to_text(results: GradingResults) -> str:
     """Render the terminal report: tests, part subtotals, notes, then what the code printed."""
     lines = [f"{TITLE}: {terminal_safe(results.submission)}",
              f"Score: {points(results.score)} / {points(results.max_score)}{bonus_note(results)}"]

@@ -19,11 +19,13 @@ class Status(str, Enum):
     GRADED = "graded"
     ERROR = "error"
 
-    def __str__(self):
+    def __str__(self) -> str:
         """Return the value, as enum.StrEnum does (Python 3.11+ only; the kit runs on 3.10: Gradescope's Ubuntu)."""
         return self.value
 
-    __format__ = str.__format__       # f"{PASSED}" is "passed" on every Python, as with StrEnum
+    def __format__(self, format_spec: str) -> str:
+        """Format the value: f"{PASSED}" is "passed" on every Python, as with StrEnum."""
+        return self.value.__format__(format_spec)
 
 
 PASSED, FAILED, GRADED, ERROR = Status.PASSED, Status.FAILED, Status.GRADED, Status.ERROR
@@ -59,26 +61,26 @@ class GradingResults:
     sandbox: list = field(default_factory=list)      # the probe's isolation layers: {name, held, reason}
 
     @property
-    def score(self):
+    def score(self) -> float:
         """Return the points earned, bonus included (so it may exceed max_score)."""
         return sum(test.score for test in self.tests)
 
     @property
-    def max_score(self):
+    def max_score(self) -> float:
         """Return the points of the lesson's tasks: the bonus comes on top."""
         return sum(test.max_score for test in self.tests if not test.bonus)
 
     @property
-    def bonus_score(self):
+    def bonus_score(self) -> float:
         """Return the bonus points earned."""
         return sum(test.score for test in self.tests if test.bonus)
 
     @property
-    def bonus_max_score(self):
+    def bonus_max_score(self) -> float:
         """Return the bonus points on offer."""
         return sum(test.max_score for test in self.tests if test.bonus)
 
-    def part_scores(self):
+    def part_scores(self) -> dict[str, tuple[float, ...]]:
         """Return {part: (score, max_score)} for every part in PARTS."""
         totals = {part: [0.0, 0.0] for part in PARTS}
         for test in self.tests:
@@ -86,24 +88,24 @@ class GradingResults:
             totals[test.part][1] += test.max_score
         return {part: tuple(values) for part, values in totals.items()}
 
-    def passed_count(self):
+    def passed_count(self) -> int:
         """Return how many tests passed."""
         return sum(test.status == PASSED for test in self.tests)
 
-    def graded_parts(self, tests=None):
+    def graded_parts(self, tests: list[CheckResult] | None = None) -> dict[str, tuple[float, float]]:
         """Return {part: (score, max_score)} for the parts that have at least one test, in PARTS order."""
-        totals = {}
+        totals: dict[str, tuple[float, float]] = {}
         for test in self.tests if tests is None else tests:
             score, max_score = totals.get(test.part, (0.0, 0.0))
             totals[test.part] = (score + test.score, max_score + test.max_score)
         return {part: totals[part] for part in sorted(totals, key=part_order)}
 
-    def tests_shown(self, shown=SHOWN_TO_INSTRUCTOR):
+    def tests_shown(self, shown: frozenset[str] = SHOWN_TO_INSTRUCTOR) -> tuple[list[CheckResult], list[CheckResult]]:
         """Return (the tests whose visibility is in shown, the others)."""
         return ([test for test in self.tests if test.visibility in shown],
                 [test for test in self.tests if test.visibility not in shown])
 
 
-def part_order(part):
+def part_order(part: str) -> tuple[int, str]:
     """Return a part's place in PARTS (unknown parts last, by name)."""
     return (PARTS.index(part), "") if part in PARTS else (len(PARTS), part)
