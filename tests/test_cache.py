@@ -13,7 +13,8 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader.cache import TrainingCache, canonical_model, model_key  # noqa: E402
+from grader.cache import TrainingCache, model_key  # noqa: E402
+from grader.checker.canonical import canonical_model  # noqa: E402
 
 BUDGET = {"epochs": 3}
 

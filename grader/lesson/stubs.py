@@ -68,14 +68,30 @@ def write_stubs(solutions_dir, exercises_dir):
     return written
 
 
-def student_checks(checks=CHECKS) -> str:
-    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py)."""
-    return CHECKS_HEADER + Path(checks).read_text(encoding="utf-8")
+# What the students' copy records of the lesson's expectations: never the reference's model configs.
+RECORDED = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "networks")
+RECORDED_HEADER = "\n\n# The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.\n"
+
+
+def recorded_expectations(lesson_dir=None) -> str:
+    """Return the lesson's expectations the visible tests compare with, as the code that records them."""
+    import json
+
+    from grader.checker.reference import expectations
+
+    found = expectations(lesson_dir)
+    data = {key: found[key] for key in RECORDED}
+    return (RECORDED_HEADER + "_LESSON.update(_tuples(__import__('json').loads(" + repr(json.dumps(data)) + ")))\n")
+
+
+def student_checks(checks=CHECKS, lesson_dir=None) -> str:
+    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py), with recorded expectations."""
+    return CHECKS_HEADER + Path(checks).read_text(encoding="utf-8") + recorded_expectations(lesson_dir)
 
 
 def write_student_files(solutions_dir, exercises_dir, checks=CHECKS):
     """Write the stubs and the students' copy of the checks into exercises_dir; return the paths written."""
     written = write_stubs(solutions_dir, exercises_dir)
     target = Path(exercises_dir) / STUDENT_CHECKS
-    target.write_text(student_checks(checks), encoding="utf-8")
+    target.write_text(student_checks(checks, Path(solutions_dir).parent), encoding="utf-8")
     return written + [target]

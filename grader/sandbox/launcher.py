@@ -398,6 +398,7 @@ def runner_envelope(request, submission_dir):
         "modules": {module: list(functions) for module, functions in manifest.MODULES.items()},
         "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
         "num_classes_builders": list(manifest.CNN_BUILDERS), "site_dirs": site_dirs(),
+        "image_functions": [name for name in manifest.FILTERS if "images" in manifest.SIGNATURES[name]],
         "protocol_path": str(PROTOCOL), "weights_path": str(WEIGHTS), "blocked": list(BLOCKED_PACKAGES),
         "max_array_bytes": MAX_ARRAY_BYTES,
     }
