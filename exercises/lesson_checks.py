@@ -98,6 +98,12 @@ def lesson_rotation():
     return next((settings["factor"] for kind, settings in lesson_augmentation() if kind == "RandomRotation"), None)
 
 
+def lesson_augmentation_others(kind):
+    """Return the settings of the lesson's augmentation layer of this kind beyond its main ones (fill mode...)."""
+    return next((dict(others) for (found, _), others in zip(lesson()["augmentation"], lesson()["augmentation_others"])
+                 if found == kind), {})
+
+
 def lesson_layer_code(kind):
     """Return how the lesson writes its augmentation layer of this kind, e.g. "RandomZoom(0.1)"."""
     return next((code for (found, _), code in zip(lesson()["augmentation"], lesson()["augmentation_code"])
@@ -781,6 +787,9 @@ def check_augmentation_layers(model, call):
                 key = differing[0]
                 problems.append(f"Called {call}. {kind} has {key}={_setting(got.get(key))}; the lesson uses "
                                 f"{lesson_layer_code(kind)}.")
+        if got == settings:  # its main settings are the lesson's: every other one must be too
+            problems += [f"Called {call}. {sentence}" for sentence in _differences(
+                f"the {kind}", {OTHERS: lesson_augmentation_others(kind)}, {OTHERS: other_settings(layer, got)})]
     others = [kind for kind in kinds if kind not in wanted]
     if others:
         problems.append(f"Called {call}. The augmentation also has {', '.join(others)}; the lesson's block has "
@@ -969,7 +978,32 @@ SETTING_WORDS = {
     "dilation_rate": "a dilated kernel skips pixels",
     "activation": "the activation changes what the layer outputs",
     "rate": "dropout zeroes that fraction of the features while training",
+    "kernel_initializer": "the initial weights change how the network learns",
+    "bias_initializer": "the initial biases change how the network learns",
+    "kernel_regularizer": "a regularizer adds a penalty on the weights to the loss",
+    "bias_regularizer": "a regularizer adds a penalty on the biases to the loss",
+    "activity_regularizer": "a regularizer adds a penalty on the outputs to the loss",
+    "kernel_constraint": "a constraint changes the weights after every training step",
+    "bias_constraint": "a constraint changes the biases after every training step",
+    "fill_mode": "it changes the pixels the augmentation fills in",
+    "interpolation": "it changes how the augmentation resamples the image",
 }
+
+# What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
+# Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
+STYLE = {
+    "names": "layer and model names (name=...)",
+    "seeds": "the seeds of random layers and initializers (seed=...)",
+    "explicit defaults": "a setting written out with its default value (padding='valid' on a pool)",
+    "int vs tuple": "kernel_size=3 or (3, 3), pool_size=2 or (2, 2), strides likewise",
+    "relu as a layer or an argument": "Conv2D(..., activation='relu') or Conv2D(...) followed by ReLU()",
+    "float32 spelled out": "dtype='float32', Keras's default policy",
+    "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
+}
+# The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
+STYLE_KEYS = ("name", "seed")
+DEFAULT_DTYPE = "float32"
+OTHERS = "_others"  # the key of a canonical layer's remaining settings (compared, never shown as code)
 
 
 def _pair(value):
@@ -1023,11 +1057,51 @@ def layer_settings(layer):
     return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
 
 
+def _dtype_name(dtype):
+    """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
+    if isinstance(dtype, dict):
+        return (dtype.get("config") or {}).get("name")
+    return dtype
+
+
+def _plain(value):
+    """Return a config value in a comparable, printable form: an initializer as GlorotUniform(), lists as tuples."""
+    if isinstance(value, dict) and "class_name" in value:  # an initializer, regularizer or constraint
+        inner = {key: _plain(item) for key, item in (value.get("config") or {}).items()
+                 if key not in STYLE_KEYS and item is not None}
+        return f"{value['class_name']}({', '.join(f'{key}={item!r}' for key, item in sorted(inner.items()))})"
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, float):
+        return round(value, 8)
+    return value
+
+
+def other_settings(layer, shown):
+    """Return every setting of a layer's config not in shown, style removed (see STYLE): what else is compared."""
+    found = {}
+    for key, value in layer.get_config().items():
+        if key in shown or key in STYLE_KEYS or key == "trainable":
+            continue
+        if key == "dtype":
+            if _dtype_name(value) in (DEFAULT_DTYPE, None):
+                continue
+            value = _dtype_name(value)
+        found[key] = _plain(value)
+    return found
+
+
 def canonical_layers(model):
-    """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it."""
+    """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
+
+    settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
+    """
     found = []
     for layer in flat_layers(model):
         kind, settings = layer_settings(layer)
+        settings[OTHERS] = other_settings(layer, settings)
         relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
                                                                                      "threshold"))
         relu = relu or (kind == "Activation" and settings["activation"] == "relu")
@@ -1038,6 +1112,30 @@ def canonical_layers(model):
             continue
         found.append((kind, settings))
     return found
+
+
+def _differences(name, wanted, settings):
+    """Return a sentence per setting of one layer that differs from the lesson's (the shown ones first)."""
+    problems = []
+    for key, value in wanted.items():
+        if key != OTHERS and not _same(settings.get(key), value):
+            why = SETTING_WORDS.get(key)
+            problems.append(f"{name[0].upper() + name[1:]} has {key}={_setting(settings.get(key))}; the lesson's "
+                            f"uses {_setting(value)}" + (f" ({why})." if why else "."))
+    if problems:
+        return problems
+    want_others, got_others = wanted.get(OTHERS, {}), settings.get(OTHERS, {})
+    for key in [*want_others, *[key for key in got_others if key not in want_others]]:
+        got, want = got_others.get(key), want_others.get(key)
+        if not _same(got, want):
+            why = SETTING_WORDS.get(key)
+            problems.append(f"{name[0].upper() + name[1:]} has {key}={_shown(got)}; the lesson's uses {_shown(want)}"
+                            + (f" ({why})." if why else "."))
+    return problems
+
+
+def _shown(value):
+    return value if isinstance(value, str) and value.endswith(")") else repr(value)
 
 
 def _same(got, want):
@@ -1056,7 +1154,7 @@ def _setting(value):
 
 def spec_repr(kind, settings):
     """Return a canonical layer as code a student would write: MaxPooling2D(pool_size=3, strides=2)."""
-    shown = ", ".join(f"{key}={_setting(value)}" for key, value in settings.items())
+    shown = ", ".join(f"{key}={_setting(value)}" for key, value in settings.items() if key != OTHERS)
     return f"{kind}({shown})"
 
 
@@ -1087,12 +1185,7 @@ def check_matches_lesson(model, call, builder):
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
-                for key, value in wanted.items():
-                    if not _same(settings.get(key), value):
-                        why = SETTING_WORDS.get(key)
-                        problems.append(f"Called {call}. {name[0].upper() + name[1:]} has {key}="
-                                        f"{_setting(settings.get(key))}; the lesson's uses {_setting(value)}"
-                                        + (f" ({why})." if why else "."))
+                problems += [f"Called {call}. {sentence}" for sentence in _differences(name, wanted, settings)]
             continue
         where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
         extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
@@ -1203,4 +1296,4 @@ def without_tensorflow_startup(text: str) -> str:
 
 
 # The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.
-_LESSON.update(_tuples(__import__('json').loads('{"dataset_name": "CIFAR-10", "input_shape": [32, 32, 3], "rescale": 0.00392156862745098, "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "networks": {"build_augmentation": {"input_shape": null, "stages": [], "total_params": 0, "layers": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "outputs": null, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "rescale": null, "layer_code": [], "num_classes": null}, "build_cnn": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["gap", [128], 0], ["dense", [10], 1290]], "total_params": 140714, "layers": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["GlobalAveragePooling2D", {}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}, "build_cnn_v2": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["conv", [4, 4, 256], 295168], ["pool", [2, 2, 256], 0], ["gap", [256], 0], ["dense", [10], 2570]], "total_params": 437162, "layers": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["Conv2D", {"filters": 256, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid"}], ["GlobalAveragePooling2D", {}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(256, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}}}')))
+_LESSON.update(_tuples(__import__('json').loads('{"dataset_name": "CIFAR-10", "input_shape": [32, 32, 3], "rescale": 0.00392156862745098, "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "networks": {"build_augmentation": {"input_shape": null, "stages": [], "total_params": 0, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}]], "outputs": null, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": null, "layer_code": [], "num_classes": null}, "build_cnn": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["gap", [128], 0], ["dense", [10], 1290]], "total_params": 140714, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0, "_others": {}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["GlobalAveragePooling2D", {"_others": {"data_format": "channels_last", "keepdims": false}}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true, "_others": {"kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "kernel_constraint": null, "bias_constraint": null, "quantization_config": null}}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}, "build_cnn_v2": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["conv", [4, 4, 256], 295168], ["pool", [2, 2, 256], 0], ["gap", [256], 0], ["dense", [10], 2570]], "total_params": 437162, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0, "_others": {}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 256, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["GlobalAveragePooling2D", {"_others": {"data_format": "channels_last", "keepdims": false}}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true, "_others": {"kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "kernel_constraint": null, "bias_constraint": null, "quantization_config": null}}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(256, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}}}')))

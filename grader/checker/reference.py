@@ -88,6 +88,8 @@ def describe_network(model):
         "output_activation": checks.activation_name(last) or "linear",
         "augmentation": tuple(checks.layer_settings(layer) for layer in checks.augmentation_layers(model)),
         "augmentation_code": tuple(checks.layer_code(layer) for layer in checks.augmentation_layers(model)),
+        "augmentation_others": tuple(checks.other_settings(layer, checks.layer_settings(layer)[1])
+                                     for layer in checks.augmentation_layers(model)),
         "rescale": float(np.squeeze(rescalers[0].scale)) if len(rescalers) == 1 else None,
         "layer_code": tuple(checks.layer_code(layer) for _kind, layer, _shape in found),
     }
@@ -122,6 +124,7 @@ def derive(lesson_dir=None):
         "rescale": first["rescale"] if first else None,
         "augmentation": block.get("augmentation", ()),
         "augmentation_code": block.get("augmentation_code", ()),
+        "augmentation_others": block.get("augmentation_others", ()),
         "networks": networks,
         "configs": configs,
     }

@@ -69,7 +69,8 @@ def write_stubs(solutions_dir, exercises_dir):
 
 
 # What the students' copy records of the lesson's expectations: never the reference's model configs.
-RECORDED = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "networks")
+RECORDED = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "augmentation_others",
+            "networks")
 RECORDED_HEADER = "\n\n# The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.\n"
 
 
