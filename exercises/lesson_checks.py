@@ -89,7 +89,7 @@ def lesson_pooling():
     for builder in lesson()["networks"]:
         for kind, settings in network(builder)["layers"]:
             if kind == "MaxPooling2D":
-                return dict(settings)
+                return {key: value for key, value in settings.items() if key != OTHERS}
     return {}
 
 
