@@ -414,8 +414,11 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None,
     # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
     # also holds keras and numpy (kit_paths adds the kit's entries of every site-packages folder anyway).
     kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
+    # A lesson outside the kit (--lesson) holds its reference too: the probe reads none of it.
+    lesson = manifest.lesson_dir().resolve()
+    outside = [] if lesson == kit or kit in lesson.parents else [lesson]
     return isolation.plan(workdir, readable=[*sites, RUNNER, PROTOCOL, WEIGHTS],
-                          blocked=isolation.kit_paths(kit, sites), probe_user=probe_user,
+                          blocked=[*isolation.kit_paths(kit, sites), *outside], probe_user=probe_user,
                           memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, require=require,
                           python=python)
 
