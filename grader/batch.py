@@ -11,7 +11,6 @@ that dies or runs past a submission's deadline is killed with its whole process 
 that submission's row gets status "error" and the batch goes on.
 """
 
-import csv
 import multiprocessing
 import os
 import signal
@@ -25,9 +24,17 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from grader.exports import GRADESCOPE_METADATA, submission_ids
-from grader.report import FORMATS, SHOWN_TO_INSTRUCTOR, GradingResults
+from grader.render import FORMATS, UNKNOWN_FORMAT
+from grader.render.common import points
+from grader.render.escape import terminal_safe
+from grader.render.gradescope_json import to_dict
+from grader.render.junit import to_junit
+from grader.render.markdown import to_markdown
+from grader.render.text import to_text
+from grader.results import SHOWN_TO_INSTRUCTOR, GradingResults, Status
+from grader.store import Gradebook, report_folder, write_reports
 
-ERROR = "error"
+ERROR = Status.ERROR
 READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
 SKIPPED_NAMES = ("__pycache__", "__MACOSX", GRADESCOPE_METADATA)  # a Gradescope export's metadata: no student
 WORKER_START_SECONDS = 120     # a fresh worker imports TensorFlow before its first submission
@@ -101,11 +108,10 @@ WORKER_KIT = None     # the kit's fingerprint when this worker started: every gr
 def grade_one(path, options, trainer, reports=None, submission=None):
     """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
     from grader.grade import grade, submission_id
-    from grader.report import write_reports
 
     started = time.monotonic()
     submission = submission or submission_id(path)
-    report_dir = Path(reports) / submission if reports else None
+    report_dir = report_folder(reports, submission) if reports else None
     try:
         results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
                         zygote=WORKER_ZYGOTE, kit=WORKER_KIT)
@@ -248,40 +254,6 @@ class _Worker:
             self.kill()
         else:
             self.connection.close()
-
-
-class Gradebook:
-    """The gradebook CSV, one row appended as each result comes in, so nothing graded is lost."""
-
-    def __init__(self, path):
-        self.path = Path(path) if path else None
-        self.stream = None
-        if self.path:
-            from grader.report import CSV_FIELDS
-
-            self.stream = open(self.path, "w", newline="", encoding="utf-8")
-            self.writer = csv.DictWriter(self.stream, fieldnames=CSV_FIELDS, lineterminator="\n")
-            self.writer.writeheader()
-            self.stream.flush()
-
-    def add(self, results):
-        """Append one submission's row and flush it to disk."""
-        if self.stream:
-            self.writer.writerow(results.csv_row())
-            self.stream.flush()
-
-    def close(self, results_list):
-        """Rewrite the gradebook in submission order, atomically."""
-        if not self.stream:
-            return
-        import io
-
-        from grader.report import atomic_write, write_csv
-
-        self.stream.close()
-        buffer = io.StringIO()
-        write_csv(results_list, buffer)
-        atomic_write(self.path, buffer.getvalue())
 
 
 class Scheduler:
@@ -496,13 +468,11 @@ class Progress:
 
 def describe(results):
     """Return the progress line of one submission: 'alice.py 87/100 (6.2 s)' or 'bob.zip error: ...'."""
-    from grader.report import _points, _terminal_safe
-
-    name = _terminal_safe(results.submission)
+    name = terminal_safe(results.submission)
     if results.status == ERROR:
         note = str(results.notes[0]) if results.notes else "grading failed"
-        return f"{name} error: {_terminal_safe(note.splitlines()[0])[:120]} ({results.execution_time:.1f} s)"
-    return f"{name} {_points(results.score)}/{_points(results.max_score)} ({results.execution_time:.1f} s)"
+        return f"{name} error: {terminal_safe(note.splitlines()[0])[:120]} ({results.execution_time:.1f} s)"
+    return f"{name} {points(results.score)}/{points(results.max_score)} ({results.execution_time:.1f} s)"
 
 
 # --- several reports on stdout --------------------------------------------------------------------------
@@ -516,19 +486,17 @@ def render_all(results_list, fmt):
     """
     import json
 
-    from grader.report import UNKNOWN_FORMAT
-
     if fmt not in BATCH_FORMATS:
         raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(BATCH_FORMATS), received=fmt))
     if fmt == "json":
-        return json.dumps([results.to_dict() for results in results_list], indent=2, ensure_ascii=False) + "\n"
+        return json.dumps([to_dict(results) for results in results_list], indent=2, ensure_ascii=False) + "\n"
     if fmt == "junit":
         suites = []
         for results in results_list:
-            text = results.to_junit(shown=SHOWN_TO_INSTRUCTOR)
+            text = to_junit(results, shown=SHOWN_TO_INSTRUCTOR)
             suites.append(text[text.index("?>") + 2:].strip() if text.startswith("<?xml") else text.strip())
         body = "\n".join(suites)
         return f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{body}\n</testsuites>\n"
     if fmt == "markdown":
-        return "\n---\n\n".join(results.to_markdown(shown=SHOWN_TO_INSTRUCTOR) for results in results_list)
-    return ("\n" + "=" * 72 + "\n\n").join(results.to_text() for results in results_list)
+        return "\n---\n\n".join(to_markdown(results, shown=SHOWN_TO_INSTRUCTOR) for results in results_list)
+    return ("\n" + "=" * 72 + "\n\n").join(to_text(results) for results in results_list)

@@ -390,7 +390,7 @@ class VerdictCache:
 
     def get(self, key):
         """Return the stored verdicts (a list of CheckResult) under key, or None."""
-        from grader.report import CheckResult
+        from grader.results import CheckResult
 
         if key not in self.memory and self.directory is not None:
             try:

@@ -8,16 +8,18 @@
 - Writers: Canvas's gradebook import CSV and Moodle's grade import CSV, from gradebook rows.
 - `merge_gradebook` puts re-graded students into an existing grades.csv (`grader batch --only ID ...`).
 
-Gradebook rows are the dicts `GradingResults.csv_row()` returns, or the rows `read_gradebook` reads back.
+Gradebook rows are the dicts `grader.render.gradebook.csv_row()` returns, or the rows `read_gradebook` reads back.
 """
 
 import csv
+import io
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from grader.report import CSV_FIELDS, _spreadsheet_safe
+from grader.render.escape import FORMULA_START, spreadsheet_safe
+from grader.render.gradebook import CSV_FIELDS, csv_row, csv_writer
 
 SUBMISSION_SUFFIXES = (".py", ".ipynb", ".zip")
 GRADESCOPE_METADATA = "submission_metadata.yml"
@@ -39,6 +41,10 @@ BAD_ROSTER = ("Invalid roster {path}: {problem}. Expected a CSV with a header na
               "submission id) and any of {columns}. Received: {received}")
 BAD_GRADEBOOK = ("Cannot merge into {path}: {problem}. Expected a gradebook written by `grader batch`, with "
                  "the columns {columns}. Received: {received}")
+CANVAS, MOODLE = "Canvas", "Moodle"
+FORMULA_IN_MATCH_COLUMN = ("{who} ({id}) has the {column} {value!r}, which a spreadsheet would run as a formula; "
+                           "{lms} matches students on that column, so the grader neither alters it nor writes the row. "
+                           "Expected a roster value that does not start with =, +, -, @, a tab or a line break")
 UNKNOWN_IDS = "No submission with the id {unknown} in {folder}. Expected one of: {known}"
 
 
@@ -195,7 +201,7 @@ def read_gradebook(path) -> list:
 def merge_gradebook(existing_csv, new_results, output=None) -> list:
     """Replace the rows of re-graded submissions in a grades.csv (append new ones); write and return all rows."""
     rows = read_gradebook(existing_csv) if Path(existing_csv).exists() else []
-    fresh = {results.submission: results.csv_row() for results in new_results}
+    fresh = {results.submission: csv_row(results) for results in new_results}
     merged = []
     for row in rows:
         key = row["id"] if row["id"] in fresh else strip_extension(row["id"])
@@ -206,11 +212,14 @@ def merge_gradebook(existing_csv, new_results, output=None) -> list:
 
 
 def write_rows(rows, path_or_file, fieldnames, extra_rows=()):
-    """Write dict rows under a header (after any extra plain rows) to a path or an open file."""
+    """Write dict rows under a header (after any extra plain rows) to a path, atomically, or to an open file."""
     if isinstance(path_or_file, (str, os.PathLike)):
-        with open(path_or_file, "w", newline="", encoding="utf-8") as handle:
-            return write_rows(rows, handle, fieldnames, extra_rows)
-    writer = csv.DictWriter(path_or_file, fieldnames=fieldnames, lineterminator="\n")
+        from grader.store import atomic_write
+
+        buffer = io.StringIO()
+        write_rows(rows, buffer, fieldnames, extra_rows)
+        return atomic_write(path_or_file, buffer.getvalue())
+    writer = csv_writer(path_or_file, fieldnames)
     writer.writeheader()
     for extra in extra_rows:
         writer.writerow(extra)
@@ -219,12 +228,55 @@ def write_rows(rows, path_or_file, fieldnames, extra_rows=()):
 
 def _students_of(row, roster):
     """Return the roster's students for a gradebook row, or None when the roster does not know its id."""
-    return roster.get(row["id"]) or roster.get(strip_extension(str(row["id"])))
+    key = unescape_id(str(row["id"]))
+    return roster.get(key) or roster.get(strip_extension(key))
+
+
+def unescape_id(value: str) -> str:
+    """Return a gradebook id as the submission named it: the quote spreadsheet_safe put before a formula removed."""
+    return value[1:] if value.startswith("'") and value[1:].startswith(FORMULA_START) else value
 
 
 def _grade(row):
     """Return a row's score for an LMS: blank (no change) when grading could not finish."""
     return "" if row.get("status") == "error" else str(row["score"])
+
+
+def formula_like(value) -> bool:
+    """Return whether a spreadsheet would run a cell holding value as a formula."""
+    return str(value).startswith(FORMULA_START)
+
+
+def match_values(student: Student, lms: str) -> dict:
+    """Return the columns an LMS matches this student on, with their values ({column: value})."""
+    if lms == CANVAS:
+        return {"ID": student.canvas_id, "SIS User ID": student.sis_id,
+                "SIS Login ID": student.sis_login_id or student.email}
+    return {"Email address": student.email, "ID number": student.sis_id}
+
+
+def left_out(submission_id: str, students, lms: str) -> str | None:
+    """Return why a submission cannot go into an LMS import (one sentence), or None when all its students can."""
+    if not students:
+        return f"{submission_id} is not in the roster"
+    if lms == MOODLE and not any(student.email or student.sis_id for student in students):
+        return f"the roster has no email or sis_id for {submission_id}"
+    for student in students:
+        for column, value in match_values(student, lms).items():
+            if formula_like(value):
+                who = student.name or student.email or "a student"
+                return FORMULA_IN_MATCH_COLUMN.format(id=submission_id, who=who, column=column, value=value, lms=lms)
+    return None
+
+
+def export_problems(submission_ids, roster: dict, lms: str) -> dict:
+    """Return {submission id: why it cannot go into the LMS import} for the ids an import would leave out."""
+    problems = {}
+    for key in submission_ids:
+        reason = left_out(key, roster.get(key) or roster.get(strip_extension(key)), lms)
+        if reason:
+            problems[key] = reason
+    return problems
 
 
 # --- Canvas -----------------------------------------------------------------------------------------------
@@ -236,42 +288,42 @@ def canvas_column(assignment: str = ASSIGNMENT, assignment_id: str | None = None
 
 
 def write_canvas_csv(rows, roster: dict, path, *, assignment: str = ASSIGNMENT, assignment_id: str | None = None,
-                     points_possible: float | None = None) -> list:
-    """Write Canvas's gradebook import CSV (one line per student); return the ids the roster lacks."""
+                     points_possible: float | None = None) -> dict:
+    """Write Canvas's gradebook import CSV (one line per student); return {id: why} for the rows left out."""
     column = canvas_column(assignment, assignment_id)
-    out, missing = [], []
+    out, left = [], {}
     for row in rows:
         students = _students_of(row, roster)
-        if not students:
-            missing.append(row["id"])
+        reason = left_out(unescape_id(str(row["id"])), students, CANVAS)
+        if reason:
+            left[row["id"]] = reason
             continue
         for student in students:
-            out.append({"Student": _spreadsheet_safe(student.name), "ID": student.canvas_id,
-                        "SIS User ID": student.sis_id, "SIS Login ID": student.sis_login_id or student.email,
-                        "Section": _spreadsheet_safe(student.section), column: _grade(row)})
+            out.append({"Student": spreadsheet_safe(student.name), **match_values(student, CANVAS),
+                        "Section": spreadsheet_safe(student.section), column: _grade(row)})
     extra = []
     if points_possible is not None:
         extra = [{"Student": CANVAS_POINTS_ROW, column: f"{points_possible:g}"}]
     write_rows(out, path, (*CANVAS_FIELDS, column), extra)
-    return missing
+    return left
 
 
 # --- Moodle -----------------------------------------------------------------------------------------------
 
 
-def write_moodle_csv(rows, roster: dict, path, *, grade_item: str = ASSIGNMENT) -> list:
-    """Write Moodle's grade import CSV (identify users by email address or ID number); return unmatched ids."""
+def write_moodle_csv(rows, roster: dict, path, *, grade_item: str = ASSIGNMENT) -> dict:
+    """Write Moodle's grade import CSV (identify users by email address or ID number); return {id: why} left out."""
     fieldnames = (*MOODLE_FIELDS, grade_item, MOODLE_FEEDBACK)
-    out, missing = [], []
+    out, left = [], {}
     for row in rows:
         students = _students_of(row, roster)
-        if not students or not any(s.email or s.sis_id for s in students):
-            missing.append(row["id"])
+        reason = left_out(unescape_id(str(row["id"])), students, MOODLE)
+        if reason:
+            left[row["id"]] = reason
             continue
         feedback = f"{row['score']} / {row['max_score']} points" if _grade(row) else str(row.get("message", ""))
         for student in students:
-            out.append({"Email address": student.email, "ID number": student.sis_id,
-                        "Full name": _spreadsheet_safe(student.name), grade_item: _grade(row),
-                        MOODLE_FEEDBACK: _spreadsheet_safe(feedback)})
+            out.append({**match_values(student, MOODLE), "Full name": spreadsheet_safe(student.name),
+                        grade_item: _grade(row), MOODLE_FEEDBACK: spreadsheet_safe(feedback)})
     write_rows(out, path, fieldnames)
-    return missing
+    return left

@@ -15,7 +15,7 @@ from pathlib import Path
 from grader.checker.inputs import KitChanged, fingerprint, verify
 from grader.options import GradingOptions
 from grader.protocol import CRASHED, ERROR, OK, TIMEOUT, ProbeResult
-from grader.report import GradingResults
+from grader.results import GradingResults, Status
 from grader.sandbox import run_probe
 from grader.submission import SubmissionError, prepare
 
@@ -113,7 +113,7 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, subm
     try:
         verify(before)
     except KitChanged as error:
-        return GradingResults(submission=submission, tests=[], status=ERROR,
+        return GradingResults(submission=submission, tests=[], status=Status.ERROR,
                               execution_time=round(time.monotonic() - started, 2),
                               notes=[KIT_CHANGED.format(changes=error)])
     results = check(probe, submission=submission, started=started, options=options, report_dir=report_dir,

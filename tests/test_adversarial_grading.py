@@ -14,9 +14,11 @@ import keras  # noqa: F401  (imported before any test changes HOME: Keras keeps 
 import pytest
 
 from grader.grade import grade
+from grader.lesson.manifest import PARTS
 from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import GradingOptions
-from grader.report import PARTS
+from grader.render.gradebook import csv_row
+from grader.render.text import to_text
 from grader.sandbox import Limits
 from grader.sandbox.processes import process_table
 from tests.conftest import SOLUTIONS, leftover_probe_processes
@@ -175,7 +177,7 @@ def assert_scores(results, expected):
     scores = results.part_scores()
     for part, want in expected.items():
         got, most = scores[part]
-        assert got == (most if want == "full" else want), (part, got, most, results.to_text())
+        assert got == (most if want == "full" else want), (part, got, most, to_text(results))
 
 
 def all_messages(results):
@@ -206,7 +208,7 @@ def test_hostile_submission(case, sandbox):
     results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, expected)
     if message:
-        assert message in all_messages(results), results.to_text()
+        assert message in all_messages(results), to_text(results)
     assert not (Path(os.environ.get("TMPDIR", "/tmp")) / "results.json").exists() or case != "writes_results_files"
 
 
@@ -281,4 +283,4 @@ def test_hangs_and_crashes_are_named_in_the_notes_for_the_gradebook(sandbox):
     path.write_text(CASES["loop_ignoring_sigalrm_in_build_cnn_v2"][0])
     results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert results.notes == ["build_cnn_v2(): timed out after 8 s in build_cnn_v2"]
-    assert results.csv_row()["message"] == "build_cnn_v2(): timed out after 8 s in build_cnn_v2"
+    assert csv_row(results)["message"] == "build_cnn_v2(): timed out after 8 s in build_cnn_v2"

@@ -25,7 +25,9 @@ from grader.batch import (
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
-from grader.report import CSV_FIELDS, FORMATS, HIDDEN, SUFFIXES, CheckResult, GradingResults
+from grader.render import FORMATS, SUFFIXES
+from grader.render.gradebook import CSV_FIELDS
+from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -133,12 +135,14 @@ def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
     with pytest.raises(SystemExit) as exit_info:
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
                  "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30",
-                 "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve"])
+                 "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve",
+                 "--allow-partial"])
     assert exit_info.value.code == 0
     options = seen.pop("options")
     assert options.limits.total_seconds == 30
     assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
-                    "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"]}
+                    "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"],
+                    "allow_partial": True}
     assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
 
 

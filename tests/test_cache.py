@@ -270,7 +270,7 @@ def test_a_part_whose_check_did_not_finish_keeps_no_verdict(monkeypatch, unfinis
     """What a timed-out or crashed check says is not a verdict on the model: run_checks must not store it."""
     import grader.checker.run
     from grader.grade import run_checks
-    from grader.report import FAILED, CheckResult
+    from grader.results import FAILED, CheckResult
 
     def hidden_tests(session, *, skip_parts=(), unfinished=None):
         unfinished.update(unfinished_parts)

@@ -7,7 +7,7 @@ import pytest
 
 from grader.integrations import github
 from grader.integrations.github import CLASSROOM_RUNNERS, parse_min_score
-from grader.report import CheckResult, GradingResults
+from grader.results import CheckResult, GradingResults
 from tests.classroom_reporter import NODE, annotation_points, run_reporter
 
 pytestmark = pytest.mark.skipif(NODE is None, reason="node is not installed: the reporter is JavaScript")

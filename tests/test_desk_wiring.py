@@ -15,7 +15,8 @@ from grader.checker.points import load_points, load_table
 from grader.checker.run import run_hidden_tests
 from grader.commands import batch as batch_command
 from grader.exports import CANVAS_FIELDS, MOODLE_FIELDS
-from grader.report import AFTER_DUE_DATE, AFTER_PUBLISHED, HIDDEN, VISIBLE, CheckResult, GradingResults, write_reports
+from grader.results import AFTER_DUE_DATE, AFTER_PUBLISHED, HIDDEN, VISIBLE, CheckResult, GradingResults
+from grader.store import write_reports
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

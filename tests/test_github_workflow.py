@@ -28,7 +28,7 @@ from grader.integrations.github import (
     verdict,
 )
 from grader.lesson.stubs import STUB_MODULES, make_stub
-from grader.report import CheckResult, GradingResults
+from grader.results import CheckResult, GradingResults
 from tests.classroom_reporter import NODE, annotation_points, run_reporter
 from tests.conftest import EXERCISES, ROOT, SOLUTIONS
 

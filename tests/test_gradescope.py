@@ -14,7 +14,8 @@ import pytest
 from grader import cli
 from grader.integrations import gradescope
 from grader.integrations.gradescope import GRADER_FAILED, GRADER_TIMED_OUT, KIT_DIR, build_autograder_zip
-from grader.report import PASSED, GradingResults
+from grader.results import PASSED
+from grader.store import from_json
 from tests.conftest import SOLUTIONS
 
 GRADER = Path(sys.executable).with_name("grader")
@@ -112,7 +113,7 @@ def test_the_solutions_get_full_marks(autograder, tmp_path):
     assert results["tests"] and all(test["status"] == PASSED for test in results["tests"])
     assert {test["tags"][0] for test in results["tests"]} >= {"shape_math", "augmentation", "build_cnn"}
     assert not any("training" in test["tags"] for test in results["tests"])  # GRADER_ARGS baked in: --no-training
-    assert GradingResults.from_json(json.dumps(results)).status == "graded"
+    assert from_json(json.dumps(results)).status == "graded"
 
 
 def test_a_broken_submission_gets_a_graded_zero(autograder, tmp_path):
@@ -129,7 +130,7 @@ def test_a_missing_grader_still_leaves_a_zero_with_a_message(autograder, tmp_pat
     assert done.returncode == 0
     assert results["score"] == 0 and results["tests"] == []
     assert results["output"] == GRADER_FAILED.format(code=127)
-    assert GradingResults.from_json(json.dumps(results)).status == "error"
+    assert from_json(json.dumps(results)).status == "error"
 
 
 def test_a_crashing_grader_still_leaves_a_zero_with_its_log(autograder, tmp_path):

@@ -19,8 +19,9 @@ from grader.checker.hidden_tests.cases import NUM_CLASSES  # noqa: E402
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
 from grader.lesson.checks import NO_CONVOLUTION, random_batch  # noqa: E402
+from grader.lesson.manifest import PARTS  # noqa: E402
 from grader.options import NO_TRAINING
-from grader.report import FAILED, PARTS  # noqa: E402
+from grader.results import FAILED  # noqa: E402
 from tests.probe_in_process import functions_of, import_submission, probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -20,7 +20,8 @@ from grader.integrations.notebook import (
 from grader.integrations.release import build_release
 from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import NO_TRAINING
-from grader.report import PASSED
+from grader.render.text import to_text
+from grader.results import PASSED
 from grader.submission import notebook_source
 from tests.conftest import EXERCISES, SOLUTIONS
 
@@ -118,7 +119,7 @@ def test_the_grader_reads_only_the_definitions(filled_path):
 
 def test_the_filled_notebook_gets_full_marks(filled_path):
     results = grade(filled_path, NO_TRAINING)
-    assert results.tests and all(test.status == PASSED for test in results.tests), results.to_text()
+    assert results.tests and all(test.status == PASSED for test in results.tests), to_text(results)
     assert results.score == results.max_score + results.bonus_score
     assert {test.part for test in results.tests} >= {"shape_math", "augmentation", "build_cnn", "build_cnn_v2"}
 

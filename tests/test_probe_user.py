@@ -22,7 +22,7 @@ import pytest
 from grader.batch import grade_batch
 from grader.checker.hidden_tests.cases import probe_request
 from grader.options import GradingOptions
-from grader.report import GradingResults
+from grader.results import GradingResults
 from grader.sandbox import Limits, isolation, run_probe
 from tests.conftest import ROOT
 

@@ -11,31 +11,31 @@ from pathlib import Path
 
 import pytest
 
-from grader.report import (
+from grader.lesson.manifest import PARTS
+from grader.render import FORMATS, RENDERERS, SUFFIXES, UNKNOWN_FORMAT, render
+from grader.render.common import GRADING_UNFINISHED, NOT_SHOWN, PRINTED_HEADING, summary
+from grader.render.gradebook import CSV_FIELDS, csv_row, write_csv
+from grader.render.gradescope_json import to_json
+from grader.render.html import to_html
+from grader.render.junit import to_junit
+from grader.render.markdown import to_markdown
+from grader.render.text import to_text
+from grader.results import (
     AFTER_DUE_DATE,
     AFTER_PUBLISHED,
-    BAD_RESULTS_JSON,
-    CSV_FIELDS,
     FAILED,
-    FORMATS,
-    GRADING_UNFINISHED,
     HIDDEN,
-    NOT_SHOWN,
-    PARTS,
     PASSED,
-    PRINTED_HEADING,
     SHOWN_AFTER_DUE_DATE,
     SHOWN_BEFORE_DUE_DATE,
     SHOWN_TO_INSTRUCTOR,
-    SUFFIXES,
-    UNKNOWN_FORMAT,
     VISIBLE,
     CheckResult,
     GradingResults,
     parse_visibility,
     visibility_of,
-    write_csv,
 )
+from grader.store import BAD_RESULTS_JSON, from_json, write_gradebook
 
 # Outputs a student's code or a check can produce: markup characters, quotes, unicode, a terminal escape.
 SHAPE_MESSAGE = ('Called head_params((4, 4, 128), 10, "gap"). The function returned 20490, but the tests '
@@ -72,7 +72,7 @@ def results():
 
 
 def test_text_report_lists_every_test_with_its_mark_and_points(results):
-    text = results.to_text()
+    text = to_text(results)
     lines = text.splitlines()
     assert 'alice <&> "bob".ipynb' in lines[0]
     assert "Score: 16.5 / 23" in lines[1]
@@ -84,14 +84,14 @@ def test_text_report_lists_every_test_with_its_mark_and_points(results):
 
 
 def test_text_report_indents_the_output_of_failed_tests_only(results):
-    lines = results.to_text().splitlines()
+    lines = to_text(results).splitlines()
     failed_at = lines.index(next(line for line in lines if line.endswith("shape_math: head_params")))
     assert lines[failed_at + 1].startswith("      Called head_params(")
     assert lines[failed_at + 2] == "      Did you use <Flatten> & not 'GAP'?"
 
 
 def test_text_report_gives_part_subtotals_notes_and_printed_output_last(results):
-    text = results.to_text()
+    text = to_text(results)
     assert "shape_math    2 / 5" in text
     assert "build_cnn     1.5 / 5" in text
     assert "build_cnn_v2" not in text  # a part without tests has no subtotal
@@ -105,13 +105,13 @@ def test_text_report_gives_part_subtotals_notes_and_printed_output_last(results)
 
 def test_text_report_says_when_grading_did_not_finish():
     unfinished = make_results(status="error")
-    assert GRADING_UNFINISHED in unfinished.to_text()
-    assert GRADING_UNFINISHED in unfinished.to_markdown()
-    assert GRADING_UNFINISHED in json.loads(unfinished.to_json())["output"]
+    assert GRADING_UNFINISHED in to_text(unfinished)
+    assert GRADING_UNFINISHED in to_markdown(unfinished)
+    assert GRADING_UNFINISHED in json.loads(to_json(unfinished))["output"]
 
 
 def test_json_report_has_gradescope_fields_as_numbers(results):
-    data = json.loads(results.to_json())
+    data = json.loads(to_json(results))
     assert data["score"] == 16.5 and data["max_score"] == 23
     assert isinstance(data["max_score"], int) and isinstance(data["execution_time"], float)
     assert data["execution_time"] == 42.125
@@ -128,14 +128,14 @@ def test_json_report_has_gradescope_fields_as_numbers(results):
 
 
 def test_json_report_round_trips_through_from_json(results):
-    rebuilt = GradingResults.from_json(results.to_json())
+    rebuilt = from_json(to_json(results))
     assert rebuilt == results
-    assert rebuilt.to_json() == results.to_json()
+    assert to_json(rebuilt) == to_json(results)
 
 
 def test_from_json_rebuilds_a_results_file_written_by_hand():
     text = json.dumps({"score": 1, "tests": [{"name": "t", "score": 1, "max_score": 2, "tags": ["filters"]}]})
-    rebuilt = GradingResults.from_json(text)
+    rebuilt = from_json(text)
     assert rebuilt.tests == [CheckResult("t", "filters", 1.0, 2.0, FAILED, "")]
 
 
@@ -145,15 +145,15 @@ def test_from_json_rebuilds_a_results_file_written_by_hand():
 ])
 def test_from_json_says_what_it_expected_and_received(text, problem):
     with pytest.raises(ValueError) as info:
-        GradingResults.from_json(text)
+        from_json(text)
     message = str(info.value)
     assert message.startswith(BAD_RESULTS_JSON.split("{")[0])
     assert problem in message and f"Received: {text!r}" in message
 
 
 def test_junit_report_is_well_formed_and_matches_json_test_for_test(results):
-    suite = ET.fromstring(results.to_junit(shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
-    data = json.loads(results.to_json())
+    suite = ET.fromstring(to_junit(results, shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
+    data = json.loads(to_json(results))
     assert suite.tag == "testsuite" and suite.get("name") == "lesson6"
     assert suite.get("tests") == "5" and suite.get("failures") == "2"
     assert float(suite.get("time")) == pytest.approx(42.125)
@@ -167,7 +167,7 @@ def test_junit_report_is_well_formed_and_matches_json_test_for_test(results):
 
 
 def test_junit_report_escapes_outputs_and_keeps_scores(results):
-    suite = ET.fromstring(results.to_junit(shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
+    suite = ET.fromstring(to_junit(results, shown=SHOWN_TO_INSTRUCTOR).encode("utf-8"))
     properties = {prop.get("name"): prop.get("value") for prop in suite.find("properties")}
     assert properties["score"] == "16.5" and properties["max_score"] == "23"
     assert properties["submission"] == 'alice <&> "bob".ipynb'
@@ -183,12 +183,12 @@ def test_junit_report_escapes_outputs_and_keeps_scores(results):
 
 def test_junit_report_stays_well_formed_with_control_characters_in_names():
     results = make_results(tests=[CheckResult("odd\x00name\x1b", "filters", 0, 1, FAILED, "\x07bell")])
-    case = ET.fromstring(results.to_junit().encode("utf-8")).find("testcase")
+    case = ET.fromstring(to_junit(results).encode("utf-8")).find("testcase")
     assert case.get("name") == "odd\\x00name\\x1b (1 points)"
 
 
 def test_markdown_report_has_part_and_test_tables(results):
-    markdown = results.to_markdown(shown=SHOWN_TO_INSTRUCTOR)
+    markdown = to_markdown(results, shown=SHOWN_TO_INSTRUCTOR)
     assert markdown.startswith("## Lesson 6 — CNNs in Keras: 16.5 / 23")
     assert "| Part | Score | Max |" in markdown
     assert "| `shape_math` | 2 | 5 |" in markdown
@@ -199,7 +199,7 @@ def test_markdown_report_has_part_and_test_tables(results):
 
 
 def test_markdown_report_puts_each_failure_in_a_details_block(results):
-    markdown = results.to_markdown(shown=SHOWN_TO_INSTRUCTOR)
+    markdown = to_markdown(results, shown=SHOWN_TO_INSTRUCTOR)
     assert markdown.count("<details>") == 3  # two failures and the printed output
     assert "<summary>❌ shape_math: head_params (0/3)</summary>" in markdown
     assert SHAPE_MESSAGE in markdown
@@ -211,22 +211,22 @@ def test_markdown_report_puts_each_failure_in_a_details_block(results):
 def test_markdown_report_has_no_failure_section_when_everything_passed():
     passed = CheckResult("shape_math: conv", "shape_math", 1, 1, PASSED)
     results = make_results(tests=[passed], probe_output="")
-    assert "<details>" not in results.to_markdown()
+    assert "<details>" not in to_markdown(results)
 
 
 def test_csv_row_has_one_column_per_part_and_blank_for_untested_parts(results):
-    row = results.csv_row()
+    row = csv_row(results)
     assert tuple(row) == CSV_FIELDS
     assert row == {"id": 'alice <&> "bob".ipynb', "score": 16.5, "max_score": 23, "bonus": 0, "shape_math": 2,
                    "augmentation": 3, "build_cnn": 1.5, "build_cnn_v2": "", "training": 10, "filters": "",
                    "status": "graded", "seconds": 42.1, "message": "Defined everything in one notebook."}
 
 
-def test_write_csv_writes_a_header_and_one_row_per_submission(results, tmp_path):
+def test_write_gradebook_writes_a_header_and_one_row_per_submission(results, tmp_path):
     other = make_results(submission="=HYPERLINK(\"x\")", tests=[], status="error", execution_time=0.0,
                          notes=["=worker died\nwhile grading " + "x" * 300])
     path = tmp_path / "gradebook.csv"
-    write_csv([results, other], path)
+    write_gradebook([results, other], path)
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == list(CSV_FIELDS)
@@ -236,21 +236,21 @@ def test_write_csv_writes_a_header_and_one_row_per_submission(results, tmp_path)
     assert rows[1]["message"] == "'=worker died while grading " + "x" * 173  # one line, cut, not a formula
 
 
-def test_write_csv_accepts_an_open_file(results):
+def test_write_csv_writes_to_an_open_file(results):
     buffer = io.StringIO()
     write_csv([results], buffer)
     assert buffer.getvalue().splitlines()[0] == ",".join(CSV_FIELDS)
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_render_dispatches_to_the_format_method(results, fmt):
-    assert results.render(fmt) == getattr(results, f"to_{fmt}")()
+def test_render_dispatches_to_the_format_renderer(results, fmt):
+    assert render(results, fmt) == RENDERERS[fmt](results)
     assert fmt in SUFFIXES
 
 
 def test_render_rejects_an_unknown_format_saying_what_it_expected(results):
     with pytest.raises(ValueError) as info:
-        results.render("pdf")
+        render(results, "pdf")
     assert str(info.value) == UNKNOWN_FORMAT.format(expected="text, json, junit, markdown, html", received="pdf")
     assert "Received: format='pdf'" in str(info.value)
 
@@ -258,13 +258,14 @@ def test_render_rejects_an_unknown_format_saying_what_it_expected(results):
 def test_empty_results_render_in_every_format():
     empty = GradingResults("nobody")
     for fmt in FORMATS:
-        assert empty.render(fmt)
-    assert json.loads(empty.to_json())["tests"] == []
-    assert ET.fromstring(empty.to_junit().encode("utf-8")).get("tests") == "0"
+        assert render(empty, fmt)
+    assert json.loads(to_json(empty))["tests"] == []
+    assert ET.fromstring(to_junit(empty).encode("utf-8")).get("tests") == "0"
 
 
-def test_report_module_does_not_import_tensorflow():
-    code = "import sys, grader.report; print(sorted({'tensorflow', 'keras'} & set(sys.modules)))"
+def test_results_renderers_and_store_do_not_import_tensorflow():
+    code = ("import sys, grader.results, grader.render, grader.store; "
+            "print(sorted({'tensorflow', 'keras'} & set(sys.modules)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=Path(__file__).parents[1])
     assert done.stdout.strip() == "[]"
@@ -301,17 +302,17 @@ def junit_schema_errors(text):
 ])
 def test_junit_report_is_valid_under_pytests_junit_schema(results):
     for shown in (SHOWN_BEFORE_DUE_DATE, SHOWN_TO_INSTRUCTOR):
-        assert junit_schema_errors(results.to_junit(shown=shown)) == []
+        assert junit_schema_errors(to_junit(results, shown=shown)) == []
 
 
 def test_the_schema_check_can_fail():
-    invalid = make_results().to_junit().replace("<testcase ", "<testcase><properties/></testcase><testcase ", 1)
+    invalid = to_junit(make_results()).replace("<testcase ", "<testcase><properties/></testcase><testcase ", 1)
     assert junit_schema_errors(invalid) != []
 
 
 def test_junit_testcases_carry_their_own_time_where_known():
     tests = [CheckResult("a", "filters", 1, 1, PASSED, seconds=1.23456), CheckResult("b", "filters", 1, 1, PASSED)]
-    cases = ET.fromstring(make_results(tests=tests).to_junit().encode("utf-8")).findall("testcase")
+    cases = ET.fromstring(to_junit(make_results(tests=tests)).encode("utf-8")).findall("testcase")
     assert cases[0].get("time") == "1.235"
     assert cases[1].get("time") is None  # unknown, rather than a made-up 0
     assert all(case.find("properties") is None for case in cases)
@@ -319,30 +320,30 @@ def test_junit_testcases_carry_their_own_time_where_known():
 
 def test_json_keeps_test_durations_and_round_trips_them():
     results = make_results(tests=[CheckResult("a", "filters", 1, 1, PASSED, seconds=2.5)])
-    data = json.loads(results.to_json())
+    data = json.loads(to_json(results))
     assert data["tests"][0]["extra_data"] == {"seconds": 2.5}
-    assert GradingResults.from_json(results.to_json()) == results
+    assert from_json(to_json(results)) == results
 
 
 # ---- visibility -------------------------------------------------------------------------------------------
 
 
 def test_ci_reports_show_only_what_a_student_may_see_before_the_due_date(results):
-    markdown = results.to_markdown()
+    markdown = to_markdown(results)
     assert markdown.startswith("## Lesson 6 — CNNs in Keras: 15 / 18")  # without the 5-point hidden test
     assert "output shape after every stage" not in markdown and CNN_MESSAGE not in markdown
     assert NOT_SHOWN.format(count=1, points=5) in markdown
-    suite = ET.fromstring(results.to_junit().encode("utf-8"))
+    suite = ET.fromstring(to_junit(results).encode("utf-8"))
     assert suite.get("tests") == "4"
     assert all("output shape" not in case.get("name") for case in suite.findall("testcase"))
-    assert "output shape after every stage" in results.to_markdown(shown=SHOWN_AFTER_DUE_DATE)
+    assert "output shape after every stage" in to_markdown(results, shown=SHOWN_AFTER_DUE_DATE)
 
 
 def test_hidden_tests_never_reach_the_student_feedback_page():
     tests = [CheckResult("shape_math: conv", "shape_math", 1, 1, PASSED),
              CheckResult("training: secret", "training", 0, 10, FAILED, "the secret check", visibility=HIDDEN),
              CheckResult("filters: later", "filters", 2, 2, PASSED, visibility=AFTER_PUBLISHED)]
-    page = make_results(tests=tests).to_html()
+    page = to_html(make_results(tests=tests))
     assert "secret" not in page and "filters: later" in page
     assert '<p class="score" id="score">3 / 3 points</p>' in page
 
@@ -378,7 +379,7 @@ def test_html_feedback_page_is_self_contained_with_pictures_embedded(tmp_path):
     curve = pictures.save_training_curve({"loss": [2.0, 1.0], "accuracy": [0.3, 0.6]}, tmp_path / "curve.png")
     results = make_results(artifacts={"training_curve": str(curve), "history": str(tmp_path / "missing.json"),
                                       "first_layer_filters": str(tmp_path / "gone.png")})
-    page = results.to_html()
+    page = to_html(results)
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     uri = "data:image/png;base64," + base64.b64encode(curve.read_bytes()).decode("ascii")
     assert f'src="{uri}"' in page and page.count("<img ") == 1  # missing files are left out
@@ -400,19 +401,19 @@ def test_a_bonus_counts_in_the_score_but_not_in_max_score():
     earned, skipped = with_bonus(5), with_bonus(0)
     assert (earned.score, earned.max_score, earned.bonus_score) == (21.5, 23, 5)
     assert (skipped.score, skipped.max_score, skipped.bonus_score) == (16.5, 23, 0)
-    assert earned.summary() == "Score: 21.5 / 23, including 5 of 5 bonus points (4 of 6 tests passed)"
-    assert earned.to_text().splitlines()[1] == "Score: 21.5 / 23, including 5 of 5 bonus points"
+    assert summary(earned) == "Score: 21.5 / 23, including 5 of 5 bonus points (4 of 6 tests passed)"
+    assert to_text(earned).splitlines()[1] == "Score: 21.5 / 23, including 5 of 5 bonus points"
 
 
 def test_full_marks_and_the_bonus_go_past_max_score_in_results_json():
     results = make_results(tests=[CheckResult("shape_math: conv", "shape_math", 4, 4, PASSED),
                                   CheckResult("filters: maps", "filters", 2, 2, PASSED, bonus=True)])
-    data = json.loads(results.to_json())
+    data = json.loads(to_json(results))
     assert data["score"] == 6 and data["max_score"] == 4  # Gradescope accepts a score above max_score
     assert data["tests"][1]["tags"] == ["filters", "bonus"] and data["tests"][0]["tags"] == ["shape_math"]
-    assert GradingResults.from_json(results.to_json()) == results
+    assert from_json(to_json(results)) == results
 
 
 def test_the_gradebook_has_a_bonus_column():
-    row = with_bonus(5).csv_row()
+    row = csv_row(with_bonus(5))
     assert (row["score"], row["max_score"], row["bonus"], row["filters"]) == (21.5, 23, 5, 5)

@@ -30,10 +30,13 @@ from grader.cache import TrainingCache
 from grader.grade import grade
 from grader.lesson.stubs import STUB_MODULES, make_stub
 from grader.options import GradingOptions
-from grader.report import FORMATS, GradingResults
+from grader.render import FORMATS, render
+from grader.render.text import to_text
+from grader.results import GradingResults
 from grader.sandbox import Limits, isolation
 from grader.sandbox.launcher import sandbox_plan
 from grader.sandbox.processes import process_table
+from grader.store import from_json
 from tests.conftest import ROOT, SOLUTIONS, run_python
 from tests.test_adversarial_grading import STUBS
 
@@ -99,11 +102,11 @@ def require_any(layers, names):
 
 def assert_graded_normally(results: GradingResults, before: dict) -> None:
     """Check the score, the kit's files, the reports' contents and that a normal report came out."""
-    assert results.status != "error", results.to_text()
-    assert results.max_score > 0 and results.tests, results.to_text()
-    assert results.score <= 0.1 * results.max_score, results.to_text()
+    assert results.status != "error", to_text(results)
+    assert results.max_score > 0 and results.tests, to_text(results)
+    assert results.score <= 0.1 * results.max_score, to_text(results)
     assert kit_files() == before, "a file of the kit changed"
-    leaked = [(fmt, line) for fmt in FORMATS for line in solution_lines() if line in results.render(fmt)]
+    leaked = [(fmt, line) for fmt in FORMATS for line in solution_lines() if line in render(results, fmt)]
     assert leaked == [], leaked[:3]
 
 
@@ -274,7 +277,7 @@ def grade_with_cli(tmp_path, attack):
 def report_from(done, output):
     """Return the GradingResults the CLI wrote, after checking it exited normally."""
     assert done.returncode == 0, done.stderr[-3000:]
-    return GradingResults.from_json(output.read_text())
+    return from_json(output.read_text())
 
 
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSTOP"])
@@ -390,7 +393,7 @@ def keras_config_of_the_reference():
 
 def test_a_report_written_to_a_device_or_pipe_leaves_it_in_place(tmp_path):
     # `--output /dev/null` once replaced the machine's /dev/null with a regular file (a rename over the device).
-    from grader.report import atomic_write
+    from grader.store import atomic_write
 
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)

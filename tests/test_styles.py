@@ -18,9 +18,12 @@ import pytest
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from grader.grade import check, grade  # noqa: E402
-from grader.lesson.manifest import MODULE_FILES
+from grader.lesson.manifest import (
+    MODULE_FILES,
+    PARTS,  # noqa: E402
+)
 from grader.options import NO_TRAINING
-from grader.report import FAILED, PARTS  # noqa: E402
+from grader.results import FAILED  # noqa: E402
 from tests.probe_in_process import probe_in_process  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -8,8 +8,11 @@ import tempfile
 
 import pytest
 
+from grader import store
 from grader import summary as class_summary
-from grader.report import FAILED, PASSED, CheckResult, GradingResults
+from grader.render import summary as summary_render
+from grader.render.gradescope_json import to_json
+from grader.results import FAILED, PASSED, CheckResult, GradingResults
 
 POOLING = "Called build_cnn(). The first MaxPooling2D gives (None, 15, 15, 32), but the lesson's network gives " \
           "(None, 16, 16, 32). Did you use padding='valid'?"
@@ -87,16 +90,16 @@ def test_a_submission_that_passed_nothing_is_listed_once_not_in_every_mistake(re
     assert summary.failed_all == {"zed": "shape_math: conv_output_size was not checked: exit 3"}
     assert all("zed" not in mistake.students for mistake in summary.mistakes)
     assert summary.tests[-1].failed == 1  # still counted in the failure rates
-    assert "zed" in class_summary.to_markdown(summary) and 'id="failed-all-table"' in class_summary.to_html(summary)
+    assert "zed" in summary_render.to_markdown(summary) and 'id="failed-all-table"' in summary_render.to_html(summary)
 
 
 def test_histogram_counts_put_full_marks_in_the_last_bin():
-    assert class_summary.histogram_edges(10, 5) == [0, 2, 4, 6, 8, 10]
-    assert class_summary.histogram_counts([0, 1.9, 2, 9.99, 10], 10, 5) == [2, 1, 0, 0, 2]
+    assert summary_render.histogram_edges(10, 5) == [0, 2, 4, 6, 8, 10]
+    assert summary_render.histogram_counts([0, 1.9, 2, 9.99, 10], 10, 5) == [2, 1, 0, 0, 2]
 
 
 def test_histogram_figure_is_labelled(results):
-    figure = class_summary.histogram_figure(class_summary.summarise(results))
+    figure = summary_render.histogram_figure(class_summary.summarise(results))
     axes = figure.axes[0]
     assert axes.get_title() == "Scores of 4 graded submissions"
     assert axes.get_xlabel() == "score (points out of 10)" and axes.get_ylabel() == "students"
@@ -105,7 +108,7 @@ def test_histogram_figure_is_labelled(results):
 
 
 def test_html_is_self_contained_and_escapes_names(results):
-    page = class_summary.to_html(class_summary.summarise(results))
+    page = summary_render.to_html(class_summary.summarise(results))
     assert page.startswith("<!DOCTYPE html>")
     start = page.index('src="data:image/png;base64,') + len('src="data:image/png;base64,')
     png = base64.b64decode(page[start:page.index('"', start)])
@@ -116,7 +119,7 @@ def test_html_is_self_contained_and_escapes_names(results):
 
 
 def test_markdown_has_the_same_tables(results):
-    markdown = class_summary.to_markdown(class_summary.summarise(results))
+    markdown = summary_render.to_markdown(class_summary.summarise(results))
     assert "Mean 6.5, median 7.0 of 10 points." in markdown
     assert "| `shape_math` | 2.75 | 2 | 5 | 1 of 4 |" in markdown
     assert "| shape\\_math: head\\_params | 3 | 3 of 4 | 75% |" in markdown
@@ -128,10 +131,10 @@ def test_write_summary_and_load_results_round_trip(results, tmp_path):
     for item in results:
         folder = tmp_path / "reports" / item.submission.strip("<>")
         folder.mkdir(parents=True)
-        (folder / "report.json").write_text(item.to_json(), encoding="utf-8")
-    loaded = class_summary.load_results(tmp_path / "reports")
+        (folder / "report.json").write_text(to_json(item), encoding="utf-8")
+    loaded = store.load_results(tmp_path / "reports")
     assert sorted(r.submission for r in loaded) == sorted(r.submission for r in results)
-    html_path, markdown_path = class_summary.write_summary(loaded, tmp_path / "out")
+    html_path, markdown_path = store.write_summary(loaded, tmp_path / "out")
     assert html_path.name == "summary.html" and markdown_path.name == "summary.md"
     assert class_summary.summarise(loaded) == class_summary.summarise(results)
 
@@ -150,7 +153,7 @@ def render_in_chromium(page, tmp_path, *args):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium on this machine (apt-get install chromium)")
 def test_summary_page_renders_in_chromium_with_its_image_and_tables(results, tmp_path):
-    html_path, _ = class_summary.write_summary(results, tmp_path)
+    html_path, _ = store.write_summary(results, tmp_path)
     dom = render_in_chromium(html_path, tmp_path, "--dump-dom")
     assert 'id="histogram-image"' in dom and "data:image/png;base64," in dom
     for table in ("parts-table", "tests-table", "mistakes-table", "errors-table"):

@@ -13,7 +13,7 @@ else:  # Python 3.10 (Gradescope's Ubuntu 22.04 image): the same parser, from Py
     import tomli as tomllib
 
 from grader.lesson.manifest import PARTS, POINTS_FILE
-from grader.report import parse_visibility
+from grader.results import parse_visibility
 
 VISIBILITY_TABLE = "visibility"
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.report import FAILED, PASSED, VISIBLE, CheckResult
+from grader.results import FAILED, PASSED, VISIBLE, CheckResult
 
 HIDDEN_TESTS = Path(__file__).resolve().parent / "hidden_tests"
 CRASH_MESSAGE = "The grader could not finish this check: {error}"

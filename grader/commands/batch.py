@@ -27,9 +27,16 @@ ONLY_HELP = ("grade only these submission ids (with or without extension) and me
              "gradebook --output; the summary is rebuilt from every REPORTS/<id>/report.json")
 CANVAS_HELP = "also write Canvas's gradebook import CSV here (students from the roster)"
 MOODLE_HELP = "also write Moodle's grade import CSV here (students from the roster, matched by email or ID number)"
+ALLOW_PARTIAL_HELP = ("write the Canvas or Moodle import even where it would leave students out (no roster, ids the "
+                      "roster lacks, a roster value the LMS cannot match); without it such an import is refused "
+                      "before grading starts")
 
 USAGE_ERROR = 2
-NO_ROSTER = "there is no roster (expected --roster CSV, or a Gradescope export folder)"
+PARTIAL_EXPORT = ("the {lms} import would leave out {count} of {total} submissions, so nothing was graded. "
+                  "Expected --roster CSV naming every submission id, with values {lms} can match on, or "
+                  "--allow-partial to write the import without them. Received: {reasons}")
+NO_ROSTER = "no roster (neither --roster nor a Gradescope export folder's submission_metadata.yml)"
+REASONS_SHOWN = 5
 
 
 def add_parser(commands):
@@ -47,6 +54,7 @@ def add_parser(commands):
     parser.add_argument("--only", nargs="+", metavar="ID", help=ONLY_HELP)
     parser.add_argument("--canvas", metavar="PATH", help=CANVAS_HELP)
     parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
+    parser.add_argument("--allow-partial", action="store_true", help=ALLOW_PARTIAL_HELP)
     parser.add_argument("--no-zygote", dest="zygote", action="store_false", help=NO_ZYGOTE_HELP)
     grading_options.add_arguments(parser)
     parser.set_defaults(run=from_args)
@@ -56,7 +64,8 @@ def from_args(args):
     """Run main with the parsed flags."""
     options = grading_options.from_args(args, **grading_options.cache_from_args(args), zygote=args.zygote)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
-                options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle)
+                options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle,
+                allow_partial=args.allow_partial)
 
 
 def _error(message):
@@ -64,11 +73,13 @@ def _error(message):
 
 
 def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, options=GradingOptions(), roster=None,
-         only=None, canvas=None, moodle=None):
+         only=None, canvas=None, moodle=None, allow_partial=False):
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from grader import exports
     from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
-    from grader.summary import HTML_NAME, MARKDOWN_NAME
+    from grader.render.gradebook import csv_row
+    from grader.render.summary import HTML_NAME, MARKDOWN_NAME
+    from grader.results import Status
 
     if not Path(folder).is_dir():
         _error(f"not a folder: {folder} (expected a folder with one submission per entry)")
@@ -90,18 +101,27 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     except (OSError, ValueError) as error:
         _error(str(error))
         return USAGE_ERROR
+    clash = _clash_with_a_report_folder((output, canvas, moodle), reports, ids.values())
+    if clash:
+        _error(clash)
+        return USAGE_ERROR
+    for lms, path in ((exports.CANVAS, canvas), (exports.MOODLE, moodle)):
+        problems = exports.export_problems(ids.values(), students, lms) if path else {}
+        if problems and not allow_partial:
+            _error(partial_export_message(lms, problems, total=len(ids), roster=students))
+            return USAGE_ERROR
     options = grading_options.with_default_cache_dir(options)
     try:
         summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=None if only else output,
                               progress=Progress(sys.stderr), ids=[ids[path] for path in paths])
         rows = (exports.merge_gradebook(output, summary.results) if only
-                else [results.csv_row() for results in summary.results])
+                else [csv_row(results) for results in summary.results])
     except (OSError, ValueError) as error:
         _error(f"could not write the gradebook {output}: {error}")
         return 1
     if fmt:
         sys.stdout.write(render_all(summary.results, fmt))
-    errors = [results for results in summary.results if results.status == "error"]
+    errors = [results for results in summary.results if results.status == Status.ERROR]
     for results in errors:
         print(f"  {describe(results)}", file=sys.stderr)
     count = len(summary.results)
@@ -115,7 +135,7 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
 def write_class_files(results, rows, students, *, summary_dir, reports, only, canvas, moodle) -> int:
     """Write the class summary and the LMS imports after a batch; return the exit code."""
     from grader import exports
-    from grader.summary import load_results, write_summary
+    from grader.store import load_results, write_summary
 
     code = 0
     try:
@@ -131,9 +151,9 @@ def write_class_files(results, rows, students, *, summary_dir, reports, only, ca
         _error(f"could not write the class summary into {summary_dir}: {error}")
         code = 1
     graded = [float(row["max_score"]) for row in rows if row.get("status") != "error"]
-    writers = ((canvas, "Canvas", lambda path: exports.write_canvas_csv(
+    writers = ((canvas, exports.CANVAS, lambda path: exports.write_canvas_csv(
                    rows, students, path, points_possible=max(graded) if graded else None)),
-               (moodle, "Moodle", lambda path: exports.write_moodle_csv(rows, students, path)))
+               (moodle, exports.MOODLE, lambda path: exports.write_moodle_csv(rows, students, path)))
     for path, lms, write in writers:
         if not path:
             continue
@@ -144,9 +164,35 @@ def write_class_files(results, rows, students, *, summary_dir, reports, only, ca
             code = 1
             continue
         print(f"{lms} import: {path}", file=sys.stderr)
-        if missing:
-            why = (NO_ROSTER if not students else
-                   "the roster has no email or sis_id for them" if lms == "Moodle" else "the roster lacks their ids")
-            _error(f"{len(missing)} submissions are not in the {lms} import {path}: {why}. "
-                   f"Unmatched ids: {', '.join(missing)}")
+        if missing:  # only with --allow-partial: without it, main refused before grading
+            _error(f"{len(missing)} submissions are not in the {lms} import {path} (--allow-partial): "
+                   + _reasons(missing, students))
     return code
+
+
+def _clash_with_a_report_folder(files, reports, submission_ids) -> str | None:
+    """Return why a class file would take a student's report folder's place in --reports, or None."""
+    from grader.store import folder_name
+
+    if not reports:
+        return None
+    folders = {folder_name(key) for key in submission_ids}
+    for path in filter(None, files):
+        if Path(path).parent.resolve() == Path(reports).resolve() and Path(path).name in folders:
+            return (f"{path} is also the report folder of the submission {Path(path).name!r} in --reports. "
+                    f"Expected a class file outside --reports or with another name. Received: {path}")
+    return None
+
+
+def partial_export_message(lms, problems, *, total, roster) -> str:
+    """Return the one message that refuses an LMS import which would leave students out."""
+    return PARTIAL_EXPORT.format(lms=lms, count=len(problems), total=total, reasons=_reasons(problems, roster))
+
+
+def _reasons(problems, roster) -> str:
+    """Return the first few reasons a submission is left out of an import, and how many more there are."""
+    if not roster:
+        return NO_ROSTER
+    shown = list(problems.values())[:REASONS_SHOWN]
+    more = len(problems) - len(shown)
+    return "; ".join(shown) + (f"; and {more} more" if more else "")

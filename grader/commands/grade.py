@@ -5,7 +5,8 @@ from pathlib import Path
 
 from grader import options as grading_options
 from grader.options import GradingOptions
-from grader.report import FORMATS, atomic_write, write_reports
+from grader.render import FORMATS, render
+from grader.store import atomic_write, write_reports
 
 HELP = "grade one submission (.py, folder, .ipynb or .zip)"
 PATH_HELP = "the submission: a .py file, a folder, a .ipynb notebook or a .zip"
@@ -55,7 +56,7 @@ def main(*, path, fmt="text", output=None, reports=None, options=GradingOptions(
         return 2
     if reports:
         write_reports(results, reports)
-    text = results.render(fmt)
+    text = render(results, fmt)
     if output:
         atomic_write(output, text)
     else:

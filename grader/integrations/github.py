@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader.integrations import render, template
+from grader.render.common import summary
+from grader.render.gradescope_json import to_json
+from grader.render.junit import to_junit
+from grader.render.markdown import to_markdown
+from grader.render.text import to_text
+from grader.results import GRADED
+from grader.store import atomic_write
 
 WORKFLOW_PATH = ".github/workflows/grade.yml"
 INSTRUCTOR_WORKFLOW = "grade_class.yml"
@@ -121,7 +128,7 @@ def classroom_results(results, min_score) -> dict:
     points there are the lesson's, and the bonus shows in the step summary, the JSON and the JUnit reports.
     """
     code, _message = verdict(results, min_score)
-    status = "pass" if code == 0 else "fail" if results.status == "graded" else "error"
+    status = "pass" if code == 0 else "fail" if results.status == GRADED else "error"
     lesson = [test for test in results.tests if not test.bonus]
     earned = [classroom_test(test, test.score, "pass") for test in lesson if test.score > 0]
     missed = [classroom_test(test, test.max_score - test.score, "fail") for test in lesson
@@ -131,9 +138,9 @@ def classroom_results(results, min_score) -> dict:
     earned = earned or [{"name": NOTHING_EARNED, "status": "fail", "score": 0, "line_no": 0}]
     missed = missed or [{"name": NOTHING_MISSED, "status": "pass", "score": 0, "line_no": 0}]
     return {
-        "passed": {"version": 1, "status": status, "message": results.summary(),
+        "passed": {"version": 1, "status": status, "message": summary(results),
                    "max_score": _number(earned_points), "tests": earned},
-        "failed": {"version": 1, "status": status, "message": results.summary(),
+        "failed": {"version": 1, "status": status, "message": summary(results),
                    "max_score": _number(results.max_score - earned_points), "tests": missed},
     }
 
@@ -170,7 +177,7 @@ def append(path, text):
 def publish(results, *, environ, min_score=MinScore(0.0), junit=None, json_path=None):
     """Write the one grading run everywhere GitHub reads it: step summary, step outputs, report files."""
     if environ.get("GITHUB_STEP_SUMMARY"):
-        append(environ["GITHUB_STEP_SUMMARY"], results.to_markdown())
+        append(environ["GITHUB_STEP_SUMMARY"], to_markdown(results))
     else:
         print(NO_SUMMARY, file=sys.stderr)
     if environ.get("GITHUB_OUTPUT"):
@@ -180,20 +187,20 @@ def publish(results, *, environ, min_score=MinScore(0.0), junit=None, json_path=
         lines += [f"score={_number(results.score)}", f"max-score={_number(results.max_score)}"]
         append(environ["GITHUB_OUTPUT"], "\n".join(lines) + "\n")
     if junit:
-        Path(junit).write_text(results.to_junit(), encoding="utf-8")
+        atomic_write(junit, to_junit(results))
     if json_path:
-        Path(json_path).write_text(results.to_json(), encoding="utf-8")
+        atomic_write(json_path, to_json(results))
 
 
 def verdict(results, min_score):
     """Return (exit code, message): 0 when the grading finished at or above the minimum, else 1."""
-    if results.status != "graded":
+    if results.status != GRADED:
         return 1, GRADING_ERROR.format(notes="; ".join(str(note) for note in results.notes) or "see the report")
     minimum = min_score.points(results.max_score)
     if results.score < minimum:
         return 1, BELOW_MINIMUM.format(score=f"{results.score:g}", max_score=f"{results.max_score:g}",
                                        minimum=f"{minimum:g}", text=min_score.text)
-    return 0, results.summary()
+    return 0, summary(results)
 
 
 def workflow_command_data(text):
@@ -214,7 +221,7 @@ def ci_main(*, path, min_score=None, junit=None, json_path=None, options=None, e
     print(f"Grading {path} ...", file=sys.stderr)
     # Resolved, so the report names the repository's folder rather than ".".
     results = grade(Path(path).resolve(), options or GradingOptions())
-    sys.stdout.write(results.to_text())
+    sys.stdout.write(to_text(results))
     publish(results, environ=environ, min_score=min_score, junit=junit, json_path=json_path)
     code, message = verdict(results, min_score)
     if environ.get("GITHUB_ACTIONS") == "true":

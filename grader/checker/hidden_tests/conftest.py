@@ -9,7 +9,7 @@ import pytest
 from grader.checker.points import load_bonus_parts, load_table
 from grader.checker.session import GradingSession
 from grader.lesson.manifest import PARTS, POINTS_FILE
-from grader.report import visibility_of
+from grader.results import visibility_of
 
 
 def part_of(item):
