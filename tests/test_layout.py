@@ -86,14 +86,15 @@ def test_each_command_owns_its_parser_and_main():
 # the lesson's own, and grader/lesson/ holds the lesson's checks and manifest reader.
 ENGINE = (*sorted((GRADER / "sandbox").glob("*.py")), *sorted((GRADER / "untrusted").glob("*.py")),
           *sorted((GRADER / "checker").glob("*.py")), *sorted((GRADER / "integrations").glob("*.py")),
-          *[GRADER / f"{name}.py" for name in ("report", "exports", "summary", "batch", "grade", "submission",
+          *sorted((GRADER / "render").glob("*.py")), *sorted((GRADER / "results").glob("*.py")),
+          *[GRADER / f"{name}.py" for name in ("store", "exports", "summary", "batch", "grade", "submission",
                                                 "protocol", "cache")])
 # Lesson text the student release still carries inside the integrations (its notebook's sections, its README).
 LESSON_TEXT = {GRADER / "integrations" / "notebook.py", GRADER / "integrations" / "templates" / "README_students.md"}
 
 
 # Names that are the engine's own and only happen to spell an API function: the training check's pictures.
-ENGINE_OWN = {("grader/report.py", "first_layer_filters"), ("grader/report.py", "feature_maps")}
+ENGINE_OWN = {("grader/render/html.py", "first_layer_filters"), ("grader/render/html.py", "feature_maps")}
 
 
 def lesson_tokens():
