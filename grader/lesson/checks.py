@@ -140,6 +140,8 @@ def call_repr(function, args=(), kwargs=None):
     return f"{function}({', '.join(parts)})"
 
 
+# BEGIN GRADER ONLY: the students' copy leaves these out (they would answer any shape-math question); its visible
+# tests read the answers recorded for their own cases instead (grader.lesson.stubs).
 def keras_conv_output_size(n, kernel_size, strides=1, padding="valid"):
     """Return the output size Keras computes for Conv2D on an n x n input."""
     from keras import layers
@@ -199,6 +201,18 @@ KERAS_TRUTH = {
     "dense_params": keras_dense_params,
     "head_params": keras_head_params,
 }
+# END GRADER ONLY
+
+
+_ANSWERS = {}  # the students' copy: {call as written by call_repr: Keras's answer}, for the visible tests' cases
+
+
+def recorded_answer(function, args=(), kwargs=None):
+    """Return Keras's answer to one of the visible tests' shape-math calls, as recorded when the copy was made."""
+    call = call_repr(function, args, kwargs)
+    if call not in _ANSWERS:
+        raise KeyError(f"No answer is recorded for {call}: the visible tests hold answers only for their own cases.")
+    return _ANSWERS[call]
 
 
 def check_answer(function, args, kwargs, returned, expected):
