@@ -115,6 +115,54 @@ def make_class_of(out, size=CLASS_SIZE, seed=0):
     return written
 
 
+def grade_sample(written, root, *, sample, jobs, before=None, extra=(), is_mistake=lambda kind: kind in MISTAKES):
+    """Grade a sample of a written class with `grader batch` from empty caches (and with --before's kit); print it."""
+    if sample >= len(written):
+        sample_dir, chosen = written[0][0].parent, written
+    else:
+        sample_dir = root / "sample"
+        shutil.rmtree(sample_dir, ignore_errors=True)
+        sample_dir.mkdir(parents=True)
+        chosen = random.Random(1).sample(written, sample)
+        for path, _kind in chosen:
+            (shutil.copytree if path.is_dir() else shutil.copy2)(path, sample_dir / path.name)
+    wrong = sum(1 for _path, kind in chosen if is_mistake(kind))
+    print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
+    print(f"class of {len(written)} written; sample of {len(chosen)} ({wrong} with a mistake, "
+          f"{len({kind for _path, kind in chosen if is_mistake(kind)})} distinct)", flush=True)
+    kits = [("this kit", KIT_ROOT)] + ([("before", Path(before).resolve())] if before else [])
+    timings = {}
+    for label, kit in kits:
+        command = [sys.executable, "-m", "grader", "batch", str(sample_dir), "--jobs", str(jobs),
+                   "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"),
+                   *extra]  # flags for both kits (e.g. --no-training)
+        shutil.rmtree(root / "cache", ignore_errors=True)
+        started, times_before = time.perf_counter(), os.times()
+        done = subprocess.run(command, cwd=kit, capture_output=True, text=True,
+                              env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONDONTWRITEBYTECODE": "1"})
+        seconds, after = time.perf_counter() - started, os.times()
+        if done.returncode != 0:
+            print(done.stderr[-3000:], file=sys.stderr)
+            return done.returncode
+        cpu = ((after.children_user - times_before.children_user)
+               + (after.children_system - times_before.children_system))
+        each = timings[label] = seconds / len(chosen)
+        closing = [line for line in done.stderr.strip().splitlines()
+                   if line.startswith(("Graded ", "Worker time", "Class summary"))]
+        for line in closing:  # the batch's closing lines: training runs, errors, time by phase
+            print(f"{label}: {line}")
+        print(f"{label}: grader batch --jobs {jobs}, empty cache: {seconds:.1f} s for {len(chosen)}, "
+              f"{each:.2f} s per submission, {cpu:.0f} CPU-s; load {os.getloadavg()[0]:.2f}", flush=True)
+        if len(chosen) < len(written):
+            print(f"{label}: linear projection for {len(written)}: {each * len(written) / 60:.1f} min (an upper "
+                  f"bound: the sample trains nearly every distinct network the whole class has; "
+                  f"--sample {len(written)} grades the whole class)", flush=True)
+    if before:
+        print(f"ratio this kit / before: {timings['this kit'] / timings['before']:.2f} x")
+    print(f"load average at end: {os.getloadavg()[0]:.2f}")
+    return 0
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=100, help="submissions graded (default: 100)")
@@ -122,47 +170,11 @@ def main(argv=None):
     parser.add_argument("--keep", help="write the class and the gradebook here instead of a temporary folder")
     parser.add_argument("--before", help="another checkout of the kit that grades the same sample after this one")
     args, extra = parser.parse_known_args(argv)
-    extra = [flag for flag in extra if flag != "--"]
     with tempfile.TemporaryDirectory(prefix="lesson6-class1000-") as scratch:
         root = Path(args.keep or scratch)
         written = make_class_of(root / "class")
-        sample_dir = root / "sample"
-        shutil.rmtree(sample_dir, ignore_errors=True)
-        sample_dir.mkdir(parents=True)
-        chosen = random.Random(1).sample(written, min(args.sample, len(written)))
-        for path, _kind in chosen:
-            (shutil.copytree if path.is_dir() else shutil.copy2)(path, sample_dir / path.name)
-        wrong = sum(1 for _path, kind in chosen if kind in MISTAKES)
-        print(f"machine: {os.cpu_count()} CPUs, load average at start {os.getloadavg()[0]:.2f}", flush=True)
-        print(f"class of {len(written)} written; sample of {len(chosen)} ({wrong} with a mistake)", flush=True)
-        kits = [("this kit", KIT_ROOT)] + ([("before", Path(args.before).resolve())] if args.before else [])
-        timings = {}
-        for label, kit in kits:
-            command = [sys.executable, "-m", "grader", "batch", str(sample_dir), "--jobs", str(args.jobs),
-                       "--output", str(root / "grades.csv"), "--cache-dir", str(root / "cache"),
-                       *extra]  # flags for both kits (e.g. --no-training)
-            shutil.rmtree(root / "cache", ignore_errors=True)
-            started, before = time.perf_counter(), os.times()
-            done = subprocess.run(command, cwd=kit, capture_output=True, text=True,
-                                  env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
-            seconds, after = time.perf_counter() - started, os.times()
-            if done.returncode != 0:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return done.returncode
-            cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-            each = timings[label] = seconds / len(chosen)
-            for line in done.stderr.strip().splitlines()[-2:]:  # the batch's closing line: training runs, errors
-                print(f"{label}: {line}")
-            print(f"{label}: grader batch --jobs {args.jobs}, empty cache: {seconds:.1f} s for {len(chosen)}, "
-                  f"{each:.2f} s per submission, {cpu:.0f} CPU-s; load {os.getloadavg()[0]:.2f}", flush=True)
-            if len(chosen) < len(written):
-                print(f"{label}: linear projection for {len(written)}: {each * len(written) / 60:.1f} min (an upper "
-                      f"bound: the sample trains nearly every distinct network the whole class has; "
-                      f"--sample {len(written)} grades the whole class)", flush=True)
-        if args.before:
-            print(f"ratio this kit / before: {timings['this kit'] / timings['before']:.2f} x")
-        print(f"load average at end: {os.getloadavg()[0]:.2f}")
-    return 0
+        return grade_sample(written, root, sample=args.sample, jobs=args.jobs, before=args.before,
+                            extra=[flag for flag in extra if flag != "--"])
 
 
 if __name__ == "__main__":

@@ -6,15 +6,20 @@ imports Keras and the checker once, then grades submissions one after another, e
 probe child as `grader grade` does. The training check goes through a TrainingCache, so each distinct
 model is trained once per class (and once across runs, with the on-disk cache).
 
+Training runs take a slot (TrainingSlots): TensorFlow gives each one a thread per core, so two at once would fight
+over the cores; a worker that needs one while another trains waits, and its training then runs with the very
+thread configuration of `grader grade` (the accuracy depends on it). Probes and hidden tests run meanwhile.
+
 The main process only hands out submissions, watches the workers, and writes the gradebook. A worker
 that dies or runs past a submission's deadline is killed with its whole process tree and replaced;
 that submission's row gets status "error" and the batch goes on.
 """
 
+import contextlib
+import fcntl
 import multiprocessing
 import os
 import signal
-import sys
 import tempfile
 import time
 import traceback
@@ -24,14 +29,7 @@ from multiprocessing.connection import wait
 from pathlib import Path
 
 from grader.exports import GRADESCOPE_METADATA, submission_ids
-from grader.render import FORMATS, UNKNOWN_FORMAT
-from grader.render.common import points
-from grader.render.escape import terminal_safe
-from grader.render.gradescope_json import to_dict
-from grader.render.junit import to_junit
-from grader.render.markdown import to_markdown
-from grader.render.text import to_text
-from grader.results import SHOWN_TO_INSTRUCTOR, GradingResults, Status
+from grader.results import GradingResults, Status
 from grader.store import Gradebook, report_folder, write_reports
 
 ERROR = Status.ERROR
@@ -41,8 +39,11 @@ WORKER_START_SECONDS = 120     # a fresh worker imports TensorFlow before its fi
 CHECK_SECONDS = 300            # the hidden tests without the training check, generously
 TRAINING_SECONDS = 600         # the training check's own limit is lower; this only catches a stuck worker
 POLL_SECONDS = 0.5
+TRAINING_SLOTS = 1             # training runs at once per batch: each uses every core, as `grader grade` does
+SLOT_POLL_SECONDS = 0.1
+# The workers' time by phase, in the order the closing line names them.
+PHASES = ("probe", "training", "waiting for a training slot", "hidden tests and reports")
 LOG_TAIL_CHARS = 1500
-BATCH_FORMATS = tuple(fmt for fmt in FORMATS if fmt != "html")  # what render_all prints on stdout
 
 # Messages of error rows, in the words the gradebook and the report show.
 WORKER_DIED = "The grader's worker process died (exit status {code}) while grading this submission.{log}"
@@ -61,6 +62,14 @@ class BatchSummary:
     trained: int = 0                              # training runs actually done
     reused: int = 0                               # training outcomes taken from the cache
     workers_started: int = 0
+    phases: dict = field(default_factory=dict)    # PHASES -> seconds, summed over the workers
+
+    def phase_line(self):
+        """Return the workers' time by phase in one line (empty when no worker reported any)."""
+        if not self.phases:
+            return ""
+        parts = ", ".join(f"{name} {self.phases.get(name, 0.0):.0f} s" for name in PHASES)
+        return f"Worker time: {parts}."
 
 
 def find_submissions(folder, *, exclude=()):
@@ -78,6 +87,56 @@ def batch_ids(paths) -> list:
     """Return the submission id of each path, in order: the file name without its extension, if unique."""
     ids = submission_ids(paths)
     return [ids[Path(path)] for path in paths]
+
+
+# --- shards: one batch grades a deterministic 1/N of a folder; `grader merge` joins them ---------------------
+
+SHARD_SUFFIX = ".shard.json"   # beside a shard's gradebook: grades.csv -> grades.shard.json
+BAD_SHARD = "--shard expects K/N, two whole numbers with 1 <= K <= N. Received: {received!r}"
+
+
+def parse_shard(text):
+    """Return (k, n) of a shard written K/N; raise ValueError saying what was expected."""
+    try:
+        k, n = (int(part) for part in str(text).split("/"))
+    except ValueError:
+        raise ValueError(BAD_SHARD.format(received=text)) from None
+    if not 1 <= k <= n:
+        raise ValueError(BAD_SHARD.format(received=text))
+    return k, n
+
+
+def shard_of(name, count):
+    """Return the shard (1 to count) of a folder entry: a hash of its name alone.
+
+    A hash rather than every N-th of the sorted names: a student's shard stays where it was when late
+    submissions join the folder, so a shard re-run grades the same students and finds their cache entries.
+    """
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode("utf-8", "surrogateescape")).digest()[:8], "big") % count + 1
+
+
+def shard_manifest_path(gradebook):
+    """Return where a shard's manifest goes: beside its gradebook, grades.csv -> grades.shard.json."""
+    gradebook = Path(gradebook)
+    return gradebook.with_name(gradebook.stem + SHARD_SUFFIX)
+
+
+def write_shard_manifest(gradebook, *, shard, count, total, graded, reports):
+    """Write what `grader merge` needs of a shard: which one, the folder's size, its (entry, id) pairs, where."""
+    import json
+
+    from grader.store import atomic_write
+
+    path = shard_manifest_path(gradebook)
+    folder = path.parent.resolve()
+    data = {"shard": shard, "of": count, "folder_entries": total,
+            "submissions": [{"entry": name, "id": submission} for name, submission in graded],
+            "gradebook": os.path.relpath(Path(gradebook).resolve(), folder),
+            "reports": os.path.relpath(Path(reports).resolve(), folder) if reports else None}
+    atomic_write(path, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return path
 
 
 def submission_deadline(options):
@@ -99,6 +158,91 @@ def make_trainer(options):
     from grader.grade import make_trainer as trainer_for
 
     return trainer_for(options)
+
+
+class TrainingSlots:
+    """Let at most `count` training runs of a batch's workers run at once (0: no limit).
+
+    A slot is an exclusive flock on a file of the batch's folder: a worker killed while training frees its slot
+    as it dies, and whoever waits gets it.
+    """
+
+    def __init__(self, folder, count=TRAINING_SLOTS):
+        self.paths = [Path(folder) / f"training-slot-{number}.lock" for number in range(count)]
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Wait for a free slot and hold it."""
+        if not self.paths:
+            yield
+            return
+        handles = [open(path, "a+") for path in self.paths]
+        try:
+            held = self._take(handles)
+            try:
+                yield
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
+        finally:
+            for handle in handles:
+                handle.close()
+
+    @staticmethod
+    def _take(handles):
+        if len(handles) == 1:
+            fcntl.flock(handles[0], fcntl.LOCK_EX)
+            return handles[0]
+        while True:
+            for handle in handles:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except BlockingIOError:
+                    continue
+            time.sleep(SLOT_POLL_SECONDS)
+
+
+class PhaseClock:
+    """Add up a worker's seconds by phase."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PHASES[:-1], 0.0)
+        self.busy = 0.0  # seconds spent on submissions: the last phase is what the others leave of it
+
+    def report(self):
+        """Return {phase: seconds} so far."""
+        return {**self.seconds, PHASES[-1]: max(0.0, self.busy - sum(self.seconds.values()))}
+
+    def timed(self, phase, function):
+        """Return function, its seconds counted under phase."""
+        def run(*args, **kwargs):
+            started = time.monotonic()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.monotonic() - started
+
+        return run
+
+
+def schedule_training(trainer, slots, clock):
+    """Return the trainer with each actual training run (not a cache hit) holding a slot and timed."""
+    if trainer is None:
+        return None
+
+    def slotted(run):
+        def train(*args, **kwargs):
+            waited = time.monotonic()
+            with slots.hold():
+                clock.seconds["waiting for a training slot"] += time.monotonic() - waited
+                return clock.timed("training", run)(*args, **kwargs)
+
+        return train
+
+    if hasattr(trainer, "trainer"):  # a TrainingCache: only its misses train
+        trainer.trainer = slotted(trainer.trainer)
+        return trainer
+    return slotted(trainer)
 
 
 WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
@@ -139,8 +283,11 @@ def limit_memory(size):
         resource.setrlimit(resource.RLIMIT_AS, (size if hard == resource.RLIM_INFINITY else min(size, hard), hard))
 
 
-def worker_main(connection, options, reports, log_path, grader=grade_one):
-    """Grade the submissions the batch sends, one at a time, until it sends None."""
+def worker_main(connection, options, reports, log_path, grader=grade_one, training_slots=TRAINING_SLOTS):
+    """Grade the submissions the batch sends, one at a time, until it sends None.
+
+    The training slots' lock files live beside the worker's log, in the batch's own folder.
+    """
     # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 1)
@@ -152,9 +299,13 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
     from grader.sandbox import isolation
 
     isolation.give_probes_a_uid_per_process()  # as root: a uid per worker, so one probe's kill_uid spares the others'
+    clock = PhaseClock()
     if grader is grade_one:
+        from grader import grade as grading
+
+        grading.probe_submission = clock.timed("probe", grading.probe_submission)  # grade() looks it up per call
         from grader.checker.inputs import fingerprint
-        from grader.grade import _warm_up_keras
+        from grader.grade import warm_up_keras
 
         WORKER_KIT = fingerprint()
 
@@ -163,18 +314,19 @@ def worker_main(connection, options, reports, log_path, grader=grade_one):
 
             WORKER_ZYGOTE = Zygote()
             WORKER_ZYGOTE.launch()  # it imports Keras while this process does
-        _warm_up_keras()
-    trainer = make_trainer(options)
+        warm_up_keras()
+    trainer = schedule_training(make_trainer(options), TrainingSlots(Path(log_path).parent, training_slots), clock)
     connection.send(READY)
     try:
-        serve_jobs(connection, options, reports, grader, trainer)
+        serve_jobs(connection, options, reports, grader, trainer, clock)
     finally:
         if WORKER_ZYGOTE is not None:
             WORKER_ZYGOTE.close()
 
 
-def serve_jobs(connection, options, reports, grader, trainer):
+def serve_jobs(connection, options, reports, grader, trainer, clock=None):
     """Grade the submissions the batch sends until it sends None or goes away."""
+    clock = clock or PhaseClock()
     while True:
         try:
             job = connection.recv()
@@ -189,7 +341,8 @@ def serve_jobs(connection, options, reports, grader, trainer):
         except Exception as error:  # last resort: grade_one already turns grading errors into rows
             results = error_results(submission, GRADING_RAISED.format(error=repr(error)[:500]),
                                     time.monotonic() - started)
-        connection.send((index, results, _cache_counts(trainer)))
+        clock.busy += time.monotonic() - started
+        connection.send((index, results, (*_cache_counts(trainer), clock.report())))
 
 
 # --- the batch (main process) -----------------------------------------------------------------------------
@@ -198,11 +351,11 @@ def serve_jobs(connection, options, reports, grader, trainer):
 class _Worker:
     """One worker process and the submission it is grading."""
 
-    def __init__(self, context, options, reports, log_dir, number, grader):
+    def __init__(self, context, options, reports, log_dir, number, grader, training_slots=TRAINING_SLOTS):
         self.log_path = str(Path(log_dir) / f"worker-{number}.log")
         self.connection, child_end = context.Pipe()
         self.process = context.Process(target=worker_main,
-                                       args=(child_end, options, reports, self.log_path, grader),
+                                       args=(child_end, options, reports, self.log_path, grader, training_slots),
                                        name=f"lesson6-grader-worker-{number}", daemon=True)
         self.process.start()
         child_end.close()
@@ -259,8 +412,10 @@ class _Worker:
 class Scheduler:
     """Hand submissions to `jobs` warm workers, collect their results, and replace a worker that fails."""
 
-    def __init__(self, paths, *, jobs, options, reports, grader, deadline_seconds, progress, gradebook, ids=None):
+    def __init__(self, paths, *, jobs, options, reports, grader, deadline_seconds, progress, gradebook, ids=None,
+                 training_slots=TRAINING_SLOTS):
         self.paths, self.jobs, self.options, self.reports = paths, jobs, options, reports
+        self.training_slots = training_slots
         self.ids = ids or batch_ids(paths)  # one id per path, the same in the worker's row and an error row
         self.grader, self.deadline_seconds = grader, deadline_seconds
         self.progress, self.gradebook = progress, gradebook
@@ -343,6 +498,8 @@ class Scheduler:
         """Add a worker's training counts to the summary."""
         self.summary.trained += worker.counts[0]
         self.summary.reused += worker.counts[1]
+        for phase, seconds in (worker.counts[2] if len(worker.counts) > 2 else {}).items():
+            self.summary.phases[phase] = self.summary.phases.get(phase, 0.0) + seconds
 
     def finish(self, index, results):
         """Record one submission's results."""
@@ -379,15 +536,16 @@ class Scheduler:
         while self.pending and len(self.workers) < self.jobs:
             self.summary.workers_started += 1
             worker = _Worker(self.context, self.options, self.reports, self.log_dir, self.summary.workers_started,
-                             self.grader)
+                             self.grader, self.training_slots)
             self.workers.append(worker)
             self.dispatch(worker)
 
 
 def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None, progress=None, grader=grade_one,
-                submission_seconds=None, ids=None):
+                submission_seconds=None, ids=None, training_slots=TRAINING_SLOTS):
     """Grade every submission with `jobs` warm workers; return a BatchSummary with results in input order.
 
+    training_slots: training runs that may run at once (0: no limit); see TrainingSlots.
     ids: the submission id of each path (default: batch_ids(paths)); grade a subset of a folder with the ids
     of the whole folder, so that an id does not depend on which students were re-graded.
     grader(path, options, trainer, reports, submission) grades one submission inside a worker (a module-level
@@ -404,6 +562,7 @@ def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None,
         progress.start(len(paths))
     scheduler = Scheduler(paths, jobs=max(1, min(jobs or os.cpu_count() or 1, len(paths) or 1)), options=options,
                           reports=reports, grader=grader, progress=progress, gradebook=book, ids=ids,
+                          training_slots=training_slots,
                           deadline_seconds=submission_seconds or submission_deadline(options))
     try:
         summary = scheduler.run()
@@ -413,90 +572,3 @@ def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None,
     book.close(summary.results)
     summary.seconds = round(time.monotonic() - started, 2)
     return summary
-
-
-# --- progress on stderr -------------------------------------------------------------------------------------
-
-
-class Progress:
-    """Show how far a batch is: a redrawn bar on a terminal, one plain line per submission otherwise."""
-
-    BAR_WIDTH = 24
-
-    def __init__(self, stream=None, *, tty=None):
-        self.stream = stream or sys.stderr
-        self.tty = self.stream.isatty() if tty is None else tty
-        self.total = self.count = 0
-        self.started = time.monotonic()
-        self.last = ""
-
-    def start(self, total):
-        """Begin counting total submissions."""
-        self.total, self.count, self.started = total, 0, time.monotonic()
-        self.tick()
-
-    def done(self, results):
-        """Report one finished submission."""
-        self.count += 1
-        line = f"[{self.count}/{self.total}] {describe(results)}"
-        if self.tty:
-            self.last = line
-            self._draw()
-        else:
-            print(line, file=self.stream, flush=True)
-
-    def tick(self):
-        """Redraw the bar (its clock moves even while nothing finishes)."""
-        if self.tty:
-            self._draw()
-
-    def close(self):
-        """End the bar's line."""
-        if self.tty:
-            self._draw()
-            self.stream.write("\n")
-            self.stream.flush()
-
-    def _draw(self):
-        filled = self.BAR_WIDTH * self.count // max(self.total, 1)
-        bar = "#" * filled + "-" * (self.BAR_WIDTH - filled)
-        elapsed = time.monotonic() - self.started
-        text = f"\r[{bar}] {self.count}/{self.total}  {elapsed:.0f} s  {self.last}"
-        self.stream.write(text[:160] + "\x1b[K")
-        self.stream.flush()
-
-
-def describe(results):
-    """Return the progress line of one submission: 'alice.py 87/100 (6.2 s)' or 'bob.zip error: ...'."""
-    name = terminal_safe(results.submission)
-    if results.status == ERROR:
-        note = str(results.notes[0]) if results.notes else "grading failed"
-        return f"{name} error: {terminal_safe(note.splitlines()[0])[:120]} ({results.execution_time:.1f} s)"
-    return f"{name} {points(results.score)}/{points(results.max_score)} ({results.execution_time:.1f} s)"
-
-
-# --- several reports on stdout --------------------------------------------------------------------------
-
-
-def render_all(results_list, fmt):
-    """Render every submission's report in one document of a format (a JSON list, one JUnit <testsuites>).
-
-    The batch is the instructor's: the CI formats show every test, whatever its visibility. HTML is one page per
-    student, written under --reports, so it is not one of BATCH_FORMATS.
-    """
-    import json
-
-    if fmt not in BATCH_FORMATS:
-        raise ValueError(UNKNOWN_FORMAT.format(expected=", ".join(BATCH_FORMATS), received=fmt))
-    if fmt == "json":
-        return json.dumps([to_dict(results) for results in results_list], indent=2, ensure_ascii=False) + "\n"
-    if fmt == "junit":
-        suites = []
-        for results in results_list:
-            text = to_junit(results, shown=SHOWN_TO_INSTRUCTOR)
-            suites.append(text[text.index("?>") + 2:].strip() if text.startswith("<?xml") else text.strip())
-        body = "\n".join(suites)
-        return f"<?xml version='1.0' encoding='utf-8'?>\n<testsuites>\n{body}\n</testsuites>\n"
-    if fmt == "markdown":
-        return "\n---\n\n".join(to_markdown(results, shown=SHOWN_TO_INSTRUCTOR) for results in results_list)
-    return ("\n" + "=" * 72 + "\n\n").join(to_text(results) for results in results_list)

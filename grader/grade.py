@@ -29,13 +29,13 @@ class SandboxRequired(RuntimeError):
     """--require-sandbox was given and an isolation layer is not available here."""
 
 
-def _warm_up_keras():
+def warm_up_keras():
     """Import Keras and the checker's modules (seconds of work) while the probe runs.
 
     Keras comes as the probe's runner imports it: without the matplotlib.pyplot it loads for keras.visualization
     alone (0.8 s of its 4 s), which the grader never calls. The training pictures import matplotlib when drawn.
     """
-    from grader.untrusted.runner import import_keras
+    from grader.sandbox import import_keras
 
     import_keras()
     import grader.checker.run  # noqa: F401
@@ -101,7 +101,7 @@ def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, subm
     before = kit or fingerprint()
     # Keras loads in this process while the probe's child runs, unless memory matters more than seconds. It starts
     # once the child runs: started earlier, it would hold the GIL while this thread sets the child up.
-    warm_up = None if options.import_after_probe else threading.Thread(target=_warm_up_keras, daemon=True)
+    warm_up = None if options.import_after_probe else threading.Thread(target=warm_up_keras, daemon=True)
 
     def start_warm_up():  # once, even where a failed zygote's probe is run again by a fresh child
         if warm_up.ident is None:

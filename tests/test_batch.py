@@ -11,21 +11,19 @@ import pytest
 
 from grader import cli
 from grader.batch import (
-    BATCH_FORMATS,
     ERROR,
     GRADING_RAISED,
     WORKER_DIED,
     WORKER_TIMED_OUT,
-    Progress,
     batch_ids,
     error_results,
     find_submissions,
     grade_batch,
-    render_all,
 )
 from grader.commands import batch as batch_command
 from grader.options import GradingOptions
 from grader.render import FORMATS, SUFFIXES
+from grader.render.batch import BATCH_FORMATS, Progress, render_all
 from grader.render.gradebook import CSV_FIELDS
 from grader.results import HIDDEN, CheckResult, GradingResults
 from tests.conftest import run_python
@@ -136,13 +134,13 @@ def test_cli_forwards_batch_flags_to_batch_main(monkeypatch):
         cli.run(["batch", "class", "--jobs", "3", "--output", "g.csv", "--reports", "r", "--format", "json",
                  "--no-training", "--dataset", "cifar10", "--cache-dir", "c", "--no-cache", "--total-timeout", "30",
                  "--roster", "roster.csv", "--canvas", "canvas.csv", "--moodle", "moodle.csv", "--only", "bob", "eve",
-                 "--allow-partial"])
+                 "--allow-partial", "--training-slots", "0", "--shard", "2/4"])
     assert exit_info.value.code == 0
     options = seen.pop("options")
     assert options.limits.total_seconds == 30
     assert seen == {"folder": "class", "jobs": 3, "output": "g.csv", "reports": "r", "fmt": "json",
                     "roster": "roster.csv", "canvas": "canvas.csv", "moodle": "moodle.csv", "only": ["bob", "eve"],
-                    "allow_partial": True}
+                    "allow_partial": True, "training_slots": 0, "shard": "2/4"}
     assert (options.training, options.dataset, options.cache, options.cache_dir) == (False, "cifar10", False, "c")
 
 
@@ -206,3 +204,221 @@ def test_workers_share_one_training_run_for_equivalent_models(tmp_path):
     for key in ("bob", "carol"):  # the reused outcome draws the same pictures
         assert {"report.json", "training_curve.png", "first_layer_filters.png", "feature_maps.png"} <= {
             path.name for path in (tmp_path / "reports" / key).iterdir()}
+
+
+# --- training slots ---------------------------------------------------------------------------------------------
+
+
+def test_a_training_slot_is_held_by_one_worker_at_a_time(tmp_path):
+    import threading
+
+    from grader.batch import TrainingSlots
+
+    slots, order = TrainingSlots(tmp_path, 1), []
+    inside = threading.Event()
+
+    def second():
+        with slots.hold():
+            order.append("second")
+
+    with slots.hold():
+        waiter = threading.Thread(target=second)
+        waiter.start()
+        inside.wait(0.5)  # time for the second to reach the lock
+        order.append("first done")
+    waiter.join(10)
+    assert order == ["first done", "second"]
+
+
+def test_a_worker_killed_while_training_frees_its_slot(tmp_path):
+    import subprocess
+    import sys
+
+    from grader.batch import TrainingSlots
+
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from grader.batch import TrainingSlots\n"
+        f"with TrainingSlots({str(tmp_path)!r}, 1).hold():\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        holder.kill()
+        holder.wait(10)
+        started = time.monotonic()
+        with TrainingSlots(tmp_path, 1).hold():
+            assert time.monotonic() - started < 5
+    finally:
+        holder.kill()
+
+
+def test_training_runs_hold_a_slot_and_cache_hits_do_not(tmp_path):
+    from grader.batch import PhaseClock, TrainingSlots, schedule_training
+
+    class Cache:  # the shape of grader.cache.TrainingCache: it calls .trainer on a miss only
+        def __init__(self):
+            self.trainer = lambda config, **kwargs: slot_taken()
+
+        def __call__(self, config, **kwargs):
+            return "hit" if config == "known" else self.trainer(config, **kwargs)
+
+    slots = TrainingSlots(tmp_path, 1)
+
+    def slot_taken():
+        import fcntl
+
+        with open(slots.paths[0], "a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return "trained in the slot"
+            return "trained outside the slot"
+
+    clock = PhaseClock()
+    trainer = schedule_training(Cache(), slots, clock)
+    assert trainer("new") == "trained in the slot"
+    assert trainer("known") == "hit"
+    assert schedule_training(lambda config, **kwargs: slot_taken(), slots, clock)("new") == "trained in the slot"
+    assert schedule_training(None, slots, clock) is None
+    assert set(clock.report()) == {"probe", "training", "waiting for a training slot", "hidden tests and reports"}
+
+
+# --- shards and `grader merge` -----------------------------------------------------------------------------------
+
+
+def reporting_stand_in(path, options, trainer, reports=None, submission=None):
+    """stand_in_grader, writing the reports a real batch writes (merge builds the summary from them)."""
+    from grader.store import report_folder, write_reports
+
+    results = stand_in_grader(path, options, trainer, reports, submission)
+    name = Path(path).name
+    if name.startswith("half"):
+        results.tests.append(CheckResult(name="filters: stand-in", part="filters", score=0, max_score=1,
+                                         status="failed", output="half marks"))
+    if reports:
+        write_reports(results, report_folder(reports, results.submission))
+    return results
+
+
+@pytest.fixture
+def stand_in_batches(monkeypatch):
+    """Make `grader batch`'s main grade with reporting_stand_in, in workers that never import TensorFlow."""
+    import grader.batch
+
+    real = grader.batch.grade_batch
+    monkeypatch.setattr(grader.batch, "grade_batch", lambda paths, **kwargs: real(paths, grader=reporting_stand_in,
+                                                                                  **kwargs))
+
+
+def normalised(path):
+    """Return a gradebook's text with the per-run seconds column blanked."""
+    rows = list(csv.reader(io.StringIO(Path(path).read_text(encoding="utf-8"))))
+    column = rows[0].index("seconds")
+    return [row[:column] + [""] + row[column + 1:] for row in rows]
+
+
+def test_shard_is_a_stable_hash_of_the_entry_name():
+    from grader.batch import parse_shard, shard_of
+
+    names = [f"student_{number}.py" for number in range(400)]
+    shards = [shard_of(name, 4) for name in names]
+    assert set(shards) == {1, 2, 3, 4} and all(60 < shards.count(k) < 140 for k in (1, 2, 3, 4))
+    assert [shard_of(name, 4) for name in names + ["late_one.py"]][:400] == shards   # a new file moves no one
+    assert parse_shard("2/4") == (2, 4)
+    for bad in ("0/4", "5/4", "2", "a/b", "2/4/8"):
+        with pytest.raises(ValueError, match=r"--shard expects K/N.*Received: "):
+            parse_shard(bad)
+
+
+def test_four_shards_merge_into_the_gradebook_summary_and_exports_of_one_run(tmp_path, stand_in_batches, capsys):
+    from grader.commands import merge
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    names = ["ann.py", "bo.py", "cy.py", "di.py", "ed.py", "half_fay.py", "gil.py", "half_hal.py", "raise_ivy.py",
+             "jo.py", "half_kim.py"]
+    for name in names:
+        (folder / name).write_text("")
+    roster = tmp_path / "roster.csv"
+    roster.write_text("id,name,email,sis_id\n" + "".join(
+        f"{name.split('.')[0]},{name},{name}@uni.edu,{number}\n" for number, name in enumerate(names)))
+    one = tmp_path / "one"
+    def batch(*args):
+        return cli.run(["batch", str(folder), "--roster", str(roster), *args])
+
+    for args in (["--jobs", "2"], *[["--shard", f"{k}/4", "--jobs", "1"] for k in range(1, 5)]):
+        out = one if len(args) == 2 else tmp_path / f"s{args[1][0]}"
+        with pytest.raises(SystemExit) as exit_info:
+            batch("--output", str(out / "grades.csv"), "--reports", str(out / "reports"),
+                  "--canvas", str(out / "canvas.csv"), "--moodle", str(out / "moodle.csv"), *args)
+        assert exit_info.value.code == 0, capsys.readouterr().err
+    sizes = [len(normalised(tmp_path / f"s{k}" / "grades.csv")) - 1 for k in range(1, 5)]
+    assert sum(sizes) == len(names) and sum(1 for size in sizes if size) >= 3, sizes
+    merged = tmp_path / "merged"
+    code = merge.main(shards=[str(tmp_path / f"s{k}") for k in (3, 1, 4, 2)], output=str(merged / "grades.csv"),
+                      reports=str(merged / "reports"), roster=str(roster), canvas=str(merged / "canvas.csv"),
+                      moodle=str(merged / "moodle.csv"))
+    assert code == 0, capsys.readouterr().err
+    assert normalised(merged / "grades.csv") == normalised(one / "grades.csv")
+    assert [row[0] for row in normalised(merged / "grades.csv")][1:] == [name.split(".")[0] for name in sorted(names)]
+    for name in ("summary.md", "summary.html"):
+        assert (merged / "reports" / name).read_bytes() == (one / "reports" / name).read_bytes(), name
+    assert (merged / "moodle.csv").read_bytes() == (one / "moodle.csv").read_bytes()
+    assert (merged / "canvas.csv").read_bytes() == (one / "canvas.csv").read_bytes()
+    assert sorted(path.name for path in (merged / "reports").iterdir()) == sorted(
+        path.name for path in (one / "reports").iterdir())
+    short = tmp_path / "short_roster.csv"
+    short.write_text("\n".join(roster.read_text().splitlines()[:-1]) + "\n")  # the last student left out
+    capsys.readouterr()
+    assert merge.main(shards=[str(tmp_path / f"s{k}") for k in range(1, 5)], output=str(tmp_path / "g.csv"),
+                      roster=str(short), canvas=str(tmp_path / "c.csv")) == 2
+    assert "half_kim" in capsys.readouterr().err and not (tmp_path / "c.csv").exists()
+
+
+def test_merge_says_which_shards_are_missing_or_twice(tmp_path, stand_in_batches, capsys):
+    from grader.commands import merge
+
+    folder = tmp_path / "class"
+    folder.mkdir()
+    for name in ("a.py", "b.py", "c.py", "d.py"):
+        (folder / name).write_text("")
+    for k in (1, 2):
+        with pytest.raises(SystemExit):
+            cli.run(["batch", str(folder), "--shard", f"{k}/3", "--jobs", "1", "--output",
+                     str(tmp_path / f"s{k}" / "grades.csv")])
+    capsys.readouterr()
+    assert merge.main(shards=[str(tmp_path / "s1"), str(tmp_path / "s2")], output=str(tmp_path / "g.csv")) == 2
+    assert "expected shards 1 to 3, each once. Received: 1/3" in capsys.readouterr().err
+    assert merge.main(shards=[str(tmp_path / "s1"), str(tmp_path / "s1")], output=str(tmp_path / "g.csv")) == 2
+    assert "each once" in capsys.readouterr().err
+    assert merge.main(shards=[str(tmp_path / "class")], output=str(tmp_path / "g.csv")) == 2
+    assert "is not a shard's output" in capsys.readouterr().err
+    assert not (tmp_path / "g.csv").exists()
+
+
+@pytest.mark.slow
+def test_four_shard_processes_in_parallel_merge_into_one_run_s_gradebook(tmp_path):
+    """Real grading (training off): four `grader batch --shard K/4` processes at once, merged, equal one run."""
+    import subprocess
+    import sys
+
+    from benchmarks.class_folder import SMALL_CLASS, make_class
+
+    make_class(tmp_path / "class", SMALL_CLASS)
+    common = [sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "--no-training", "--jobs", "1",
+              "--cache-dir", str(tmp_path / "cache")]  # one cache folder shared by the shards, as on one runner
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    shards = [subprocess.Popen([*common, "--shard", f"{k}/4", "--output", str(tmp_path / f"s{k}" / "grades.csv"),
+                                "--reports", str(tmp_path / f"s{k}" / "reports")], env=env, text=True,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) for k in range(1, 5)]
+    outputs = [shard.communicate(timeout=600) for shard in shards]
+    assert [shard.returncode for shard in shards] == [0] * 4, [err[-2000:] for _out, err in outputs]
+    merged = run_python("-m", "grader", "merge", *[str(tmp_path / f"s{k}") for k in range(1, 5)], "--output",
+                        str(tmp_path / "merged" / "grades.csv"), "--reports", str(tmp_path / "merged" / "reports"))
+    assert merged.returncode == 0, merged.stderr
+    one = run_python("-m", "grader", "batch", str(tmp_path / "class"), "--no-training", "--jobs", "2", "--output",
+                     str(tmp_path / "one" / "grades.csv"), "--reports", str(tmp_path / "one" / "reports"),
+                     "--no-cache", timeout=600)
+    assert one.returncode == 0, one.stderr
+    assert normalised(tmp_path / "merged" / "grades.csv") == normalised(tmp_path / "one" / "grades.csv")
+    assert (tmp_path / "merged" / "reports" / "summary.md").read_text() == (
+        tmp_path / "one" / "reports" / "summary.md").read_text()

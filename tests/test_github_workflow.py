@@ -46,8 +46,12 @@ def only_job(workflow):
     return job
 
 
+def all_steps(workflow):
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
 def step_named(workflow, name):
-    return next(step for step in only_job(workflow)["steps"] if step.get("name") == name)
+    return next(step for step in all_steps(workflow) if step.get("name") == name)
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +84,7 @@ def test_every_action_is_pinned_to_a_commit_and_checkouts_keep_no_credentials(wh
     uses = [line.split("uses: ", 1)[1] for line in text.splitlines() if "uses: " in line]
     assert uses and all(PINNED.match(used) for used in uses), uses
     assert workflow["permissions"] == {"contents": "read"}
-    checkouts = [step for step in only_job(workflow)["steps"] if step.get("uses", "").startswith("actions/checkout@")]
+    checkouts = [step for step in all_steps(workflow) if step.get("uses", "").startswith("actions/checkout@")]
     assert checkouts and all(step["with"]["persist-credentials"] is False for step in checkouts)
 
 
@@ -132,19 +136,44 @@ def test_the_instructor_workflow_runs_on_demand_and_on_a_schedule(instructor):
 def test_only_the_clone_step_sees_the_token(instructor):
     fetch = step_named(instructor, FETCH)
     assert SECRETS.findall(json.dumps(fetch)) == ["CLASSROOM_TOKEN"]
-    for step in only_job(instructor)["steps"]:
+    for step in all_steps(instructor):
         if step is not fetch:
             assert not SECRETS.findall(json.dumps(step)), step
-    assert not SECRETS.findall(json.dumps(only_job(instructor).get("env", {})))
+    for name, job in instructor["jobs"].items():
+        assert not SECRETS.findall(json.dumps(job.get("env", {}))), name
+        assert ("environment" in job) == (name == "fetch"), name  # student code runs where no token is
 
 
-def test_the_instructor_workflow_grades_with_batch_and_keeps_the_gradebook(instructor):
+def test_the_instructor_workflow_grades_shards_in_a_matrix_and_merges_them(instructor):
+    fetch, grade, merge = (instructor["jobs"][name] for name in ("fetch", "grade", "merge"))
+    assert grade["needs"] == "fetch" and merge["needs"] == "grade"
+    assert grade["strategy"]["matrix"]["shard"] == list(range(1, github.DEFAULT_SHARDS + 1))
+    assert grade["env"]["SHARD"] == "${{ matrix.shard }}"
     assert step_named(instructor, "Install the grader")["run"] == "python -m pip install ."
     assert step_named(instructor, "Grade")["run"] == (
-        "grader batch submissions --output grades.csv --reports reports --no-training")
+        f'grader batch submissions --shard "$SHARD/{github.DEFAULT_SHARDS}" --output shard/grades.csv '
+        "--reports shard/reports --cache-dir .grader-cache --no-training")
+    cache = step_named(instructor, "Restore the training and verdict caches")
+    assert cache["uses"].startswith("actions/cache@") and cache["with"]["path"] == ".grader-cache"
+    assert cache["with"]["key"].startswith(cache["with"]["restore-keys"])  # any earlier run's shard restores
+    passed = step_named(instructor, "Pass the submissions on")
+    assert passed["with"]["path"].split() == ["submissions/", "commits.csv"] and passed in fetch["steps"]
+    assert step_named(instructor, "Keep the shard's grades")["with"]["name"] == "grades-shard-${{ matrix.shard }}"
+    assert step_named(instructor, "Get the shards' grades")["with"] == {"pattern": "grades-shard-*", "path": "shards"}
+    assert step_named(instructor, "Merge")["run"].splitlines()[0] == (
+        "grader merge shards/grades-shard-* --output grades.csv --reports reports")
     upload = step_named(instructor, "Keep the grades")
     assert upload["uses"].startswith("actions/upload-artifact@") and upload["if"] == "always()"
-    assert upload["with"]["path"].split() == ["grades.csv", "commits.csv", "reports/"]
+    assert upload["with"]["path"].split() == ["grades.csv", "commits.csv", "reports/"] and upload in merge["steps"]
+
+
+def test_the_number_of_shards_is_filled_in_and_checked():
+    workflow = yaml.safe_load(render_instructor_workflow(shards=1))
+    assert workflow["jobs"]["grade"]["strategy"]["matrix"]["shard"] == [1]
+    assert '--shard "$SHARD/1"' in step_named(workflow, "Grade")["run"]
+    for shards in (0, 257, "4", True):
+        with pytest.raises(ValueError, match="Invalid number of shards"):
+            render_instructor_workflow(shards=shards)
 
 
 def test_the_instructor_settings_are_filled_in_and_checked():
@@ -253,20 +282,31 @@ def test_the_clone_step_takes_an_explicit_list_and_refuses_what_is_not_a_reposit
 
 
 @pytest.mark.slow
-def test_the_grading_step_writes_the_gradebook(instructor, fake_github, tmp_path):
-    fake, _commits = fake_github
-    fetched = run_step(step_named(instructor, FETCH), tmp_path, fake, GH_TOKEN="t", CLASS_REPOS="",
+def test_the_grading_and_merge_steps_write_the_gradebook(fake_github, tmp_path):
+    """fetch, two shards and the merge, as the jobs run them, the artifacts moved as GitHub moves them."""
+    workflow = yaml.safe_load(render_instructor_workflow(class_org="my-org", batch_args="--no-training", shards=2))
+    fake, commits = fake_github
+    fetched = run_step(step_named(workflow, FETCH), tmp_path, fake, GH_TOKEN="t", CLASS_REPOS="",
                        CLASS_ORG="my-org", REPO_PREFIX="lesson6-")
     assert fetched.returncode == 0, fetched.stderr
-    # The step calls `grader`: put this checkout's grader first on PATH.
+    # The steps call `grader`: put this checkout's grader first on PATH.
     shim = tmp_path / "shim"
     shim.mkdir()
     (shim / "grader").write_text(f'#!/bin/bash\nexec "{sys.executable}" -m grader "$@"\n')
     (shim / "grader").chmod(stat.S_IRWXU)
-    done = run_step(step_named(instructor, "Grade"), tmp_path, fake,
-                    PATH=f"{shim}{os.pathsep}{os.environ['PATH']}",
-                    PYTHONPATH=str(ROOT))
+    path = {"PATH": f"{shim}{os.pathsep}{os.environ['PATH']}", "PYTHONPATH": str(ROOT)}
+    for shard in ("1", "2"):  # each on a runner of its own: a copy of what the fetch job uploaded
+        runner = tmp_path / f"runner{shard}"
+        shutil.copytree(tmp_path / "submissions", runner / "submissions")
+        done = run_step(step_named(workflow, "Grade"), runner, fake, SHARD=shard, **path)
+        assert done.returncode == 0, done.stderr[-3000:]
+        shutil.copytree(runner / "shard", tmp_path / "shards" / f"grades-shard-{shard}")
+    (tmp_path / "fetched").mkdir()
+    shutil.copy(tmp_path / "commits.csv", tmp_path / "fetched" / "commits.csv")
+    (tmp_path / "commits.csv").unlink()
+    done = run_step(step_named(workflow, "Merge"), tmp_path, fake, **path)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert sorted(commits)[:2] == [row.split(",")[0] for row in (tmp_path / "commits.csv").read_text().splitlines()[1:]]
     rows = {row.split(",")[0]: row.split(",") for row in (tmp_path / "grades.csv").read_text().splitlines()[1:]}
     assert set(rows) == {"lesson6-alice", "lesson6-bob"}
     alice, bob = rows["lesson6-alice"], rows["lesson6-bob"]

@@ -145,7 +145,8 @@ def test_a_crashing_grader_still_leaves_a_zero_with_its_log(autograder, tmp_path
 def test_a_report_written_before_a_crash_is_kept(autograder, tmp_path):
     root = autograder_tree(tmp_path, autograder, solution_files())
     report = {"score": 4, "max_score": 90, "output": "partial", "tests": [
-        {"name": "shape_math: conv_output_size", "score": 4, "max_score": 4, "status": PASSED, "tags": ["shape_math"]}]}
+        {"name": "shape_math: conv_output_size", "score": 4, "max_score": 4, "status": PASSED.value,
+         "tags": ["shape_math"]}]}
     grader = fake_grader(tmp_path, f"import json\nout = sys.argv[sys.argv.index('--output') + 1]\n"
                                    f"open(out, 'w').write(json.dumps({report!r}))\nsys.exit(1)")
     _done, results = run_autograder(root, GRADER_BIN=str(grader))

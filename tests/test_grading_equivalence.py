@@ -103,3 +103,18 @@ def test_the_training_cache_gives_the_training_check_s_own_verdict(class_folder,
     assert sorted(reused.artifacts) == sorted(cached.artifacts) and cached.artifacts, "expected the pictures"
     for name, picture in cached.artifacts.items():
         assert Path(reused.artifacts[name]).read_bytes() == Path(picture).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_a_batch_whose_trainings_share_one_slot_grades_as_grade_does_one_by_one(class_folder, tmp_path):
+    """Two workers, two distinct networks, one training slot: the second training waits, then runs as alone."""
+    from grader.batch import grade_batch
+    from grader.grade import grade
+    from grader.options import GradingOptions
+
+    paths = [path for path in class_folder if path.name in ("grace", "heidi.py")]  # no Rescaling; softmax
+    summary = grade_batch(paths, jobs=2, options=GradingOptions(cache_dir=str(tmp_path / "cache")), training_slots=1)
+    assert summary.trained == 2 and summary.phases["training"] > 0, summary
+    alone = [grade(path, GradingOptions(cache=False, verdict_cache=False)) for path in paths]
+    assert [verdicts(results) for results in summary.results] == [verdicts(results) for results in alone]
+    assert all(any(test.part == "training" for test in results.tests) for results in alone)

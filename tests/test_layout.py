@@ -1,5 +1,6 @@
 """The tree's seams hold: what runs beside student code imports nothing of the kit, nothing imports the CLI,
-library code never imports a command, and the lesson's API is spelled out in one place."""
+library code never imports a command, the judgement never imports its display, no module borrows another's
+private names, only the sandbox opens grader/untrusted/, and the lesson's API is spelled out in one place."""
 
 import ast
 import re
@@ -164,3 +165,47 @@ def test_the_lesson_tokens_are_found_where_the_lesson_is():
     assert names and layers and numbers
     assert all(name in reference for name in names)
     assert any(number in reference for number in numbers)
+
+
+def module_name(path):
+    """Return a grader file's dotted module name (a package's __init__.py as the package)."""
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+# The judgement and how it is reached: they produce data and never decide how it is shown or which command runs.
+JUDGEMENT = [path for path in grader_files()
+             if {"checker", "results"} & set(path.relative_to(GRADER).parts[:1])
+             or path in (GRADER / "grade.py", GRADER / "batch.py")]
+
+
+@pytest.mark.parametrize("path", JUDGEMENT, ids=lambda p: str(p.relative_to(GRADER)))
+def test_the_checker_results_and_grading_never_import_renderers_or_commands(path):
+    offenders = [name for name in imported_modules(path) if name.split(".")[:2] in (["grader", "render"],
+                                                                                    ["grader", "commands"])]
+    assert not offenders, f"{path.relative_to(ROOT)} imports {offenders}: judgement must not depend on its display"
+
+
+def test_no_module_imports_another_module_s_private_names():
+    offenders = []
+    for path in grader_files():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module != module_name(path):
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                              for alias in node.names if alias.name.startswith("_") and not alias.name.startswith("__")]
+    assert not offenders, f"these import another module's private names (make the name public or move it): {offenders}"
+
+
+def test_only_the_sandbox_and_the_seam_import_untrusted_code():
+    allowed = {*(GRADER / "sandbox").glob("*.py"), *(GRADER / "untrusted").glob("*.py"), GRADER / "protocol.py"}
+    offenders = [str(path.relative_to(ROOT)) for path in grader_files() if path not in allowed
+                 and any(name.startswith("grader.untrusted") for name in imported_modules(path))]
+    assert not offenders, f"these import grader/untrusted/ directly; go through grader.sandbox: {offenders}"
+
+
+def test_the_layout_rules_can_fail(tmp_path):
+    # The rules above read imports with imported_modules: it must see each kind they forbid.
+    sample = tmp_path / "sample.py"
+    sample.write_text("from grader.render.text import to_text\nfrom grader.grade import _private\n"
+                      "def f():\n    import grader.untrusted.runner\n", encoding="utf-8")
+    assert {"grader.render.text", "grader.grade", "grader.untrusted.runner"} <= imported_modules(sample)

@@ -125,9 +125,9 @@ def test_feature_maps_panel_rejects_a_batch_of_images():
 WARM_UP = """
 import sys
 
-from grader.grade import _warm_up_keras
+from grader.grade import warm_up_keras
 
-_warm_up_keras()
+warm_up_keras()
 print("keras" in sys.modules, "matplotlib" in sys.modules)
 from grader.training import pictures
 

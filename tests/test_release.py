@@ -204,11 +204,12 @@ def test_cli_forwards_its_flags(monkeypatch, tmp_path):
     monkeypatch.setattr(release, "release_main", lambda **kwargs: seen.update(kwargs) or 0)
     with pytest.raises(SystemExit) as done:
         cli.run(["release", str(tmp_path / "out"), "--python", "3.12", "--instructor-workflow", "ci/class.yml",
-                 "--class-org", "cs231", "--repo-prefix", "cnn-", "--batch-args=--jobs 2", "--schedule", "0 9 * * 5"])
+                 "--class-org", "cs231", "--repo-prefix", "cnn-", "--batch-args=--jobs 2", "--schedule", "0 9 * * 5",
+                 "--shards", "8"])
     assert done.value.code == 0
     assert seen == {"out": str(tmp_path / "out"), "kit_source": None, "python_version": "3.12",
                     "instructor_workflow": "ci/class.yml", "class_org": "cs231", "repo_prefix": "cnn-",
-                    "batch_args": "--jobs 2", "cron": "0 9 * * 5"}
+                    "batch_args": "--jobs 2", "cron": "0 9 * * 5", "shards": 8}
 
 
 def test_the_instructor_workflow_is_written_where_asked(tmp_path, capsys):

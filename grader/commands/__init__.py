@@ -3,4 +3,4 @@
 grader/cli.py only collects these modules into one parser; nothing here imports it.
 """
 
-COMMANDS = ("grade", "batch", "calibrate", "ci", "gradescope", "release")
+COMMANDS = ("grade", "batch", "merge", "calibrate", "ci", "gradescope", "release")

@@ -26,6 +26,10 @@ ROSTER_HELP = ("CSV mapping submission ids to students: a header with `id` and a
 ONLY_HELP = ("grade only these submission ids (with or without extension) and merge them into the existing "
              "gradebook --output; the summary is rebuilt from every REPORTS/<id>/report.json")
 CANVAS_HELP = "also write Canvas's gradebook import CSV here (students from the roster)"
+SHARD_HELP = ("grade only shard K of N (K/N, e.g. 2/4): the entries whose name hashes to it, so N machines grade "
+              "a class between them; it writes OUTPUT's manifest (grades.csv -> grades.shard.json) for `grader merge`")
+SLOTS_HELP = ("training runs at once (default: 1: each uses every core, as `grader grade` does, so two at once would "
+              "fight over them; 0: no limit)")
 MOODLE_HELP = "also write Moodle's grade import CSV here (students from the roster, matched by email or ID number)"
 ALLOW_PARTIAL_HELP = ("write the Canvas or Moodle import even where it would leave students out (no roster, ids the "
                       "roster lacks, a roster value the LMS cannot match); without it such an import is refused "
@@ -41,7 +45,7 @@ REASONS_SHOWN = 5
 
 def add_parser(commands):
     """Add `batch` to the command line."""
-    from grader.batch import BATCH_FORMATS
+    from grader.render.batch import BATCH_FORMATS
 
     parser = commands.add_parser("batch", help=HELP)
     parser.add_argument("folder", help=FOLDER_HELP)
@@ -56,6 +60,8 @@ def add_parser(commands):
     parser.add_argument("--moodle", metavar="PATH", help=MOODLE_HELP)
     parser.add_argument("--allow-partial", action="store_true", help=ALLOW_PARTIAL_HELP)
     parser.add_argument("--no-zygote", dest="zygote", action="store_false", help=NO_ZYGOTE_HELP)
+    parser.add_argument("--training-slots", type=int, default=None, help=SLOTS_HELP)
+    parser.add_argument("--shard", metavar="K/N", help=SHARD_HELP)
     grading_options.add_arguments(parser)
     parser.set_defaults(run=from_args)
 
@@ -65,7 +71,7 @@ def from_args(args):
     options = grading_options.from_args(args, **grading_options.cache_from_args(args), zygote=args.zygote)
     return main(folder=args.folder, jobs=args.jobs, output=args.output, reports=args.reports, fmt=args.fmt,
                 options=options, roster=args.roster, only=args.only, canvas=args.canvas, moodle=args.moodle,
-                allow_partial=args.allow_partial)
+                allow_partial=args.allow_partial, training_slots=args.training_slots, shard=args.shard)
 
 
 def _error(message):
@@ -73,10 +79,20 @@ def _error(message):
 
 
 def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, options=GradingOptions(), roster=None,
-         only=None, canvas=None, moodle=None, allow_partial=False):
+         only=None, canvas=None, moodle=None, allow_partial=False, training_slots=None, shard=None):
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from grader import exports
-    from grader.batch import Progress, batch_ids, describe, find_submissions, grade_batch, render_all
+    from grader.batch import (
+        TRAINING_SLOTS,
+        batch_ids,
+        find_submissions,
+        grade_batch,
+        parse_shard,
+        shard_manifest_path,
+        shard_of,
+        write_shard_manifest,
+    )
+    from grader.render.batch import Progress, describe, render_all
     from grader.render.gradebook import csv_row
     from grader.render.summary import HTML_NAME, MARKDOWN_NAME
     from grader.results import Status
@@ -87,8 +103,20 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     if jobs is not None and jobs < 1:
         _error(f"--jobs must be at least 1. Received: jobs={jobs}")
         return USAGE_ERROR
+    if training_slots is not None and training_slots < 0:
+        _error(f"--training-slots must be 0 (no limit) or more. Received: training_slots={training_slots}")
+        return USAGE_ERROR
+    try:
+        part = parse_shard(shard) if shard else None
+    except ValueError as error:
+        _error(str(error))
+        return USAGE_ERROR
+    if part and only:
+        _error("--shard and --only do not go together: expected one of them. Received: both")
+        return USAGE_ERROR
     summary_dir = Path(reports) if reports else Path(output).parent
-    outputs = (output, reports, canvas, moodle, summary_dir / HTML_NAME, summary_dir / MARKDOWN_NAME)
+    outputs = (output, reports, canvas, moodle, summary_dir / HTML_NAME, summary_dir / MARKDOWN_NAME,
+               shard_manifest_path(output))
     paths = find_submissions(folder, exclude=outputs)
     if not paths:
         _error(f"no submissions in {folder}")
@@ -110,24 +138,38 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
         if problems and not allow_partial:
             _error(partial_export_message(lms, problems, total=len(ids), roster=students))
             return USAGE_ERROR
+    total = len(paths)
+    if part:
+        paths = [path for path in paths if shard_of(path.name, part[1]) == part[0]]
     options = grading_options.with_default_cache_dir(options)
     try:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)  # --output s1/grades.csv on a fresh runner
         summary = grade_batch(paths, jobs=jobs, options=options, reports=reports, gradebook=None if only else output,
-                              progress=Progress(sys.stderr), ids=[ids[path] for path in paths])
+                              progress=Progress(sys.stderr), ids=[ids[path] for path in paths],
+                              training_slots=TRAINING_SLOTS if training_slots is None else training_slots)
         rows = (exports.merge_gradebook(output, summary.results) if only
                 else [csv_row(results) for results in summary.results])
     except (OSError, ValueError) as error:
         _error(f"could not write the gradebook {output}: {error}")
         return 1
+    if part:
+        try:
+            write_shard_manifest(output, shard=part[0], count=part[1], total=total, reports=reports,
+                                 graded=[(path.name, ids[path]) for path in paths])
+        except OSError as error:
+            _error(f"could not write the shard's manifest beside {output}: {error}")
+            return 1
     if fmt:
         sys.stdout.write(render_all(summary.results, fmt))
     errors = [results for results in summary.results if results.status == Status.ERROR]
     for results in errors:
         print(f"  {describe(results)}", file=sys.stderr)
     count = len(summary.results)
-    print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / count:.1f} s each, "
+    print(f"Graded {count} submissions in {summary.seconds:.1f} s ({summary.seconds / max(count, 1):.1f} s each, "
           f"{summary.workers_started} workers started); training runs: {summary.trained} done, "
           f"{summary.reused} reused; {len(errors)} errors. Gradebook: {output}", file=sys.stderr)
+    if summary.phases:
+        print(summary.phase_line(), file=sys.stderr)
     return write_class_files(summary.results, rows, students, summary_dir=summary_dir, reports=reports,
                              only=bool(only), canvas=canvas, moodle=moodle)
 

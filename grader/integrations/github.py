@@ -36,6 +36,8 @@ DEFAULT_PYTHON = "3.11"
 DEFAULT_CLASS_ORG = "COURSE-ORG"
 DEFAULT_REPO_PREFIX = "lesson6-"
 DEFAULT_CRON = "30 5 * * 1"           # Mondays 05:30 UTC
+DEFAULT_SHARDS = 4                     # runners grading the class at once (`grader batch --shard K/N`), then a merge
+MAX_SHARDS = 256                       # GitHub Actions runs at most 256 jobs of one matrix
 # What the workflows' placeholders accept: nothing that could break out of YAML or a shell line.
 OWNER = re.compile(r"[\w.-]+")
 PREFIX = re.compile(r"[\w.-]*")
@@ -109,14 +111,17 @@ def render_student_workflow(*, python_version: str = DEFAULT_PYTHON) -> str:
 
 def render_instructor_workflow(*, class_org: str = DEFAULT_CLASS_ORG, repo_prefix: str = DEFAULT_REPO_PREFIX,
                                python_version: str = DEFAULT_PYTHON, batch_args: str = "",
-                               cron: str = DEFAULT_CRON) -> str:
-    """Return the instructor's workflow that grades every repository of the class with `grader batch`."""
+                               cron: str = DEFAULT_CRON, shards: int = DEFAULT_SHARDS) -> str:
+    """Return the instructor's workflow: fetch the class, grade it in `shards` runners, merge their grades."""
     check_settings(("organization", class_org, OWNER, "my-course-org"),
                    ("repository prefix", repo_prefix, PREFIX, "lesson6-"),
                    ("Python version", python_version, VERSION, "3.11"),
                    ("batch arguments", batch_args, FLAGS, "--no-training"),
                    ("schedule", cron, CRON, "30 5 * * 1"))
-    return render(template(INSTRUCTOR_WORKFLOW), {
+    if isinstance(shards, bool) or not isinstance(shards, int) or not 1 <= shards <= MAX_SHARDS:
+        raise ValueError(f"Invalid number of shards {shards!r}: expected a whole number from 1 to {MAX_SHARDS}")
+    return render(template(INSTRUCTOR_WORKFLOW), {"SHARDS": str(shards),
+                                                  "SHARD_LIST": ", ".join(str(k) for k in range(1, shards + 1)),
         "CLASS_ORG": class_org, "REPO_PREFIX": repo_prefix, "PYTHON_VERSION": python_version,
         "BATCH_ARGS": batch_args, "CRON": cron})
 

@@ -32,6 +32,8 @@ CLASS_ORG_HELP = ("the instructor workflow's organization, whose repositories it
 REPO_PREFIX_HELP = ("the instructor workflow grades the organization's repositories whose names start with this; "
                     "the repository variable REPO_PREFIX overrides it (default: %(default)s)")
 BATCH_ARGS_HELP = "flags the instructor workflow passes to `grader batch`, e.g. --batch-args=--jobs=2 (default: none)"
+SHARDS_HELP = ("runners the instructor workflow grades the class on at once, each `grader batch --shard K/N`, "
+               "then one job merges them (default: %(default)s)")
 SCHEDULE_HELP = "when the instructor workflow grades the class, as a cron line in UTC (default: %(default)s)"
 
 INSIDE_RELEASE = ("The instructor workflow must not go into the student release, which students can read: "
@@ -51,13 +53,14 @@ def add_arguments(parser):
     parser.add_argument("--repo-prefix", default=github.DEFAULT_REPO_PREFIX, help=REPO_PREFIX_HELP)
     parser.add_argument("--batch-args", default="", help=BATCH_ARGS_HELP)
     parser.add_argument("--schedule", dest="cron", default=github.DEFAULT_CRON, help=SCHEDULE_HELP)
+    parser.add_argument("--shards", type=int, default=github.DEFAULT_SHARDS, help=SHARDS_HELP)
 
 
 def main_arguments(args) -> dict:
     """Return release_main's keywords from the parsed command line."""
     return {"out": args.out, "kit_source": args.kit_source, "python_version": args.python_version,
             "instructor_workflow": args.instructor_workflow, "class_org": args.class_org,
-            "repo_prefix": args.repo_prefix, "batch_args": args.batch_args, "cron": args.cron}
+            "repo_prefix": args.repo_prefix, "batch_args": args.batch_args, "cron": args.cron, "shards": args.shards}
 
 
 def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON):
@@ -178,7 +181,7 @@ def find_leaks(out, kit):
 
 def release_main(*, out, kit_source=None, python_version=github.DEFAULT_PYTHON, instructor_workflow=None,
                  class_org=github.DEFAULT_CLASS_ORG, repo_prefix=github.DEFAULT_REPO_PREFIX, batch_args="",
-                 cron=github.DEFAULT_CRON):
+                 cron=github.DEFAULT_CRON, shards=github.DEFAULT_SHARDS):
     """Write the student release, and the instructor's workflow when asked; list what was written; return the code."""
     try:
         class_workflow = None
@@ -187,7 +190,7 @@ def release_main(*, out, kit_source=None, python_version=github.DEFAULT_PYTHON, 
                 raise ValueError(INSIDE_RELEASE.format(out=out, path=instructor_workflow))
             class_workflow = github.render_instructor_workflow(class_org=class_org, repo_prefix=repo_prefix,
                                                                python_version=python_version, batch_args=batch_args,
-                                                               cron=cron)
+                                                               cron=cron, shards=shards)
         path = build_release(out, kit_source=kit_source, python_version=python_version)
     except (ValueError, FileNotFoundError, FileExistsError) as error:
         print(f"grader release: {error}", file=sys.stderr)

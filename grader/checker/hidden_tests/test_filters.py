@@ -6,7 +6,7 @@ from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
 from grader.lesson.checks import check_feature_maps, check_filters
-from grader.untrusted.weights import set_seeded_weights
+from grader.sandbox import set_seeded_weights
 
 PART = "filters"
 
