@@ -25,7 +25,7 @@ def test_has_the_lessons_layers(block):
 
 
 def test_has_no_parameters(block):
-    block.build((None,) + lesson_checks.INPUT_SHAPE)
+    block.build((None,) + lesson_checks.input_shape())
     problems = lesson_checks.check_no_params(block, CALL)
     assert not problems, "\n".join(problems)
 

@@ -19,13 +19,14 @@ def test_takes_cifar_images(built):
 
 def test_output_shape_after_every_stage(built):
     name, model = built
-    problems = checks.check_stage_shapes(model, f"{name}()", checks.EXPECTED_STAGES[name])
+    problems = checks.check_stage_shapes(model, f"{name}()", checks.network(name)["stages"])
     assert not problems, "\n".join(problems)
 
 
 def test_parameter_counts(built):
     name, model = built
-    problems = checks.check_param_counts(model, f"{name}()", checks.EXPECTED_STAGES[name], checks.TOTAL_PARAMS[name])
+    expected = checks.network(name)
+    problems = checks.check_param_counts(model, f"{name}()", expected["stages"], expected["total_params"])
     assert not problems, "\n".join(problems)
 
 
@@ -38,14 +39,15 @@ def test_matches_the_lessons_network(built):
 def test_uses_the_lessons_layers(built):
     name, model = built
     call = f"{name}()"
-    problems = (checks.check_gap_head(model, call) + checks.check_max_pooling(model, call)
-                + checks.check_nonlinearity(model, call) + checks.check_rescaling(model, call))
+    problems = (checks.check_gap_head(model, call, checks.network(name)["stages"])
+                + checks.check_max_pooling(model, call) + checks.check_nonlinearity(model, call)
+                + checks.check_rescaling(model, call))
     assert not problems, "\n".join(problems)
 
 
 def test_outputs_logits(built):
     name, model = built
-    problems = checks.check_logits(model, f"{name}()")
+    problems = checks.check_logits(model, f"{name}()", checks.network(name)["outputs"])
     assert not problems, "\n".join(problems)
 
 

@@ -10,7 +10,7 @@ def small_model():
     from keras import layers
 
     keras.utils.set_random_seed(3)
-    inputs = keras.Input(shape=lesson_checks.INPUT_SHAPE)
+    inputs = keras.Input(shape=lesson_checks.input_shape())
     x = keras.Sequential([layers.RandomFlip("horizontal"), layers.RandomRotation(0.05)], name="augmentation")(inputs)
     x = layers.Rescaling(1.0 / 255)(x)
     x = layers.Conv2D(8, 3, padding="same", activation="relu")(x)

@@ -11,6 +11,7 @@ import importlib
 import os
 import sys
 import threading
+from pathlib import Path
 
 from grader.commands import COMMANDS
 
@@ -24,9 +25,33 @@ def build_parser():
     return parser
 
 
+LESSON_OPTION = "--lesson"
+NO_LESSON = ("--lesson expects a lesson folder holding lesson.toml and solutions/ (e.g. lessons/mnist_convnet). "
+             "Received: {folder}")
+
+
+def take_lesson(argv):
+    """Return argv without `--lesson FOLDER`, pointing the grader at that lesson before any command loads it.
+
+    Every command takes --lesson (grade, batch, gradescope, release, ci, calibrate); without it the lesson is the
+    kit's own (lesson 6). The choice travels in GRADER_LESSON to the grader's workers and to later imports.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    for index, item in enumerate(argv):
+        if item == LESSON_OPTION or item.startswith(LESSON_OPTION + "="):
+            folder = item.partition("=")[2] or (argv[index + 1] if index + 1 < len(argv) else "")
+            del argv[index:index + (1 if "=" in item else 2)]
+            if not (Path(folder) / "lesson.toml").is_file():
+                print(f"grader: error: {NO_LESSON.format(folder=folder or 'nothing')}", file=sys.stderr)
+                sys.exit(2)
+            os.environ["GRADER_LESSON"] = str(Path(folder).resolve())
+            break
+    return argv
+
+
 def run(argv=None):
     """Parse the command line and run the subcommand; exit with its code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(take_lesson(argv))
     sys.exit(args.run(args))
 
 

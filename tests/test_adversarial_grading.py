@@ -33,6 +33,7 @@ def one_file(transform):
     return "\n".join(parts).replace("from augmentation import build_augmentation\n", "")
 
 
+ROOT = Path(__file__).resolve().parents[1]
 CORRECT = one_file(lambda source: source)
 STUBS = one_file(make_stub)
 FULL = {part: "full" for part in PARTS if part != "training"}
@@ -136,6 +137,19 @@ CASES = {
             from solutions.cnn import build_cnn, build_cnn_v2
         except ImportError as error:
             print("blocked:", error)
+        """), ZERO, "is not implemented yet"),
+    "reads_the_lesson_s_reference_and_manifest": (hostile(STUBS, f"""
+        for path in {[str(ROOT / "grader" / "lesson" / "default" / "solutions" / "augmentation.py"),
+                      str(ROOT / "solutions" / "augmentation.py")]!r}:
+            try:
+                exec(open(path).read())  # the reference's build_augmentation, if the probe could read it
+            except Exception as error:
+                print("blocked:", error)
+        for path in {[str(ROOT / "lesson.toml"), str(ROOT / "grader" / "lesson" / "default" / "lesson.toml")]!r}:
+            try:
+                print(open(path).read()[:40])
+            except Exception as error:
+                print("blocked:", error)
         """), ZERO, "is not implemented yet"),
     # --- broken files -------------------------------------------------------------------------------------
     "syntax_error": ("def build_cnn(:\n    pass\n", ZERO, "SyntaxError"),

@@ -20,10 +20,10 @@ from grader.cache import (  # noqa: E402
     SignedStore,
     TrainingCache,
     VerdictCache,
-    canonical_model,
     kit_fingerprint,
     model_key,
 )
+from grader.checker.canonical import canonical_model  # noqa: E402
 
 BUDGET = {"epochs": 3}
 

@@ -3,6 +3,7 @@ library code never imports a command, the judgement never imports its display, n
 private names, only the sandbox opens grader/untrusted/, and the lesson's API is spelled out in one place."""
 
 import ast
+import re
 import sys
 from pathlib import Path
 
@@ -79,6 +80,91 @@ def test_each_command_owns_its_parser_and_main():
     for name in COMMANDS:
         source = (GRADER / "commands" / f"{name}.py").read_text(encoding="utf-8")
         assert "def add_parser(" in source and "def from_args(" in source, name
+
+
+# The engine: what grades any lesson. It must not know lesson 6 (or any lesson): no function of its API, no layer
+# of its reference as written there, no number of its networks. The hidden tests (grader/checker/hidden_tests) are
+# the lesson's own, and grader/lesson/ holds the lesson's checks and manifest reader.
+ENGINE = (*sorted((GRADER / "sandbox").glob("*.py")), *sorted((GRADER / "untrusted").glob("*.py")),
+          *sorted((GRADER / "checker").glob("*.py")), *sorted((GRADER / "integrations").glob("*.py")),
+          *sorted((GRADER / "render").glob("*.py")), *sorted((GRADER / "results").glob("*.py")),
+          *[GRADER / f"{name}.py" for name in ("store", "exports", "summary", "batch", "grade", "submission",
+                                                "protocol", "cache")])
+# Lesson text the student release still carries inside the integrations (its notebook's sections, its README).
+LESSON_TEXT = {GRADER / "integrations" / "notebook.py", GRADER / "integrations" / "templates" / "README_students.md"}
+
+
+# Names that are the engine's own and only happen to spell an API function: the training check's pictures.
+ENGINE_OWN = {("grader/render/html.py", "first_layer_filters"), ("grader/render/html.py", "feature_maps")}
+
+
+def lesson_tokens():
+    """Return the lesson's names and layers (from its manifest and reference) and its networks' numbers."""
+    from grader.checker.reference import expectations
+    from grader.lesson import manifest
+
+    found = expectations()
+    names = set(manifest.API)
+    layers = {code for network in found["networks"].values()
+              for code in (*network["layer_code"], *network["augmentation_code"])}
+    counts = {number for network in found["networks"].values()
+              for number in [network["total_params"]] + [params for _kind, _shape, params in network["stages"]]
+              if number >= 1000}
+    numbers = {spelled for number in counts for spelled in (str(number), f"{number:,}", f"{number:_}")}
+    return names, layers, numbers
+
+
+def code_strings(path):
+    """Return the identifiers and string constants of a Python file's code (docstrings and comments left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            found.append(node.value)
+        elif isinstance(node, ast.Name):
+            found.append(node.id)
+        elif isinstance(node, ast.Attribute):
+            found.append(node.attr)
+    return found
+
+
+def test_the_engine_names_no_lesson_function_or_layer():
+    names, layers, _numbers = lesson_tokens()
+    pattern = re.compile(r"\b(" + "|".join(map(re.escape, sorted(names))) + r")\b")
+    offenders = []
+    for path in ENGINE:
+        if path in LESSON_TEXT:
+            continue
+        for text in code_strings(path):
+            hits = set(pattern.findall(text)) | {layer for layer in layers if layer in text}
+            offenders += [f"{path.relative_to(ROOT)}: {hit}" for hit in sorted(hits)
+                          if (path.relative_to(ROOT).as_posix(), hit) not in ENGINE_OWN]
+    assert not offenders, f"the engine names the lesson's functions or layers: {offenders}; read them from " \
+                          f"grader.lesson.manifest or derive them from the reference (grader.checker.reference)"
+
+
+def test_no_lesson_number_in_the_grader():
+    _names, _layers, numbers = lesson_tokens()
+    offenders = []
+    for path in sorted(GRADER.rglob("*")):
+        if not path.is_file() or path.suffix not in (".py", ".md", ".toml", ".yml", ".sh") or path in LESSON_TEXT:
+            continue
+        text = path.read_text(encoding="utf-8")
+        offenders += [f"{path.relative_to(ROOT)}: {number}" for number in sorted(numbers)
+                      if re.search(rf"(?<![\d,_.]){re.escape(number)}(?![\d,_])", text)]
+    assert not offenders, f"the grader writes the lesson's numbers: {offenders}; derive them from the reference"
+
+
+def test_the_lesson_tokens_are_found_where_the_lesson_is():
+    # The two rules above can fail: the lesson's own reference names its functions and numbers.
+    names, layers, numbers = lesson_tokens()
+    reference = "\n".join(path.read_text(encoding="utf-8") for path in sorted((ROOT / "solutions").glob("*.py")))
+    assert names and layers and numbers
+    assert all(name in reference for name in names)
+    assert any(number in reference for number in numbers)
 
 
 def module_name(path):

@@ -130,6 +130,20 @@ MUTANTS = (
     Mutant("pool_3_stride_2_same", "cnn.py", "layers.MaxPooling2D(2)(x)",
            'layers.MaxPooling2D(3, strides=2, padding="same")(x)', ("build_cnn",),
            "The first MaxPooling2D has pool_size=3; the lesson's uses 2"),
+    # settings outside the shown ones (every setting of every layer is compared with the reference's)
+    Mutant("first_conv_l2_regularizer", "cnn.py", CONV.format(filters=32),
+           'layers.Conv2D(32, 3, padding="same", activation="relu", kernel_regularizer="l2")', ("build_cnn",),
+           "The first Conv2D has kernel_regularizer=L2(l2=0.01); the lesson's uses None"),
+    Mutant("head_zeros_initializer", "cnn.py", HEAD,
+           'outputs = layers.Dense(num_classes, kernel_initializer="zeros")(x)', ("build_cnn",),
+           "The Dense has kernel_initializer=Zeros(); the lesson's uses GlorotUniform()"),
+    Mutant("first_conv_max_norm", "cnn.py", CONV.format(filters=32),
+           'layers.Conv2D(32, 3, padding="same", activation="relu", kernel_constraint=keras.constraints.MaxNorm(1))',
+           ("build_cnn",), "The first Conv2D has kernel_constraint=MaxNorm(axis=0, max_value=1); the lesson's uses "
+                           "None"),
+    Mutant("zoom_fill_constant", "augmentation.py", "layers.RandomZoom(0.1),",
+           'layers.RandomZoom(0.1, fill_mode="constant"),',
+           AUGMENTATION_PARTS, "The RandomZoom has fill_mode='constant'; the lesson's uses 'reflect'"),
     # --- build_cnn: shape-changing ---------------------------------------------------------------------------
     Mutant("valid_padding_one_conv", "cnn.py", CONV.format(filters=32),
            'layers.Conv2D(32, 3, padding="valid", activation="relu")', ("build_cnn",),

@@ -291,8 +291,9 @@ def test_builders_run_without_weights_and_a_builder_that_compiles_is_built_again
 def test_the_filters_model_sent_to_the_probe_is_the_lesson_s_network_with_its_seeded_weights():
     """The probe's copy has Zeros initializers (cheaper to build); once seeded, it is the lesson's network exactly."""
     from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, filters_model_config
+    from tests.probe_in_process import import_submission
 
-    lesson = keras.models.model_from_json((ROOT / "grader/checker/hidden_tests/filters_model.json").read_text())
+    lesson = import_submission(ROOT / "solutions")["cnn"].build_cnn()  # the reference, as the checker derives it
     sent = keras.models.model_from_json(filters_model_config())
     assert "GlorotUniform" not in filters_model_config() and "GlorotUniform" in lesson.to_json()
     assert [type(layer).__name__ for layer in sent.layers] == [type(layer).__name__ for layer in lesson.layers]

@@ -274,3 +274,68 @@ def test_submission_form_gets_full_marks(style, tmp_path):
 
 def test_styles_cover_the_design_s_promises():
     assert len(CODE_STYLES) + len(FORM_STYLES) >= 7
+
+
+# --- the comparison's list of what is style (grader.lesson.checks.STYLE): one network per entry ----------------
+
+
+def lesson_network(style=None, change=None):
+    """Return the lesson's build_cnn spelled with one style of checks.STYLE (or with one real change)."""
+    import keras
+    from keras import layers
+
+    seeded = style == "seeds"
+    named = style == "names"
+    extra = {"dtype": "float32"} if style == "float32 spelled out" else {}
+    block = [layers.RandomFlip("horizontal", seed=1 if seeded else None, **extra),
+             layers.RandomRotation(0.05, seed=2 if seeded else None, **extra),
+             layers.RandomZoom(0.1, seed=3 if seeded else None,
+                               fill_mode="constant" if change == "fill_mode" else "reflect", **extra)]
+    inputs = keras.Input(shape=(32, 32, 3))
+    if style == "nesting":
+        x = inputs
+        for layer in block:
+            x = layer(x)
+    else:
+        x = keras.Sequential(block, name="augmentation")(inputs)
+    x = layers.Rescaling(1.0 / 255, name="scale" if named else None)(x)
+    for index, item in enumerate((32, 32, "pool", 64, 64, "pool", 128, "pool")):
+        if item == "pool":
+            if style == "explicit defaults":
+                x = layers.MaxPooling2D(2, strides=2, padding="valid", **extra)(x)
+            else:
+                x = layers.MaxPooling2D((2, 2) if style == "int vs tuple" else 2, **extra)(x)
+            continue
+        kwargs = dict(extra)
+        if seeded:
+            kwargs["kernel_initializer"] = keras.initializers.GlorotUniform(seed=index)
+        if style == "explicit defaults":
+            kwargs.update(strides=1, dilation_rate=1, use_bias=True, groups=1)
+        if change == "kernel_initializer" and index == 0:
+            kwargs["kernel_initializer"] = "he_normal"
+        size = (3, 3) if style == "int vs tuple" else 3
+        if style == "relu as a layer or an argument":
+            x = layers.ReLU()(layers.Conv2D(item, size, padding="same", **kwargs)(x))
+        else:
+            x = layers.Conv2D(item, size, padding="same", activation="relu", name=f"c{index}" if named else None,
+                              **kwargs)(x)
+    x = layers.GlobalAveragePooling2D(**extra)(x)
+    return keras.Model(inputs, layers.Dense(10, **extra)(x), name="mine" if named else None)
+
+
+@pytest.mark.parametrize("style", sorted(__import__("grader.lesson.checks", fromlist=["STYLE"]).STYLE))
+def test_each_style_of_the_comparison_is_the_lesson_s_network(style):
+    from grader.lesson.checks import check_augmentation_layers, check_matches_lesson
+
+    model = lesson_network(style)
+    assert check_matches_lesson(model, "build_cnn()", "build_cnn") == [], style
+    assert check_augmentation_layers(model, "build_cnn()") == [], style
+
+
+@pytest.mark.parametrize("change, said", [("kernel_initializer", "kernel_initializer=HeNormal()"),
+                                          ("fill_mode", "fill_mode='constant'")])
+def test_a_setting_that_is_not_style_is_named(change, said):
+    from grader.lesson.checks import check_matches_lesson
+
+    problems = check_matches_lesson(lesson_network(change=change), "build_cnn()", "build_cnn")
+    assert len(problems) == 1 and said in problems[0], problems

@@ -1,7 +1,7 @@
 """Fix the trusted side's inputs before student code runs: fingerprint the kit's files, verify them afterwards.
 
-The hidden tests, their points, the lesson's checks and the training calibration decide every grade. They are
-hashed before the probe starts and compared before the checker loads them; a changed, added or removed file
+The hidden tests, their points, the lesson's checks and reference, and the training calibration decide every grade.
+They are hashed before the probe starts and compared before the checker loads them; a changed, added or removed file
 (a bytecode cache that existed before included) means the grade would be computed from something student code
 may have touched, so it is refused. The sandbox is what stops such writes; this is how a grade knows they did not
 happen.
@@ -19,11 +19,17 @@ class KitChanged(RuntimeError):
 
 
 def fingerprint(root: Path = KIT) -> dict[str, str]:
-    """Return {relative path: sha256} of every file of the grader package."""
+    """Return {relative path: sha256} of every file of the grader package, and of the lesson's reference."""
     found = {}
     for path in sorted(root.rglob("*")):
         if path.is_file() and path.suffix in WATCHED_SUFFIXES:
             found[path.relative_to(root).as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    if root == KIT:  # the reference decides what every hidden test compares with
+        from grader.checker.reference import reference_files
+
+        for path in reference_files():
+            if path.is_file():
+                found[f"lesson reference {path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
 

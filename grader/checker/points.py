@@ -1,6 +1,6 @@
 """Read the points table of the hidden tests (points.toml): which test is worth what, in which part, shown when.
 
-A `[visibility]` table sets Gradescope's visibility of a part (`build_cnn_v2 = "after_due_date"`) or of one test
+A `[visibility]` table sets Gradescope's visibility of a part (`PART = "after_due_date"`) or of one test
 (`"training.test_learns_the_synthetic_shapes" = "after_published"`); a test not named there is visible.
 """
 

@@ -6,14 +6,17 @@ checked first too: parameters, layers and activations are counted from the confi
 any weight is allocated (Keras allocates a layer's weights as soon as it builds it, even a 3 GB Dense).
 """
 
+import functools
 import json
 import math
 
+from grader.checker.canonical import canonical_model
+
 MAX_CONFIG_CHARS = 2_000_000
-MAX_CONFIG_DEPTH = 40            # the lesson's configs nest 10 deep
-MAX_LAYERS = 200                 # the lesson's largest network has 19
-MAX_PARAMETERS = 5_000_000       # the lesson's largest network has 437,162
-MAX_ACTIVATION = 2**22           # values of one layer's output for one image; the lesson's largest is 32,768
+MAX_CONFIG_DEPTH = 40            # far above what model.to_json() writes for a lesson's network
+MAX_LAYERS = 200                 # far above a lesson's network (see lesson_size() for the lesson's own)
+MAX_PARAMETERS = 5_000_000       # ten times a lesson's network, and more
+MAX_ACTIVATION = 2**22           # values of one layer's output for one image
 MAX_OPAQUE_WIDTH = 4096          # units or filters of one layer when the graph cannot be followed
 WEIGHTLESS_PREFIXES = ("MaxPooling", "AveragePooling", "GlobalAveragePooling", "GlobalMaxPooling", "ZeroPadding",
                        "Cropping", "UpSampling", "SpatialDropout", "Random")
@@ -33,11 +36,34 @@ SAME_SHAPE = {"RandomFlip", "RandomRotation", "RandomZoom", "RandomTranslation",
               "Activation", "ReLU", "LeakyReLU", "ELU", "Softmax", "BatchNormalization", "LayerNormalization",
               "Identity", "ActivityRegularization"}
 TOO_DEEP = ("{call} returned a model whose config nests more than {limit} levels deep; expected a config written "
-            "by model.to_json() (the lesson's nest 10 levels).")
+            "by model.to_json() (the lesson's nest {lesson_depth} levels).")
 TOO_LARGE = ("{call} returned a model with {what}; the grader rebuilds models of at most {limit} "
-             "(the lesson's largest network has 437,162 parameters and 19 layers).")
+             "(the lesson's largest network has {lesson_parameters:,} parameters and {lesson_layers} layers).")
 UNSIZED = ("{call} returned a model with a {kind} layer, whose size the grader cannot work out before building it. "
            "Expected layers such as Conv2D, Dense, BatchNormalization, pooling, dropout and augmentation layers.")
+
+
+@functools.cache
+def lesson_size():
+    """Return {lesson_depth, lesson_parameters, lesson_layers} of the lesson's largest reference network."""
+    import json
+
+    from grader.checker.reference import expectations
+
+    found = expectations()
+    configs = [json.loads(config) for config in found["configs"].values()]
+    sizes = [_graph_size(canonical_model(config), [(None, *found["input_shape"])], "the lesson's reference")
+             for config in configs]
+    parameters, layers, _outputs = max(sizes)
+    return {"lesson_depth": max(map(config_depth, configs)), "lesson_parameters": parameters, "lesson_layers": layers}
+
+
+def _too_deep(call):
+    return ConfigRejected(TOO_DEEP.format(call=call, limit=MAX_CONFIG_DEPTH, **lesson_size()))
+
+
+def _too_large(call, what, limit):
+    return ConfigRejected(TOO_LARGE.format(call=call, what=what, limit=limit, **lesson_size()))
 
 
 class ConfigRejected(Exception):
@@ -52,11 +78,11 @@ def validate_config(text, call):
     try:
         config = json.loads(text)
     except RecursionError:
-        raise ConfigRejected(TOO_DEEP.format(call=call, limit=MAX_CONFIG_DEPTH)) from None
+        raise _too_deep(call) from None
     except ValueError as error:
         raise ConfigRejected(f"{call} returned a model whose config is not valid JSON ({error}).") from None
     if config_depth(config) > MAX_CONFIG_DEPTH:
-        raise ConfigRejected(TOO_DEEP.format(call=call, limit=MAX_CONFIG_DEPTH))
+        raise _too_deep(call)
     _check_classes(config, call)
     return config
 
@@ -74,8 +100,6 @@ def config_depth(config) -> int:
 
 def check_size(config: dict, call: str, input_shape=(32, 32, 3)) -> None:
     """Raise ConfigRejected if the model would be far larger than the lesson's, counted before any weight exists."""
-    from grader.cache import canonical_model
-
     try:
         form = canonical_model(config)
     except Exception:  # noqa: BLE001 - not a model config at all: Keras's rebuild says why
@@ -84,14 +108,13 @@ def check_size(config: dict, call: str, input_shape=(32, 32, 3)) -> None:
         return _check_opaque(config, call)
     parameters, layers, _outputs = _graph_size(form, [(None, *input_shape)], call)
     if layers > MAX_LAYERS:
-        raise ConfigRejected(TOO_LARGE.format(call=call, what=f"{layers:,} layers", limit=f"{MAX_LAYERS:,} layers"))
+        raise _too_large(call, f"{layers:,} layers", f"{MAX_LAYERS:,} layers")
     if parameters > MAX_PARAMETERS:
-        raise ConfigRejected(TOO_LARGE.format(call=call, what=f"{parameters:,} parameters",
-                                              limit=f"{MAX_PARAMETERS:,} parameters"))
+        raise _too_large(call, f"{parameters:,} parameters", f"{MAX_PARAMETERS:,} parameters")
 
 
 def _graph_size(graph, inputs, call):
-    """Return (parameters, layers, output shapes) of a canonical graph (see grader.cache) fed with input shapes."""
+    """Return (parameters, layers, output shapes) of a canonical graph (grader.checker.canonical) on input shapes."""
     shapes, parameters, layers, fed = [], 0, 0, iter(inputs)
     for op in graph["ops"]:
         layer = op["layer"]
@@ -108,8 +131,8 @@ def _graph_size(graph, inputs, call):
             parameters, layers = parameters + count, layers + 1
         for shape in outputs:
             if math.prod(size or 1 for size in shape[1:]) > MAX_ACTIVATION:
-                raise ConfigRejected(TOO_LARGE.format(call=call, what=f"a {kind} layer of output shape {shape}",
-                                                      limit=f"{MAX_ACTIVATION:,} values per image in one layer"))
+                raise _too_large(call, f"a {kind} layer of output shape {shape}",
+                                 f"{MAX_ACTIVATION:,} values per image in one layer")
         if layers > MAX_LAYERS or parameters > MAX_PARAMETERS:
             return parameters, layers, []  # already too large: check_size says so
         shapes.append(outputs)
@@ -214,11 +237,10 @@ def _check_opaque(config, call):
                 layers += 1
                 for key in ("units", "filters", "input_dim", "output_dim"):
                     if isinstance(inner.get(key), int) and inner[key] > MAX_OPAQUE_WIDTH:
-                        raise ConfigRejected(TOO_LARGE.format(call=call, what=f"{key}={inner[key]:,}",
-                                                              limit=f"{MAX_OPAQUE_WIDTH:,} {key}"))
+                        raise _too_large(call, f"{key}={inner[key]:,}", f"{MAX_OPAQUE_WIDTH:,} {key}")
             stack.extend(node.values())
     if layers > MAX_LAYERS:
-        raise ConfigRejected(TOO_LARGE.format(call=call, what=f"{layers:,} layers", limit=f"{MAX_LAYERS:,} layers"))
+        raise _too_large(call, f"{layers:,} layers", f"{MAX_LAYERS:,} layers")
 
 
 def _check_classes(node, call):

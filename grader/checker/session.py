@@ -11,6 +11,7 @@ import pytest
 from grader import protocol
 from grader.checker.rebuild import ConfigRejected, rebuild
 from grader.lesson.checks import cause_of, exception_hint
+from grader.lesson.manifest import TRAINING_BUILDER
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
@@ -158,14 +159,14 @@ class GradingSession:
         return self.probe.outcome(name).value["config"]
 
     def known_training(self):
-        """Return the trainer's key of build_cnn's training outcome where the outcome is known already, else None.
+        """Return the trainer's key of the trained network's outcome where the outcome is known already, else None.
 
         A trainer that knows an equivalent network's outcome (grader.cache.TrainingCache.known) answers before the
         checker rebuilds the model: that network was rebuilt and trained before.
         """
         known = getattr(self.trainer, "known", None)
         if self.training and self._training_outcome is None and known is not None:
-            outcome = self.probe.outcome("build_cnn")
+            outcome = self.probe.outcome(TRAINING_BUILDER)
             value = outcome.value if outcome.status == protocol.OK and isinstance(outcome.value, dict) else {}
             config = value.get("config")
             found = known(config, dataset=self.dataset) if isinstance(config, str) else None
@@ -174,10 +175,10 @@ class GradingSession:
         return self._training_key
 
     def training_outcome(self):
-        """Return the training check's outcome for build_cnn, training it at most once per session."""
+        """Return the training check's outcome for the lesson's trained builder, trained at most once per session."""
         self.known_training()
         if self._training_outcome is None:
-            config = self.config("build_cnn")
+            config = self.config(TRAINING_BUILDER)
             self._training_outcome = self.trainer(config, dataset=self.dataset)
             key = getattr(self.trainer, "key", None)
             with contextlib.suppress(ValueError):

@@ -176,7 +176,7 @@ def find_leaks(out, kit):
     """Return a sentence per kind of secret the release shows: reference code, hidden test names, folders."""
     # Lines the visible tests and helpers show anyway (a loop over model.layers) give nothing away; what this
     # guards against is the generated files (stubs, notebook, README) carrying the reference's code.
-    texts = [student_checks(kit.package / "lesson" / "checks.py")]
+    texts = [student_checks(kit.package / "lesson" / "checks.py", kit.solutions.parent)]
     texts += [path.read_text(encoding="utf-8") for path in visible_files(kit.exercises)]
     shown = {line.strip() for text in texts for line in text.splitlines()}
     secret_lines = solution_lines(kit.solutions) - shown

@@ -68,14 +68,60 @@ def write_stubs(solutions_dir, exercises_dir):
     return written
 
 
-def student_checks(checks=CHECKS) -> str:
-    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py)."""
-    return CHECKS_HEADER + Path(checks).read_text(encoding="utf-8")
+# What the students' copy records of the lesson's expectations: never the reference's model configs.
+RECORDED = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "augmentation_others",
+            "networks")
+RECORDED_HEADER = "\n\n# The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.\n"
+
+
+def recorded_expectations(lesson_dir=None) -> str:
+    """Return the lesson's expectations the visible tests compare with, as the code that records them."""
+    import json
+
+    from grader.checker.reference import expectations
+
+    found = expectations(lesson_dir)
+    data = {key: found[key] for key in RECORDED}
+    return (RECORDED_HEADER + "_LESSON.update(_tuples(__import__('json').loads(" + repr(json.dumps(data)) + ")))\n")
+
+
+GRADER_ONLY = re.compile(r"^# BEGIN GRADER ONLY.*?^# END GRADER ONLY\n", re.S | re.M)
+VISIBLE_SHAPE_MATH = Path(__file__).resolve().parents[2] / "exercises" / "test_shape_math.py"
+
+
+def visible_cases(tests=VISIBLE_SHAPE_MATH):
+    """Return the visible shape-math tests' own cases: [(function, args, kwargs)], read from their CASES list."""
+    import ast
+
+    tree = ast.parse(Path(tests).read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and [target.id for target in node.targets if isinstance(target,
+                                                                                              ast.Name)] == ["CASES"]:
+            return ast.literal_eval(node.value)
+    return []
+
+
+def recorded_answers(tests=VISIBLE_SHAPE_MATH) -> str:
+    """Return the code recording Keras's answer to each of the visible tests' shape-math cases (and no other)."""
+    from grader.lesson.checks import KERAS_TRUTH, call_repr
+
+    answers = {call_repr(function, args, kwargs): KERAS_TRUTH[function](*args, **kwargs)
+               for function, args, kwargs in visible_cases(tests)}
+    return f"_ANSWERS.update({answers!r})\n"
+
+
+def student_checks(checks=CHECKS, lesson_dir=None) -> str:
+    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py): the checks without what answers
+    shape math, Keras's answers to the visible tests' own cases, and the lesson's recorded expectations."""
+    exercises = Path(lesson_dir) / "exercises" if lesson_dir else VISIBLE_SHAPE_MATH.parent
+    source = GRADER_ONLY.sub("", Path(checks).read_text(encoding="utf-8"))
+    return (CHECKS_HEADER + source + recorded_expectations(lesson_dir)
+            + recorded_answers(exercises / VISIBLE_SHAPE_MATH.name))
 
 
 def write_student_files(solutions_dir, exercises_dir, checks=CHECKS):
     """Write the stubs and the students' copy of the checks into exercises_dir; return the paths written."""
     written = write_stubs(solutions_dir, exercises_dir)
     target = Path(exercises_dir) / STUDENT_CHECKS
-    target.write_text(student_checks(checks), encoding="utf-8")
+    target.write_text(student_checks(checks, Path(solutions_dir).parent), encoding="utf-8")
     return written + [target]

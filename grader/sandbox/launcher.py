@@ -427,6 +427,7 @@ def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
         "single_file_module": manifest.SINGLE_FILE_MODULE, "call_kind": dict(manifest.CALL_KIND),
         "num_classes_builders": list(manifest.CNN_BUILDERS), "calls": {k: list(v) for k, v in manifest.CALLS.items()},
         "site_dirs": site_dirs(),
+        "image_functions": [name for name in manifest.FILTERS if "images" in manifest.SIGNATURES[name]],
         "protocol_path": str(files[1]), "weights_path": str(files[2]), "blocked": list(BLOCKED_PACKAGES),
         "max_array_bytes": MAX_ARRAY_BYTES,
     }
@@ -444,8 +445,11 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None,
     # In a wheel install the grader package sits in site-packages itself: block the package, not the folder that
     # also holds keras and numpy (kit_paths adds the kit's entries of every site-packages folder anyway).
     kit = KIT_ROOT / "grader" if KIT_ROOT in sites else KIT_ROOT
+    # A lesson outside the kit (--lesson) holds its reference too: the probe reads none of it.
+    lesson = manifest.lesson_dir().resolve()
+    outside = [] if lesson == kit or kit in lesson.parents else [lesson]
     return isolation.plan(workdir, readable=[*sites, *files],
-                          blocked=isolation.kit_paths(kit, sites), probe_user=probe_user,
+                          blocked=[*isolation.kit_paths(kit, sites), *outside], probe_user=probe_user,
                           memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, require=require,
                           python=python)
 

@@ -31,7 +31,7 @@ START_SECONDS = 180            # importing Keras on a loaded machine
 HEADER = struct.Struct("!I")
 MAX_FDS = 2
 BOOT = ("import json, sys; sys.path[:0] = json.loads(sys.argv[2]); "
-        "from grader.sandbox.zygote import serve; serve(int(sys.argv[1]))")
+        "from grader.sandbox.zygote import serve; serve(int(sys.argv[1]), sys.argv[3])")
 ZYGOTE_FAILED = "The probe zygote stopped ({why}); expected it to start a probe child."
 RUNTIME_STARTED = "building a model without weights started TensorFlow's runtime, which forked children cannot use"
 
@@ -121,9 +121,13 @@ class Zygote:
         for name in ("home", "tmp"):
             (self.home / name).mkdir()
         paths = [str(KIT_ROOT), *site_dirs()]
+        # The network the zygote warms up on, made here: the zygote never imports the lesson's reference.
+        from grader.checker.hidden_tests.cases import filters_model_config
+
+        warm_config = filters_model_config()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-I", "-S", "-B", "-c", BOOT, str(theirs.fileno()), json.dumps(paths)],
+                [sys.executable, "-I", "-S", "-B", "-c", BOOT, str(theirs.fileno()), json.dumps(paths), warm_config],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.home,
                 env=child_environment(self.home, self.token), pass_fds=(theirs.fileno(),), start_new_session=True)
         finally:
@@ -231,7 +235,7 @@ def runtime_started():
     return getattr(context.context(), "_initialized", True)
 
 
-def warm_up():
+def warm_up(config):
     """Build the lesson's network from its config once, without weights; return False if that started TensorFlow.
 
     A child's first Keras build pays for Python-side caches (layer signatures, serialization registries) that the
@@ -240,14 +244,12 @@ def warm_up():
     """
     import keras
 
-    from grader.checker.hidden_tests.cases import filters_model_config
-
     with keras.StatelessScope(initialize_variables=False):
-        keras.models.model_from_json(filters_model_config()).to_json()
+        keras.models.model_from_json(config).to_json()
     return not runtime_started()
 
 
-def serve(fd):
+def serve(fd, warm_config):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
     isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
@@ -257,7 +259,7 @@ def serve(fd):
     import numpy  # noqa: F401
 
     sock = socket.socket(fileno=fd)
-    if not warm_up():
+    if not warm_up(warm_config):
         send(sock, {"ready": False, "error": RUNTIME_STARTED})
         os._exit(1)
     send(sock, {"ready": True})

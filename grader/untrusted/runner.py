@@ -337,7 +337,7 @@ def call_filters(name, function, envelope, protocol):
     """Call a filters function on the rebuilt, seeded model; return its array."""
     request = envelope["request"]["filters"]
     model = filters_model(request, envelope["weights_path"])
-    if name == "feature_maps":
+    if name in envelope.get("image_functions", ()):  # called on the model and the request's images
         result = function(model, protocol.decode_array(request["images"]))
     else:
         result = function(model)

@@ -42,8 +42,10 @@ FILTERS_IMAGES_SEED = 7
 
 
 def filters_images():
-    """Return the two raw images feature_maps() is called on."""
-    return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, 32, 32, 3), dtype=np.uint8)
+    """Return the two raw images feature_maps() is called on (of the lesson's shape)."""
+    from grader.lesson.checks import input_shape
+
+    return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, *input_shape()), dtype=np.uint8)
 
 
 ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
@@ -51,13 +53,15 @@ ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "r
 
 @functools.cache
 def filters_model_config():
-    """Return the lesson's network (filters_model.json) as JSON, every initializer made Zeros.
+    """Return the lesson's network (the reference's, see grader.checker.reference) as JSON, every initializer Zeros.
 
     Its weights are drawn from FILTERS_WEIGHTS_SEED right after it is built, so the initializers only cost time, in
     every probe child: zeros are the cheapest to create.
     """
     import json
-    from pathlib import Path
+
+    from grader.checker.reference import reference_config
+    from grader.lesson.manifest import FILTERS_BUILDER
 
     def zeros(node):
         if isinstance(node, list):
@@ -67,23 +71,22 @@ def filters_model_config():
         return {key: ZEROS if key.endswith("_initializer") and isinstance(value, dict) else zeros(value)
                 for key, value in node.items()}
 
-    return json.dumps(zeros(json.loads(Path(__file__).with_name("filters_model.json").read_text())))
+    return json.dumps(zeros(json.loads(reference_config(FILTERS_BUILDER))))
 
 
+@functools.cache
 @functools.cache
 def substitutes():
     """Return {API function: JSON config of the lesson's model it returns} for the functions others call (CALLS).
 
     The probe rebuilds these where a student's own cannot be used, so the functions calling it are graded on their
-    own: build_augmentation's block is the one nested in the lesson's network (filters_model.json).
+    own. The configs are the reference's (grader.checker.reference), built in this trusted process.
     """
-    import json
-    from pathlib import Path
+    from grader.checker.reference import reference_config
+    from grader.lesson.manifest import CALLS
 
-    network = json.loads(Path(__file__).with_name("filters_model.json").read_text())
-    block = next(layer for layer in network["config"]["layers"] if layer["config"].get("name") == "augmentation")
-    block = {key: value for key, value in block.items() if key not in ("inbound_nodes", "name")}
-    return {"build_augmentation": json.dumps(block)}
+    called = sorted({target for targets in CALLS.values() for target in targets})
+    return {name: reference_config(name) for name in called}
 
 
 def probe_request():

@@ -5,10 +5,12 @@ import pytest
 
 from grader.checker.session import expect
 from grader.lesson.checks import (
+    augmentation_text,
     check_active_in_training,
     check_augmentation_layers,
     check_identity_at_inference,
     check_no_params,
+    dataset_name,
     random_batch,
 )
 
@@ -31,13 +33,17 @@ def test_is_a_sequential_named_augmentation(block):
 
 
 def test_has_the_three_layers_with_their_settings(block):
-    """RandomFlip('horizontal'), RandomRotation(0.05), RandomZoom(0.1)"""
     expect([p for p in check_augmentation_layers(block, CALL) if "vertical" not in p])
 
 
+test_has_the_three_layers_with_their_settings.__doc__ = augmentation_text()
+
+
 def test_no_vertical_flips(block):
-    """no vertical flips (they destroy CIFAR-10 labels)"""
     expect([p for p in check_augmentation_layers(block, CALL) if "vertical" in p])
+
+
+test_no_vertical_flips.__doc__ = f"no vertical flips (they destroy {dataset_name()} labels)"
 
 
 def test_has_no_parameters(block):

@@ -1,10 +1,25 @@
-"""Hidden test: build_cnn, rebuilt by the checker, learns the kit's synthetic shapes in a short training run."""
+"""Hidden test: the lesson's trained network, rebuilt by the checker, learns the kit's images in a short run."""
 
 import pytest
 
 from grader.checker.session import expect
+from grader.lesson.checks import check_matches_lesson, network, rescale_text
+from grader.lesson.manifest import TRAINING_BUILDER
 
 PART = "training"
+CALL = f"{TRAINING_BUILDER}()"
+
+
+def why_not_learning(grading):
+    """Return the sentence naming how the trained network differs from the lesson's, else the usual causes."""
+    try:
+        differences = check_matches_lesson(grading.model(TRAINING_BUILDER), CALL, TRAINING_BUILDER)
+    except pytest.fail.Exception:
+        differences = []
+    if differences:
+        return "Your network differs from the lesson's: " + differences[0].removeprefix(f"Called {CALL}. ")
+    return (f"Networks that do not learn usually lack Rescaling({rescale_text()}), have frozen layers, or use "
+            f"augmentations that destroy the labels (vertical flips, large rotations).")
 
 
 @pytest.mark.timeout(300)
@@ -15,7 +30,7 @@ def test_learns_the_synthetic_shapes(grading):
     outcome = grading.training_outcome()
     grading.save_training_pictures(outcome)
     if not outcome.passed:
-        expect([f"Trained build_cnn() briefly on the kit's {outcome.dataset} images: held-out accuracy "
+        chance = 1 / network(TRAINING_BUILDER)["outputs"]
+        expect([f"Trained {CALL} briefly on the kit's {outcome.dataset} images: held-out accuracy "
                 f"{outcome.accuracy:.1%}, but a correct network reaches at least {outcome.threshold:.1%} "
-                f"(chance is 10%). Networks that do not learn usually lack Rescaling(1/255), have frozen layers, "
-                f"or use augmentations that destroy the labels (vertical flips, large rotations)."])
+                f"(chance is {chance:.0%}). {why_not_learning(grading)}"])
