@@ -107,7 +107,7 @@ CASES = {
         import numpy
         numpy.array_equal = lambda *args, **kwargs: True
         numpy.allclose = lambda *args, **kwargs: True
-        """), {**FULL, "augmentation": 13, "build_cnn": 28, "build_cnn_v2": 19}, "vertical flips destroy"),
+        """), {**FULL, "augmentation": 13}, "vertical flips destroy"),  # one mistake, charged where it is
     "patches_pytest_internals": (hostile(STUBS, """
         import pytest, _pytest.runner
         pytest.fail = lambda *args, **kwargs: None
