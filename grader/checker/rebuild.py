@@ -11,6 +11,7 @@ import json
 import math
 
 from grader.checker.canonical import canonical_model
+from grader.protocol import json_depth
 
 MAX_CONFIG_CHARS = 2_000_000
 MAX_CONFIG_DEPTH = 40            # far above what model.to_json() writes for a lesson's network
@@ -55,7 +56,7 @@ def lesson_size():
     sizes = [_graph_size(canonical_model(config), [(None, *found["input_shape"])], "the lesson's reference")
              for config in configs]
     parameters, layers, _outputs = max(sizes)
-    return {"lesson_depth": max(map(config_depth, configs)), "lesson_parameters": parameters, "lesson_layers": layers}
+    return {"lesson_depth": max(map(json_depth, configs)), "lesson_parameters": parameters, "lesson_layers": layers}
 
 
 def _too_deep(call):
@@ -81,21 +82,10 @@ def validate_config(text, call):
         raise _too_deep(call) from None
     except ValueError as error:
         raise ConfigRejected(f"{call} returned a model whose config is not valid JSON ({error}).") from None
-    if config_depth(config) > MAX_CONFIG_DEPTH:
+    if json_depth(config) > MAX_CONFIG_DEPTH:
         raise _too_deep(call)
     _check_classes(config, call)
     return config
-
-
-def config_depth(config) -> int:
-    """Return how many levels of lists and objects a parsed JSON value nests (without recursion)."""
-    deepest, stack = 0, [(config, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if isinstance(node, (dict, list)):
-            deepest = max(deepest, depth)
-            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
-    return deepest
 
 
 def check_size(config: dict, call: str, input_shape=(32, 32, 3)) -> None:
