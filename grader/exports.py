@@ -279,7 +279,7 @@ def export_problems(submission_ids, roster: dict, lms: str) -> dict:
     """Return {submission id: why it cannot go into the LMS import} for the ids an import would leave out."""
     problems = {}
     for key in submission_ids:
-        reason = left_out(key, roster.get(key) or roster.get(strip_extension(key)), lms)
+        reason = left_out(key, _students_of({"id": key}, roster), lms)
         if reason:
             problems[key] = reason
     return problems
