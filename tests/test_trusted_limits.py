@@ -25,7 +25,7 @@ from grader.lesson.stubs import STUB_MODULES
 from grader.options import NO_TRAINING
 from grader.render.text import to_text
 from grader.results import PASSED
-from grader.sandbox.launcher import parse_event
+from grader.sandbox.watch import parse_event
 from grader.submission import (
     MAX_CELL_MAGICS,
     MAX_FILES,
