@@ -6,6 +6,7 @@ them through the sandboxed subprocess costs seconds each. The data is made exact
 trusted checker with grader.grade.check.
 """
 
+import functools
 import importlib
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from grader.lesson.manifest import API, CNN_BUILDERS, MODULES
 from grader.protocol import FunctionOutcome, ProbeResult
 from grader.sandbox.launcher import runner_envelope
 from grader.untrusted import runner
+from grader.untrusted.weights import SeededModel
 
 
 def import_submission(folder):
@@ -33,6 +35,12 @@ def import_submission(folder):
         sys.modules.update(saved)
 
 
+@functools.lru_cache(maxsize=4)
+def seeded_model(config, seed):
+    """Return the filters' seeded model for a request, built once per test process (the runner builds it per probe)."""
+    return SeededModel(config, seed)
+
+
 def probe_in_process(folder, functions=API, reuse=None):
     """Return the ProbeResult the probe's runner gives for a folder's functions, on top of `reuse`'s outcomes."""
     envelope = runner_envelope(probe_request(), folder)
@@ -40,9 +48,11 @@ def probe_in_process(folder, functions=API, reuse=None):
     modules = import_submission(folder)
     outcomes = dict(reuse.outcomes) if reuse else {}
     failed = {name for name, outcome in outcomes.items() if outcome.status != protocol.OK}
+    filters = envelope["request"].get("filters")
+    seeded = seeded_model(filters["model_config"], filters["weights_seed"]) if filters else None
 
     def run_once(name, substituted):
-        fields = runner.run_function(name, modules, envelope, lesson, protocol)
+        fields = runner.run_function(name, modules, envelope, lesson, protocol, seeded)
         outcomes[name] = FunctionOutcome(name, fields["status"], fields.get("value"), fields.get("message", ""),
                                          substituted=dict(substituted))
         return fields

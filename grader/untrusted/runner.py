@@ -66,9 +66,9 @@ class WrongType(TypeError):
     """A function returned a value of the wrong kind (reported as the protocol's WRONG_TYPE)."""
 
 
-def load_protocol(path):
-    """Load the kit's protocol module by path (this process cannot import the kit)."""
-    spec = importlib.util.spec_from_file_location("_lesson6_protocol", path)
+def load_by_path(name, path):
+    """Load one of the kit's modules by path (this process cannot import the kit), under a name of its own."""
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -315,28 +315,10 @@ def call_builder(name, function, request, submission_dir, lesson):
     return value
 
 
-FILTERS_MODEL = {}  # this child's rebuild of the checker's model and its seeded weights (built once, reset per call)
-
-
-def filters_model(request, weights_path):
-    """Return the checker's model rebuilt from its config with the seeded weights (restored before every call)."""
-    if FILTERS_MODEL:
-        FILTERS_MODEL["model"].set_weights(FILTERS_MODEL["weights"])  # undo what the previous function assigned
-        return FILTERS_MODEL["model"]
-    import keras
-
-    spec = importlib.util.spec_from_file_location("_probe_weights", weights_path)
-    weights = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(weights)
-    model = weights.set_seeded_weights(keras.models.model_from_json(request["model_config"]), request["weights_seed"])
-    FILTERS_MODEL.update(model=model, weights=model.get_weights())
-    return model
-
-
-def call_filters(name, function, envelope, protocol):
-    """Call a filters function on the rebuilt, seeded model; return its array."""
+def call_filters(name, function, envelope, protocol, seeded):
+    """Call a filters function on the rebuilt, seeded model (weights/SeededModel); return its array."""
     request = envelope["request"]["filters"]
-    model = filters_model(request, envelope["weights_path"])
+    model = seeded.fresh()
     if name in envelope.get("image_functions", ()):  # called on the model and the request's images
         result = function(model, protocol.decode_array(request["images"]))
     else:
@@ -347,14 +329,14 @@ def call_filters(name, function, envelope, protocol):
         raise WrongType(str(error)) from None
 
 
-def call_api_function(name, function, envelope, lesson, protocol):
-    """Return the outcome value of one API function for the request."""
+def call_api_function(name, function, envelope, lesson, protocol, seeded=None):
+    """Return the outcome value of one API function for the request (seeded: the filters' model, see run)."""
     request, submission_dir = envelope["request"], envelope["submission_dir"]
     kind = lesson.call_kind[name]
     if kind == "shape_math":
         return call_shape_math(function, request["shape_math"][name], submission_dir)
     if kind == "filters":
-        return call_filters(name, function, envelope, protocol)
+        return call_filters(name, function, envelope, protocol, seeded)
     return call_builder(name, function, request, submission_dir, lesson)
 
 
@@ -368,13 +350,13 @@ def is_requested(name, request, lesson):
     return True
 
 
-def run_function(name, modules, envelope, lesson, protocol):
+def run_function(name, modules, envelope, lesson, protocol, seeded=None):
     """Call one API function; return the fields of its done event."""
     function = find_function(name, modules, lesson)
     if function is None:
         return {"status": protocol.MISSING, "message": MISSING_FUNCTION.format(name=name)}
     try:
-        return {"status": protocol.OK, "value": call_api_function(name, function, envelope, lesson, protocol)}
+        return {"status": protocol.OK, "value": call_api_function(name, function, envelope, lesson, protocol, seeded)}
     except NotImplementedError as error:
         return {"status": protocol.NOT_IMPLEMENTED, "message": str(error)}
     except WrongType as error:
@@ -396,7 +378,7 @@ def run(envelope, result_fd):
     """Import the submission and report every requested API function (also called in a zygote's forked child)."""
     events = Events(result_fd)
     sys.stdin = open(os.devnull)  # input() in student code sees end of file
-    protocol = load_protocol(envelope["protocol_path"])
+    protocol = load_by_path("_lesson6_protocol", envelope["protocol_path"])
     lesson = Lesson(envelope)
     files = setup_imports(envelope, lesson)
     events.emit(protocol.IMPORT_START)
@@ -408,6 +390,9 @@ def run(envelope, result_fd):
         events.emit(protocol.FINISHED)
         return
     import_keras()
+    filters = envelope["request"].get("filters")  # the checker's model, rebuilt once for every filters function
+    seeded = load_by_path("_lesson6_weights", envelope["weights_path"]).SeededModel(
+        filters["model_config"], filters["weights_seed"]) if filters else None
     modules, failures = import_submission(files, envelope["submission_dir"])
     rescued = import_with_stand_ins(modules, failures, envelope, lesson)
     events.emit(protocol.IMPORTED, modules=sorted(modules), failures=failures)
@@ -418,7 +403,7 @@ def run(envelope, result_fd):
     def run_once(name, substituted_calls):
         events.emit(protocol.START, name=name)
         started = time.monotonic()
-        fields = run_function(name, modules, envelope, lesson, protocol)
+        fields = run_function(name, modules, envelope, lesson, protocol, seeded)
         fields.update({"substituted": substituted_calls} if substituted_calls else {})
         events.emit(protocol.DONE, name=name, seconds=round(time.monotonic() - started, 3), **fields)
         return fields
