@@ -286,9 +286,10 @@ def grade_batch(paths, *, jobs=None, options=None, reports=None, gradebook=None,
     training_slots: training runs that may run at once (0: no limit); see TrainingSlots.
     ids: the submission id of each path (default: batch_ids(paths)); grade a subset of a folder with the ids
     of the whole folder, so that an id does not depend on which students were re-graded.
-    grader(path, options, trainer, reports, submission) grades one submission inside a worker (a module-level
-    function, so the worker can import it); submission_seconds is how long one may take before its worker is
-    stopped. The gradebook CSV, if given, grows row by row as results come in and ends in submission order.
+    grader(path, options, grading, reports, submission) grades one submission inside a worker with the worker's
+    Grader (a module-level function, so the worker can import it); submission_seconds is how long one may take
+    before its worker is stopped. The gradebook CSV, if given, grows row by row as results come in and ends in
+    submission order.
     """
     from grader.options import GradingOptions
 

@@ -207,7 +207,7 @@ class TrainingCache:
 
     def __init__(self, trainer: Callable | None = None, *, directory: Path | str | None = None, seed: int = 0,
                  budget: Callable[[str, int], dict] | None = None, outcome_class: type | None = None,
-                 kit: str | None = None):
+                 kit: str | Callable[[], str] | None = None):
         if trainer is None or outcome_class is None:
             from grader.training.check import TrainingOutcome, run_training_check
         self.trainer: Callable = run_training_check if trainer is None else trainer
@@ -222,9 +222,11 @@ class TrainingCache:
         self.hits = self.misses = 0
 
     def kit(self) -> str:
-        """Return the kit's fingerprint (computed once)."""
+        """Return the kit's fingerprint (computed once, by the callable given as kit where there is one)."""
         if self._kit is None:
             self._kit = kit_fingerprint()
+        elif callable(self._kit):
+            self._kit = self._kit()
         return self._kit
 
     def budget(self, dataset: str) -> dict:

@@ -6,20 +6,33 @@ decides a grade (the hidden tests, the points, the calibration) is fingerprinted
 and verified before the checker starts: a grade computed from anything that changed is refused.
 """
 
+from __future__ import annotations
+
 import contextlib
+import functools
 import os
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from grader.checker.inputs import KitChanged, fingerprint, verify
-from grader.options import GradingOptions
+from grader.options import CheckPolicy, GradingOptions
 from grader.protocol import CRASHED, ERROR, OK, TIMEOUT, ProbeResult
-from grader.results import GradingResults, Status
-from grader.sandbox import run_probe
+from grader.results import CheckResult, GradingResults, Status
+from grader.sandbox import ProbePolicy, run_probe
 from grader.submission import SubmissionError, prepare
+
+if TYPE_CHECKING:
+    from grader.checker.session import GradingSession
+    from grader.sandbox.zygote import Zygote
+    from grader.verdicts import VerdictCache
+
+Trainer = Callable[..., Any]  # trainer(config_json, dataset=...) -> a training outcome (grader.training.check)
 
 WEAK_SANDBOX = ("warning: student code ran with process limits only: this machine allows no other isolation layer "
                 "(another user, Landlock, a network namespace). Use --require-sandbox to refuse to grade here.")
@@ -31,7 +44,7 @@ class SandboxRequired(RuntimeError):
     """--require-sandbox was given and an isolation layer is not available here."""
 
 
-def quiet_tensorflow():
+def quiet_tensorflow() -> None:
     """Silence TensorFlow's C++ log from here on (`failed call to cuInit` on a machine without a GPU).
 
     It takes effect only before this process imports TensorFlow; a TF_CPP_MIN_LOG_LEVEL the instructor set wins.
@@ -42,7 +55,7 @@ def quiet_tensorflow():
 
 
 @contextlib.contextmanager
-def filtered_stderr():
+def filtered_stderr() -> Iterator[None]:
     """Quiet TensorFlow, and pass this process's stderr (file descriptor 2) through a filter of its start-up lines.
 
     The filter is the one the probe's output goes through (grader.lesson.checks.without_tensorflow_startup): a
@@ -61,7 +74,7 @@ def filtered_stderr():
     os.dup2(write_fd, 2)
     os.close(write_fd)
 
-    def copy():
+    def copy() -> None:
         with os.fdopen(read_fd, "rb") as lines:
             for line in lines:
                 if without_tensorflow_startup(line.decode("utf-8", "replace")):
@@ -81,7 +94,7 @@ def filtered_stderr():
         os.close(terminal)
 
 
-def warm_up_keras():
+def warm_up_keras() -> None:
     """Import Keras and the checker's modules (seconds of work) while the probe runs.
 
     Keras comes as the probe's runner imports it: without the matplotlib.pyplot it loads for keras.visualization
@@ -93,53 +106,19 @@ def warm_up_keras():
     import grader.checker.run  # noqa: F401
 
 
-def submission_id(path):
+def submission_id(path: str | Path) -> str:
     """Return the id of a submission graded alone: its file or folder name (a batch's are grader.batch.batch_ids)."""
     return Path(path).name or str(path)
 
 
-def probe_submission(path, options=GradingOptions(), zygote=None, on_start=None):
-    """Return the probe's data for a submission, or an import error saying why it could not be read.
-
-    zygote: a grader.sandbox.zygote.Zygote to fork the probe's child from; if it fails, a fresh child runs.
-    on_start: called once the probe's child runs (see grader.sandbox.run_probe).
-    """
-    from grader.checker.hidden_tests.cases import probe_request
-
-    with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
-        notes: list[str] = []  # what reading the submission set aside (a notebook's magics): the report lists it
-        try:
-            folder = prepare(path, scratch, notes)
-        except SubmissionError as error:
-            return ProbeResult(import_status=ERROR, import_message=str(error))
-        try:
-            probe = None
-            if zygote is not None:
-                from grader.sandbox.zygote import ZygoteError
-
-                try:
-                    probe = run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                                      require_sandbox=options.require_sandbox, zygote=zygote, on_start=on_start)
-                except ZygoteError as error:
-                    print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
-            probe = probe or run_probe(folder, probe_request(), limits=options.limits, probe_user=options.probe_user,
-                                       require_sandbox=options.require_sandbox, on_start=on_start)
-        except RuntimeError as error:
-            if options.require_sandbox:
-                raise SandboxRequired(str(error)) from None
-            raise
-        probe.notes = notes + probe.notes
-        return probe
-
-
-def warn_weak_sandbox(probe):
+def warn_weak_sandbox(probe: ProbeResult) -> None:
     """Say on stderr when student code ran with no isolation beyond process limits (--require-sandbox refuses)."""
     beyond_limits = [layer for layer in probe.isolation if layer.get("held") and layer.get("name") != "rlimits"]
     if probe.isolation and not beyond_limits:
         print(WEAK_SANDBOX, file=sys.stderr)
 
 
-def probe_notes(probe):
+def probe_notes(probe: ProbeResult) -> list[str]:
     """Return what went wrong in the probe, in its own words (a failed import, then each hang or crash), then what
     reading the submission set aside."""
     notes = [probe.import_message] if probe.import_status != OK and probe.import_message else []
@@ -147,66 +126,15 @@ def probe_notes(probe):
                     if outcome.status in (TIMEOUT, CRASHED) and outcome.message] + probe.notes
 
 
-def grade(path, options=GradingOptions(), *, report_dir=None, trainer=None, submission=None, zygote=None,
-          kit=None):
-    """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id.
-
-    kit: the kit's fingerprint taken earlier (a batch worker takes it once, when it starts); taken now if None.
-    """
-    started = time.monotonic()
-    submission = submission or submission_id(path)
-    before = kit or fingerprint()
-    # Keras loads in this process while the probe's child runs, unless memory matters more than seconds. It starts
-    # once the child runs: started earlier, it would hold the GIL while this thread sets the child up.
-    warm_up = None if options.import_after_probe else threading.Thread(target=warm_up_keras, daemon=True)
-
-    def start_warm_up():  # once, even where a failed zygote's probe is run again by a fresh child
-        if warm_up is not None and warm_up.ident is None:
-            warm_up.start()
-
-    probe = probe_submission(path, options, zygote, on_start=start_warm_up if warm_up else None)
-    if warm_up and warm_up.ident is not None:
-        warm_up.join()
-    try:
-        verify(before)
-    except KitChanged as error:
-        return GradingResults(submission=submission, tests=[], status=Status.ERROR,
-                              execution_time=round(time.monotonic() - started, 2),
-                              notes=[KIT_CHANGED.format(changes=error)])
-    results = check(probe, submission=submission, started=started, options=options, report_dir=report_dir,
-                    trainer=trainer)
-    warn_weak_sandbox(probe)
-    return results
-
-
-def make_trainer(options):
-    """Return the trainer the checker calls: the training check behind a cache, or None without training."""
-    if not options.training:
-        return None
-    from grader.training.check import run_training_check
-
-    if not options.cache:
-        return run_training_check
-    from grader.cache import TrainingCache
-
-    return TrainingCache(run_training_check, directory=options.cache_dir, seed=options.seed)
-
-
-def verdict_cache(options):
-    """Return the cache of the hidden tests' verdicts for these options, None when it is turned off."""
-    if not options.verdict_cache:
-        return None
-    from grader.verdicts import verdict_cache as cache
-
-    return cache(options.cache_dir)
-
-
-def run_checks(session, verdicts):
+def run_checks(session: GradingSession, verdicts: VerdictCache | None) -> list[CheckResult]:
     """Run the hidden tests, taking each part's verdicts from the cache where an equivalent model has some."""
     from grader.checker.run import run_hidden_tests
     from grader.lesson.manifest import PARTS
 
-    keys = verdicts.keys(session.probe, training=session.known_training()) if verdicts else {}
+    if verdicts is None:  # nothing to reuse, nothing to keep
+        tests = run_hidden_tests(session, skip_parts={}, unfinished=set())
+        return sorted(tests, key=lambda test: PARTS.index(test.part))
+    keys = verdicts.keys(session.probe, training=session.known_training())
     cached = {}
     for part, key in keys.items():
         found = verdicts.get(key)
@@ -217,7 +145,7 @@ def run_checks(session, verdicts):
     unfinished: set[str] = set()  # parts with a check that timed out or crashed: what they say is not a verdict to keep
     graded = set(PARTS) if session.training else set(PARTS) - {"training"}  # without training it has no verdict
     tests = run_hidden_tests(session, skip_parts=cached, unfinished=unfinished) if graded - set(cached) else []
-    trained_now = session.known_training() if verdicts and "training" not in keys else None
+    trained_now = session.known_training() if "training" not in keys else None
     if trained_now:  # the checks trained it just now: its verdict can be kept under the new outcome's key
         keys["training"] = verdicts.training_key(trained_now)
     for part, key in keys.items():
@@ -227,21 +155,174 @@ def run_checks(session, verdicts):
     return sorted(tests, key=lambda test: PARTS.index(test.part))  # stable: each part keeps its tests' order
 
 
-def check(probe, *, submission, started=None, options=GradingOptions(), report_dir=None, trainer=None):
-    """Return the GradingResults of the hidden tests on one probe's data (trusted: no student code runs here)."""
-    from grader.checker.session import GradingSession
+class Grader:
+    """Grade submissions in this process: one Grader per process, holding what outlives one submission.
 
-    if trainer is None:
-        trainer = make_trainer(options)
-    started = time.monotonic() if started is None else started
-    session = GradingSession(probe, training=options.training, dataset=options.dataset, report_dir=report_dir,
-                             trainer=trainer)
-    tests = run_checks(session, verdict_cache(options))
-    from grader.checker.session import substitution_notes
-    from grader.lesson.manifest import PARTS
+    It splits the run's GradingOptions into the probe's policy (how student code runs) and the check policy (what
+    the checker does with the probe's data), and owns the kit's fingerprint, the probe zygote, the trainer and the
+    verdict cache. A batch worker starts one and grades every submission it is sent with it; `grader grade` grades
+    one submission with one. Nothing of a grading run is kept at module level.
+    """
 
-    graded = [part for part in PARTS if options.training or part != "training"]
-    notes = probe_notes(probe) + substitution_notes(probe, graded)  # one line per function replaced by the lesson's
-    return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
-                          probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts),
-                          sandbox=list(probe.isolation))
+    def __init__(self, options: GradingOptions = GradingOptions(), *, uid_per_process: bool = False,
+                 trainer: Trainer | None = None, zygote: Zygote | None = None) -> None:
+        self.options = options
+        self.probe_policy: ProbePolicy = replace(options.probe, uid_per_process=uid_per_process)
+        self.check_policy: CheckPolicy = options.checks
+        self.zygote = zygote
+        self.drawn: dict[str, dict[str, bytes]] = {}  # training pictures already drawn (grader.training.pictures)
+        # timed(phase, function) -> function, its seconds counted under phase (a batch worker's PhaseClock)
+        self.timed: Callable[[str, Callable[..., Any]], Callable[..., Any]] | None = None
+        self._kit_files: dict[str, str] | None = None
+        if trainer is not None:
+            self.trainer = trainer
+
+    def kit_files(self) -> dict[str, str]:
+        """Return the digests of the kit's files that decide a grade, taken once (grader.checker.inputs)."""
+        if self._kit_files is None:
+            self._kit_files = fingerprint()
+        return self._kit_files
+
+    @functools.cached_property
+    def kit(self) -> str:
+        """Return the kit's one fingerprint, the key material of both caches (grader.cache.kit_fingerprint)."""
+        from grader.cache import kit_fingerprint
+
+        return kit_fingerprint(self.kit_files())
+
+    @functools.cached_property
+    def trainer(self) -> Trainer | None:
+        """Return the trainer the checker calls: the training check behind a cache, or None without training."""
+        policy = self.check_policy
+        if not policy.training:
+            return None
+        from grader.training.check import run_training_check
+
+        if not policy.cache:
+            return run_training_check
+        from grader.cache import TrainingCache
+
+        return TrainingCache(run_training_check, directory=policy.cache_dir, seed=policy.seed,
+                             kit=lambda: self.kit)
+
+    @functools.cached_property
+    def verdicts(self) -> VerdictCache | None:
+        """Return the cache of the hidden tests' verdicts, None when it is turned off."""
+        if not self.check_policy.verdict_cache:
+            return None
+        from grader.verdicts import VerdictCache
+
+        return VerdictCache(self.check_policy.cache_dir, kit=lambda: self.kit)
+
+    def start(self) -> None:
+        """Get ready to grade many submissions (a batch worker): the kit's fingerprint, the zygote, Keras."""
+        self.kit_files()
+        if self.probe_policy.zygote and self.zygote is None:
+            from grader.sandbox.zygote import Zygote
+
+            self.zygote = Zygote()
+            self.zygote.launch()  # it imports Keras while this process does
+        warm_up_keras()
+
+    def close(self) -> None:
+        """Stop the zygote, if this Grader started one."""
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
+
+    def probe(self, path: str | Path, on_start: Callable[[], None] | None = None) -> ProbeResult:
+        """Return the probe's data for a submission, or an import error saying why it could not be read.
+
+        on_start: called once the probe's child runs (see grader.sandbox.run_probe). Where the zygote fails, a fresh
+        child runs the probe.
+        """
+        from grader.checker.hidden_tests.cases import probe_request
+
+        with tempfile.TemporaryDirectory(prefix="lesson6-grading-") as scratch:
+            notes: list[str] = []  # what reading the submission set aside (a notebook's magics): the report lists it
+            try:
+                folder = prepare(path, scratch, notes)
+            except SubmissionError as error:
+                return ProbeResult(import_status=ERROR, import_message=str(error))
+            try:
+                probe = None
+                if self.zygote is not None:
+                    from grader.sandbox.zygote import ZygoteError
+
+                    try:
+                        probe = run_probe(folder, probe_request(), self.probe_policy, zygote=self.zygote,
+                                          on_start=on_start)
+                    except ZygoteError as error:
+                        print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
+                probe = probe or run_probe(folder, probe_request(), self.probe_policy, on_start=on_start)
+            except RuntimeError as error:
+                if self.probe_policy.require:
+                    raise SandboxRequired(str(error)) from None
+                raise
+            probe.notes = notes + probe.notes
+            return probe
+
+    def grade(self, path: str | Path, *, report_dir: str | Path | None = None,
+              submission: str | None = None) -> GradingResults:
+        """Return the GradingResults of one submission (a .py, a folder, a notebook or a .zip) under an id."""
+        started = time.monotonic()
+        submission = submission or submission_id(path)
+        before = self.kit_files()
+        # Keras loads in this process while the probe's child runs, unless memory matters more than seconds. It
+        # starts once the child runs: started earlier, it would hold the GIL while this thread sets the child up.
+        warm_up = None if self.options.import_after_probe else threading.Thread(target=warm_up_keras, daemon=True)
+
+        def start_warm_up() -> None:  # once, even where a failed zygote's probe is run again by a fresh child
+            if warm_up is not None and warm_up.ident is None:
+                warm_up.start()
+
+        probe_once = self.timed("probe", self.probe) if self.timed else self.probe
+        probe = probe_once(path, on_start=start_warm_up if warm_up else None)
+        if warm_up and warm_up.ident is not None:
+            warm_up.join()
+        try:
+            verify(before)
+        except KitChanged as error:
+            return GradingResults(submission=submission, tests=[], status=Status.ERROR,
+                                  execution_time=round(time.monotonic() - started, 2),
+                                  notes=[KIT_CHANGED.format(changes=error)])
+        results = self.check(probe, submission=submission, started=started, report_dir=report_dir)
+        warn_weak_sandbox(probe)
+        return results
+
+    def check(self, probe: ProbeResult, *, submission: str, started: float | None = None,
+              report_dir: str | Path | None = None) -> GradingResults:
+        """Return the GradingResults of the hidden tests on one probe's data (trusted: no student code runs here)."""
+        from grader.checker.session import GradingSession, substitution_notes
+        from grader.lesson.manifest import PARTS
+
+        policy = self.check_policy
+        started = time.monotonic() if started is None else started
+        session = GradingSession(probe, training=policy.training, dataset=policy.dataset, report_dir=report_dir,
+                                 trainer=self.trainer, drawn=self.drawn)
+        tests = run_checks(session, self.verdicts)
+        graded = [part for part in PARTS if policy.training or part != "training"]
+        notes = probe_notes(probe) + substitution_notes(probe, graded)  # one line per function replaced by the lesson's
+        return GradingResults(submission=submission, tests=tests, execution_time=round(time.monotonic() - started, 2),
+                              probe_output=probe.output, notes=notes, artifacts=dict(session.artifacts),
+                              sandbox=list(probe.isolation))
+
+
+def grade(path: str | Path, options: GradingOptions = GradingOptions(), *, report_dir: str | Path | None = None,
+          trainer: Trainer | None = None, submission: str | None = None) -> GradingResults:
+    """Return the GradingResults of one submission, graded by a Grader of its own (see Grader.grade)."""
+    return Grader(options, trainer=trainer).grade(path, report_dir=report_dir, submission=submission)
+
+
+def probe_submission(path: str | Path, options: GradingOptions = GradingOptions(), zygote: Zygote | None = None,
+                     on_start: Callable[[], None] | None = None) -> ProbeResult:
+    """Return the probe's data for a submission (see Grader.probe); zygote: a Zygote to fork the probe's child from."""
+    return Grader(options, zygote=zygote).probe(path, on_start=on_start)
+
+
+def check(probe: ProbeResult, *, submission: str, started: float | None = None,
+          options: GradingOptions = GradingOptions(), report_dir: str | Path | None = None,
+          trainer: Trainer | None = None) -> GradingResults:
+    """Return the GradingResults of the hidden tests on one probe's data, by a Grader of its own (see Grader.check)."""
+    return Grader(options, trainer=trainer).check(probe, submission=submission, started=started,
+                                                 report_dir=report_dir)

@@ -7,6 +7,7 @@ Python (`%%time`, `%%capture`, ...) and skips everything else IPython would hand
 """
 
 import ast
+import functools
 import re
 
 # Cell magics that run their body as Python in the notebook's namespace (timeit runs it inside a function).
@@ -20,18 +21,14 @@ HELP = re.compile(r"^(\s*)\?*([\w.]+)\?{1,2}\s*$")
 TIMEIT_NOTE = ("cell {cell} is a %%timeit cell: Jupyter runs its body inside a timing function, so what it defines "
                "is not kept in the notebook; the grader reads it as ordinary code.")
 
-_transformer = []  # IPython's TransformerManager once looked for: [] not yet, [None] not installed
-
-
+@functools.cache
 def ipython_transformer():
-    """Return IPython's TransformerManager, or None where IPython is not installed."""
-    if not _transformer:
-        try:
-            from IPython.core.inputtransformer2 import TransformerManager
-        except Exception:  # noqa: BLE001 - not installed, or broken: the kit's own reader takes over
-            TransformerManager = None  # noqa: N806
-        _transformer.append(TransformerManager() if TransformerManager else None)
-    return _transformer[0]
+    """Return IPython's TransformerManager (looked for once), or None where IPython is not installed."""
+    try:
+        from IPython.core.inputtransformer2 import TransformerManager
+    except Exception:  # noqa: BLE001 - not installed, or broken: the kit's own reader takes over
+        return None
+    return TransformerManager()
 
 
 def to_python(cell):

@@ -1,13 +1,15 @@
 """One options object for a grading run, from the command line down to the checker and the batch's workers.
 
 The flags that set it are shared by every command that grades (`grade`, `ci`, `batch`); each command adds
-them with add_arguments and reads them back with from_args.
+them with add_arguments and reads them back with from_args. Below the commands it is read in two halves: the probe
+policy (how student code runs: grader.sandbox.ProbePolicy) and the check policy (what the checker does with the
+probe's data: CheckPolicy), each given to the layer that needs it by the process's Grader (grader/grade.py).
 """
 
 import argparse
 from dataclasses import dataclass, field
 
-from grader.sandbox import Limits
+from grader.sandbox import Limits, ProbePolicy
 
 DATASETS = ("synthetic", "cifar10")
 
@@ -31,6 +33,18 @@ LIMIT_HELPS = {
 
 
 @dataclass(frozen=True)
+class CheckPolicy:
+    """The check half of a run's options (GradingOptions.checks): the training check, its data and the caches."""
+
+    training: bool = True
+    dataset: str = "synthetic"
+    seed: int = 0
+    cache: bool = True                 # reuse training outcomes of equivalent models
+    verdict_cache: bool = True         # reuse the hidden tests' verdicts on equivalent models
+    cache_dir: str | None = None       # the caches' folder; None: memory only
+
+
+@dataclass(frozen=True)
 class GradingOptions:
     """How every submission of a run is graded (plain, picklable data: batch workers receive it)."""
 
@@ -46,6 +60,17 @@ class GradingOptions:
     verdict_cache: bool = True         # reuse the hidden tests' verdicts on equivalent models (grader/cache.py)
     import_after_probe: bool = False   # no Keras import in the grader while the probe's child imports it
     zygote: bool = True                # batch workers fork probe children from a zygote with Keras imported
+
+    @property
+    def probe(self) -> ProbePolicy:
+        """Return the probe policy: limits, user, whether every layer is required, the zygote."""
+        return ProbePolicy(limits=self.limits, user=self.probe_user, require=self.require_sandbox, zygote=self.zygote)
+
+    @property
+    def checks(self) -> CheckPolicy:
+        """Return the check policy: the training check, its data set and seed, the caches."""
+        return CheckPolicy(training=self.training, dataset=self.dataset, seed=self.seed, cache=self.cache,
+                           verdict_cache=self.verdict_cache, cache_dir=self.cache_dir)
 
 
 NO_TRAINING = GradingOptions(training=False)

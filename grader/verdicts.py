@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ VERDICT_PARTS = BUILDER_PARTS
 VALUE_PARTS = {"shape_math": SHAPE_MATH, "filters": FILTERS}
 
 
-def _spelling(config, part):
+def _spelling(config: Any, part: str) -> dict[str, list]:
     """Return what the checks read that the canonical form leaves out (build shapes, nesting, fixed training=)."""
     found: dict[str, list] = {"build": [], "models": [], "fixed_training": []}
 
@@ -61,7 +62,7 @@ def _spelling(config, part):
     return found
 
 
-def verdict_key(part, outcome, fingerprint):
+def verdict_key(part: str, outcome: Any, fingerprint: str) -> str | None:
     """Return the key of a part's verdicts on the probe's outcome, or None where they are not cached.
 
     Only a builder that returned models whose configs pass the checker's validation is cached: what the hidden
@@ -88,7 +89,7 @@ def verdict_key(part, outcome, fingerprint):
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def value_key(part, outcomes, fingerprint):
+def value_key(part: str, outcomes: list, fingerprint: str) -> str | None:
     """Return the key of a part's verdicts on exactly these function outcomes (status, value, message)."""
     material = {"part": part, "tests": fingerprint,
                 "outcomes": [[outcome.name, outcome.status, outcome.value, outcome.message] for outcome in outcomes]}
@@ -102,16 +103,18 @@ def value_key(part, outcomes, fingerprint):
 class VerdictCache:
     """The hidden tests' verdicts per part and equivalent model: memory first, then a SignedStore."""
 
-    def __init__(self, directory: Path | str | None = None, *, kit: str | None = None):
+    def __init__(self, directory: Path | str | None = None, *, kit: str | Callable[[], str] | None = None) -> None:
         self.store = SignedStore(directory) if directory else None
         self.memory: dict[str, list] = {}
         self.hits = self.misses = 0
         self._kit = kit
 
     def kit(self) -> str:
-        """Return the kit's fingerprint (computed once)."""
+        """Return the kit's fingerprint (computed once, by the callable given as kit where there is one)."""
         if self._kit is None:
             self._kit = kit_fingerprint()
+        elif callable(self._kit):
+            self._kit = self._kit()
         return self._kit
 
     def keys(self, probe: Any, training: str | None = None) -> dict[str, str]:
@@ -164,13 +167,3 @@ class VerdictCache:
             return
         with contextlib.suppress(OSError, TypeError, ValueError), self.store.locked("verdicts", key):
             self.store.write("verdicts", key, {"verdicts": [dataclasses.asdict(result) for result in verdicts]})
-
-_VERDICT_CACHES: dict[str | None, VerdictCache] = {}
-
-
-def verdict_cache(directory: Path | str | None = None) -> VerdictCache:
-    """Return this process's VerdictCache for a cache folder (None: memory only), so a batch worker keeps one."""
-    key = str(directory) if directory else None
-    if key not in _VERDICT_CACHES:
-        _VERDICT_CACHES[key] = VerdictCache(directory)
-    return _VERDICT_CACHES[key]

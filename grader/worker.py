@@ -30,13 +30,6 @@ def error_results(submission, message, seconds=0.0):
                           status=ERROR)
 
 
-def make_trainer(options):
-    """Return the trainer the checker calls: the training check behind a cache, or None without training."""
-    from grader.grade import make_trainer as trainer_for
-
-    return trainer_for(options)
-
-
 class TrainingSlots:
     """Let at most `count` training runs of a batch's workers run at once (0: no limit).
 
@@ -121,20 +114,16 @@ def schedule_training(trainer, slots, clock):
         return trainer
     return slotted(trainer)
 
-WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
-WORKER_KIT = None     # the kit's fingerprint when this worker started: every grade verifies the kit against it
-
-
-def grade_one(path, options, trainer, reports=None, submission=None):
-    """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
-    from grader.grade import grade, submission_id
+def grade_one(path, options, grading, reports=None, submission=None):
+    """Grade one submission with the worker's Grader and write its reports; return its GradingResults (an error row
+    if grading raised)."""
+    from grader.grade import submission_id
 
     started = time.monotonic()
     submission = submission or submission_id(path)
     report_dir = report_folder(reports, submission) if reports else None
     try:
-        results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
-                        zygote=WORKER_ZYGOTE, kit=WORKER_KIT)
+        results = grading.grade(path, report_dir=report_dir, submission=submission)
     except Exception as error:  # one submission's grading failure must not stop the class
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
         results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
@@ -162,7 +151,9 @@ def limit_memory(size):
 def worker_main(connection, options, reports, log_path, grader=grade_one, training_slots=TRAINING_SLOTS):
     """Grade the submissions the batch sends, one at a time, until it sends None.
 
-    The training slots' lock files live beside the worker's log, in the batch's own folder.
+    The worker's one Grader gives its probes a uid of this process's own (as root: one probe's kill_uid spares the
+    other workers'), and its trainer a training slot. grader(path, options, grading, reports, submission) grades one
+    submission with it. The training slots' lock files live beside the worker's log, in the batch's own folder.
     """
     # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -172,38 +163,25 @@ def worker_main(connection, options, reports, log_path, grader=grade_one, traini
 
     quiet_tensorflow()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
-    global WORKER_ZYGOTE, WORKER_KIT
     limit_memory(getattr(options, "worker_memory_bytes", None))
-    from grader.sandbox import isolation
+    from grader.grade import Grader
 
-    isolation.give_probes_a_uid_per_process()  # as root: a uid per worker, so one probe's kill_uid spares the others'
     clock = PhaseClock()
+    grading = Grader(options, uid_per_process=True)
+    grading.trainer = schedule_training(grading.trainer, TrainingSlots(Path(log_path).parent, training_slots), clock)
     if grader is grade_one:
-        from grader import grade as grading
-
-        grading.probe_submission = clock.timed("probe", grading.probe_submission)  # grade() looks it up per call
-        from grader.checker.inputs import fingerprint
-        from grader.grade import warm_up_keras
-
-        WORKER_KIT = fingerprint()
-
-        if options.zygote:
-            from grader.sandbox.zygote import Zygote
-
-            WORKER_ZYGOTE = Zygote()
-            WORKER_ZYGOTE.launch()  # it imports Keras while this process does
-        warm_up_keras()
-    trainer = schedule_training(make_trainer(options), TrainingSlots(Path(log_path).parent, training_slots), clock)
+        grading.timed = clock.timed
+        grading.start()  # the kit's fingerprint, the zygote, Keras
     connection.send(READY)
     try:
-        serve_jobs(connection, options, reports, grader, trainer, clock)
+        serve_jobs(connection, options, reports, grader, grading, clock)
     finally:
-        if WORKER_ZYGOTE is not None:
-            WORKER_ZYGOTE.close()
+        grading.close()
 
 
-def serve_jobs(connection, options, reports, grader, trainer, clock=None):
-    """Grade the submissions the batch sends until it sends None or goes away."""
+def serve_jobs(connection, options, reports, grader, grading, clock=None):
+    """Grade the submissions the batch sends, each by grader(path, options, grading, reports, submission), until
+    it sends None or goes away."""
     clock = clock or PhaseClock()
     while True:
         try:
@@ -215,9 +193,9 @@ def serve_jobs(connection, options, reports, grader, trainer, clock=None):
         index, path, submission = job
         started = time.monotonic()
         try:
-            results = grader(path, options, trainer, reports, submission)
+            results = grader(path, options, grading, reports, submission)
         except Exception as error:  # last resort: grade_one already turns grading errors into rows
             results = error_results(submission, GRADING_RAISED.format(error=repr(error)[:500]),
                                     time.monotonic() - started)
         clock.busy += time.monotonic() - started
-        connection.send((index, results, (*_cache_counts(trainer), clock.report())))
+        connection.send((index, results, (*_cache_counts(grading.trainer), clock.report())))

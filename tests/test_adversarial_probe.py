@@ -10,7 +10,7 @@ import pytest
 
 from grader.lesson.manifest import API, SHAPE_MATH
 from grader.protocol import CRASHED, ERROR, MISSING, NOT_RUN, OK, TIMEOUT
-from grader.sandbox import Limits, run_probe
+from grader.sandbox import Limits, ProbePolicy, run_probe
 from grader.sandbox.processes import TOKEN_VARIABLE
 from grader.sandbox.watch import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOTAL_TIMED_OUT
 from grader.untrusted.runner import BLOCKED_IMPORT, MISSING_FUNCTION
@@ -81,7 +81,7 @@ def probe_source(tmp_path, source, limits=FAST, name="submission.py", **kwargs):
     folder.mkdir(exist_ok=True)
     (folder / name).write_text(source) if isinstance(source, str) else (folder / name).write_bytes(source)
     started = time.monotonic()
-    result = run_probe(folder, REQUEST, limits=limits, **kwargs)
+    result = run_probe(folder, REQUEST, ProbePolicy(limits=limits), **kwargs)
     seconds = time.monotonic() - started
     assert leftover_probe_processes() == []
     assert seconds < limits.total_seconds + KILL_SLACK_SECONDS  # a guarantee of the launcher, not a benchmark
@@ -365,7 +365,7 @@ def test_numpy_and_conftest_in_the_submission_do_not_take_over(tmp_path):
         (folder / package / "__init__.py").write_text("SECRET = 1\n")
     (folder / "shape_math.py").write_text((folder / "shape_math.py").read_text() + SPY)
     workdir = tmp_path / "work"
-    result = run_probe(folder, REQUEST, limits=FAST, workdir=workdir)
+    result = run_probe(folder, REQUEST, ProbePolicy(limits=FAST), workdir=workdir)
     assert leftover_probe_processes() == []
     assert result.import_status == OK, result.import_message
     assert statuses(result) == with_statuses()

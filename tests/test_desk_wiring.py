@@ -201,16 +201,17 @@ def test_an_outcome_seen_before_gets_the_same_pictures_without_drawing_them_agai
     drawn = []
     real = pictures.save_figure
     monkeypatch.setattr(pictures, "save_figure", lambda figure, path: drawn.append(path) or real(figure, path))
-    monkeypatch.setattr(pictures, "_drawn", {})
+    kept = {}  # what a Grader keeps for its process
     outcome = types.SimpleNamespace(history={"loss": [2.0, 1.5], "accuracy": [0.3, 0.5]}, threshold=0.45,
                                     accuracy=0.62, first_kernel=np.linspace(-1, 1, 864).reshape(3, 3, 3, 32),
                                     feature_maps=np.ones((32, 32, 32)))
-    first = pictures.save_outcome_pictures(outcome, tmp_path / "alice")
+    first = pictures.save_outcome_pictures(outcome, tmp_path / "alice", kept)
     assert len(drawn) == 3
-    second = pictures.save_outcome_pictures(types.SimpleNamespace(**vars(outcome)), tmp_path / "bob")
+    second = pictures.save_outcome_pictures(types.SimpleNamespace(**vars(outcome)), tmp_path / "bob", kept)
     assert len(drawn) == 3 and sorted(second) == sorted(first)
     for name in first:
         assert second[name].parent == tmp_path / "bob"
         assert second[name].read_bytes() == first[name].read_bytes()
-    pictures.save_outcome_pictures(types.SimpleNamespace(**{**vars(outcome), "accuracy": 0.7}), tmp_path / "carol")
+    pictures.save_outcome_pictures(types.SimpleNamespace(**{**vars(outcome), "accuracy": 0.7}), tmp_path / "carol",
+                                   kept)
     assert len(drawn) == 6  # another held-out accuracy is another curve

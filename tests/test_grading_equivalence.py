@@ -9,10 +9,9 @@ import pytest
 
 from benchmarks.class_folder import make_class, single_file
 from benchmarks.class_of_1000 import MISTAKES
-from grader.grade import check, probe_submission
+from grader.grade import Grader, check, probe_submission
 from grader.options import NO_TRAINING
 from grader.sandbox.zygote import Zygote
-from grader.verdicts import verdict_cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -71,8 +70,9 @@ def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
     options = replace(NO_TRAINING, cache_dir=str(tmp_path))
     full = {name: check(fresh, submission=name, options=replace(NO_TRAINING, verdict_cache=False))
             for name, (fresh, _forked) in probes.items()}
-    cached = {name: check(forked, submission=name, options=options) for name, (_fresh, forked) in probes.items()}
-    assert verdict_cache(tmp_path).hits > 0, "expected the correct styles to share cached verdicts"
+    grader = Grader(options)  # one per process, as in a batch worker: its verdict cache is shared
+    cached = {name: grader.check(forked, submission=name) for name, (_fresh, forked) in probes.items()}
+    assert grader.verdicts.hits > 0, "expected the correct styles to share cached verdicts"
     assert {name: verdicts(results) for name, results in cached.items()} == {
         name: verdicts(results) for name, results in full.items()}
     best = cached["bob.py"].score

@@ -209,3 +209,75 @@ def test_the_layout_rules_can_fail(tmp_path):
     sample.write_text("from grader.render.text import to_text\nfrom grader.grade import _private\n"
                       "def f():\n    import grader.untrusted.runner\n", encoding="utf-8")
     assert {"grader.render.text", "grader.grade", "grader.untrusted.runner"} <= imported_modules(sample)
+
+
+# --- size and state -------------------------------------------------------------------------------------------------
+
+MAX_MODULE_LINES = 450
+# Modules still over the limit, each with where it is going. Remove an entry once its move lands.
+LONG_FOR_NOW = {"grader/lesson/checks.py": "moving into grader/checker/checks/ (issue 26)"}
+
+
+def test_every_module_of_the_grader_is_shorter_than_the_limit():
+    lengths = {path.relative_to(ROOT).as_posix(): len(path.read_text(encoding="utf-8").splitlines())
+               for path in grader_files()}
+    too_long = {name: lines for name, lines in lengths.items()
+                if lines >= MAX_MODULE_LINES and name not in LONG_FOR_NOW}
+    assert not too_long, f"these modules have {MAX_MODULE_LINES} lines or more; split them at a real seam: {too_long}"
+    done = sorted(name for name in LONG_FOR_NOW if lengths.get(name, 0) < MAX_MODULE_LINES)
+    assert not done, f"remove {done} from LONG_FOR_NOW: they are gone or short now"
+
+
+MUTATING_METHODS = frozenset({"append", "extend", "insert", "add", "update", "setdefault", "pop", "popitem", "clear",
+                              "remove", "discard", "sort", "reverse"})
+CONTAINER_CALLS = frozenset({"dict", "list", "set", "bytearray", "defaultdict", "OrderedDict", "Counter", "deque",
+                             "WeakValueDictionary", "WeakKeyDictionary"})
+
+
+def module_containers(tree):
+    """Return the names a module binds at its top level to a mutable container (a literal or a constructor call)."""
+    names = set()
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
+            node, ast.AnnAssign) and node.value is not None else []
+        value = getattr(node, "value", None)
+        called = value.func.id if isinstance(value, ast.Call) and isinstance(value.func, ast.Name) else \
+            value.func.attr if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) else None
+        if isinstance(value, (ast.Dict, ast.List, ast.Set, ast.DictComp, ast.ListComp, ast.SetComp)) or \
+                called in CONTAINER_CALLS:
+            names.update(target.id for target in targets if isinstance(target, ast.Name))
+    return names
+
+
+def module_state(path):
+    """Return where a file keeps state at module level: `global` statements and changes to module containers."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    containers, found = module_containers(tree), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global):
+            found.append(f"{path.name}:{node.lineno} global {', '.join(node.names)}")
+        changed = []
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in MUTATING_METHODS:
+            changed = [node.func.value]
+        elif isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign, ast.Delete)):
+            changed = [target.value for target in getattr(node, "targets", [getattr(node, "target", None)])
+                       if isinstance(target, ast.Subscript)]
+        found += [f"{path.name}:{node.lineno} changes {item.id}" for item in changed
+                  if isinstance(item, ast.Name) and item.id in containers]
+    return found
+
+
+def test_no_module_of_the_grader_keeps_state_at_module_level():
+    # What lives as long as a process (the kit's fingerprint, the zygote, the trainer, the verdicts) is the Grader's
+    # (grader/grade.py); a module global would leak it between Graders, tests and the workers that fork.
+    offenders = [found for path in grader_files() for found in module_state(path)]
+    assert not offenders, f"module-level state in grader/: {offenders}; keep it on an object the caller owns"
+
+
+def test_the_state_rule_can_fail(tmp_path):
+    sample = tmp_path / "sample.py"
+    sample.write_text("SEEN = {}\nORDER: list = []\nFIXED = (1, 2)\nZYGOTE = None\n"
+                      "def f(key):\n    global ZYGOTE\n    ZYGOTE = key\n    SEEN[key] = 1\n    ORDER.append(key)\n"
+                      "    local = {}\n    local[key] = FIXED\n", encoding="utf-8")
+    assert module_state(sample) == ["sample.py:6 global ZYGOTE", "sample.py:8 changes SEEN",
+                                    "sample.py:9 changes ORDER"]

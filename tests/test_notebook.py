@@ -165,7 +165,7 @@ def magic_notebook(path, last=""):
 @pytest.fixture
 def kit_reader(monkeypatch):
     """Read notebooks with the kit's own reader, as where IPython is not installed."""
-    monkeypatch.setattr(magics, "_transformer", [None])
+    monkeypatch.setattr(magics, "ipython_transformer", lambda: None)
 
 
 def test_a_notebook_with_course_magics_gets_full_marks_and_lists_what_was_skipped(tmp_path, kit_reader):
@@ -214,7 +214,7 @@ def test_ipython_and_the_kit_reader_give_the_same_module(tmp_path, monkeypatch):
     path = magic_notebook(tmp_path / "magics.ipynb")
     with_ipython, without = [], []
     module = notebook_source(path, "magics.ipynb", with_ipython)
-    monkeypatch.setattr(magics, "_transformer", [None])
+    monkeypatch.setattr(magics, "ipython_transformer", lambda: None)
     assert notebook_source(path, "magics.ipynb", without) == module and without == with_ipython
 
 

@@ -1,10 +1,11 @@
 """Run a real probe through the launcher as the probe's own user, as `grader grade` does when it runs as root.
 
 The kit's interpreter on a developer machine often lives where no other user may enter (pyenv under /root, mode
-700); the user layer then cannot hold and the plan falls back to root without capabilities. These tests give the
-probe an interpreter of the same Python version that the probe's user can run (the system's), which reads the same
-site-packages, so the launcher's user path runs for real: scratch chowned to that user, RLIMIT_NPROC, and every
-process of the uid killed at the end. Where the grader is not root or no such interpreter exists, they skip.
+700); the probe then gets a view of what it needs of that folder (grader/sandbox/view.py), and where it cannot, the
+plan falls back to root without capabilities. Most tests here give the probe an interpreter of the same Python
+version that the probe's user can run anyway (the system's), which reads the same site-packages, so the launcher's
+user path runs for real: scratch chowned to that user, RLIMIT_NPROC, and every process of the uid killed at the end.
+The last ones make a private folder (mode 700) and grade from there. Where the grader is not root, they skip.
 """
 
 import dataclasses
@@ -26,7 +27,7 @@ from grader.batch import grade_batch
 from grader.checker.hidden_tests.cases import probe_request
 from grader.options import GradingOptions
 from grader.results import GradingResults
-from grader.sandbox import Limits, account, isolation, rules, run_probe
+from grader.sandbox import Limits, ProbePolicy, account, isolation, kernel, rules, run_probe
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the isolation layers are Linux's")
@@ -93,7 +94,6 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
     python = probe_python()
     # A uid of this test process's own: kill_uid must not reach a probe that another grader on this machine runs
     # as the shared account at the same time (the batch workers' rule; the account itself: see test_deployment).
-    monkeypatch.setattr(isolation, "_OWN_UID", True)
     if layers == "the user layer alone":  # Landlock and the network namespace off: the uid must stop it all
         machine = dataclasses.replace(isolation.host(), landlock_abi=0, netns_flags=0, netns_error="left out")
         monkeypatch.setattr(isolation, "host", lambda: machine)
@@ -105,8 +105,8 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
     try:
         (submission / "shape_math.py").write_text(ATTACK.format(kit=str(KIT_FILE), etc=str(etc), grader=os.getpid(),
                                                                 victim=victim.pid, marker=marker))
-        result = run_probe(submission, probe_request(), python=python,
-                           limits=Limits(import_seconds=30, total_seconds=60, max_processes=MAX_PROCESSES))
+        limits = Limits(import_seconds=30, total_seconds=60, max_processes=MAX_PROCESSES)
+        result = run_probe(submission, probe_request(), ProbePolicy(limits=limits, uid_per_process=True), python=python)
         victim_state = Path(f"/proc/{victim.pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         planted_in_etc = etc.exists()
     finally:
@@ -132,7 +132,7 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
 
 
 def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_capabilities(tmp_path):
-    # What happens with the kit's own venv here: its python is pyenv's, under /root (mode 700).
+    # An interpreter whose own folder is closed (no view can show a file whose folder its user may not enter).
     closed = tmp_path / "closed"
     closed.mkdir(mode=0o700)
     python = Path(shutil.copy2(probe_python(), closed / SYSTEM_PYTHON.name))
@@ -151,11 +151,11 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
 
 def probe_in_a_worker(submission, per_worker, queue):
     """Run one probe in this (spawned) process as a batch worker does; put (output, import message, user layer)."""
-    isolation.give_probes_a_uid_per_process(per_worker)
     # Room for two probes' interpreters and TensorFlow threads under one shared uid's RLIMIT_NPROC: this test is about
     # kill_uid, and with the default limit the control's second fork could fail with EAGAIN (seen in CI).
-    result = run_probe(submission, probe_request(), python=SYSTEM_PYTHON,
-                       limits=Limits(import_seconds=30, total_seconds=60, max_processes=512))
+    limits = Limits(import_seconds=30, total_seconds=60, max_processes=512)
+    result = run_probe(submission, probe_request(), ProbePolicy(limits=limits, uid_per_process=per_worker),
+                       python=SYSTEM_PYTHON)
     [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
     queue.put((result.output, result.import_message, user))
 
@@ -206,9 +206,9 @@ def test_a_uid_an_account_has_is_never_a_workers_own(tmp_path):
     assert "of its own could not be used: it belongs to the account" in user.reason
 
 
-def uid_reporting_grader(path, options, trainer, reports=None, submission=None):
-    """Grade nothing: note whether this batch worker gives its probes a uid of its own, which, and its pid."""
-    note = f"{isolation.uid_per_process()} {account.worker_uid()} {os.getpid()}"
+def uid_reporting_grader(path, options, grading, reports=None, submission=None):
+    """Grade nothing: note whether this batch worker's Grader gives its probes a uid of its own, which, and its pid."""
+    note = f"{grading.probe_policy.uid_per_process} {account.worker_uid()} {os.getpid()}"
     return GradingResults(submission=submission, tests=[], notes=[note], execution_time=0.0)
 
 
@@ -220,7 +220,7 @@ def test_every_batch_worker_gives_its_probes_a_uid_of_its_own(tmp_path):
     notes = [results.notes[0].split() for results in summary.results]
     assert [on for on, _uid, _pid in notes] == ["True", "True"], notes
     assert all(int(uid) == account.WORKER_UID_BASE + int(pid) for _on, uid, pid in notes), notes
-    assert len({pid for _on, _uid, pid in notes}) == 2 and not isolation.uid_per_process(), notes
+    assert len({pid for _on, _uid, pid in notes}) == 2, notes
 
 
 # --- a kit in a private folder (issue 27) -------------------------------------------------------------------------
@@ -277,6 +277,45 @@ def private_venv(folder, name):
     return venv / "bin" / "python"
 
 
+def views_possible():
+    """Return whether a child of this process may have a mount namespace of its own (what a view needs)."""
+    return os.geteuid() == 0 and not kernel.in_child(lambda: kernel.unshare(kernel.CLONE_NEWNS) or {}).get("error")
+
+
+def test_a_venv_in_a_private_folder_runs_the_probe_as_its_user_by_a_view_of_that_folder(tmp_path):
+    # The cheap private kit: a venv of this interpreter in a mode-700 folder, reading this venv's packages.
+    if os.geteuid() != 0:
+        pytest.skip(f"a folder closed to the probe's user matters only to a grader running as root; uid {os.geteuid()}")
+    if not views_possible():
+        pytest.skip("this machine gives no child a mount namespace of its own (a container without CAP_SYS_ADMIN)")
+    private = Path(tempfile.mkdtemp(prefix="lesson6-private-"))
+    try:
+        assert private.stat().st_mode & 0o777 == 0o700
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(private / "venv")],
+                       check=True, capture_output=True)
+        python = private / "venv" / "bin" / "python"
+        secret = private / "secret.txt"
+        secret.write_text("the instructor's")
+        submission = tmp_path / "submission"
+        submission.mkdir()
+        (submission / "shape_math.py").write_text(
+            "import os, sys\nprint('uid', os.getuid(), 'python', sys.executable)\n"
+            f"try:\n    print('listed', os.listdir({str(private)!r}))\n"
+            "except OSError as error:\n    print('listed nothing:', type(error).__name__)\n")
+        policy = ProbePolicy(limits=Limits(import_seconds=30, total_seconds=60), uid_per_process=True)
+        result = run_probe(submission, probe_request(), policy, python=python)
+    finally:
+        shutil.rmtree(private, ignore_errors=True)
+    user = {layer["name"]: layer for layer in result.isolation}[isolation.USER]
+    assert user["held"] and not result.import_message, (user, result.import_message)
+    if f"by the interpreter {os.path.realpath(python)}" in user["reason"]:  # a system Python its user may run anyway
+        ran, listed = os.path.realpath(python), "listed nothing: PermissionError"
+    else:  # pyenv's under /root, say: shown to the probe by the view, and run by the venv's own path
+        assert f"it sees only what it needs of {private} (closed to other users)" in user["reason"], user
+        ran, listed = python, "listed ['venv']"  # not the instructor's secret.txt
+    assert f"uid {account.worker_uid()} python {ran}\n{listed}\n" in result.output, result.output
+
+
 def run_private(folder, python, *args, timeout=600):
     """Run the private kit's python with args in the kit's folder, as an instructor would; return CompletedProcess."""
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTHON", "VIRTUAL_ENV"))}
@@ -294,12 +333,14 @@ def test_a_kit_in_a_private_folder_grades_the_reference_and_says_which_layers_he
     assert score >= max_score, done.stdout
     [line] = [line for line in done.stdout.splitlines() if line.startswith("Sandbox layers that held:")]
     held, _, missing = line.removeprefix("Sandbox layers that held: ").partition("; not available: ")
-    assert isolation.CAPABILITIES in held.split(", ") and isolation.USER not in held.split(", "), line
-    user = account.probe_account().pw_name
-    # The probe's user can enter no part of the private folder: neither the venv's python nor the packages.
-    assert f"user ({f'user {user} cannot be used: it cannot run the interpreter {python}'}" in missing, line
-    assert f"cannot read {private_folder}" in missing or name != "system python", line  # /usr/bin's it may run
-    assert f"{isolation.USER_HINT.format(user=user)}; the probe runs as root)" in missing, line
+    if not views_possible():
+        user = account.probe_account().pw_name
+        assert isolation.CAPABILITIES in held.split(", ") and isolation.USER not in held.split(", "), line
+        assert f"{isolation.USER_HINT.format(user=user)}; the probe runs as root)" in missing, line
+        return
+    # The probe runs as its user, by the venv's own python, seeing only what it needs of the private folder.
+    assert {isolation.USER, isolation.NPROC} <= set(held.split(", ")), line
+    assert isolation.CAPABILITIES not in line, line
 
 
 @pytest.mark.slow  # the probe-user tests, from the private kit (a minute or two per interpreter)
@@ -316,7 +357,6 @@ def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(t
     from grader.sandbox import launcher
 
     python = probe_python()
-    monkeypatch.setattr(isolation, "_OWN_UID", True)
     closed = tmp_path / "closed"  # pytest's tmp_path is closed to other users too; this one says so
     closed.mkdir(mode=0o700)
     for name in ("RUNNER", "PROTOCOL", "WEIGHTS"):
@@ -325,10 +365,12 @@ def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(t
     submission.mkdir()
     (submission / "shape_math.py").write_text("import os\nprint('uid', os.getuid(), __file__)\n")
     (tmp_path / "scratch").mkdir()
-    with isolation.plan(tmp_path / "scratch", launcher.site_dirs(), python=python) as plan:
+    with isolation.plan(tmp_path / "scratch", launcher.site_dirs(), python=python,
+                        probe_uid=account.worker_uid()) as plan:
         if not plan.held(isolation.USER):  # with the kit's files left out
             pytest.skip(f"the user layer does not hold here: {plan.layers[1].reason}")
-    result = run_probe(submission, probe_request(), python=python, limits=Limits(import_seconds=30, total_seconds=60))
+    policy = ProbePolicy(limits=Limits(import_seconds=30, total_seconds=60), uid_per_process=True)
+    result = run_probe(submission, probe_request(), policy, python=python)
     [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
     assert user["held"], user  # the kit's own runner.py in `closed` is out of the probe user's reach
     assert f"uid {account.worker_uid()} " in result.output and not result.import_message, result.output

@@ -33,7 +33,7 @@ from grader.options import GradingOptions
 from grader.render import FORMATS, render
 from grader.render.text import to_text
 from grader.results import GradingResults
-from grader.sandbox import Limits, isolation
+from grader.sandbox import Limits, ProbePolicy, isolation
 from grader.sandbox.launcher import sandbox_plan
 from grader.sandbox.processes import process_table
 from grader.store import from_json
@@ -89,7 +89,7 @@ def settled_kit():
 @pytest.fixture(scope="module")
 def layers():
     """Return {layer name: Layer} as the probe's plan finds them on this machine."""
-    with tempfile.TemporaryDirectory() as folder, sandbox_plan(Path(folder), LIMITS) as plan:
+    with tempfile.TemporaryDirectory() as folder, sandbox_plan(Path(folder), ProbePolicy(limits=LIMITS)) as plan:
         return {layer.name: layer for layer in plan.layers}
 
 

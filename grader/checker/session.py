@@ -87,8 +87,9 @@ def with_hint(message):
 class GradingSession:
     """Data and memoized work for one submission's hidden tests (a pytest plugin object)."""
 
-    def __init__(self, probe, *, training=True, dataset="synthetic", report_dir=None, trainer=None):
+    def __init__(self, probe, *, training=True, dataset="synthetic", report_dir=None, trainer=None, drawn=None):
         self.probe = probe
+        self.drawn = drawn  # training pictures drawn before, kept by the Grader (grader.training.pictures)
         self.training = training
         self.dataset = dataset
         self.report_dir = report_dir
@@ -191,5 +192,5 @@ class GradingSession:
             return
         from grader.training.pictures import save_outcome_pictures
 
-        pictures = save_outcome_pictures(outcome, self.report_dir)
+        pictures = save_outcome_pictures(outcome, self.report_dir, self.drawn)
         self.artifacts.update({name: str(path) for name, path in pictures.items()})

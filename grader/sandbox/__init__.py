@@ -4,9 +4,10 @@ It is also the one door from the trusted side into grader/untrusted/ (tests/test
 of the runner's functions, the same code on both sides by design.
 """
 
-from grader.sandbox.launcher import Limits, run_probe
+from grader.sandbox.launcher import run_probe
+from grader.sandbox.policy import Limits, ProbePolicy
 
-__all__ = ["Limits", "import_keras", "run_probe", "set_seeded_weights"]
+__all__ = ["Limits", "ProbePolicy", "import_keras", "run_probe", "set_seeded_weights"]
 
 
 def import_keras():

@@ -13,7 +13,8 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from grader.sandbox.kernel import in_child
+from grader.sandbox.kernel import CLONE_NEWNS, in_child, unshare
+from grader.sandbox.view import View, enter_view
 
 DEFAULT_PROBE_USER = "lesson6-probe"
 
@@ -74,17 +75,22 @@ def interpreter_needs(python: Path) -> list[Path]:
 
 
 @functools.lru_cache(maxsize=64)
-def runnable(uid: int, gid: int, pythons: tuple[Path, ...], paths: tuple[Path, ...]) -> tuple[Path | None, str]:
+def runnable(uid: int, gid: int, pythons: tuple[Path, ...], paths: tuple[Path, ...],
+             view: View = ()) -> tuple[Path | None, str]:
     """Return (the first of pythons uid can run, with everything it and the probe read, "") or (None, why not).
 
     Existence is judged by the grader, access by a child that became uid: a path in a folder closed to that user
-    does not exist for it, and must count as unreadable, not as absent.
+    does not exist for it, and must count as unreadable, not as absent. view: what of the closed folders the probe
+    is shown (grader.sandbox.view), entered by that child first, as the probe's child will.
     """
     wanted = [(python, [str(path) for path in [*interpreter_needs(python), *paths] if os.path.exists(path)])
               for python in pythons]
     folders = {path for _python, needs in wanted for path in needs if os.path.isdir(path)}
 
     def check():
+        if view:
+            unshare(CLONE_NEWNS)
+            enter_view(view)
         os.setgroups([])
         os.setgid(gid)
         os.setuid(uid)
@@ -103,9 +109,9 @@ def runnable(uid: int, gid: int, pythons: tuple[Path, ...], paths: tuple[Path, .
     return (Path(answer["python"]), "") if "python" in answer else (None, answer.get("error", ""))
 
 
-def unreachable(uid: int, gid: int, pythons: Sequence[Path], paths: Sequence[Path]) -> str:
+def unreachable(uid: int, gid: int, pythons: Sequence[Path], paths: Sequence[Path], view: View = ()) -> str:
     """Return why uid can run none of pythons with all it reads and paths ("" when it can), asked as that user."""
-    return runnable(uid, gid, tuple(pythons), tuple(Path(path) for path in paths))[1]
+    return runnable(uid, gid, tuple(pythons), tuple(Path(path) for path in paths), view)[1]
 
 
 def chown_tree(path: Path, uid: int, gid: int) -> None:

@@ -8,7 +8,9 @@ applies them in the child between fork and exec; `Plan.layers` says what held an
                   `ensure_probe_user()`, else `nobody`) that owns only the scratch folder: it can neither write the
                   kit nor signal the grader. It holds only where that user, asked as itself, can run the
                   interpreter (by the path given, else by its real file: `Plan.python`) and read what the probe
-                  reads; else the reason names what it cannot run or read and what the instructor can do.
+                  reads, as the machine stands or in a view of the folders closed to it that shows only what the
+                  probe needs (grader/sandbox/view.py); else the reason names what it cannot run or read and what
+                  the instructor can do.
                   A batch worker's probes get a uid of that worker's own instead (`worker_uid()`, in that
                   account's group), so that killing every process of one probe's uid never reaches a probe of
                   another worker;
@@ -47,13 +49,14 @@ from grader.sandbox.account import (
     DEFAULT_PROBE_USER,
     chown_tree,
     ensure_probe_user,
+    interpreter_needs,
     interpreter_paths,
     probe_account,
     runnable,
     unreachable,
-    worker_uid,
 )
 from grader.sandbox.kernel import (
+    CLONE_NEWNS,
     PR_SET_NO_NEW_PRIVS,
     PR_SET_PDEATHSIG,
     Host,
@@ -65,6 +68,7 @@ from grader.sandbox.kernel import (
     remove_cgroup,
 )
 from grader.sandbox.rules import build_ruleset, resolved, runtime_paths
+from grader.sandbox.view import View, enter_view, folders, plan_view
 
 # RLIMIT_NPROC counts threads too: TensorFlow starts two pools of one thread per core, plus a few of its own.
 DEFAULT_MAX_PROCESSES = 64 + 2 * (os.cpu_count() or 1)
@@ -99,23 +103,6 @@ class Layer:
     reason: str
 
 
-# --- the probe's user ---------------------------------------------------------------------------------------
-
-
-_OWN_UID = False
-
-
-def give_probes_a_uid_per_process(enabled: bool = True) -> None:
-    """Make the probes this process plans run as worker_uid() instead of the probe account's uid (batch workers)."""
-    global _OWN_UID
-    _OWN_UID = enabled
-
-
-def uid_per_process() -> bool:
-    """Return whether this process's probes get worker_uid() (see give_probes_a_uid_per_process)."""
-    return _OWN_UID
-
-
 # --- the plan -----------------------------------------------------------------------------------------------
 
 
@@ -140,6 +127,7 @@ class Plan:
     _last_cap: int = 0
     _outer_ids: tuple[int, int] = (0, 0)
     _linux: bool = True
+    _view: View = ()              # what the probe is shown of folders closed to its user (grader.sandbox.view)
 
     def held(self, name: str) -> bool:
         """Return whether the named layer held."""
@@ -159,7 +147,8 @@ class Plan:
         if self.held(LANDLOCK_FS) and self._ruleset is None:
             raise RuntimeError("Expected an open plan; received one already closed, whose Landlock rules are gone")
         uses_nproc, no_new_privs, launcher = self.held(NPROC), self.held(NO_NEW_PRIVS), os.getpid()
-        namespaces = self._netns_flags | self._ipc_flags
+        namespaces = self._netns_flags | self._ipc_flags | (CLONE_NEWNS if self._view else 0)
+        view = self._view
 
         cgroup_procs = str(self.cgroup / "cgroup.procs") if self.cgroup else None
 
@@ -174,6 +163,8 @@ class Plan:
                 resource.setrlimit(resource.RLIMIT_NPROC, (self.max_processes, self.max_processes))
             if namespaces:  # before giving up root: only root (or a new user namespace) may unshare and mount
                 enter_namespaces(namespaces, self._outer_ids, self._mqueues)
+            if view:  # still root: cover the closed folders with what the probe needs of them
+                enter_view(view)
             if self.uid is not None:
                 os.setgroups([])
                 os.setgid(self.gid)
@@ -223,8 +214,8 @@ def plan(scratch: Path, readable: Sequence[Path] = (), blocked: Sequence[Path] =
         the runner and the files it loads by path. blocked: what no rule may cover (the kit's tree, its
         site-packages entries: see kit_paths()); a readable folder that contains one is allowed entry by entry.
     probe_user: the account the probe runs as when the grader is root (default lesson6-probe, else nobody).
-    probe_uid: a uid to run as instead of the account's, in its group (default worker_uid() in a process that called
-        give_probes_a_uid_per_process(), else none); where it cannot be used, the account's uid is.
+    probe_uid: a uid to run as instead of the account's, in its group (a batch worker's: worker_uid()); where it
+        cannot be used, the account's uid is.
     require: raise RuntimeError unless every need of REQUIREMENTS is met.
     python: the interpreter the probe runs; where the probe's user cannot run it by this path (a venv in a folder
         closed to that user) but can by its real file, and can read what it needs, the plan's `python` is that file.
@@ -277,20 +268,18 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
         pythons = interpreter_paths(python)
         # What lies in scratch becomes the probe's own below; it need not be readable before.
         readable = [path for path in resolved(readable) if path != scratch and scratch not in path.parents]
-        if probe_uid is None and _OWN_UID:
-            probe_uid = worker_uid()
         own_uid_note = ""
         if probe_uid is not None:
-            reason = _own_uid_unusable(probe_uid, account, pythons, readable)
+            reason, view = _own_uid_reach(probe_uid, account, pythons, readable, scratch)
             if not reason:
                 _give_user(result, scratch, probe_uid, account, f"runs as uid {probe_uid}, a uid of this grading "
-                           f"process's own, in the group of {account.pw_name}", pythons, readable)
+                           f"process's own, in the group of {account.pw_name}", pythons, readable, view)
                 return
             own_uid_note = f"; uid {probe_uid} of its own could not be used: {reason}"
-        reason = unreachable(account.pw_uid, account.pw_gid, pythons, readable)
+        reason, view = _reach(account.pw_uid, account.pw_gid, pythons, readable, scratch)
         if not reason:
             _give_user(result, scratch, account.pw_uid, account,
-                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}", pythons, readable)
+                       f"runs as {account.pw_name} (uid {account.pw_uid}){own_uid_note}", pythons, readable, view)
             return
         reason = f"user {account.pw_name} cannot be used: {reason}; {USER_HINT.format(user=account.pw_name)}"
     result.layers.append(Layer(USER, False, f"{reason}; the probe runs as root"))
@@ -301,19 +290,40 @@ def _plan_user(result: Plan, machine: Host, scratch: Path, readable: Sequence[Pa
         result.layers.append(Layer(CAPABILITIES, True, "root without any capability"))
 
 
-def _own_uid_unusable(uid: int, account: pwd.struct_passwd, pythons: Sequence[Path], paths: Sequence[Path]) -> str:
-    """Return why uid cannot be the probe's own ("" when it can): an account has it, or it cannot run the probe."""
+def _reach(uid: int, gid: int, pythons: Sequence[Path], paths: Sequence[Path], scratch: Path) -> tuple[str, View]:
+    """Return ("", view) where uid can run one of pythons and read paths, else (why not, ()).
+
+    The view is () where uid reaches them as the machine stands; else it shows the probe what it needs of the
+    folders closed to it (grader.sandbox.view), run by the interpreter's given path, if that is enough.
+    """
+    reason = unreachable(uid, gid, pythons, paths)
+    if not reason:
+        return "", ()
+    view = plan_view([*interpreter_needs(pythons[0]), *paths], writable=[scratch])
+    if view and not unreachable(uid, gid, pythons[:1], paths, view):
+        return "", view
+    return reason, ()
+
+
+def _own_uid_reach(uid: int, account: pwd.struct_passwd, pythons: Sequence[Path], paths: Sequence[Path],
+                   scratch: Path) -> tuple[str, View]:
+    """Return ("", view) where uid can be the probe's own, else (why not, ()): an account has it, or it cannot run
+    the probe."""
     try:
-        return f"it belongs to the account {pwd.getpwuid(uid).pw_name}"
+        return f"it belongs to the account {pwd.getpwuid(uid).pw_name}", ()
     except KeyError:
-        return unreachable(uid, account.pw_gid, pythons, paths)
+        return _reach(uid, account.pw_gid, pythons, paths, scratch)
 
 
 def _give_user(result: Plan, scratch: Path, uid: int, account: pwd.struct_passwd, reason: str,
-               pythons: Sequence[Path], paths: Sequence[Path]) -> None:
+               pythons: Sequence[Path], paths: Sequence[Path], view: View = ()) -> None:
     """Make uid (in the account's group) the probe's user: scratch becomes its own, the user layer holds."""
-    result.python = runnable(uid, account.pw_gid, tuple(pythons), tuple(paths))[0]
-    if result.python != pythons[0]:
+    result.python = runnable(uid, account.pw_gid, tuple(pythons[:1] if view else pythons), tuple(paths), view)[0]
+    result._view = view
+    if view:
+        reason += (f"; it sees only what it needs of {', '.join(folders(view))} (closed to other users), "
+                   "in a mount namespace of its own")
+    elif result.python != pythons[0]:
         reason += f"; by the interpreter {result.python}, as {pythons[0]} lies where it may not enter"
     chown_tree(scratch, uid, account.pw_gid)
     result.uid, result.gid, result.user = uid, account.pw_gid, account.pw_name

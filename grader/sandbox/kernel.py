@@ -23,6 +23,7 @@ CGROUP_PREFIX = "lesson6-probe-"
 CGROUP_KILL_SECONDS = 5
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWNET = 0x00020000, 0x10000000, 0x08000000, 0x40000000
 MS_REC, MS_PRIVATE = 0x4000, 0x40000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_REMOUNT, MS_BIND = 0x1, 0x2, 0x4, 0x20, 0x1000
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP = 1, 38, 24
 PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 47, 4
 CAPABILITY_VERSION_3 = 0x20080522
@@ -58,10 +59,10 @@ def unshare(flags: int) -> None:
         _check(LIBC.unshare(flags), "unshare")
 
 
-def mount(source: str, target: str, fstype: str | None, flags: int) -> None:
+def mount(source: str, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
     """Call mount(2); raise OSError when it fails."""
     encode = lambda text: None if text is None else text.encode()  # noqa: E731
-    _check(LIBC.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), None),
+    _check(LIBC.mount(encode(source), encode(target), encode(fstype), ctypes.c_ulong(flags), encode(data)),
            f"mount({source!r}, {target!r}, {fstype!r})")
 
 

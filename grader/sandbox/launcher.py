@@ -21,13 +21,13 @@ import sysconfig
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 from grader import protocol
 from grader.lesson import manifest
 from grader.protocol import CRASHED, ERROR, NOT_RUN, FunctionOutcome, ProbeResult
-from grader.sandbox import isolation, rules
+from grader.sandbox import account, isolation, rules
+from grader.sandbox.policy import ProbePolicy
 from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper
 from grader.sandbox.watch import (
     BETWEEN_FUNCTIONS,
@@ -55,18 +55,6 @@ NOT_RUN_RESTARTS = "not run: the probe was restarted {count} times and gave up"
 NOT_RUN_REIMPORT = "not run: re-importing the submission after a crash failed: {message}"
 WORKDIR_INSIDE = "Expected a probe workdir outside the submission; received workdir={workdir} inside {submission_dir}"
 RESTARTED = "\n[probe restarted after {where}]\n"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Limits of one probe run."""
-
-    import_seconds: float = 60
-    function_seconds: float = 60  # per API function (a builder call, a list of shape-math calls)
-    total_seconds: float = 180    # the whole probe, restarts included
-    memory_bytes: int = 4 * 2**30  # address space per process and resident memory of the process tree
-    output_chars: int = 20_000
-    max_processes: int = isolation.DEFAULT_MAX_PROCESSES  # processes and threads of the probe's uid (RLIMIT_NPROC)
 
 
 def child_environment(workdir, token):
@@ -191,10 +179,11 @@ def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
     }
 
 
-def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None, python=sys.executable,
+def sandbox_plan(workdir, policy=ProbePolicy(), *, sites=None, python=sys.executable,
                  files=(RUNNER, PROTOCOL, WEIGHTS)):
     """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files.
 
+    policy: the probe's limits, user and requirement; with uid_per_process, a uid of this process's own (worker_uid).
     sites: the installed-package folders the probe reads (default: this interpreter's, see site_dirs()).
     files: the files of the kit the probe reads by path (see runner_files()).
     python: the interpreter the probe runs (the probe's user must be able to run it for the user layer to hold).
@@ -206,15 +195,17 @@ def sandbox_plan(workdir, limits, *, probe_user=None, require=False, sites=None,
     # A lesson outside the kit (--lesson) holds its reference too: the probe reads none of it.
     lesson = manifest.lesson_dir().resolve()
     outside = [] if lesson == kit or kit in lesson.parents else [lesson]
-    return isolation.plan(workdir, readable=[*sites, *files],
-                          blocked=[*rules.kit_paths(kit, sites), *outside], probe_user=probe_user,
-                          memory_bytes=limits.memory_bytes, max_processes=limits.max_processes, require=require,
-                          python=python)
+    return isolation.plan(workdir, readable=[*sites, *files], blocked=[*rules.kit_paths(kit, sites), *outside],
+                          probe_user=policy.user, memory_bytes=policy.limits.memory_bytes,
+                          max_processes=policy.limits.max_processes, require=policy.require, python=python,
+                          probe_uid=account.worker_uid() if policy.uid_per_process else None)
 
 
-def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_user=None, require_sandbox=False,
-              zygote=None, python=sys.executable, on_start=None):
+def run_probe(submission_dir, request, policy=ProbePolicy(), *, workdir=None, zygote=None, python=sys.executable,
+              on_start=None):
     """Import a submission in a sandboxed child process and report what every API function produced.
+
+    policy: the probe's limits, the user it runs as, whether every isolation layer is required (see ProbePolicy).
 
     python: the interpreter of a fresh child (default this one); another of the same Python version can read the
     same site-packages, e.g. one the probe's user may run where this one lives in a folder closed to it.
@@ -222,7 +213,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     zygote: a grader.sandbox.zygote.Zygote whose forked children run the probe (Keras already imported), each
     under the same isolation plan a fresh child gets; None starts a fresh interpreter.
     on_start: called once the first child runs (the grader imports Keras then, not while the child is being set up).
-    Raises RuntimeError when require_sandbox is set and the machine cannot give the probe every isolation layer.
+    Raises RuntimeError when policy.require is set and the machine cannot give the probe every isolation layer.
     """
     started = time.monotonic()
     become_subreaper()
@@ -230,13 +221,13 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
     workdir = Path(tempfile.mkdtemp(prefix="lesson6-probe-") if own_workdir else workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     token = uuid.uuid4().hex
+    limits = policy.limits
     output, result, plan, processes = Output(limits.output_chars), ProbeResult(), None, None
     try:
         files = runner_files(workdir)
         envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir), files)
         if zygote is None:
-            plan = sandbox_plan(workdir, limits, probe_user=probe_user, require=require_sandbox, python=python,
-                                files=files)
+            plan = sandbox_plan(workdir, policy, python=python, files=files)
             result.isolation = plan.as_dict()["layers"]
             processes = ProbeProcesses(token, uid=plan.uid, cgroup=plan.cgroup)
 
@@ -246,8 +237,7 @@ def run_probe(submission_dir, request, *, limits=Limits(), workdir=None, probe_u
             processes = ProbeProcesses(zygote.token, keep={zygote.pid} if zygote.pid else ())
 
             def start():
-                child, result_fd, layers, uid = zygote.spawn(workdir, envelope, limits, probe_user=probe_user,
-                                                             require=require_sandbox)
+                child, result_fd, layers, uid = zygote.spawn(workdir, envelope, policy)
                 result.isolation, processes.uid = layers, uid
                 processes.keep.add(zygote.pid)  # the zygote carries the token too, but it is not the probe's
                 return child, result_fd

@@ -24,8 +24,9 @@ import time
 import uuid
 from pathlib import Path
 
-from grader.sandbox import isolation, kernel
-from grader.sandbox.launcher import KIT_ROOT, RUNNER, Limits, child_environment, sandbox_plan, site_dirs
+from grader.sandbox import kernel
+from grader.sandbox.launcher import KIT_ROOT, RUNNER, child_environment, sandbox_plan, site_dirs
+from grader.sandbox.policy import Limits, ProbePolicy
 
 START_SECONDS = 180            # importing Keras on a loaded machine
 HEADER = struct.Struct("!I")
@@ -148,7 +149,7 @@ class Zygote:
             raise ZygoteError(ZYGOTE_FAILED.format(why=self.failed))
         self.ready = True
 
-    def spawn(self, workdir, envelope, limits, *, probe_user=None, require=False):
+    def spawn(self, workdir, envelope, policy):
         """Fork one probe child; return (ZygoteChild, result pipe read end, the plan's layers, the probe's uid)."""
         if self.failed:  # a zygote that could not start once will not start next time: fresh children grade
             raise ZygoteError(ZYGOTE_FAILED.format(why=self.failed))
@@ -158,9 +159,9 @@ class Zygote:
             self._await_ready()
         result_read, result_write = os.pipe()
         output_read, output_write = os.pipe()
-        request = {"workdir": str(workdir), "envelope": envelope, "limits": limits.__dict__, "require": require,
-                   "environment": child_environment(Path(workdir), self.token), "probe_user": probe_user,
-                   "uid_per_process": isolation.uid_per_process()}
+        request = {"workdir": str(workdir), "envelope": envelope, "limits": policy.limits.__dict__,
+                   "require": policy.require, "environment": child_environment(Path(workdir), self.token),
+                   "probe_user": policy.user, "uid_per_process": policy.uid_per_process}
         try:
             send(self.sock, request, [result_write, output_write])
             reply, _fds = receive(self.sock)
@@ -268,11 +269,12 @@ def serve(fd, warm_config):
         if request is None:
             os._exit(0)
         workdir = Path(request["workdir"])
-        isolation.give_probes_a_uid_per_process(request["uid_per_process"])  # a batch worker's: the zygote's own
         try:
             envelope = request["envelope"]  # the child reads the protocol and weights by path, never the runner
-            plan = sandbox_plan(workdir, Limits(**request["limits"]), probe_user=request["probe_user"],
-                                require=request["require"], sites=envelope["site_dirs"],
+            # A batch worker's uid per process is the zygote's own (worker_uid() of the zygote's pid).
+            policy = ProbePolicy(limits=Limits(**request["limits"]), user=request["probe_user"],
+                                 require=request["require"], uid_per_process=request["uid_per_process"])
+            plan = sandbox_plan(workdir, policy, sites=envelope["site_dirs"],
                                 files=[Path(envelope["protocol_path"]), Path(envelope["weights_path"])])
             apply = plan.preexec()
         except RuntimeError as error:

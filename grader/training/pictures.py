@@ -45,8 +45,7 @@ FINAL_HELD_OUT_TEXT = "held-out accuracy {held_out:.2f} (threshold {threshold:.2
 
 OUTCOME_PICTURES = {"training_curve": "training_curve.png", "first_layer_filters": "first_layer_filters.png",
                     "feature_maps": "feature_maps.png"}
-DRAWN_KEPT = 64              # outcomes whose PNG bytes a process keeps (about 150 KB each)
-_drawn = {}                  # digest of an outcome's pictured data -> {artifact name: PNG bytes}
+DRAWN_KEPT = 64              # outcomes whose PNG bytes a Grader keeps (about 150 KB each)
 
 BAD_KERNEL = ("A filter grid needs a first-layer kernel (kernel_h, kernel_w, 3, filters) on RGB input. "
               "Received: shape {shape}")
@@ -192,27 +191,29 @@ def _outcome_digest(outcome) -> str:
     return digest.hexdigest()
 
 
-def save_outcome_pictures(outcome, folder) -> dict:
+def save_outcome_pictures(outcome, folder, drawn: dict | None = None) -> dict:
     """Save the training curve, the filter grid and the feature-map panel of an outcome; return {name: path}.
 
-    Outcomes with the same data get the same bytes, drawn once per process.
+    drawn: {digest of an outcome's pictured data: {name: PNG bytes}}, kept by the caller (the process's Grader):
+    outcomes with the same data get the same bytes, drawn once. None: drawn every time.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     key = _outcome_digest(outcome)
-    if key not in _drawn:
+    if drawn is None or key not in drawn:
         paths = {"training_curve": save_training_curve(outcome.history, folder / OUTCOME_PICTURES["training_curve"],
                                                        threshold=outcome.threshold, held_out_accuracy=outcome.accuracy),
                  "first_layer_filters": save_filter_grid(outcome.first_kernel,
                                                          folder / OUTCOME_PICTURES["first_layer_filters"])}
         if getattr(outcome, "feature_maps", None) is not None:
             paths["feature_maps"] = save_feature_maps(outcome.feature_maps, folder / OUTCOME_PICTURES["feature_maps"])
-        if len(_drawn) >= DRAWN_KEPT:
-            _drawn.pop(next(iter(_drawn)))
-        _drawn[key] = {name: path.read_bytes() for name, path in paths.items()}
+        if drawn is not None:
+            if len(drawn) >= DRAWN_KEPT:
+                drawn.pop(next(iter(drawn)))
+            drawn[key] = {name: path.read_bytes() for name, path in paths.items()}
         return paths
     paths = {}
-    for name, data in _drawn[key].items():
+    for name, data in drawn[key].items():
         paths[name] = folder / OUTCOME_PICTURES[name]
         paths[name].write_bytes(data)
     return paths
