@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from grader import protocol
+from grader.checker.checks.output import without_tensorflow_startup
 from grader.lesson import manifest
-from grader.lesson.checks import without_tensorflow_startup
 from grader.protocol import CRASHED, ERROR, NOT_RUN, OK, RUNNER_STATUSES, TIMEOUT, FunctionOutcome, ProbeResult
 from grader.sandbox import isolation
 from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper
