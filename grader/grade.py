@@ -58,10 +58,10 @@ def quiet_tensorflow() -> None:
 def filtered_stderr() -> Iterator[None]:
     """Quiet TensorFlow, and pass this process's stderr (file descriptor 2) through a filter of its start-up lines.
 
-    The filter is the one the probe's output goes through (grader.lesson.checks.without_tensorflow_startup): a
+    The filter is the one the probe's output goes through (grader.checker.checks.output.without_tensorflow_startup): a
     thread copies every other line to the real stderr as it comes, and the last ones when the block ends.
     """
-    from grader.lesson.checks import without_tensorflow_startup
+    from grader.checker.checks.output import without_tensorflow_startup
 
     quiet_tensorflow()
     sys.stderr.flush()

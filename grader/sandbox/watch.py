@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 
 from grader import protocol
+from grader.checker.checks.output import without_tensorflow_startup
 from grader.lesson import manifest
-from grader.lesson.checks import without_tensorflow_startup
 from grader.protocol import CRASHED, OK, RUNNER_STATUSES, TIMEOUT, FunctionOutcome
 
 API = manifest.API
