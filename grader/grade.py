@@ -164,7 +164,7 @@ class Grader:
     one submission with one. Nothing of a grading run is kept at module level.
     """
 
-    def __init__(self, options: GradingOptions = GradingOptions(), *, uid_per_process: bool = False,
+    def __init__(self, options: GradingOptions = GradingOptions(), *, uid_per_process: bool = True,
                  trainer: Trainer | None = None, zygote: Zygote | None = None) -> None:
         self.options = options
         self.probe_policy: ProbePolicy = replace(options.probe, uid_per_process=uid_per_process)

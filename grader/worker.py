@@ -152,8 +152,9 @@ def worker_main(connection, options, reports, log_path, grader=grade_one, traini
     """Grade the submissions the batch sends, one at a time, until it sends None.
 
     The worker's one Grader gives its probes a uid of this process's own (as root: one probe's kill_uid spares the
-    other workers'), and its trainer a training slot. grader(path, options, grading, reports, submission) grades one
-    submission with it. The training slots' lock files live beside the worker's log, in the batch's own folder.
+    other workers', as for every Grader), and its trainer a training slot. grader(path, options, grading, reports,
+    submission) grades one submission with it. The training slots' lock files live beside the worker's log, in the
+    batch's own folder.
     """
     # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
     log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)

@@ -25,4 +25,7 @@ class ProbePolicy:
     user: str | None = None        # the account the probe runs as when the grader is root (None: the default one)
     require: bool = False          # refuse to grade unless every isolation layer holds (--require-sandbox)
     zygote: bool = False           # fork probe children from a zygote with Keras imported (batch workers)
-    uid_per_process: bool = False  # as root, probes run as a uid of this grading process's own (batch workers)
+    # As root, probes run as a uid of this grading process's own (account.worker_uid), in the account's group: the
+    # end of one probe (every process of its uid killed) never reaches the probe of another grader running at the
+    # same time. False: the account's own uid, shared by every grader of the machine.
+    uid_per_process: bool = True
