@@ -196,7 +196,7 @@ def verdict_cache(options):
     """Return the cache of the hidden tests' verdicts for these options, None when it is turned off."""
     if not options.verdict_cache:
         return None
-    from grader.cache import verdict_cache as cache
+    from grader.verdicts import verdict_cache as cache
 
     return cache(options.cache_dir)
 
