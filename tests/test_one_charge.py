@@ -19,6 +19,7 @@ from grader.grade import check, grade  # noqa: E402
 from grader.lesson.manifest import CALLS, USES  # noqa: E402
 from grader.options import NO_TRAINING, GradingOptions  # noqa: E402
 from grader.results import FAILED  # noqa: E402
+from grader.sandbox import Limits  # noqa: E402
 from grader.summary import summarise  # noqa: E402
 from tests.probe_in_process import probe_in_process  # noqa: E402
 from tests.test_mutants import (  # noqa: E402
@@ -55,8 +56,15 @@ RAISING = (
     Mutant("inline_block_differs", "cnn.py", CNN_AUGMENT,
            'x = keras.Sequential([layers.RandomFlip("vertical")], name="augmentation")(inputs)\n', ("build_cnn",),
            "but build_augmentation() returns"),
+    # Killed by the probe's per-call limit: the builders are graded with the lesson's block, as for one that raises.
+    Mutant("block_loops_forever", "augmentation.py", "    return keras.Sequential(",
+           "    while True:\n        pass\n    return keras.Sequential(", ("augmentation",), "timed out after"),
+    Mutant("block_sleeps_past_the_limit", "augmentation.py", "    return keras.Sequential(",
+           "    import time\n    time.sleep(1000)\n    return keras.Sequential(", ("augmentation",), "timed out after"),
 )
 NEW = {mutant.id: mutant for mutant in RAISING}
+KILLED = ("block_loops_forever", "block_sleeps_past_the_limit")  # only the sandboxed probe stops them
+END_TO_END = ("wrong_import", *KILLED)
 
 # mistake -> (the parts that lose points, the root causes the report tells). The rule: one part, except a mistake
 # whose edit touches two modules (rescaling_inside_augmentation). Where one mistake is told in more than one line,
@@ -115,6 +123,8 @@ TABLE = {
     'reordered_block': (('augmentation',), 1),
     'inline_block_differs': (('build_cnn',), 1),
     'wrong_import': (('augmentation',), 1),
+    'block_loops_forever': (('augmentation',), 1),
+    'block_sleeps_past_the_limit': (('augmentation',), 1),
 }
 
 
@@ -191,7 +201,7 @@ def test_the_lesson_says_which_function_calls_which_and_which_part_uses_another(
     assert USES == {"training": "build_cnn"}
 
 
-@pytest.mark.parametrize("mutant", [*MUTANTS, *(m for m in RAISING if m.id != "wrong_import")],
+@pytest.mark.parametrize("mutant", [*MUTANTS, *(m for m in RAISING if m.id not in END_TO_END)],
                          ids=lambda mutant: mutant.id)
 def test_a_mistake_costs_its_own_part_and_is_told_once(mutant, reference_probe, tmp_path):
     folder = write_mutant(mutant, tmp_path / mutant.id)
@@ -233,6 +243,22 @@ def test_a_wrong_import_in_the_block_s_module_costs_the_augmentation_alone(tmp_p
     assert lost_parts(results) == ["augmentation"], (results.part_scores(), results.notes)
     assert len(causes(results)) == 1, causes(results)
     assert [note for note in results.notes if SUBSTITUTED + " could not be imported" in note], results.notes
+
+
+@pytest.mark.parametrize("mutant_id", KILLED)
+def test_a_block_killed_by_the_time_limit_costs_the_augmentation_alone(mutant_id, tmp_path):
+    # The child is stopped in build_augmentation and restarted: the builders run with the lesson's block at once.
+    mutant = NEW[mutant_id]
+    options = GradingOptions(limits=Limits(import_seconds=60, function_seconds=8, total_seconds=120), training=False,
+                             cache=False, verdict_cache=False)
+    results = grade(write_mutant(mutant, tmp_path / mutant_id), options)
+    parts, lines = TABLE[mutant_id]
+    failures = [test.output for test in results.tests if test.status == FAILED]
+    assert lost_parts(results) == sorted(parts), (results.part_scores(), results.notes, failures)
+    assert len(causes(results)) == lines, causes(results)
+    assert any(mutant.phrase in output for output in failures), failures
+    told = "build_cnn and build_cnn_v2 were " + SUBSTITUTED + " timed out after 8 s"
+    assert [note for note in results.notes if note.startswith(told)], results.notes
 
 
 def test_the_class_summary_counts_one_student_s_one_mistake_once(reference_probe, tmp_path):

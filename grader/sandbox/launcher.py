@@ -40,6 +40,7 @@ PROTOCOL = Path(protocol.__file__).resolve()
 BLOCKED_PACKAGES = ("grader", "solutions", "exercises")
 API = manifest.API
 MAX_RESTARTS = 4
+KILLED_BY = (TIMEOUT, CRASHED)  # a function that ended its child: those calling it get the lesson's
 MAX_ARRAY_BYTES = protocol.MAX_ARRAY_BYTES
 MAX_RESULT_BYTES = 64 * 2**20
 MAX_MESSAGE_CHARS = 2000
@@ -532,6 +533,7 @@ def probe_loop(envelope, start, limits, processes, output, result, started, on_s
         if time.monotonic() >= total_deadline:
             return give_up(result, API, NOT_RUN_TOTAL.format(seconds=format_seconds(limits.total_seconds)))
         envelope["skip"] = sorted(result.outcomes)
+        envelope["killed"] = sorted(name for name, outcome in result.outcomes.items() if outcome.status in KILLED_BY)
         output.note(RESTARTED.format(where=attempt.current or BETWEEN_FUNCTIONS))
     give_up(result, API, NOT_RUN_RESTARTS.format(count=MAX_RESTARTS))
 

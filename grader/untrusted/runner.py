@@ -424,25 +424,33 @@ def run(envelope, result_fd):
         return fields
 
     failed = set()  # the functions whose own answer is not OK: the functions calling them are run again
+    killed = set(envelope.get("killed", ()))  # those that timed out or crashed an earlier child
     for name in envelope["functions"]:
         if name in envelope["skip"] or not is_requested(name, envelope["request"], lesson):
             continue
         if find_function(name, modules, lesson) is None and home_failed(name, failures, lesson):
             failed.add(name)
             continue  # reported as not run, with the import error
-        run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued)
+        run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued, killed)
     events.emit(protocol.FINISHED)
 
 
-def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued):
+def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued, killed=()):
     """Run an API function; if it fails and a function it calls failed before, run it again with the lesson's.
 
     run_once(name, substituted) runs it once and reports its fields; `failed` collects the functions whose own
-    answer is not OK; `rescued` says which stand-ins a module was imported with (import_with_stand_ins).
+    answer is not OK; `rescued` says which stand-ins a module was imported with (import_with_stand_ins); `killed`
+    names the functions that timed out or crashed an earlier child: a function calling one runs with the lesson's
+    version at once, since calling the student's again would only end this child the same way.
     """
     calls = lesson.calls.get(name, ())
     imported_with = {called: protocol.NOT_RUN for called in rescued.get(lesson.home[name], ()) if called in calls}
-    fields = run_once(name, imported_with)
+    stand_ins = stand_ins_for(set(calls) & set(killed), envelope)
+    with substituted(stand_ins, modules):
+        fields = run_once(name, {**imported_with, **dict.fromkeys(stand_ins, "killed")})
+    if stand_ins:
+        (failed.discard if fields["status"] == protocol.OK else failed.add)(name)
+        return
     if fields["status"] == protocol.OK:
         failed.discard(name)
         return
