@@ -22,6 +22,7 @@ from grader.results import FAILED  # noqa: E402
 from grader.sandbox import Limits  # noqa: E402
 from grader.summary import summarise  # noqa: E402
 from tests.probe_in_process import probe_in_process  # noqa: E402
+from tests.test_adversarial_grading import one_file  # noqa: E402
 from tests.test_mutants import (  # noqa: E402
     AUGMENTATION_BLOCK,
     BY_ID,
@@ -39,6 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 REORDERED_BLOCK = ('            layers.RandomZoom(0.1),\n            layers.RandomRotation(0.05),\n'
                    '            layers.RandomFlip("horizontal"),\n')
 SUBSTITUTED = "graded with the lesson's build_augmentation(), since yours"
+SINGLE_FILE = "submission.py"
+KERAS_LAYERS = "from keras import layers\n"
 
 # New single mistakes that make a function raise (or its module fail to import).
 RAISING = (
@@ -61,10 +64,20 @@ RAISING = (
            "    while True:\n        pass\n    return keras.Sequential(", ("augmentation",), "timed out after"),
     Mutant("block_sleeps_past_the_limit", "augmentation.py", "    return keras.Sequential(",
            "    import time\n    time.sleep(1000)\n    return keras.Sequential(", ("augmentation",), "timed out after"),
+    # Everything in one submission.py, with one import that fails: the file's other definitions are graded.
+    Mutant("single_file_wrong_import", SINGLE_FILE, "            layers.RandomRotation(0.05),",
+           "            RandomRotaton(0.05),", ("augmentation",), "did you mean 'RandomRotation'?",
+           also=(SINGLE_FILE, KERAS_LAYERS, KERAS_LAYERS + "from keras.layers import RandomRotaton\n", 1)),
+    Mutant("single_file_wrong_import_in_both_networks", SINGLE_FILE, CONV.format(filters=128),
+           CONV.format(filters=128).replace("layers.Conv2D", "Conv2DD"), ("build_cnn", "build_cnn_v2"),
+           "cannot import name 'Conv2DD'", count=0,
+           also=(SINGLE_FILE, KERAS_LAYERS, KERAS_LAYERS + "from keras.layers import Conv2DD\n", 1)),
+    Mutant("single_file_unused_wrong_import", SINGLE_FILE, KERAS_LAYERS, KERAS_LAYERS + "import numpyy\n", (), ""),
 )
 NEW = {mutant.id: mutant for mutant in RAISING}
 KILLED = ("block_loops_forever", "block_sleeps_past_the_limit")  # only the sandboxed probe stops them
-END_TO_END = ("wrong_import", *KILLED)
+SINGLE_FILE_MISTAKES = tuple(mutant.id for mutant in RAISING if mutant.file == SINGLE_FILE)
+END_TO_END = ("wrong_import", *KILLED, *SINGLE_FILE_MISTAKES)
 
 # mistake -> (the parts that lose points, the root causes the report tells). The rule: one part, except a mistake
 # whose edit touches two modules (rescaling_inside_augmentation). Where one mistake is told in more than one line,
@@ -125,6 +138,9 @@ TABLE = {
     'wrong_import': (('augmentation',), 1),
     'block_loops_forever': (('augmentation',), 1),
     'block_sleeps_past_the_limit': (('augmentation',), 1),
+    'single_file_wrong_import': (('augmentation',), 1),
+    'single_file_wrong_import_in_both_networks': (('build_cnn', 'build_cnn_v2'), 1),
+    'single_file_unused_wrong_import': ((), 0),  # no function uses it: the report's note tells it, no part pays
 }
 
 
@@ -259,6 +275,30 @@ def test_a_block_killed_by_the_time_limit_costs_the_augmentation_alone(mutant_id
     assert any(mutant.phrase in output for output in failures), failures
     told = "build_cnn and build_cnn_v2 were " + SUBSTITUTED + " timed out after 8 s"
     assert [note for note in results.notes if note.startswith(told)], results.notes
+
+
+def write_single_file(mutant, folder):
+    """Write the reference as one submission.py with the mutant's edits; fail if an edit does not apply."""
+    folder.mkdir(parents=True)
+    text = one_file(lambda source: source)
+    for old, new, count in [(mutant.old, mutant.new, mutant.count), *([mutant.also[1:]] if mutant.also else [])]:
+        assert old in text, f"{mutant.id}: {old!r} is not in {SINGLE_FILE}"
+        text = text.replace(old, new, count or -1)
+    (folder / SINGLE_FILE).write_text(text)
+    return folder / SINGLE_FILE
+
+
+@pytest.mark.parametrize("mutant_id", SINGLE_FILE_MISTAKES)
+def test_a_wrong_import_in_a_single_file_costs_only_the_functions_using_it(mutant_id, tmp_path):
+    mutant = NEW[mutant_id]
+    results = grade(write_single_file(mutant, tmp_path / mutant_id), NO_TRAINING)
+    parts, lines = TABLE[mutant_id]
+    failures = [test.output for test in results.tests if test.status == FAILED]
+    assert lost_parts(results) == sorted(parts), (results.part_scores(), results.notes, failures)
+    assert len(causes(results)) == lines, causes(results)
+    assert all(mutant.phrase in output for output in failures), failures
+    imported = [note for note in results.notes if note.startswith("could not import submission.py")]
+    assert len(imported) == 1 and "the rest of submission.py was run without" in imported[0], results.notes
 
 
 def test_the_class_summary_counts_one_student_s_one_mistake_once(reference_probe, tmp_path):
