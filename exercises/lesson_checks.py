@@ -191,6 +191,9 @@ FLATTEN_AS_GAP = (" Flatten keeps every position, so Dense sees height*width*cha
 GAP_AS_FLATTEN = (" GlobalAveragePooling2D averages each channel over height and width, so Dense sees only `channels` "
                   "features.")
 HEAD_BIAS_MISSING = " Did you forget the Dense layer's biases (one per class)?"
+# The hints two shape-math functions share (conv_output_size and pool_output_size use one formula): the failures of
+# both tests with one of them are one misconception, told once (cause_of).
+SHARED_HINTS = (ROUNDED_DOWN, SAME_AS_VALID, VALID_AS_SAME, STRIDE_IGNORED, NOT_FLOORED)
 
 
 def _conv_size_mistakes(n, kernel_size, strides=1, padding="valid"):
@@ -390,7 +393,9 @@ def check_has_convolutions(model, call, judged="the network"):
 def cause_of(problems):
     """Return the root cause a check's problems share with other checks' ('' if none), in one line.
 
-    A model without a Conv2D, or no model at all, fails every network check for that one reason.
+    A model without a Conv2D, or no model at all, fails every network check for that one reason; a block holding
+    more than random layers fails the checks at inference of the block and of both networks; one shape-math
+    misconception (a hint such as ROUNDED_DOWN) fails the tests of every function that shares the formula.
     """
     import re
 
@@ -399,6 +404,13 @@ def cause_of(problems):
         called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
         if called and all(said in problem for problem in problems):
             return f"{called.group(1)}(): {said.strip(' .:')}"
+    inside = [re.search(r"The augmentation block also holds ([\w, ]+), which", problem) for problem in problems]
+    if problems and all(inside) and len({found.group(1) for found in inside}) == 1:
+        return f"build_augmentation(): {_acts_at_inference(inside[0].group(1).split(', '))}"
+    said = [problem for problem in problems if not problem.startswith("... and ")]
+    hints = {next((hint for hint in SHARED_HINTS if problem.endswith(hint)), None) for problem in said}
+    if said and len(hints) == 1 and None not in hints:
+        return hints.pop().strip()
     return ""
 
 
@@ -929,15 +941,19 @@ def fixed_training_calls(model):
     return found
 
 
+def _fixed_training(call, name, training):
+    return (f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
+            f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
+            f"model.fit() turn augmentation on and model.predict() turn it off.")
+
+
 @needs_convolutions("its behaviour at inference")
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
 
     for name, training in fixed_training_calls(model):
-        return [f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
-                f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
-                f"model.fit() turn augmentation on and model.predict() turn it off."]
+        return [_fixed_training(call, name, training)]
     batch = images_for(model, images).astype("float32")
     ends = augmentation_io(model)
     if ends is None:
@@ -1168,6 +1184,15 @@ def _ordinal_names(specs):
 @needs_convolutions("the layer-by-layer comparison")
 def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
+    return [problem for mistake in layer_mistakes(model, call, builder) for problem in mistake]
+
+
+def layer_mistakes(model, call, builder):
+    """Return the differences from the lesson's network layer by layer, one list of sentences per mistake.
+
+    A mistake is one layer with other settings, one run of layers added, left out or replaced, or a layer moved
+    (left out in one place and added in another).
+    """
     import difflib
 
     # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
@@ -1176,24 +1201,56 @@ def check_matches_lesson(model, call, builder):
     got_names = _ordinal_names(got)
     want_names = _ordinal_names(want)
     matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
-    problems = []
+    mistakes, added, lacked = [], {}, {}
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
-                problems += [f"Called {call}. {sentence}" for sentence in _differences(name, wanted, settings)]
+                sentences = _differences(name, wanted, settings)
+                if sentences:
+                    mistakes.append([f"Called {call}. {sentence}" for sentence in sentences])
             continue
         where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
         extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
         missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
         if tag == "insert":
-            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
-                            f"such layer there.")
+            mistakes.append([f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
+                             f"such layer there."])
+            added[extra] = mistakes[-1]
         elif tag == "delete":
-            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
+            mistakes.append([f"Called {call}. Your model lacks the lesson's {missing} {where}."])
+            lacked[missing] = mistakes[-1]
         else:
-            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
-                            f"lesson's network has {missing}.")
-    return problems
+            mistakes.append([f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
+                             f"lesson's network has {missing}."])
+    for spec in set(added) & set(lacked):  # a moved layer: one mistake told in its two sentences
+        added[spec].extend(lacked[spec])
+        mistakes.remove(lacked[spec])
+    return mistakes
+
+
+def network_mistakes(model, call, builder, block=None):
+    """Return a network's differences from the lesson's, one list of sentences per mistake.
+
+    Everything the checks of a network judge: its input, the augmentation it holds (against `block`, what
+    build_augmentation() returns), how it calls it, and its other layers and their settings (layer_mistakes).
+    """
+    if check_has_convolutions(model, call):
+        return [check_has_convolutions(model, call)]
+    mistakes = [found for found in (check_input_shape(model, call), check_augmentation_inside(model, call, block))
+                if found]
+    mistakes += [[_fixed_training(call, name, training)] for name, training in fixed_training_calls(model)[:1]]
+    return mistakes + layer_mistakes(model, call, builder)
+
+
+def one_mistake(model, call, builder, block=None):
+    """Return the one mistake of a network that differs from the lesson's in one place only, in one line; else ''.
+
+    Every check of that network that fails, fails for it: the report tells it once, as this cause.
+    """
+    mistakes = network_mistakes(model, call, builder, block)
+    if len(mistakes) != 1 or check_has_convolutions(model, call):
+        return ""
+    return f"{call.partition('(')[0]}(): {mistakes[0][0].removeprefix(f'Called {call}. ')}"
 
 
 # ---------------------------------------------------------------------------------------------

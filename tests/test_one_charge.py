@@ -80,11 +80,12 @@ SINGLE_FILE_MISTAKES = tuple(mutant.id for mutant in RAISING if mutant.file == S
 END_TO_END = ("wrong_import", *KILLED, *SINGLE_FILE_MISTAKES)
 
 # mistake -> (the parts that lose points, the root causes the report tells). The rule: one part, except a mistake
-# whose edit touches two modules (rescaling_inside_augmentation). Where one mistake is told in more than one line,
-# each line is another check's view of it (the layer-by-layer comparison beside the shape or Rescaling check, say):
-# failures are grouped by their root cause, and those checks word the same mistake differently.
+# whose edit touches two modules (rescaling_inside_augmentation), or a wrong import used by both networks. One line
+# per mistake: a network that differs from the lesson's in one place fails its checks for that one cause; a shape-math
+# hint names one misconception in both functions. vertical_flip_only is two mistakes (a vertical flip, and a block
+# without the lesson's rotation and zoom), and its behaviour checks have none of the lesson's layers to judge.
 TABLE = {
-    'same_padding_floor': (('shape_math',), 2),
+    'same_padding_floor': (('shape_math',), 1),
     'pool_stride_ignores_default': (('shape_math',), 1),
     'conv_params_without_bias': (('shape_math',), 1),
     'dense_params_ignores_use_bias': (('shape_math',), 1),
@@ -96,36 +97,36 @@ TABLE = {
     'extra_random_grayscale': (('augmentation',), 1),
     'vertical_flip_only': (('augmentation',), 3),
     'rotation_in_degrees': (('augmentation',), 1),
-    'rescaling_inside_augmentation': (('augmentation', 'build_cnn', 'build_cnn_v2'), 3),
-    'no_rescaling': (('build_cnn',), 2),
-    'rescaling_scale_one': (('build_cnn',), 2),
+    'rescaling_inside_augmentation': (('augmentation', 'build_cnn', 'build_cnn_v2'), 1),
+    'no_rescaling': (('build_cnn',), 1),
+    'rescaling_scale_one': (('build_cnn',), 1),
     'rescaling_before_augmentation': (('build_cnn',), 1),
-    'softmax_output': (('build_cnn',), 2),
-    'conv_without_relu': (('build_cnn',), 2),
-    'average_pooling': (('build_cnn',), 2),
+    'softmax_output': (('build_cnn',), 1),
+    'conv_without_relu': (('build_cnn',), 1),
+    'average_pooling': (('build_cnn',), 1),
     'augmentation_training_true': (('build_cnn',), 1),
-    'no_augmentation_in_model': (('build_cnn',), 2),
+    'no_augmentation_in_model': (('build_cnn',), 1),
     'dense_ignores_num_classes': (('build_cnn',), 1),
-    'relu_head': (('build_cnn',), 2),
-    'rescaling_twice': (('build_cnn',), 2),
+    'relu_head': (('build_cnn',), 1),
+    'rescaling_twice': (('build_cnn',), 1),
     'first_conv_dilated': (('build_cnn',), 1),
     'first_conv_frozen': (('build_cnn',), 1),
-    'pool_3_stride_2_same': (('build_cnn',), 2),
-    'valid_padding_one_conv': (('build_cnn',), 2),
-    'flatten_instead_of_gap': (('build_cnn',), 4),
-    'missing_pool': (('build_cnn',), 2),
-    'wrong_filter_count': (('build_cnn',), 3),
-    'input_28x28': (('build_cnn',), 2),
+    'pool_3_stride_2_same': (('build_cnn',), 1),
+    'valid_padding_one_conv': (('build_cnn',), 1),
+    'flatten_instead_of_gap': (('build_cnn',), 1),
+    'missing_pool': (('build_cnn',), 1),
+    'wrong_filter_count': (('build_cnn',), 1),
+    'input_28x28': (('build_cnn',), 1),
     'no_convolution': (('build_cnn',), 1),
-    'v2_block_without_pool': (('build_cnn_v2',), 3),
-    'v2_without_new_conv': (('build_cnn_v2',), 4),
-    'v2_pool_before_new_conv': (('build_cnn_v2',), 3),
+    'v2_block_without_pool': (('build_cnn_v2',), 1),
+    'v2_without_new_conv': (('build_cnn_v2',), 1),
+    'v2_pool_before_new_conv': (('build_cnn_v2',), 1),
     'v2_no_convolution': (('build_cnn_v2',), 1),
     'first_conv_l2_regularizer': (('build_cnn',), 1),
     'head_zeros_initializer': (('build_cnn',), 1),
     'first_conv_max_norm': (('build_cnn',), 1),
     'zoom_fill_constant': (('augmentation',), 1),
-    'v2_sigmoid_head': (('build_cnn_v2',), 2),
+    'v2_sigmoid_head': (('build_cnn_v2',), 1),
     'v2_dropout_before_head': (('build_cnn_v2',), 1),
     'filters_not_normalised': (('filters',), 1),
     'feature_maps_training_true': (('filters',), 1),
@@ -228,6 +229,29 @@ def test_a_mistake_costs_its_own_part_and_is_told_once(mutant, reference_probe, 
     assert lost_parts(results) == sorted(parts), (mutant.id, results.part_scores(), failures)
     assert len(causes(results)) == lines, (mutant.id, causes(results))
     assert any(mutant.phrase in output for output in failures), (mutant.id, failures)
+
+
+def test_two_mistakes_in_one_network_are_never_told_as_one(reference_probe, tmp_path):
+    # Only a network that differs from the lesson's in one place has one cause for all its failed checks.
+    softmax, no_rescaling = BY_ID["softmax_output"], BY_ID["no_rescaling"]
+    folder = write_mutant(softmax, tmp_path / "two")
+    cnn = folder / no_rescaling.file
+    cnn.write_text(cnn.read_text().replace(no_rescaling.old, no_rescaling.new, no_rescaling.count or -1))
+    results = check(probe_in_process(folder, functions_touched(softmax), reuse=reference_probe), submission="two",
+                    options=NO_TRAINING)
+    assert lost_parts(results) == ["build_cnn"], results.part_scores()
+    cause = {test.name.split(": ")[1].split(" ")[0]: test.cause for test in results.tests if test.status == FAILED}
+    assert cause["Rescaling(1/255)"] != cause["logits"], cause
+
+
+def test_pytest_exercises_tells_a_network_s_one_mistake_once(tmp_path):
+    folder = write_mutant(BY_ID["flatten_instead_of_gap"], tmp_path / "flatten")
+    run = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "exercises" / "test_cnn.py"), "--impl",
+                          str(folder), "-q", "-p", "no:randomly", "-rfs"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=600)
+    out = run.stdout
+    assert "\n1 failed, " in out, out[-3000:]  # output shapes, counts, layer by layer and the head: 4 before
+    assert out.count("one mistake, reported once") == 3, out[-3000:]
 
 
 @pytest.mark.parametrize("mutant_id", ["rotation_in_degrees", "name_error_in_block", "block_not_implemented"])
