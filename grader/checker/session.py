@@ -9,8 +9,9 @@ import contextlib
 import pytest
 
 from grader import protocol
+from grader.checker.checks.augmentation import exception_hint
+from grader.checker.checks.preconditions import cause_of
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.lesson.checks import cause_of, exception_hint
 from grader.lesson.manifest import CALLS, TRAINING_BUILDER
 
 STATUS_MESSAGES = {
@@ -173,7 +174,7 @@ class GradingSession:
 
     def one_mistake(self, builder):
         """Return the one mistake of the network a builder returned, in one line; '' where it has none or several."""
-        from grader.lesson.checks import one_mistake
+        from grader.checker.checks.mistakes import one_mistake
 
         key = (builder, "one mistake")
         if key not in self._models:

@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 
-from grader.checker.session import expect
-from grader.lesson.checks import (
-    augmentation_text,
+from grader.checker.checks.augmentation import (
     check_active_in_training,
     check_augmentation_layers,
     check_identity_at_inference,
     check_no_params,
-    dataset_name,
     random_batch,
 )
+from grader.checker.checks.expectations import augmentation_text, dataset_name
+from grader.checker.session import expect
 
 PART = "augmentation"
 CALL = "build_augmentation()"

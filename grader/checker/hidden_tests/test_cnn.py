@@ -2,26 +2,26 @@
 
 import pytest
 
-from grader.checker.hidden_tests.cases import NUM_CLASSES
-from grader.checker.session import expect
-from grader.lesson.checks import (
+from grader.checker.checks.augmentation import (
     check_augmentation_inside,
+    check_model_identity_at_inference,
+    random_batch,
+)
+from grader.checker.checks.comparison import check_matches_lesson
+from grader.checker.checks.expectations import input_shape, network, rescale_text
+from grader.checker.checks.network import (
     check_gap_head,
     check_input_shape,
     check_logits,
-    check_matches_lesson,
     check_max_pooling,
-    check_model_identity_at_inference,
     check_nonlinearity,
     check_num_classes,
     check_param_counts,
     check_rescaling,
     check_stage_shapes,
-    input_shape,
-    network,
-    random_batch,
-    rescale_text,
 )
+from grader.checker.hidden_tests.cases import NUM_CLASSES
+from grader.checker.session import expect
 
 
 @pytest.fixture(params=["build_cnn", "build_cnn_v2"])

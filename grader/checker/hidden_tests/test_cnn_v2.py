@@ -5,8 +5,10 @@ The new block is what the reference's v2 adds to its first network before the he
 
 import math
 
+from grader.checker.checks.expectations import network
+from grader.checker.checks.models import ORDINALS, layer_params, stages
+from grader.checker.checks.preconditions import check_has_convolutions
 from grader.checker.session import expect
-from grader.lesson.checks import ORDINALS, check_has_convolutions, layer_params, network, stages
 
 PART = "build_cnn_v2"
 BASE = "build_cnn"

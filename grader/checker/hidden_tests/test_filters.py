@@ -2,10 +2,10 @@
 
 import functools
 
+from grader.checker.checks.filters import check_feature_maps, check_filters
 from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images, filters_model_config
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
-from grader.lesson.checks import check_feature_maps, check_filters
 from grader.sandbox import set_seeded_weights
 
 PART = "filters"

@@ -2,9 +2,9 @@
 
 import functools
 
+from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr, check_answer
 from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
 from grader.checker.session import expect
-from grader.lesson.checks import KERAS_TRUTH, call_repr, check_answer
 
 PART = "shape_math"
 SHOWN = 3  # wrong answers spelled out per test; the rest are counted
