@@ -4,7 +4,6 @@ augmentation; and the one root cause a check's problems share when it is missing
 import functools
 
 from grader.checker.checks.models import flat_layers
-from grader.checker.checks.shape_math import SHARED_HINTS
 
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
                   "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
@@ -12,6 +11,8 @@ NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not t
 # How the checks at inference begin to tell a block holding more than random layers (augmentation's
 # _acts_at_inference): the block's check and both networks' fail for that one reason.
 ACTS_AT_INFERENCE = "The augmentation block also holds "
+# How a shape-math problem tells Keras's answer; the hint naming the likely mistake follows it (shape_math).
+KERAS_GIVES = ", but Keras gives "
 NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders return a keras.Model: end with "
                "return keras.Model(inputs, outputs).")
 
@@ -30,7 +31,7 @@ def cause_of(problems):
 
     A model without a Conv2D, or no model at all, fails every network check for that one reason; a block holding
     more than random layers fails the checks at inference of the block and of both networks (ACTS_AT_INFERENCE); one
-    shape-math misconception (a hint of SHARED_HINTS) fails the tests of every function sharing the formula.
+    shape-math misconception (one hint after every wrong answer) fails the tests of every function sharing a formula.
     """
     import re
 
@@ -43,9 +44,9 @@ def cause_of(problems):
     if problems and len(inside) == 1 and all(ACTS_AT_INFERENCE in problem for problem in problems):
         return f"build_augmentation(): {inside.pop()}"
     said = [problem for problem in problems if not problem.startswith("... and ")]
-    hints = {next((hint for hint in SHARED_HINTS if problem.endswith(hint)), None) for problem in said}
-    if said and len(hints) == 1 and None not in hints:
-        return hints.pop().strip()
+    hints = {problem.partition(KERAS_GIVES)[2].partition(". ")[2] for problem in said}
+    if said and len(hints) == 1 and "" not in hints:
+        return hints.pop()
     return ""
 
 

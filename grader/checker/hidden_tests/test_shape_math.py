@@ -2,7 +2,8 @@
 
 import functools
 
-from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr, check_answer
+from grader.checker.checks.keras_truth import KERAS_TRUTH, check_answer
+from grader.checker.checks.shape_math import call_repr
 from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
 from grader.checker.session import expect
 
