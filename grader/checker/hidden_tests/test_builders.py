@@ -175,9 +175,8 @@ def outputs_probabilities(part):
 
 def test_output_activation(model, part):
     outputs = network(builder_of(part))["outputs"]
-    if outputs_probabilities(part):
-        expect(check_softmax_output(model, call_of(part), outputs))
-    expect(check_logits(model, call_of(part), outputs))
+    check = check_softmax_output if outputs_probabilities(part) else check_logits
+    expect(check(model, call_of(part), outputs))
 
 
 test_output_activation.title = lambda part: ("probabilities out: Dense(num_classes, activation='softmax')"
