@@ -122,9 +122,9 @@ class Zygote:
             (self.home / name).mkdir()
         paths = [str(KIT_ROOT), *site_dirs()]
         # The network the zygote warms up on, made here: the zygote never imports the lesson's reference.
-        from grader.checker.hidden_tests.cases import filters_model_config
+        from grader.checker.hidden_tests.cases import warm_up_config
 
-        warm_config = filters_model_config()
+        warm_config = warm_up_config()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-B", "-c", BOOT, str(theirs.fileno()), json.dumps(paths), warm_config],

@@ -77,6 +77,16 @@ def filters_model_config():
     return json.dumps(zeros(json.loads(reference_config(FILTERS_BUILDER))))
 
 
+def warm_up_config():
+    """Return the network a zygote warms Keras up on: the filters bonus's, else the lesson's first builder's."""
+    from grader.checker.reference import reference_config
+    from grader.lesson.manifest import BUILDERS, FILTERS_BUILDER, TRAINING_BUILDER
+
+    if FILTERS_BUILDER:
+        return filters_model_config()
+    return reference_config(TRAINING_BUILDER or BUILDERS[0])
+
+
 @functools.cache
 def substitutes():
     """Return {API function: JSON config of the lesson's model it returns} for the functions others call (CALLS).
