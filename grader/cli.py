@@ -27,7 +27,7 @@ def build_parser():
 
 
 LESSON_OPTION = "--lesson"
-NO_LESSON = ("--lesson expects a lesson folder holding lesson.toml and solutions/ (e.g. lessons/mnist_convnet). "
+NO_LESSON = ("--lesson expects a lesson folder holding lesson.toml and solutions/ (e.g. the kit's lessons/ folders). "
              "Received: {folder}")
 
 

@@ -29,6 +29,13 @@ def template(name):
     return (TEMPLATES / name).read_text(encoding="utf-8")
 
 
+def chosen_lesson():
+    """Return the folder of the lesson chosen with --lesson, or None for the kit's own (which the wheel carries)."""
+    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+    return None if lesson_dir().resolve() == DEFAULT_LESSON.resolve() else lesson_dir()
+
+
 LESSON_NUMBER = re.compile(r"@PARAMS:(\w+):(total|-?\d+)@")
 
 

@@ -17,7 +17,7 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from grader.integrations import kit_folder, kit_root, render, source_tree, template
+from grader.integrations import chosen_lesson, kit_folder, kit_root, render, source_tree, template
 
 KIT_DIR = "kit"                                      # where the kit lies inside the zip
 LESSON_DIR = "lesson"                                # where a lesson chosen with --lesson lies inside the zip
@@ -99,13 +99,6 @@ def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT
             "LESSON_ARGS": lesson_args(lesson, '"$AUTOGRADER_ROOT/source')}), EXECUTABLE)
         add_text(archive, "run_autograder", run_autograder_script(grade_args, timeout, lesson), EXECUTABLE)
     return out
-
-
-def chosen_lesson():
-    """Return the folder of the lesson chosen with --lesson, or None for the kit's own (which the wheel carries)."""
-    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
-
-    return None if lesson_dir().resolve() == DEFAULT_LESSON.resolve() else lesson_dir()
 
 
 def add_lesson(archive, folder):

@@ -1,5 +1,5 @@
 """A synthetic image set of up to 10 classes for the training check (no download needed), drawn at the lesson's
-input shape: 32x32 RGB for lesson 6 (the default), 28x28 grey for the MNIST convnet, one class per network output.
+input shape: 32x32 RGB for lesson 6 (the default), 28x28 grey for a 28x28x1 network, one class per network output.
 
 Five shape families, each drawn in two vertical orientations, make the ten classes:
 
