@@ -28,7 +28,7 @@ from pathlib import Path
 KIT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(KIT_ROOT))
 
-from grader.sandbox import isolation  # noqa: E402 (after the path set-up above)
+from grader.sandbox import account, isolation, kernel, rules  # noqa: E402 (after the path set-up above)
 
 SITE = Path(importlib.util.find_spec("numpy").origin).parents[1]
 
@@ -40,14 +40,14 @@ def limits_only(memory_bytes):
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (isolation.FILE_SIZE_LIMIT, isolation.FILE_SIZE_LIMIT))
-        isolation._prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+        kernel.prctl(kernel.PR_SET_PDEATHSIG, signal.SIGKILL)
 
     return preexec
 
 
 def make_plan(scratch, python, skip=()):
     """Return the plan the launcher would make: read site-packages, block the kit."""
-    return isolation.plan(scratch, [SITE], isolation.kit_paths(KIT_ROOT, [SITE]), python=python, skip=skip)
+    return isolation.plan(scratch, [SITE], rules.kit_paths(KIT_ROOT, [SITE]), python=python, skip=skip)
 
 
 def pick_python(scratch):
@@ -120,7 +120,7 @@ def main():
             closes.append(time.perf_counter() - started)
             if plan.uid is not None:
                 started = time.perf_counter()
-                isolation.kill_uid(plan.uid)
+                account.kill_uid(plan.uid)
                 kills.append(time.perf_counter() - started)
         print(f"isolation.plan() x{args.runs} (once per submission): median {statistics.median(plans) * 1000:.1f} ms")
         print(f"Plan.close() x{args.runs} (once per submission; the cgroup killed and removed): "

@@ -1,10 +1,9 @@
-# Generated from the grader's grader/lesson/checks.py (grader.lesson.stubs.write_student_files): do not edit.
-"""The lesson's numbers, and checks that compare a model or a function's answer with them.
+# Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): do not edit.
+"""The generic checks: each compares a model, a block or a function's answer with the lesson's expectations and
+returns a list of problems in plain words (an empty list means the check passed).
 
-Shared by the visible tests in exercises/ and the grader's hidden tests, so both explain a mistake in the
-same words. Every check returns a list of problems in plain words; an empty list means the check passed.
-Expected values come from Keras itself (shape math) or from the lesson's table (the network).
-It also holds the one filter that keeps TensorFlow's start-up lines out of any output a student reads.
+Shared by the grader's hidden tests and, through a generated copy, the visible tests in exercises/, so both explain a
+mistake in the same words. Expected values come from Keras itself (shape math) or from the lesson's reference.
 """
 
 import functools
@@ -12,10 +11,6 @@ import re
 
 import numpy as np
 
-# ---------------------------------------------------------------------------------------------
-# What the checks compare with: the lesson's expectations, derived from its reference solutions by the grader
-# (grader.checker.reference), or recorded from them in the students' copy of these checks.
-# ---------------------------------------------------------------------------------------------
 
 _LESSON = {}
 
@@ -84,15 +79,6 @@ def pixel_range():
     return f"0-{found[1]}" if found and found[0] == 1 else "raw"
 
 
-def lesson_pooling():
-    """Return the settings of the lesson's first MaxPooling2D ({} if its networks have none)."""
-    for builder in lesson()["networks"]:
-        for kind, settings in network(builder)["layers"]:
-            if kind == "MaxPooling2D":
-                return {key: value for key, value in settings.items() if key != OTHERS}
-    return {}
-
-
 def lesson_rotation():
     """Return the factor of the lesson's RandomRotation, or None if its block has none."""
     return next((settings["factor"] for kind, settings in lesson_augmentation() if kind == "RandomRotation"), None)
@@ -129,9 +115,134 @@ ACTIVATION_LAYERS = {"ReLU", "Activation", "LeakyReLU", "ELU", "PReLU", "Softmax
 LINEAR = {"linear", None}
 
 
-# ---------------------------------------------------------------------------------------------
-# Shape math: what Keras itself computes, and the message when a student's answer differs.
-# ---------------------------------------------------------------------------------------------
+def flat_layers(model):
+    """Return the model's layers in order, descending into nested models (e.g. the augmentation block)."""
+    import keras
+
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            found.extend(flat_layers(layer))
+        elif type(layer).__name__ != "InputLayer":
+            found.append(layer)
+    return found
+
+
+def trace(model):
+    """Return [(layer, output shape with batch axis)] along the model's layers, in order."""
+    shape = (None,) + tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
+    rows = []
+    for layer in flat_layers(model):
+        shape = tuple(layer.compute_output_shape(shape))
+        rows.append((layer, shape))
+    return rows
+
+
+def layer_params(layer):
+    """Return the layer's parameter count, computed from its weight shapes."""
+    return int(sum(int(np.prod(weight.shape)) for weight in layer.weights))
+
+
+def total_params(model):
+    """Return the model's parameter count, computed from its weight shapes."""
+    return int(sum(int(np.prod(weight.shape)) for weight in model.weights))
+
+
+def activation_name(layer):
+    """Return the name of the activation a layer applies ('relu', 'softmax', 'linear'), or None."""
+    kind = type(layer).__name__
+    if kind == "ReLU":
+        return "relu"
+    if kind == "Softmax":
+        return "softmax"
+    if kind in ("LeakyReLU", "ELU", "PReLU"):
+        return kind.lower()
+    activation = getattr(layer, "activation", None)
+    if activation is None:
+        return None
+    if isinstance(activation, str):
+        return activation
+    return getattr(activation, "__name__", str(activation))
+
+
+def stages(model):
+    """Return [(kind, layer, shape)] for the layers that shape the network: conv, pool, gap/flatten, dense."""
+    kinds = {"Conv2D": "conv", "Dense": "dense", **POOLS, **HEADS}
+    return [(kinds[type(layer).__name__], layer, shape) for layer, shape in trace(model)
+            if type(layer).__name__ in kinds]
+
+
+def describe(layer):
+    """Return a layer as a student would recognise it: Conv2D(64, 3, padding='same')."""
+    kind = type(layer).__name__
+    if kind == "Conv2D":
+        size = layer.kernel_size[0] if len(set(layer.kernel_size)) == 1 else tuple(layer.kernel_size)
+        return f"Conv2D({layer.filters}, {size}, padding={layer.padding!r})"
+    if kind == "Dense":
+        return f"Dense({layer.units})"
+    if kind in POOLS:
+        return f"{kind}({layer.pool_size[0]})"
+    return kind
+
+
+# Settings that never show in a layer's code: they name it, seed it, or say how Keras stores it.
+UNSHOWN_SETTINGS = ("name", "seed", "dtype", "trainable", "data_format")
+
+
+def _code_value(value):
+    if isinstance(value, (list, tuple)) and len(set(value)) == 1 and len(value) in (1, 2, 3):
+        value = value[0]
+    elif isinstance(value, (list, tuple)) and len(value) == 2 and symmetric_factor(value) is not None:
+        value = symmetric_factor(value)  # a symmetric range (-f, f) is written f
+    if isinstance(value, float):
+        return f"{value:g}"
+    return repr(tuple(value) if isinstance(value, list) else value)
+
+
+def layer_code(layer):
+    """Return the code that makes a layer, its defaults left out: RandomFlip('horizontal'), RandomZoom(0.1)."""
+    import inspect
+
+    kind = type(layer)
+    config = layer.get_config()
+    parameters = [parameter for parameter in list(inspect.signature(kind.__init__).parameters.values())[1:]
+                  if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.name in config]
+    required = [parameter.name for parameter in parameters if parameter.default is parameter.empty]
+    try:
+        defaults = kind(**{name: config[name] for name in required}).get_config()
+    except Exception:  # a layer Keras cannot make from its required settings alone: show them all
+        defaults = {}
+    first = [parameters[0].name] if parameters and parameters[0].name not in UNSHOWN_SETTINGS else []
+    positional = first + [name for name in required if name not in first]
+    shown = [_code_value(config[name]) for name in positional]
+    shown += [f"{key}={_code_value(value)}" for key, value in config.items()
+              if key not in positional and key not in UNSHOWN_SETTINGS and key in defaults and defaults[key] != value]
+    return f"{kind.__name__}({', '.join(shown)})"
+
+
+def is_augmentation(layer):
+    """Return whether a layer is one of Keras's random image augmentation layers."""
+    kind = type(layer).__name__
+    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
+
+
+def is_augmentation_kind(kind):
+    """Return whether a layer kind (its class name) is one of Keras's random image augmentation layers."""
+    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
+
+
+def augmentation_layers(model):
+    """Return the random augmentation layers of a model or augmentation block, in order."""
+    return [layer for layer in flat_layers(model) if is_augmentation(layer)]
+
+
+def symmetric_factor(value):
+    """Return a symmetric factor as one number: 0.05 and (-0.05, 0.05) both give 0.05; else None."""
+    if isinstance(value, (list, tuple)):
+        if len(value) == 2 and abs(float(value[0]) + float(value[1])) < 1e-9:
+            return abs(float(value[1]))
+        return None
+    return abs(float(value))
 
 
 def call_repr(function, args=(), kwargs=None):
@@ -252,125 +363,6 @@ def likely_mistake(function, args, kwargs, returned, expected):
     return SHAPE_MATH_HINTS.get(function, "")
 
 
-# ---------------------------------------------------------------------------------------------
-# Models: a flat, ordered view of the layers, then checks by meaning (not by layer names).
-# ---------------------------------------------------------------------------------------------
-
-
-def flat_layers(model):
-    """Return the model's layers in order, descending into nested models (e.g. the augmentation block)."""
-    import keras
-
-    found = []
-    for layer in model.layers:
-        if isinstance(layer, keras.Model):
-            found.extend(flat_layers(layer))
-        elif type(layer).__name__ != "InputLayer":
-            found.append(layer)
-    return found
-
-
-def trace(model):
-    """Return [(layer, output shape with batch axis)] along the model's layers, in order."""
-    shape = (None,) + tuple(model.inputs[0].shape[1:]) if getattr(model, "inputs", None) else None
-    rows = []
-    for layer in flat_layers(model):
-        shape = tuple(layer.compute_output_shape(shape))
-        rows.append((layer, shape))
-    return rows
-
-
-def layer_params(layer):
-    """Return the layer's parameter count, computed from its weight shapes."""
-    return int(sum(int(np.prod(weight.shape)) for weight in layer.weights))
-
-
-def total_params(model):
-    """Return the model's parameter count, computed from its weight shapes."""
-    return int(sum(int(np.prod(weight.shape)) for weight in model.weights))
-
-
-def activation_name(layer):
-    """Return the name of the activation a layer applies ('relu', 'softmax', 'linear'), or None."""
-    kind = type(layer).__name__
-    if kind == "ReLU":
-        return "relu"
-    if kind == "Softmax":
-        return "softmax"
-    if kind in ("LeakyReLU", "ELU", "PReLU"):
-        return kind.lower()
-    activation = getattr(layer, "activation", None)
-    if activation is None:
-        return None
-    if isinstance(activation, str):
-        return activation
-    return getattr(activation, "__name__", str(activation))
-
-
-def stages(model):
-    """Return [(kind, layer, shape)] for the layers that shape the network: conv, pool, gap/flatten, dense."""
-    kinds = {"Conv2D": "conv", "Dense": "dense", **POOLS, **HEADS}
-    return [(kinds[type(layer).__name__], layer, shape) for layer, shape in trace(model)
-            if type(layer).__name__ in kinds]
-
-
-def describe(layer):
-    """Return a layer as a student would recognise it: Conv2D(64, 3, padding='same')."""
-    kind = type(layer).__name__
-    if kind == "Conv2D":
-        size = layer.kernel_size[0] if len(set(layer.kernel_size)) == 1 else tuple(layer.kernel_size)
-        return f"Conv2D({layer.filters}, {size}, padding={layer.padding!r})"
-    if kind == "Dense":
-        return f"Dense({layer.units})"
-    if kind in POOLS:
-        return f"{kind}({layer.pool_size[0]})"
-    return kind
-
-
-# Settings that never show in a layer's code: they name it, seed it, or say how Keras stores it.
-UNSHOWN_SETTINGS = ("name", "seed", "dtype", "trainable", "data_format")
-
-
-def _code_value(value):
-    if isinstance(value, (list, tuple)) and len(set(value)) == 1 and len(value) in (1, 2, 3):
-        value = value[0]
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and _factor(value) is not None:
-        value = _factor(value)  # a symmetric range (-f, f) is written f
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(tuple(value) if isinstance(value, list) else value)
-
-
-def layer_code(layer):
-    """Return the code that makes a layer, its defaults left out: RandomFlip('horizontal'), RandomZoom(0.1)."""
-    import inspect
-
-    kind = type(layer)
-    config = layer.get_config()
-    parameters = [parameter for parameter in list(inspect.signature(kind.__init__).parameters.values())[1:]
-                  if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.name in config]
-    required = [parameter.name for parameter in parameters if parameter.default is parameter.empty]
-    try:
-        defaults = kind(**{name: config[name] for name in required}).get_config()
-    except Exception:  # a layer Keras cannot make from its required settings alone: show them all
-        defaults = {}
-    first = [parameters[0].name] if parameters and parameters[0].name not in UNSHOWN_SETTINGS else []
-    positional = first + [name for name in required if name not in first]
-    shown = [_code_value(config[name]) for name in positional]
-    shown += [f"{key}={_code_value(value)}" for key, value in config.items()
-              if key not in positional and key not in UNSHOWN_SETTINGS and key in defaults and defaults[key] != value]
-    return f"{kind.__name__}({', '.join(shown)})"
-
-
-def _shape(shape):
-    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
-
-
-def _nth(kind, index):
-    ordinal = ORDINALS[index] if index < len(ORDINALS) else f"#{index + 1}"
-    return f"the {ordinal} {KIND_NAMES[kind]}"
-
-
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
                   "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
                   "activation='relu') blocks.")
@@ -413,6 +405,265 @@ def needs_convolutions(judged):
         return checked
 
     return decorate
+
+
+NO_LESSON_AUGMENTATION = ("Called {call}. The block has {found}, but none of the lesson's {lesson}, so {judged} is not "
+                          "the lesson's augmentation's: it earns nothing until the block holds at least one of them.")
+
+
+# ---------------------------------------------------------------------------------------------
+# The lesson's network, layer by layer: a comparison modulo style.
+# Both sides are reduced to (layer kind, {setting: value}) with only the settings that change what a layer
+# computes or how it trains; names, 3 vs (3, 3), relu inside Conv2D or as a ReLU layer, Functional or
+# Sequential, the augmentation block nested or inline all give the same list.
+# ---------------------------------------------------------------------------------------------
+
+# What each setting does, for the sentence naming a difference.
+SETTING_WORDS = {
+    "trainable": "a frozen layer keeps its random initial weights",
+    "dilation_rate": "a dilated kernel skips pixels",
+    "activation": "the activation changes what the layer outputs",
+    "rate": "dropout zeroes that fraction of the features while training",
+    "kernel_initializer": "the initial weights change how the network learns",
+    "bias_initializer": "the initial biases change how the network learns",
+    "kernel_regularizer": "a regularizer adds a penalty on the weights to the loss",
+    "bias_regularizer": "a regularizer adds a penalty on the biases to the loss",
+    "activity_regularizer": "a regularizer adds a penalty on the outputs to the loss",
+    "kernel_constraint": "a constraint changes the weights after every training step",
+    "bias_constraint": "a constraint changes the biases after every training step",
+    "fill_mode": "it changes the pixels the augmentation fills in",
+    "interpolation": "it changes how the augmentation resamples the image",
+}
+
+# What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
+# Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
+STYLE = {
+    "names": "layer and model names (name=...)",
+    "seeds": "the seeds of random layers and initializers (seed=...)",
+    "explicit defaults": "a setting written out with its default value (padding='valid' on a pool)",
+    "int vs tuple": "kernel_size=3 or (3, 3), pool_size=2 or (2, 2), strides likewise",
+    "relu as a layer or an argument": "Conv2D(..., activation='relu') or Conv2D(...) followed by ReLU()",
+    "float32 spelled out": "dtype='float32', Keras's default policy",
+    "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
+}
+# The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
+STYLE_KEYS = ("name", "seed")
+DEFAULT_DTYPE = "float32"
+OTHERS = "_others"  # the key of a canonical layer's remaining settings (compared, never shown as code)
+
+
+def _pair(value):
+    if isinstance(value, (list, tuple)):
+        return tuple(int(v) for v in value)
+    return None if value is None else (int(value), int(value))
+
+
+def _number(value):
+    """Return a scalar setting as a float (a one-element array too), else the value unchanged."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return round(float(value), 8)
+    if np.size(value) == 1:
+        return round(float(np.squeeze(value)), 8)
+    return value
+
+
+def layer_settings(layer):
+    """Return (kind, {setting: value}) with the settings of a layer that change what it computes or learns."""
+    kind = type(layer).__name__
+    config = layer.get_config()
+    trainable = bool(layer.trainable)
+    if kind == "Conv2D":
+        return kind, {"filters": config["filters"], "kernel_size": _pair(config["kernel_size"]),
+                      "strides": _pair(config["strides"]), "padding": config["padding"],
+                      "dilation_rate": _pair(config["dilation_rate"]), "groups": config.get("groups", 1),
+                      "activation": activation_name(layer) or "linear", "use_bias": config["use_bias"],
+                      "trainable": trainable}
+    if kind == "Dense":
+        return kind, {"units": config["units"], "activation": activation_name(layer) or "linear",
+                      "use_bias": config["use_bias"], "trainable": trainable}
+    if kind in ("MaxPooling2D", "AveragePooling2D"):
+        size = _pair(config["pool_size"])
+        return kind, {"pool_size": size, "strides": _pair(config["strides"]) or size, "padding": config["padding"]}
+    if kind == "Rescaling":
+        return kind, {"scale": _number(config["scale"]), "offset": _number(config["offset"])}
+    if kind == "RandomFlip":
+        return kind, {"mode": config["mode"]}
+    if kind == "RandomRotation":
+        return kind, {"factor": symmetric_factor(config["factor"])}
+    if kind == "RandomZoom":
+        height = symmetric_factor(config["height_factor"])
+        width = height if config.get("width_factor") is None else symmetric_factor(config["width_factor"])
+        return kind, {"height_factor": height, "width_factor": width}
+    if kind == "Dropout":
+        return kind, {"rate": _number(config["rate"])}
+    if kind in ("GlobalAveragePooling2D", "Flatten", "ReLU"):
+        return kind, {}
+    if kind == "Activation":
+        return kind, {"activation": activation_name(layer)}
+    return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
+
+
+def _dtype_name(dtype):
+    """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
+    if isinstance(dtype, dict):
+        return (dtype.get("config") or {}).get("name")
+    return dtype
+
+
+def _plain(value):
+    """Return a config value in a comparable, printable form: an initializer as GlorotUniform(), lists as tuples."""
+    if isinstance(value, dict) and "class_name" in value:  # an initializer, regularizer or constraint
+        inner = {key: _plain(item) for key, item in (value.get("config") or {}).items()
+                 if key not in STYLE_KEYS and item is not None}
+        return f"{value['class_name']}({', '.join(f'{key}={item!r}' for key, item in sorted(inner.items()))})"
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return tuple(_plain(item) for item in value)
+    if isinstance(value, float):
+        return round(value, 8)
+    return value
+
+
+def other_settings(layer, shown):
+    """Return every setting of a layer's config not in shown, style removed (see STYLE): what else is compared."""
+    found = {}
+    for key, value in layer.get_config().items():
+        if key in shown or key in STYLE_KEYS or key == "trainable":
+            continue
+        if key == "dtype":
+            if _dtype_name(value) in (DEFAULT_DTYPE, None):
+                continue
+            value = _dtype_name(value)
+        found[key] = _plain(value)
+    return found
+
+
+def canonical_layers(model):
+    """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
+
+    settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
+    """
+    found = []
+    for layer in flat_layers(model):
+        kind, settings = layer_settings(layer)
+        settings[OTHERS] = other_settings(layer, settings)
+        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
+                                                                                     "threshold"))
+        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
+        if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
+            found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
+            continue
+        if kind == "Activation" and settings["activation"] in LINEAR:
+            continue
+        found.append((kind, settings))
+    return found
+
+
+def setting_differences(name, wanted, settings):
+    """Return a sentence per setting of one layer that differs from the lesson's (the shown ones first)."""
+    problems = []
+    for key, value in wanted.items():
+        if key != OTHERS and not same_setting(settings.get(key), value):
+            why = SETTING_WORDS.get(key)
+            problems.append(f"{name[0].upper() + name[1:]} has {key}={setting_text(settings.get(key))}; the lesson's "
+                            f"uses {setting_text(value)}" + (f" ({why})." if why else "."))
+    if problems:
+        return problems
+    want_others, got_others = wanted.get(OTHERS, {}), settings.get(OTHERS, {})
+    for key in [*want_others, *[key for key in got_others if key not in want_others]]:
+        got, want = got_others.get(key), want_others.get(key)
+        if not same_setting(got, want):
+            why = SETTING_WORDS.get(key)
+            problems.append(f"{name[0].upper() + name[1:]} has {key}={_shown(got)}; the lesson's uses {_shown(want)}"
+                            + (f" ({why})." if why else "."))
+    return problems
+
+
+def _shown(value):
+    return value if isinstance(value, str) and value.endswith(")") else repr(value)
+
+
+def same_setting(got, want):
+    if isinstance(got, float) and isinstance(want, float):
+        return abs(got - want) <= 1e-6 * max(abs(want), 1e-6)
+    return got == want
+
+
+def setting_text(value):
+    if isinstance(value, tuple) and len(set(value)) == 1:
+        return str(value[0])
+    if isinstance(value, float):
+        return rescale_text() if rescale() is not None and same_setting(value, rescale()) else f"{value:.6g}"
+    return repr(value)
+
+
+def spec_repr(kind, settings):
+    """Return a canonical layer as code a student would write: MaxPooling2D(pool_size=3, strides=2)."""
+    shown = ", ".join(f"{key}={setting_text(value)}" for key, value in settings.items() if key != OTHERS)
+    return f"{kind}({shown})"
+
+
+def _ordinal_names(specs):
+    """Return a name per layer: 'the first Conv2D', 'the RandomZoom' (a kind that appears once)."""
+    kinds = [kind for kind, _ in specs]
+    seen = {}
+    names = []
+    for kind in kinds:
+        index = seen.get(kind, 0)
+        seen[kind] = index + 1
+        names.append(f"the {kind}" if kinds.count(kind) == 1 else
+                     f"the {ORDINALS[index] if index < len(ORDINALS) else f'#{index + 1}'} {kind}")
+    return names
+
+
+@needs_convolutions("the layer-by-layer comparison")
+def check_matches_lesson(model, call, builder):
+    """Return every difference from the lesson's network that changes what it computes or how it trains."""
+    import difflib
+
+    # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
+    want = [(kind, dict(settings)) for kind, settings in network(builder)["layers"] if not is_augmentation_kind(kind)]
+    got = [spec for spec in canonical_layers(model) if not is_augmentation_kind(spec[0])]
+    got_names = _ordinal_names(got)
+    want_names = _ordinal_names(want)
+    matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
+    problems = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
+                problems += [f"Called {call}. {sentence}" for sentence in setting_differences(name, wanted, settings)]
+            continue
+        where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
+        extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
+        missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
+        if tag == "insert":
+            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
+                            f"such layer there.")
+        elif tag == "delete":
+            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
+        else:
+            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
+                            f"lesson's network has {missing}.")
+    return problems
+
+
+def _shape(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + (",)" if len(shape) == 1 else ")")
+
+
+def _nth(kind, index):
+    ordinal = ORDINALS[index] if index < len(ORDINALS) else f"#{index + 1}"
+    return f"the {ordinal} {KIND_NAMES[kind]}"
+
+
+def lesson_pooling():
+    """Return the settings of the lesson's first MaxPooling2D ({} if its networks have none)."""
+    for builder in lesson()["networks"]:
+        for kind, settings in network(builder)["layers"]:
+            if kind == "MaxPooling2D":
+                return {key: value for key, value in settings.items() if key != OTHERS}
+    return {}
 
 
 @needs_convolutions("its input shape")
@@ -480,6 +731,9 @@ def _shape_hint(kind, layer, got, want):
         return f" It has {got[-1]} filters; the lesson uses {want[-1]}."
     if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1:
         return " Did you use padding='valid'? The lesson uses padding='same' so only pooling shrinks the map."
+    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0:
+        return (f" Did you use padding='same'? The lesson's convolutions are unpadded ('valid'): each "
+                f"{layer.kernel_size[0]}x{layer.kernel_size[1]} kernel shaves {got[1] - want[1]} pixels off the map.")
     if kind == "pool" and got[1] is not None and got[1] < want[1]:
         return " A padding='valid' convolution before it shrank the map: use padding='same'."
     if kind == "gap" and len(got) > 2:
@@ -561,7 +815,7 @@ def check_max_pooling(model, call):
     for index, layer in enumerate(pools):
         kind, settings = layer_settings(layer)
         if want and settings != want:
-            size, stride = _setting(want["pool_size"]), _setting(want["strides"])
+            size, stride = setting_text(want["pool_size"]), setting_text(want["strides"])
             return [f"Called {call}. The {ORDINALS[min(index, len(ORDINALS) - 1)]} MaxPooling2D is "
                     f"{spec_repr(kind, settings)}; the lesson's is MaxPooling2D({size}): {size}x{size} windows, "
                     f"stride {stride}, padding={want['padding']!r}."]
@@ -613,6 +867,24 @@ def check_logits(model, call, num_classes):
     return []
 
 
+@needs_convolutions("its output layer")
+def check_softmax_output(model, call, num_classes):
+    """Return problems if the model does not end in Dense(num_classes, activation='softmax') (probabilities)."""
+    layers_ = flat_layers(model)
+    last = layers_[-1] if layers_ else None
+    if last is None:
+        return [f"Called {call}. The model has no layers."]
+    if activation_name(last) != "softmax":
+        ends = "no activation (logits)" if activation_name(last) in LINEAR else f"a {activation_name(last)} activation"
+        return [f"Called {call}. The model ends in {ends}; the lesson's network ends in Dense(num_classes, "
+                f"activation='softmax'), so it outputs one probability per class."]
+    units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else getattr(last, "units", None)
+    if units != num_classes:
+        return [f"Called {call}. The model outputs {units} values per image, but num_classes={num_classes}: "
+                f"use Dense(num_classes) instead of a fixed number."]
+    return []
+
+
 @needs_convolutions("its Rescaling")
 def check_rescaling(model, call):
     """Return a problem unless the lesson's Rescaling sits after the augmentation and before the first Conv2D."""
@@ -654,34 +926,9 @@ def check_num_classes(model, call, num_classes):
     return []
 
 
-def is_augmentation(layer):
-    """Return whether a layer is one of Keras's random image augmentation layers."""
-    kind = type(layer).__name__
-    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
-
-
-def is_augmentation_kind(kind):
-    """Return whether a layer kind (its class name) is one of Keras's random image augmentation layers."""
-    return kind.startswith("Random") or kind in AUGMENTATION_LAYERS
-
-
-def augmentation_layers(model):
-    """Return the random augmentation layers of a model or augmentation block, in order."""
-    return [layer for layer in flat_layers(model) if is_augmentation(layer)]
-
-
-def _factor(value):
-    """Return a symmetric factor as one number: 0.05 and (-0.05, 0.05) both give 0.05; else None."""
-    if isinstance(value, (list, tuple)):
-        if len(value) == 2 and abs(float(value[0]) + float(value[1])) < 1e-9:
-            return abs(float(value[1]))
-        return None
-    return abs(float(value))
-
-
 def _shown_factor(value):
     """Return a factor as the student wrote it: 0.5 for (-0.5, 0.5)."""
-    symmetric = _factor(value)
+    symmetric = symmetric_factor(value)
     return value if symmetric is None else f"{symmetric:g}"
 
 
@@ -749,18 +996,18 @@ def check_augmentation_layers(model, call):
         if kind == "RandomRotation" and got["factor"] != settings["factor"]:
             problems.append(f"Called {call}. RandomRotation has factor={_shown_factor(layer.factor)}; the lesson uses "
                             f"{settings['factor']:g} (about +/-{settings['factor'] * 360:g} degrees)."
-                            + _rotation_hint(_factor(layer.factor)))
+                            + _rotation_hint(symmetric_factor(layer.factor)))
         elif kind == "RandomZoom" and got != settings:
             problems.append(f"Called {call}. RandomZoom has height_factor={layer.height_factor}, "
                             f"width_factor={layer.width_factor}; the lesson uses {lesson_layer_code(kind)}.")
         elif kind not in ("RandomFlip", "RandomRotation", "RandomZoom"):
-            differing = [key for key, value in settings.items() if not _same(got.get(key), value)]
+            differing = [key for key, value in settings.items() if not same_setting(got.get(key), value)]
             if differing:
                 key = differing[0]
-                problems.append(f"Called {call}. {kind} has {key}={_setting(got.get(key))}; the lesson uses "
+                problems.append(f"Called {call}. {kind} has {key}={setting_text(got.get(key))}; the lesson uses "
                                 f"{lesson_layer_code(kind)}.")
         if got == settings:  # its main settings are the lesson's: every other one must be too
-            problems += [f"Called {call}. {sentence}" for sentence in _differences(
+            problems += [f"Called {call}. {sentence}" for sentence in setting_differences(
                 f"the {kind}", {OTHERS: lesson_augmentation_others(kind)}, {OTHERS: other_settings(layer, got)})]
     others = [kind for kind in kinds if kind not in wanted]
     if others:
@@ -798,10 +1045,6 @@ def lesson_augmentation_in(block):
     """Return the block's layers that are one of the lesson's three, with the lesson's settings."""
     wanted = lesson_augmentation()
     return [layer for layer in augmentation_layers(block) if list(layer_settings(layer)) in map(list, wanted)]
-
-
-NO_LESSON_AUGMENTATION = ("Called {call}. The block has {found}, but none of the lesson's {lesson}, so {judged} is not "
-                          "the lesson's augmentation's: it earns nothing until the block holds at least one of them.")
 
 
 def _without_lesson_augmentation(block, call, judged):
@@ -957,248 +1200,6 @@ def check_model_identity_at_inference(model, call, images):
         return [f"Called {call}, then model(images, training=False) and model.predict(images). The outputs differ, "
                 f"so something random is active at inference."]
     return []
-
-
-# ---------------------------------------------------------------------------------------------
-# The lesson's network, layer by layer: a comparison modulo style.
-# Both sides are reduced to (layer kind, {setting: value}) with only the settings that change what a layer
-# computes or how it trains; names, 3 vs (3, 3), relu inside Conv2D or as a ReLU layer, Functional or
-# Sequential, the augmentation block nested or inline all give the same list.
-# ---------------------------------------------------------------------------------------------
-
-# What each setting does, for the sentence naming a difference.
-SETTING_WORDS = {
-    "trainable": "a frozen layer keeps its random initial weights",
-    "dilation_rate": "a dilated kernel skips pixels",
-    "activation": "the activation changes what the layer outputs",
-    "rate": "dropout zeroes that fraction of the features while training",
-    "kernel_initializer": "the initial weights change how the network learns",
-    "bias_initializer": "the initial biases change how the network learns",
-    "kernel_regularizer": "a regularizer adds a penalty on the weights to the loss",
-    "bias_regularizer": "a regularizer adds a penalty on the biases to the loss",
-    "activity_regularizer": "a regularizer adds a penalty on the outputs to the loss",
-    "kernel_constraint": "a constraint changes the weights after every training step",
-    "bias_constraint": "a constraint changes the biases after every training step",
-    "fill_mode": "it changes the pixels the augmentation fills in",
-    "interpolation": "it changes how the augmentation resamples the image",
-}
-
-# What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
-# Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
-STYLE = {
-    "names": "layer and model names (name=...)",
-    "seeds": "the seeds of random layers and initializers (seed=...)",
-    "explicit defaults": "a setting written out with its default value (padding='valid' on a pool)",
-    "int vs tuple": "kernel_size=3 or (3, 3), pool_size=2 or (2, 2), strides likewise",
-    "relu as a layer or an argument": "Conv2D(..., activation='relu') or Conv2D(...) followed by ReLU()",
-    "float32 spelled out": "dtype='float32', Keras's default policy",
-    "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
-}
-# The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
-STYLE_KEYS = ("name", "seed")
-DEFAULT_DTYPE = "float32"
-OTHERS = "_others"  # the key of a canonical layer's remaining settings (compared, never shown as code)
-
-
-def _pair(value):
-    if isinstance(value, (list, tuple)):
-        return tuple(int(v) for v in value)
-    return None if value is None else (int(value), int(value))
-
-
-def _number(value):
-    """Return a scalar setting as a float (a one-element array too), else the value unchanged."""
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return round(float(value), 8)
-    if np.size(value) == 1:
-        return round(float(np.squeeze(value)), 8)
-    return value
-
-
-def layer_settings(layer):
-    """Return (kind, {setting: value}) with the settings of a layer that change what it computes or learns."""
-    kind = type(layer).__name__
-    config = layer.get_config()
-    trainable = bool(layer.trainable)
-    if kind == "Conv2D":
-        return kind, {"filters": config["filters"], "kernel_size": _pair(config["kernel_size"]),
-                      "strides": _pair(config["strides"]), "padding": config["padding"],
-                      "dilation_rate": _pair(config["dilation_rate"]), "groups": config.get("groups", 1),
-                      "activation": activation_name(layer) or "linear", "use_bias": config["use_bias"],
-                      "trainable": trainable}
-    if kind == "Dense":
-        return kind, {"units": config["units"], "activation": activation_name(layer) or "linear",
-                      "use_bias": config["use_bias"], "trainable": trainable}
-    if kind in ("MaxPooling2D", "AveragePooling2D"):
-        size = _pair(config["pool_size"])
-        return kind, {"pool_size": size, "strides": _pair(config["strides"]) or size, "padding": config["padding"]}
-    if kind == "Rescaling":
-        return kind, {"scale": _number(config["scale"]), "offset": _number(config["offset"])}
-    if kind == "RandomFlip":
-        return kind, {"mode": config["mode"]}
-    if kind == "RandomRotation":
-        return kind, {"factor": _factor(config["factor"])}
-    if kind == "RandomZoom":
-        height = _factor(config["height_factor"])
-        width = height if config.get("width_factor") is None else _factor(config["width_factor"])
-        return kind, {"height_factor": height, "width_factor": width}
-    if kind == "Dropout":
-        return kind, {"rate": _number(config["rate"])}
-    if kind in ("GlobalAveragePooling2D", "Flatten", "ReLU"):
-        return kind, {}
-    if kind == "Activation":
-        return kind, {"activation": activation_name(layer)}
-    return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
-
-
-def _dtype_name(dtype):
-    """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
-    if isinstance(dtype, dict):
-        return (dtype.get("config") or {}).get("name")
-    return dtype
-
-
-def _plain(value):
-    """Return a config value in a comparable, printable form: an initializer as GlorotUniform(), lists as tuples."""
-    if isinstance(value, dict) and "class_name" in value:  # an initializer, regularizer or constraint
-        inner = {key: _plain(item) for key, item in (value.get("config") or {}).items()
-                 if key not in STYLE_KEYS and item is not None}
-        return f"{value['class_name']}({', '.join(f'{key}={item!r}' for key, item in sorted(inner.items()))})"
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return tuple(_plain(item) for item in value)
-    if isinstance(value, float):
-        return round(value, 8)
-    return value
-
-
-def other_settings(layer, shown):
-    """Return every setting of a layer's config not in shown, style removed (see STYLE): what else is compared."""
-    found = {}
-    for key, value in layer.get_config().items():
-        if key in shown or key in STYLE_KEYS or key == "trainable":
-            continue
-        if key == "dtype":
-            if _dtype_name(value) in (DEFAULT_DTYPE, None):
-                continue
-            value = _dtype_name(value)
-        found[key] = _plain(value)
-    return found
-
-
-def canonical_layers(model):
-    """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
-
-    settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
-    """
-    found = []
-    for layer in flat_layers(model):
-        kind, settings = layer_settings(layer)
-        settings[OTHERS] = other_settings(layer, settings)
-        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
-                                                                                     "threshold"))
-        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
-        if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
-            found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
-            continue
-        if kind == "Activation" and settings["activation"] in LINEAR:
-            continue
-        found.append((kind, settings))
-    return found
-
-
-def _differences(name, wanted, settings):
-    """Return a sentence per setting of one layer that differs from the lesson's (the shown ones first)."""
-    problems = []
-    for key, value in wanted.items():
-        if key != OTHERS and not _same(settings.get(key), value):
-            why = SETTING_WORDS.get(key)
-            problems.append(f"{name[0].upper() + name[1:]} has {key}={_setting(settings.get(key))}; the lesson's "
-                            f"uses {_setting(value)}" + (f" ({why})." if why else "."))
-    if problems:
-        return problems
-    want_others, got_others = wanted.get(OTHERS, {}), settings.get(OTHERS, {})
-    for key in [*want_others, *[key for key in got_others if key not in want_others]]:
-        got, want = got_others.get(key), want_others.get(key)
-        if not _same(got, want):
-            why = SETTING_WORDS.get(key)
-            problems.append(f"{name[0].upper() + name[1:]} has {key}={_shown(got)}; the lesson's uses {_shown(want)}"
-                            + (f" ({why})." if why else "."))
-    return problems
-
-
-def _shown(value):
-    return value if isinstance(value, str) and value.endswith(")") else repr(value)
-
-
-def _same(got, want):
-    if isinstance(got, float) and isinstance(want, float):
-        return abs(got - want) <= 1e-6 * max(abs(want), 1e-6)
-    return got == want
-
-
-def _setting(value):
-    if isinstance(value, tuple) and len(set(value)) == 1:
-        return str(value[0])
-    if isinstance(value, float):
-        return rescale_text() if rescale() is not None and _same(value, rescale()) else f"{value:.6g}"
-    return repr(value)
-
-
-def spec_repr(kind, settings):
-    """Return a canonical layer as code a student would write: MaxPooling2D(pool_size=3, strides=2)."""
-    shown = ", ".join(f"{key}={_setting(value)}" for key, value in settings.items() if key != OTHERS)
-    return f"{kind}({shown})"
-
-
-def _ordinal_names(specs):
-    """Return a name per layer: 'the first Conv2D', 'the RandomZoom' (a kind that appears once)."""
-    kinds = [kind for kind, _ in specs]
-    seen = {}
-    names = []
-    for kind in kinds:
-        index = seen.get(kind, 0)
-        seen[kind] = index + 1
-        names.append(f"the {kind}" if kinds.count(kind) == 1 else
-                     f"the {ORDINALS[index] if index < len(ORDINALS) else f'#{index + 1}'} {kind}")
-    return names
-
-
-@needs_convolutions("the layer-by-layer comparison")
-def check_matches_lesson(model, call, builder):
-    """Return every difference from the lesson's network that changes what it computes or how it trains."""
-    import difflib
-
-    # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
-    want = [(kind, dict(settings)) for kind, settings in network(builder)["layers"] if not is_augmentation_kind(kind)]
-    got = [spec for spec in canonical_layers(model) if not is_augmentation_kind(spec[0])]
-    got_names = _ordinal_names(got)
-    want_names = _ordinal_names(want)
-    matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
-    problems = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
-        if tag == "equal":
-            for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
-                problems += [f"Called {call}. {sentence}" for sentence in _differences(name, wanted, settings)]
-            continue
-        where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
-        extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
-        missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
-        if tag == "insert":
-            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
-                            f"such layer there.")
-        elif tag == "delete":
-            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
-        else:
-            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
-                            f"lesson's network has {missing}.")
-    return problems
-
-
-# ---------------------------------------------------------------------------------------------
-# The bonus: first-layer filters and feature maps, compared with what the checker computes itself.
-# ---------------------------------------------------------------------------------------------
 
 
 def first_conv(model):

@@ -45,10 +45,10 @@ def quiet_tensorflow():
 def filtered_stderr():
     """Quiet TensorFlow, and pass this process's stderr (file descriptor 2) through a filter of its start-up lines.
 
-    The filter is the one the probe's output goes through (grader.lesson.checks.without_tensorflow_startup): a
+    The filter is the one the probe's output goes through (grader.checker.checks.output.without_tensorflow_startup): a
     thread copies every other line to the real stderr as it comes, and the last ones when the block ends.
     """
-    from grader.lesson.checks import without_tensorflow_startup
+    from grader.checker.checks.output import without_tensorflow_startup
 
     quiet_tensorflow()
     sys.stderr.flush()
@@ -196,7 +196,7 @@ def verdict_cache(options):
     """Return the cache of the hidden tests' verdicts for these options, None when it is turned off."""
     if not options.verdict_cache:
         return None
-    from grader.cache import verdict_cache as cache
+    from grader.verdicts import verdict_cache as cache
 
     return cache(options.cache_dir)
 

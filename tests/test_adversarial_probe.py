@@ -11,7 +11,8 @@ import pytest
 from grader.lesson.manifest import API, SHAPE_MATH
 from grader.protocol import CRASHED, ERROR, MISSING, NOT_RUN, OK, TIMEOUT
 from grader.sandbox import Limits, run_probe
-from grader.sandbox.launcher import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOKEN_VARIABLE, TOTAL_TIMED_OUT
+from grader.sandbox.processes import TOKEN_VARIABLE
+from grader.sandbox.watch import MEMORY_EXCEEDED, TIMED_OUT, TIMED_OUT_IMPORT, TOTAL_TIMED_OUT
 from grader.untrusted.runner import BLOCKED_IMPORT, MISSING_FUNCTION
 from tests.conftest import leftover_probe_processes
 

@@ -11,8 +11,6 @@ import pytest
 
 from grader import cli
 from grader.batch import (
-    ERROR,
-    GRADING_RAISED,
     WORKER_DIED,
     WORKER_TIMED_OUT,
     batch_ids,
@@ -26,6 +24,7 @@ from grader.render import FORMATS, SUFFIXES
 from grader.render.batch import BATCH_FORMATS, Progress, render_all
 from grader.render.gradebook import CSV_FIELDS
 from grader.results import HIDDEN, CheckResult, GradingResults
+from grader.worker import ERROR, GRADING_RAISED
 from tests.conftest import run_python
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -212,7 +211,7 @@ def test_workers_share_one_training_run_for_equivalent_models(tmp_path):
 def test_a_training_slot_is_held_by_one_worker_at_a_time(tmp_path):
     import threading
 
-    from grader.batch import TrainingSlots
+    from grader.worker import TrainingSlots
 
     slots, order = TrainingSlots(tmp_path, 1), []
     inside = threading.Event()
@@ -234,10 +233,10 @@ def test_a_worker_killed_while_training_frees_its_slot(tmp_path):
     import subprocess
     import sys
 
-    from grader.batch import TrainingSlots
+    from grader.worker import TrainingSlots
 
     holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from grader.batch import TrainingSlots\n"
+        "import sys, time; from grader.worker import TrainingSlots\n"
         f"with TrainingSlots({str(tmp_path)!r}, 1).hold():\n    print('held', flush=True); time.sleep(600)")],
         stdout=subprocess.PIPE, text=True, cwd=Path(__file__).resolve().parents[1])
     try:
@@ -252,7 +251,7 @@ def test_a_worker_killed_while_training_frees_its_slot(tmp_path):
 
 
 def test_training_runs_hold_a_slot_and_cache_hits_do_not(tmp_path):
-    from grader.batch import PhaseClock, TrainingSlots, schedule_training
+    from grader.worker import PhaseClock, TrainingSlots, schedule_training
 
     class Cache:  # the shape of grader.cache.TrainingCache: it calls .trainer on a miss only
         def __init__(self):
@@ -317,7 +316,7 @@ def normalised(path):
 
 
 def test_shard_is_a_stable_hash_of_the_entry_name():
-    from grader.batch import parse_shard, shard_of
+    from grader.shards import parse_shard, shard_of
 
     names = [f"student_{number}.py" for number in range(400)]
     shards = [shard_of(name, 4) for name in names]

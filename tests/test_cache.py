@@ -19,11 +19,11 @@ from grader.cache import (  # noqa: E402
     KEY_FILE,
     SignedStore,
     TrainingCache,
-    VerdictCache,
     kit_fingerprint,
     model_key,
 )
 from grader.checker.canonical import canonical_model  # noqa: E402
+from grader.verdicts import VerdictCache  # noqa: E402
 
 BUDGET = {"epochs": 3}
 

@@ -8,7 +8,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from grader.lesson.checks import without_tensorflow_startup
+from grader.checker.checks.output import without_tensorflow_startup
 from grader.lesson.manifest import MODULES, SIGNATURES
 from grader.lesson.stubs import NOT_IMPLEMENTED, STUB_MODULES, STUDENT_CHECKS, make_stub, student_checks
 from tests.conftest import EXERCISES, SOLUTIONS, run_python
@@ -78,7 +78,7 @@ def test_stub_is_generated_from_the_solution(module):
 
 def test_students_checks_are_generated_from_the_graders():
     assert (EXERCISES / STUDENT_CHECKS).read_text() == student_checks(), (
-        "exercises/lesson_checks.py drifted from grader/lesson/checks.py: run "
+        "exercises/lesson_checks.py drifted from grader/checker/checks/: run "
         f"{REGENERATE}")
 
 

@@ -22,10 +22,10 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from grader.batch import GRADING_RAISED, error_results  # noqa: E402
 from grader.grade import check, probe_submission  # noqa: E402
 from grader.options import NO_TRAINING  # noqa: E402
 from grader.store import Gradebook, load_results, write_reports, write_summary  # noqa: E402
+from grader.worker import GRADING_RAISED, error_results  # noqa: E402
 from tests.probe_in_process import probe_in_process  # noqa: E402
 from tests.test_mutants import MUTANTS, functions_touched, write_mutant  # noqa: E402
 from tests.test_report import with_bonus  # noqa: E402

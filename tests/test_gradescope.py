@@ -65,7 +65,7 @@ def test_zip_has_the_scripts_at_its_root_and_the_kit_beside_them(autograder):
     with zipfile.ZipFile(autograder) as archive:
         names = set(archive.namelist())
         modes = {info.filename: info.external_attr >> 16 for info in archive.infolist()}
-        checks = archive.read(f"{KIT_DIR}/grader/lesson/checks.py").decode()
+        checks = archive.read(f"{KIT_DIR}/grader/checker/checks/network.py").decode()
         setup = archive.read("setup.sh").decode()
     assert {"setup.sh", "run_autograder"} <= names
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR

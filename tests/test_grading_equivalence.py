@@ -9,10 +9,10 @@ import pytest
 
 from benchmarks.class_folder import make_class, single_file
 from benchmarks.class_of_1000 import MISTAKES
-from grader.cache import verdict_cache
 from grader.grade import check, probe_submission
 from grader.options import NO_TRAINING
 from grader.sandbox.zygote import Zygote
+from grader.verdicts import verdict_cache
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

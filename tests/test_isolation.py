@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from grader.sandbox import isolation
+from grader.sandbox import account, isolation, kernel, rules
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the isolation layers are Linux's")
 
@@ -68,7 +68,7 @@ def candidate_pythons():
 
 def make_plan(area, *, skip=(), **options):
     """Return a Plan for area/scratch that reads numpy's site-packages and blocks the kit."""
-    options.setdefault("blocked", isolation.kit_paths(KIT_ROOT, [SITE]))
+    options.setdefault("blocked", rules.kit_paths(KIT_ROOT, [SITE]))
     return isolation.plan(area / "scratch", [SITE, *options.pop("readable", [])], skip=skip, **options)
 
 
@@ -138,7 +138,7 @@ def test_cover_allows_the_siblings_of_a_blocked_folder_and_lists_its_parents(tmp
     for name in ("site/numpy/core", "site/grader/hidden", "site/other", "elsewhere"):
         (tmp_path / name).mkdir(parents=True)
     (tmp_path / "site/link").symlink_to(tmp_path / "site/grader")
-    found = isolation.cover([tmp_path / "site", tmp_path / "elsewhere"], [tmp_path / "site/grader"])
+    found = rules.cover([tmp_path / "site", tmp_path / "elsewhere"], [tmp_path / "site/grader"])
     assert found.whole == [tmp_path / "site/numpy", tmp_path / "site/other", tmp_path / "elsewhere"]
     assert found.listed == [tmp_path / "site"]
 
@@ -148,7 +148,7 @@ def test_kit_paths_finds_the_kits_entries_in_site_packages(tmp_path):
              "__editable___lesson6_grader_0_1_0_finder.py", "__editable__.lesson6_grader-0.1.0.pth", "numpy"]
     for name in names:
         (tmp_path / name).mkdir()
-    found = isolation.kit_paths(tmp_path / "kit", [tmp_path])
+    found = rules.kit_paths(tmp_path / "kit", [tmp_path])
     assert sorted(path.name for path in found) == sorted(names[:-1])
 
 
@@ -163,7 +163,7 @@ def test_a_closed_plan_refuses_to_start_a_child(area):
 
 def test_kill_uid_refuses_the_graders_own_uid():
     with pytest.raises(ValueError, match=f"received uid={os.getuid()}, which would kill the grader too"):
-        isolation.kill_uid(os.getuid())
+        account.kill_uid(os.getuid())
 
 
 # --- what each layer stops -------------------------------------------------------------------------------------
@@ -217,7 +217,7 @@ def test_the_kit_is_unreadable_while_numpy_imports(area, layer):
     (fake_site / "other/ok.txt").write_text("fine\n")
     for path in [fake_site, *fake_site.rglob("*")]:
         path.chmod(0o755 if path.is_dir() else 0o644)
-    blocked = [*isolation.kit_paths(KIT_ROOT, [SITE]), fake_site / "grader"]
+    blocked = [*rules.kit_paths(KIT_ROOT, [SITE]), fake_site / "grader"]
     options = {"readable": [fake_site], "blocked": blocked}
     plan = plan_holding(area, layer, **options)[0] if layer != "none" else make_plan(
         area, skip=EVERYTHING_BUT["none"], **options)
@@ -340,17 +340,17 @@ def test_a_fork_attempt_is_capped_and_kill_uid_ends_every_process(area, layer):
     assert plan.held(isolation.NPROC) == (layer == isolation.NPROC), plan.layers
     try:
         results = run_child(plan, FORK, python)
-        assert isolation.processes_of(uid), "the forked children should still be sleeping"
+        assert account.processes_of(uid), "the forked children should still be sleeping"
     finally:
-        isolation.kill_uid(uid)
+        account.kill_uid(uid)
     if layer == "none":
         assert results["started"] == 50, "control: without RLIMIT_NPROC all 50 processes start"
     else:
         assert results["started"] < 20
     deadline = time.monotonic() + 5
-    while isolation.processes_of(uid) and time.monotonic() < deadline:
+    while account.processes_of(uid) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert isolation.processes_of(uid) == []
+    assert account.processes_of(uid) == []
 
 
 ESCAPE = """
@@ -362,7 +362,7 @@ attempt("escape", lambda: subprocess.Popen(["sleep", {marker!r}], start_new_sess
 
 def sleepers(marker):
     """Return the pids of the `sleep marker` processes still alive (not zombies)."""
-    return [pid for pid in isolation.processes_of(os.getuid()) + isolation.processes_of(isolation.worker_uid())
+    return [pid for pid in account.processes_of(os.getuid()) + account.processes_of(account.worker_uid())
             if command_line(pid) == f"sleep\0{marker}\0".encode()]
 
 
@@ -405,7 +405,7 @@ def test_the_launcher_puts_the_probe_in_a_cgroup_and_removes_it(tmp_path):
         pytest.skip(f"the cgroup layer cannot hold here: {layer['reason']}")
     base = Path(isolation.host().cgroup_base)
     name = result.output.split("/")[-1].strip()
-    assert name.startswith(isolation.CGROUP_PREFIX), result.output  # the probe saw itself in a cgroup of its own
+    assert name.startswith(kernel.CGROUP_PREFIX), result.output  # the probe saw itself in a cgroup of its own
     assert not (base / name).exists() and sleepers(marker) == []
 
 
@@ -430,7 +430,7 @@ def test_a_zygote_child_gets_a_cgroup_too_and_the_zygote_removes_it(tmp_path):
     if not layer["held"]:
         pytest.skip(f"the cgroup layer cannot hold here: {layer['reason']}")
     name = result.output.split("/")[-1].strip()
-    assert name.startswith(isolation.CGROUP_PREFIX), result.output
+    assert name.startswith(kernel.CGROUP_PREFIX), result.output
     assert not (Path(isolation.host().cgroup_base) / name).exists() and sleepers(marker) == []
 
 

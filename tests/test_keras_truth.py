@@ -2,8 +2,8 @@
 
 import math
 
+from grader.checker.checks.shape_math import keras_head_params
 from grader.checker.hidden_tests.cases import shape_math_cases
-from grader.lesson.checks import keras_head_params
 
 
 def test_head_params_counts_every_hidden_case_and_leaves_no_weight_to_initialize():

@@ -84,12 +84,13 @@ def test_each_command_owns_its_parser_and_main():
 
 # The engine: what grades any lesson. It must not know lesson 6 (or any lesson): no function of its API, no layer
 # of its reference as written there, no number of its networks. The hidden tests (grader/checker/hidden_tests) are
-# the engine's too, the same for every lesson; grader/lesson/ holds the checks and the manifest reader.
+# the engine's too, the same for every lesson; grader/lesson/ holds the manifest reader and the stubs, and the
+# generic checks (grader/checker/checks/, a package below the checker) still name some of the lesson's layers.
 ENGINE = (*sorted((GRADER / "sandbox").glob("*.py")), *sorted((GRADER / "untrusted").glob("*.py")),
           *sorted((GRADER / "checker").rglob("*.py")), *sorted((GRADER / "integrations").glob("*.py")),
           *sorted((GRADER / "render").glob("*.py")), *sorted((GRADER / "results").glob("*.py")),
-          *[GRADER / f"{name}.py" for name in ("store", "exports", "summary", "batch", "grade", "submission",
-                                                "protocol", "cache")])
+          *[GRADER / f"{name}.py" for name in ("store", "exports", "summary", "batch", "worker", "shards", "grade",
+                                                "notebook_cells", "submission", "protocol", "cache", "verdicts")])
 # Lesson text the student release still carries inside the integrations (its notebook's sections, its README).
 LESSON_TEXT = {GRADER / "integrations" / "notebook.py", GRADER / "integrations" / "templates" / "README_students.md"}
 
@@ -182,7 +183,7 @@ def module_name(path):
 # The judgement and how it is reached: they produce data and never decide how it is shown or which command runs.
 JUDGEMENT = [path for path in grader_files()
              if {"checker", "results"} & set(path.relative_to(GRADER).parts[:1])
-             or path in (GRADER / "grade.py", GRADER / "batch.py")]
+             or path in (GRADER / "grade.py", GRADER / "batch.py", GRADER / "worker.py")]
 
 
 @pytest.mark.parametrize("path", JUDGEMENT, ids=lambda p: str(p.relative_to(GRADER)))

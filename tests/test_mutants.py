@@ -15,10 +15,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from grader.checker.checks.augmentation import random_batch  # noqa: E402
+from grader.checker.checks.preconditions import NO_CONVOLUTION
 from grader.checker.hidden_tests.cases import NUM_CLASSES  # noqa: E402
 from grader.checker.run import CRASH_MESSAGE  # noqa: E402
 from grader.grade import check, grade  # noqa: E402
-from grader.lesson.checks import NO_CONVOLUTION, random_batch  # noqa: E402
 from grader.lesson.manifest import PARTS  # noqa: E402
 from grader.options import NO_TRAINING
 from grader.results import FAILED  # noqa: E402

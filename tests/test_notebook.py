@@ -21,10 +21,11 @@ from grader.integrations.notebook import (
 )
 from grader.integrations.release import build_release
 from grader.lesson.stubs import STUB_MODULES, make_stub
+from grader.notebook_cells import notebook_source
 from grader.options import NO_TRAINING
 from grader.render.text import to_text
 from grader.results import PASSED
-from grader.submission import SubmissionError, notebook_source
+from grader.submission import SubmissionError
 from tests.conftest import EXERCISES, SOLUTIONS
 
 # Runs a notebook's code cells in order in one namespace, as Jupyter's "Run All" would, from a folder that

@@ -1,7 +1,7 @@
 """What a student reads as their code's output holds their own lines and none of TensorFlow's start-up lines."""
 
-from grader.lesson.checks import without_tensorflow_startup
-from grader.sandbox.launcher import Output
+from grader.checker.checks.output import without_tensorflow_startup
+from grader.sandbox.watch import Output
 
 # Recorded from TensorFlow 2.21 on this kit's CI machine (no GPU), and from the CPU-feature note and the log
 # format of TensorFlow before 2.16.

@@ -343,7 +343,7 @@ def test_grader_grade_prints_no_tensorflow_startup_line(tmp_path):
     import subprocess
     import sys
 
-    from grader.lesson.checks import without_tensorflow_startup
+    from grader.checker.checks.output import without_tensorflow_startup
 
     environment = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     control = subprocess.run([sys.executable, "-c", "import tensorflow as tf; tf.zeros(1).numpy()"], cwd=tmp_path,

@@ -26,7 +26,7 @@ from grader.batch import grade_batch
 from grader.checker.hidden_tests.cases import probe_request
 from grader.options import GradingOptions
 from grader.results import GradingResults
-from grader.sandbox import Limits, isolation, run_probe
+from grader.sandbox import Limits, account, isolation, rules, run_probe
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the isolation layers are Linux's")
@@ -116,7 +116,7 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
     held = {layer["name"]: layer for layer in result.isolation}
     if not held[isolation.USER]["held"]:
         pytest.skip(f"the user layer does not hold here: {held[isolation.USER]['reason']}")
-    uid, gid = isolation.worker_uid(), isolation.probe_account().pw_gid
+    uid, gid = account.worker_uid(), account.probe_account().pw_gid
     assert held[isolation.NPROC]["held"] and held[isolation.LANDLOCK_FS]["held"] == (layers == "every layer")
     output = result.output
     assert f"uid {uid} gid {gid}\n" in output and uid != 0, output
@@ -126,9 +126,9 @@ def test_the_probe_runs_as_its_own_user_and_everything_of_that_uid_dies(tmp_path
     started = int(output.split("started ")[1].split()[0])
     assert "blocked: BlockingIOError fork" in output and started < MAX_PROCESSES, output  # RLIMIT_NPROC
     deadline = time.monotonic() + 5
-    while (isolation.processes_of(uid) or sleepers(marker)) and time.monotonic() < deadline:
+    while (account.processes_of(uid) or sleepers(marker)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert isolation.processes_of(uid) == [] and sleepers(marker) == []
+    assert account.processes_of(uid) == [] and sleepers(marker) == []
 
 
 def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_capabilities(tmp_path):
@@ -139,7 +139,7 @@ def test_an_interpreter_in_a_closed_folder_makes_the_probe_stay_root_without_cap
     (tmp_path / "scratch").mkdir()
     with isolation.plan(tmp_path / "scratch", python=python) as plan:
         layers = {layer.name: layer for layer in plan.layers}
-    user = isolation.probe_account().pw_name
+    user = account.probe_account().pw_name
     assert layers[isolation.USER] == isolation.Layer(isolation.USER, False, (
         f"user {user} cannot be used: it cannot run the interpreter {python}; "
         f"{isolation.USER_HINT.format(user=user)}; the probe runs as root"))
@@ -172,9 +172,9 @@ def test_one_workers_probe_ending_spares_another_workers_probe(tmp_path, uids):
     queues = {name: context.Queue() for name in ("slow", "quick")}
     slow_worker = context.Process(target=probe_in_a_worker, args=(slow, per_worker, queues["slow"]))
     slow_worker.start()
-    slow_uid = isolation.worker_uid(slow_worker.pid) if per_worker else isolation.probe_account().pw_uid
+    slow_uid = account.worker_uid(slow_worker.pid) if per_worker else account.probe_account().pw_uid
     deadline = time.monotonic() + 60
-    while not isolation.processes_of(slow_uid) and slow_worker.is_alive() and time.monotonic() < deadline:
+    while not account.processes_of(slow_uid) and slow_worker.is_alive() and time.monotonic() < deadline:
         time.sleep(0.05)  # until the slow probe's child runs: then the quick probe's end must spare it
     quick_worker = context.Process(target=probe_in_a_worker, args=(quick, per_worker, queues["quick"]))
     quick_worker.start()
@@ -193,7 +193,7 @@ def test_one_workers_probe_ending_spares_another_workers_probe(tmp_path, uids):
         return
     assert quick_output == "quick\n", (quick_output, quick_message, quick_user)
     assert slow_user["reason"].startswith(f"runs as uid {slow_uid}, a uid of this grading process's own")
-    assert quick_user["reason"].startswith(f"runs as uid {isolation.worker_uid(quick_worker.pid)}")
+    assert quick_user["reason"].startswith(f"runs as uid {account.worker_uid(quick_worker.pid)}")
     assert slow_output == "survived\n" and not slow_message, (slow_message, slow_output)
 
 
@@ -202,13 +202,13 @@ def test_a_uid_an_account_has_is_never_a_workers_own(tmp_path):
     (tmp_path / "scratch").mkdir()
     with isolation.plan(tmp_path / "scratch", python=SYSTEM_PYTHON, probe_uid=os.getuid() or 1) as plan:
         [user] = [layer for layer in plan.layers if layer.name == isolation.USER]
-    assert plan.uid == isolation.probe_account().pw_uid, user
+    assert plan.uid == account.probe_account().pw_uid, user
     assert "of its own could not be used: it belongs to the account" in user.reason
 
 
 def uid_reporting_grader(path, options, trainer, reports=None, submission=None):
     """Grade nothing: note whether this batch worker gives its probes a uid of its own, which, and its pid."""
-    note = f"{isolation.uid_per_process()} {isolation.worker_uid()} {os.getpid()}"
+    note = f"{isolation.uid_per_process()} {account.worker_uid()} {os.getpid()}"
     return GradingResults(submission=submission, tests=[], notes=[note], execution_time=0.0)
 
 
@@ -219,7 +219,7 @@ def test_every_batch_worker_gives_its_probes_a_uid_of_its_own(tmp_path):
                           grader=uid_reporting_grader)
     notes = [results.notes[0].split() for results in summary.results]
     assert [on for on, _uid, _pid in notes] == ["True", "True"], notes
-    assert all(int(uid) == isolation.WORKER_UID_BASE + int(pid) for _on, uid, pid in notes), notes
+    assert all(int(uid) == account.WORKER_UID_BASE + int(pid) for _on, uid, pid in notes), notes
     assert len({pid for _on, _uid, pid in notes}) == 2 and not isolation.uid_per_process(), notes
 
 
@@ -256,7 +256,7 @@ def private_folder():
                               check=False)
         if done.returncode != 0:
             pytest.skip(f"cannot hard-link this venv's packages into {folder}: {done.stderr.strip()}")
-        for entry in isolation.kit_paths(folder / "kit", [folder / "site"])[1:]:  # the kit's install, not the copy
+        for entry in rules.kit_paths(folder / "kit", [folder / "site"])[1:]:  # the kit's install, not the copy
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
         yield folder
     finally:
@@ -295,7 +295,7 @@ def test_a_kit_in_a_private_folder_grades_the_reference_and_says_which_layers_he
     [line] = [line for line in done.stdout.splitlines() if line.startswith("Sandbox layers that held:")]
     held, _, missing = line.removeprefix("Sandbox layers that held: ").partition("; not available: ")
     assert isolation.CAPABILITIES in held.split(", ") and isolation.USER not in held.split(", "), line
-    user = isolation.probe_account().pw_name
+    user = account.probe_account().pw_name
     # The probe's user can enter no part of the private folder: neither the venv's python nor the packages.
     assert f"user ({f'user {user} cannot be used: it cannot run the interpreter {python}'}" in missing, line
     assert f"cannot read {private_folder}" in missing or name != "system python", line  # /usr/bin's it may run
@@ -331,4 +331,4 @@ def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(t
     result = run_probe(submission, probe_request(), python=python, limits=Limits(import_seconds=30, total_seconds=60))
     [user] = [layer for layer in result.isolation if layer["name"] == isolation.USER]
     assert user["held"], user  # the kit's own runner.py in `closed` is out of the probe user's reach
-    assert f"uid {isolation.worker_uid()} " in result.output and not result.import_message, result.output
+    assert f"uid {account.worker_uid()} " in result.output and not result.import_message, result.output

@@ -183,9 +183,9 @@ def test_writes_into_a_fresh_git_clone(tmp_path):
 
 def test_refuses_to_ship_the_reference_or_a_hidden_test_name(tmp_path, monkeypatch):
     kit = tmp_path / "kit"
-    for name in ("solutions", "exercises", "grader/checker/hidden_tests", "grader/lesson"):
+    for name in ("solutions", "exercises", "grader/checker/hidden_tests", "grader/checker/checks", "grader/lesson"):
         shutil.copytree(ROOT / name, kit / name, ignore=shutil.ignore_patterns("__pycache__"))
-    with open(kit / "grader" / "lesson" / "checks.py", "a") as helpers:
+    with open(kit / "grader" / "checker" / "checks" / "output.py", "a") as helpers:
         helpers.write("# Mirrors the hidden test_new_block.\n")
     # A broken stub generator: the "stubs" are the solutions themselves.
     monkeypatch.setattr(stubs, "write_stubs", lambda solutions, exercises: [

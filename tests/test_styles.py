@@ -276,7 +276,7 @@ def test_styles_cover_the_design_s_promises():
     assert len(CODE_STYLES) + len(FORM_STYLES) >= 7
 
 
-# --- the comparison's list of what is style (grader.lesson.checks.STYLE): one network per entry ----------------
+# --- the comparison's list of what is style (grader.checker.checks.comparison.STYLE): one network per entry -----------
 
 
 def lesson_network(style=None, change=None):
@@ -323,9 +323,10 @@ def lesson_network(style=None, change=None):
     return keras.Model(inputs, layers.Dense(10, **extra)(x), name="mine" if named else None)
 
 
-@pytest.mark.parametrize("style", sorted(__import__("grader.lesson.checks", fromlist=["STYLE"]).STYLE))
+@pytest.mark.parametrize("style", sorted(__import__("grader.checker.checks.comparison", fromlist=["STYLE"]).STYLE))
 def test_each_style_of_the_comparison_is_the_lesson_s_network(style):
-    from grader.lesson.checks import check_augmentation_layers, check_matches_lesson
+    from grader.checker.checks.augmentation import check_augmentation_layers
+    from grader.checker.checks.comparison import check_matches_lesson
 
     model = lesson_network(style)
     assert check_matches_lesson(model, "build_cnn()", "build_cnn") == [], style
@@ -335,7 +336,8 @@ def test_each_style_of_the_comparison_is_the_lesson_s_network(style):
 @pytest.mark.parametrize("change, said", [("kernel_initializer", "kernel_initializer=HeNormal()"),
                                           ("fill_mode", "fill_mode='constant'")])
 def test_a_setting_that_is_not_style_is_named(change, said):
-    from grader.lesson.checks import check_augmentation_layers, check_matches_lesson
+    from grader.checker.checks.augmentation import check_augmentation_layers
+    from grader.checker.checks.comparison import check_matches_lesson
 
     # The augmentation's settings are judged once, by the augmentation's check; the rest layer by layer.
     model = lesson_network(change=change)

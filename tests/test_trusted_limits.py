@@ -16,29 +16,18 @@ import nbformat
 import pytest
 
 from grader import protocol
-from grader.batch import limit_memory
 from grader.cache import KEY_FILE
 from grader.checker.rebuild import MAX_CONFIG_DEPTH, ConfigRejected, check_size, rebuild, validate_config
 from grader.grade import grade
 from grader.integrations.notebook import exercise_cell_source
 from grader.lesson.stubs import STUB_MODULES
+from grader.notebook_cells import MAX_CELL_MAGICS, MAX_NESTING, MAX_NOTEBOOK_DEPTH, needed_statements, notebook_source
 from grader.options import NO_TRAINING
 from grader.render.text import to_text
 from grader.results import PASSED
-from grader.sandbox.launcher import parse_event
-from grader.submission import (
-    MAX_CELL_MAGICS,
-    MAX_FILES,
-    MAX_NESTING,
-    MAX_NOTEBOOK_DEPTH,
-    MAX_SOURCE_BYTES,
-    MAX_ZIP_PATH_PARTS,
-    MAX_ZIP_RATIO,
-    SubmissionError,
-    needed_statements,
-    notebook_source,
-    prepare,
-)
+from grader.sandbox.watch import parse_event
+from grader.submission import MAX_FILES, MAX_SOURCE_BYTES, MAX_ZIP_PATH_PARTS, MAX_ZIP_RATIO, SubmissionError, prepare
+from grader.worker import limit_memory
 from tests.conftest import SOLUTIONS, run_python
 from tests.test_cache import CountingTrainer, configs, make_cache  # noqa: F401  (configs: a fixture)
 

@@ -4,8 +4,8 @@ The checker imports the lesson's solutions/ in its own process (never in a probe
 forked from), calls every builder, and keeps what the checks compare with as plain data: each network's input shape,
 stages (kind, output shape, parameters), total parameters, canonical layer list, outputs and output activation, the
 augmentation block's layers and settings, the Rescaling factor, and the model the filters bonus runs on. Shape-math
-truths come from Keras itself (grader.lesson.checks.KERAS_TRUTH), not from here. Everything is derived once per
-process and kept under the reference's fingerprint, so an edited reference is judged by its own numbers.
+truths come from Keras itself (grader.checker.checks.shape_math.KERAS_TRUTH), not from here. Everything is derived once
+per process and kept under the reference's fingerprint, so an edited reference is judged by its own numbers.
 """
 
 import functools
@@ -72,26 +72,26 @@ def num_classes_default(function):
 
 def describe_network(model):
     """Return what the checks compare a network with, as plain data."""
-    from grader.lesson import checks
+    from grader.checker.checks import comparison, models
 
     built = bool(getattr(model, "inputs", None))  # an augmentation block is a Sequential without an Input
-    found = checks.stages(model) if built else []
+    found = models.stages(model) if built else []
     outputs = model.outputs[0].shape[-1] if built else None
-    last = checks.flat_layers(model)[-1]
-    rescalers = [layer for layer in checks.flat_layers(model) if type(layer).__name__ == "Rescaling"]
+    last = models.flat_layers(model)[-1]
+    rescalers = [layer for layer in models.flat_layers(model) if type(layer).__name__ == "Rescaling"]
     return {
         "input_shape": tuple(model.inputs[0].shape[1:]) if built else None,
-        "stages": tuple((kind, tuple(shape[1:]), checks.layer_params(layer)) for kind, layer, shape in found),
-        "total_params": checks.total_params(model),
-        "layers": tuple((kind, settings) for kind, settings in checks.canonical_layers(model)),
+        "stages": tuple((kind, tuple(shape[1:]), models.layer_params(layer)) for kind, layer, shape in found),
+        "total_params": models.total_params(model),
+        "layers": tuple((kind, settings) for kind, settings in comparison.canonical_layers(model)),
         "outputs": outputs,
-        "output_activation": checks.activation_name(last) or "linear",
-        "augmentation": tuple(checks.layer_settings(layer) for layer in checks.augmentation_layers(model)),
-        "augmentation_code": tuple(checks.layer_code(layer) for layer in checks.augmentation_layers(model)),
-        "augmentation_others": tuple(checks.other_settings(layer, checks.layer_settings(layer)[1])
-                                     for layer in checks.augmentation_layers(model)),
+        "output_activation": models.activation_name(last) or "linear",
+        "augmentation": tuple(comparison.layer_settings(layer) for layer in models.augmentation_layers(model)),
+        "augmentation_code": tuple(models.layer_code(layer) for layer in models.augmentation_layers(model)),
+        "augmentation_others": tuple(comparison.other_settings(layer, comparison.layer_settings(layer)[1])
+                                     for layer in models.augmentation_layers(model)),
         "rescale": float(np.squeeze(rescalers[0].scale)) if len(rescalers) == 1 else None,
-        "layer_code": tuple(checks.layer_code(layer) for _kind, layer, _shape in found),
+        "layer_code": tuple(models.layer_code(layer) for _kind, layer, _shape in found),
     }
 
 

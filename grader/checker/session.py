@@ -9,8 +9,9 @@ import contextlib
 import pytest
 
 from grader import protocol
+from grader.checker.checks.augmentation import exception_hint
+from grader.checker.checks.preconditions import cause_of
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.lesson.checks import cause_of, exception_hint
 from grader.lesson.manifest import TRAINING_BUILDER
 
 STATUS_MESSAGES = {

@@ -83,20 +83,12 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
          only=None, canvas=None, moodle=None, allow_partial=False, training_slots=None, shard=None):
     """Grade every submission in a folder with warm workers, write the gradebook, summary and exports."""
     from grader import exports
-    from grader.batch import (
-        TRAINING_SLOTS,
-        batch_ids,
-        find_submissions,
-        grade_batch,
-        parse_shard,
-        shard_manifest_path,
-        shard_of,
-        write_shard_manifest,
-    )
+    from grader.batch import TRAINING_SLOTS, batch_ids, find_submissions, grade_batch
     from grader.render.batch import Progress, describe, render_all
     from grader.render.gradebook import csv_row
     from grader.render.summary import HTML_NAME, MARKDOWN_NAME
     from grader.results import Status
+    from grader.shards import parse_shard, shard_manifest_path, shard_of, write_shard_manifest
 
     if not Path(folder).is_dir():
         _error(f"not a folder: {folder} (expected a folder with one submission per entry)")

@@ -56,7 +56,7 @@ def _error(message):
 
 def find_manifest(shard):
     """Return the manifest of a shard given as its folder or its gradebook."""
-    from grader.batch import SHARD_SUFFIX, shard_manifest_path
+    from grader.shards import SHARD_SUFFIX, shard_manifest_path
 
     shard = Path(shard)
     if shard.is_dir():

@@ -86,7 +86,7 @@ def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON)
     exercises.mkdir(parents=True, exist_ok=True)
     for path in visible_files(kit.exercises):
         shutil.copyfile(path, exercises / path.name)
-    write_student_files(kit.solutions, exercises, checks=kit.package / "lesson" / "checks.py")
+    write_student_files(kit.solutions, exercises, checks=kit.package / "checker" / "checks")
     (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW_PATH).write_text(workflow, encoding="utf-8")
     (out / "README.md").write_text(render(template("README_students.md"), {"NOTEBOOK": notebook.NOTEBOOK_NAME}),
@@ -188,7 +188,7 @@ def find_leaks(out, kit):
     """Return a sentence per kind of secret the release shows: reference code, hidden test names, folders."""
     # Lines the visible tests and helpers show anyway (a loop over model.layers) give nothing away; what this
     # guards against is the generated files (stubs, notebook, README) carrying the reference's code.
-    texts = [student_checks(kit.package / "lesson" / "checks.py", kit.solutions.parent)]
+    texts = [student_checks(kit.package / "checker" / "checks", kit.solutions.parent)]
     texts += [path.read_text(encoding="utf-8") for path in visible_files(kit.exercises)]
     shown = {line.strip() for text in texts for line in text.splitlines()}
     secret_lines = solution_lines(kit.solutions) - shown

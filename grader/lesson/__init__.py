@@ -1,1 +1,1 @@
-"""The lesson, defined once: its API (manifest), the checks that compare work with it, and the stubs."""
+"""The lesson, defined once: its API (manifest) and the stubs (its checks are grader.checker.checks)."""

@@ -5,8 +5,8 @@ block becomes a `raise NotImplementedError` that repeats the `# TODO:` line just
 module level (a private helper) disappears. Everything else, signatures and docstrings included, is
 copied, so `diff solutions/x.py exercises/x.py` shows only the student's work.
 
-The checks (grader/lesson/checks.py) are the grader's; exercises/lesson_checks.py is a generated copy, so the
-visible tests explain a mistake in the same words as the hidden ones.
+The checks (grader/checker/checks/) are the grader's; exercises/lesson_checks.py is a generated copy of its modules in
+one file, so the visible tests explain a mistake in the same words as the hidden ones.
 """
 
 import re
@@ -17,9 +17,12 @@ from grader.lesson.manifest import MODULE_FILES
 BEGIN = "# BEGIN SOLUTION"
 END = "# END SOLUTION"
 STUB_MODULES = MODULE_FILES
-CHECKS = Path(__file__).with_name("checks.py")
+CHECKS = Path(__file__).resolve().parents[1] / "checker" / "checks"
+# The checks' modules in the order the students' copy defines them: each after the ones it uses.
+CHECKS_MODULES = ("expectations", "models", "shape_math", "preconditions", "comparison", "network", "augmentation",
+                  "filters", "output")
 STUDENT_CHECKS = "lesson_checks.py"
-CHECKS_HEADER = ("# Generated from the grader's grader/lesson/checks.py (grader.lesson.stubs.write_student_files): "
+CHECKS_HEADER = ("# Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): "
                  "do not edit.\n")
 NOT_IMPLEMENTED = "{function}() is not implemented yet. {todo}"
 
@@ -85,6 +88,7 @@ def recorded_expectations(lesson_dir=None) -> str:
     return (RECORDED_HEADER + "_LESSON.update(_tuples(__import__('json').loads(" + repr(json.dumps(data)) + ")))\n")
 
 
+CHECKS_PACKAGE = "grader.checker.checks"
 GRADER_ONLY = re.compile(r"^# BEGIN GRADER ONLY.*?^# END GRADER ONLY\n", re.S | re.M)
 VISIBLE_SHAPE_MATH = Path(__file__).resolve().parents[2] / "exercises" / "test_shape_math.py"
 
@@ -105,19 +109,43 @@ def visible_cases(tests=VISIBLE_SHAPE_MATH):
 
 def recorded_answers(tests=VISIBLE_SHAPE_MATH) -> str:
     """Return the code recording Keras's answer to each of the visible tests' shape-math cases (and no other)."""
-    from grader.lesson.checks import KERAS_TRUTH, call_repr
+    from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr
 
     answers = {call_repr(function, args, kwargs): KERAS_TRUTH[function](*args, **kwargs)
                for function, args, kwargs in visible_cases(tests)}
     return f"_ANSWERS.update({answers!r})\n"
 
 
+def joined_checks(checks=CHECKS) -> str:
+    """Return the checks' modules as one module: their imports of each other left out, the rest in order."""
+    import ast
+
+    package = ast.get_docstring(ast.parse((Path(checks) / "__init__.py").read_text(encoding="utf-8")))
+    imports, bodies = [], []
+    for name in CHECKS_MODULES:
+        source = GRADER_ONLY.sub("", (Path(checks) / f"{name}.py").read_text(encoding="utf-8"))
+        lines = source.splitlines(keepends=True)
+        tree = ast.parse(source)
+        dropped = set()
+        for node in tree.body:
+            docstring = node is tree.body[0] and isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+            if docstring or isinstance(node, (ast.Import, ast.ImportFrom)):
+                dropped.update(range(node.lineno - 1, node.end_lineno))
+                own = isinstance(node, ast.ImportFrom) and (node.module or "").startswith(CHECKS_PACKAGE)
+                if not docstring and not own:
+                    imports.append("".join(lines[node.lineno - 1:node.end_lineno]))
+        bodies.append("".join(line for number, line in enumerate(lines) if number not in dropped).strip("\n") + "\n")
+    standard = sorted(line for line in dict.fromkeys(imports) if not line.startswith("import numpy"))
+    numpy = sorted(line for line in dict.fromkeys(imports) if line.startswith("import numpy"))
+    return (f'"""{package}\n"""\n\n' + "".join(standard) + "\n" + "".join(numpy) + "\n\n"
+            + "\n\n".join(bodies))
+
+
 def student_checks(checks=CHECKS, lesson_dir=None) -> str:
     """Return the students' copy of the lesson's checks (exercises/lesson_checks.py): the checks without what answers
     shape math, Keras's answers to the visible tests' own cases, and the lesson's recorded expectations."""
     exercises = Path(lesson_dir) / "exercises" if lesson_dir else VISIBLE_SHAPE_MATH.parent
-    source = GRADER_ONLY.sub("", Path(checks).read_text(encoding="utf-8"))
-    return (CHECKS_HEADER + source + recorded_expectations(lesson_dir)
+    return (CHECKS_HEADER + joined_checks(checks) + recorded_expectations(lesson_dir)
             + recorded_answers(exercises / VISIBLE_SHAPE_MATH.name))
 
 

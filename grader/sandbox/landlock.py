@@ -60,14 +60,14 @@ def _libc():
         return None
 
 
-_LIBC = _libc()
+LIBC = _libc()
 
 
 def _syscall(name: str, *args) -> int:
     """Call a Landlock system call; raise OSError with the kernel's errno when it fails."""
-    if _LIBC is None or platform.system() != "Linux" or platform.machine().lower() not in GENERIC_TABLE_MACHINES:
+    if LIBC is None or platform.system() != "Linux" or platform.machine().lower() not in GENERIC_TABLE_MACHINES:
         raise OSError(errno.ENOSYS, f"no Landlock system calls on {platform.system()} {platform.machine()}")
-    result = _LIBC.syscall(ctypes.c_long(SYSCALLS[name]), *args)
+    result = LIBC.syscall(ctypes.c_long(SYSCALLS[name]), *args)
     if result < 0:
         code = ctypes.get_errno()
         raise OSError(code, f"landlock_{name}: {os.strerror(code)}")

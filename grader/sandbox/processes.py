@@ -121,11 +121,11 @@ class ProbeProcesses:
     def kill_all(self):
         """SIGKILL every probe process until none is left; reap the ones this process adopted."""
         if self.cgroup is not None:
-            from grader.sandbox.isolation import kill_cgroup
+            from grader.sandbox.kernel import kill_cgroup
 
             kill_cgroup(self.cgroup)
         if self.uid is not None:
-            from grader.sandbox.isolation import kill_uid
+            from grader.sandbox.account import kill_uid
 
             kill_uid(self.uid)
         for _round in range(50):

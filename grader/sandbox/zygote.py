@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from grader.sandbox import isolation
+from grader.sandbox import isolation, kernel
 from grader.sandbox.launcher import KIT_ROOT, RUNNER, Limits, child_environment, sandbox_plan, site_dirs
 
 START_SECONDS = 180            # importing Keras on a loaded machine
@@ -252,7 +252,7 @@ def warm_up(config):
 def serve(fd, warm_config):
     """Import Keras, then fork one isolated probe child per request until the worker closes the socket."""
     base_path = [path for path in sys.path if not path.startswith(str(KIT_ROOT))]
-    isolation._prctl(isolation.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
+    kernel.prctl(kernel.PR_SET_PDEATHSIG, 9)  # die with the worker that started this zygote
     runner = _load_runner()
     runner.import_keras()  # the point of the zygote: children start with Keras imported, as the runner imports it
     import matplotlib.pyplot  # noqa: F401  - the lesson draws with it: a submission that does too gets it free here

@@ -83,7 +83,7 @@ def _fresh_chain(model):
 
 def _is_augmentation_block(layer):
     """Return whether a layer is a random augmentation layer or a block made only of them."""
-    from grader.lesson.checks import is_augmentation
+    from grader.checker.checks.models import is_augmentation
 
     inner = getattr(layer, "layers", None)
     return is_augmentation(layer) or bool(inner) and all(is_augmentation(found) for found in inner)

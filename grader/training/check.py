@@ -203,7 +203,7 @@ def load_split(dataset, seed, budget):
 
 def first_conv_kernel(model):
     """Return the kernel of the model's first Conv2D (nested models included), or None."""
-    from grader.lesson.checks import first_conv
+    from grader.checker.checks.filters import first_conv
 
     try:
         return np.asarray(first_conv(model).get_weights()[0])
@@ -262,7 +262,7 @@ def _in_parts(values, parts=HISTORY_POINTS):
 
 def first_layer_feature_maps(model, image):
     """Return the first Conv2D's output (height, width, filters) for one uint8 image, augmentation off."""
-    from grader.lesson.checks import first_conv_outputs
+    from grader.checker.checks.filters import first_conv_outputs
 
     return first_conv_outputs(model, np.asarray(image)[None])[0]
 

@@ -56,7 +56,7 @@ BAD_FEATURE_MAPS = ("A feature-map panel needs the first layer's output for one 
 
 def normalise_filters(kernels):
     """Scale each filter of a (kh, kw, in, out) kernel to [0, 1] on its own, as the lesson does."""
-    from grader.lesson.checks import normalised_filters
+    from grader.checker.checks.filters import normalised_filters
 
     return normalised_filters(np.asarray(kernels, dtype=np.float64))
 

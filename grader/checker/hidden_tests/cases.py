@@ -46,7 +46,7 @@ FILTERS_IMAGES_SEED = 7
 
 def filters_images():
     """Return the two raw images feature_maps() is called on (of the lesson's shape)."""
-    from grader.lesson.checks import input_shape
+    from grader.checker.checks.expectations import input_shape
 
     return np.random.default_rng(FILTERS_IMAGES_SEED).integers(0, 256, size=(2, *input_shape()), dtype=np.uint8)
 

@@ -8,38 +8,34 @@ import math
 import numpy as np
 import pytest
 
-from grader.checker.hidden_tests.cases import NUM_CLASSES
-from grader.checker.reference import reference_config
-from grader.checker.session import expect
-from grader.lesson.checks import (
-    ORDINALS,
-    augmentation_text,
+from grader.checker.checks.augmentation import (
     check_active_in_training,
     check_augmentation_inside,
     check_augmentation_layers,
-    check_gap_head,
-    check_has_convolutions,
     check_identity_at_inference,
-    check_input_shape,
-    check_logits,
-    check_matches_lesson,
-    check_max_pooling,
     check_model_identity_at_inference,
     check_no_params,
+    random_batch,
+)
+from grader.checker.checks.comparison import check_matches_lesson
+from grader.checker.checks.expectations import augmentation_text, dataset_name, input_shape, network, rescale_text
+from grader.checker.checks.models import ORDINALS, layer_params, stages
+from grader.checker.checks.network import (
+    check_gap_head,
+    check_input_shape,
+    check_logits,
+    check_max_pooling,
     check_nonlinearity,
     check_num_classes,
     check_param_counts,
     check_rescaling,
     check_softmax_output,
     check_stage_shapes,
-    dataset_name,
-    input_shape,
-    layer_params,
-    network,
-    random_batch,
-    rescale_text,
-    stages,
 )
+from grader.checker.checks.preconditions import check_has_convolutions
+from grader.checker.hidden_tests.cases import NUM_CLASSES
+from grader.checker.reference import reference_config
+from grader.checker.session import expect
 from grader.lesson.manifest import BUILDER_PARTS, CALLS, EXTENDS
 
 

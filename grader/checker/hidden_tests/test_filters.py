@@ -3,10 +3,11 @@
 import functools
 import math
 
+from grader.checker.checks.expectations import input_shape, network
+from grader.checker.checks.filters import check_feature_maps, check_filters
 from grader.checker.hidden_tests.cases import FILTERS_WEIGHTS_SEED, decode_array, filters_images, filters_model_config
 from grader.checker.rebuild import rebuild
 from grader.checker.session import expect
-from grader.lesson.checks import check_feature_maps, check_filters, input_shape, network
 from grader.lesson.manifest import FILTERS, FILTERS_BUILDER, PART_OF
 from grader.sandbox import set_seeded_weights
 

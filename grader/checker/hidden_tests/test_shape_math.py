@@ -3,9 +3,9 @@ Keras computes. One test per function; its points are `test_<function>` under th
 
 import functools
 
+from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr, check_answer
 from grader.checker.hidden_tests.cases import hidden_cases, shape_math_cases
 from grader.checker.session import expect
-from grader.lesson.checks import KERAS_TRUTH, call_repr, check_answer
 from grader.lesson.manifest import SHAPE_MATH
 
 FUNCTIONS = SHAPE_MATH  # conftest runs test_answers once per function

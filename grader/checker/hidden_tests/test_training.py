@@ -2,8 +2,9 @@
 
 import pytest
 
+from grader.checker.checks.comparison import check_matches_lesson
+from grader.checker.checks.expectations import network
 from grader.checker.session import expect
-from grader.lesson.checks import check_matches_lesson, network
 from grader.lesson.manifest import TRAINING_BUILDER, TRAINING_HINT, TRAINING_PART
 
 PART = TRAINING_PART

@@ -1,0 +1,93 @@
+"""The lesson's expectations the checks compare with: derived from its reference solutions by the grader
+(grader.checker.reference), or recorded from them in the students' copy of these checks."""
+
+_LESSON = {}
+
+
+def _tuples(node):
+    """Return recorded JSON with its lists as tuples, as the grader derives them."""
+    if isinstance(node, list):
+        return tuple(_tuples(item) for item in node)
+    if isinstance(node, dict):
+        return {key: _tuples(value) for key, value in node.items()}
+    return node
+
+
+def lesson():
+    """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
+    if not _LESSON:
+        from grader.checker.reference import expectations
+
+        return expectations()
+    return _LESSON
+
+
+def network(builder):
+    """Return the expectations of one builder's network (see grader.checker.reference.describe_network)."""
+    return lesson()["networks"][builder]
+
+
+def input_shape():
+    """Return the shape of one input image of the lesson's networks, e.g. (32, 32, 3)."""
+    return tuple(lesson()["input_shape"])
+
+
+def rescale():
+    """Return the factor of the lesson's Rescaling layer (None if its networks have none)."""
+    return lesson()["rescale"]
+
+
+def dataset_name():
+    """Return the name of the lesson's images in messages, e.g. "CIFAR-10"."""
+    return lesson()["dataset_name"]
+
+
+def lesson_augmentation():
+    """Return the lesson's augmentation block as [(kind, settings)]."""
+    return [(kind, dict(settings)) for kind, settings in lesson()["augmentation"]]
+
+
+def augmentation_text():
+    """Return the lesson's augmentation block as code: RandomFlip('horizontal'), RandomRotation(0.05), ..."""
+    return ", ".join(lesson()["augmentation_code"])
+
+
+def _fraction(value):
+    """Return (numerator, denominator) of a factor such as 1/255, or None if it is no simple fraction."""
+    from fractions import Fraction
+
+    if value is None:
+        return None
+    found = Fraction(value).limit_denominator(10_000)
+    return (found.numerator, found.denominator) if abs(float(found) - value) <= 1e-9 * max(abs(value), 1) else None
+
+
+def pixel_range():
+    """Return the raw pixels' range the lesson's Rescaling maps to 0-1, e.g. "0-255"."""
+    found = _fraction(rescale())
+    return f"0-{found[1]}" if found and found[0] == 1 else "raw"
+
+
+def lesson_rotation():
+    """Return the factor of the lesson's RandomRotation, or None if its block has none."""
+    return next((settings["factor"] for kind, settings in lesson_augmentation() if kind == "RandomRotation"), None)
+
+
+def lesson_augmentation_others(kind):
+    """Return the settings of the lesson's augmentation layer of this kind beyond its main ones (fill mode...)."""
+    return next((dict(others) for (found, _), others in zip(lesson()["augmentation"], lesson()["augmentation_others"])
+                 if found == kind), {})
+
+
+def lesson_layer_code(kind):
+    """Return how the lesson writes its augmentation layer of this kind, e.g. "RandomZoom(0.1)"."""
+    return next((code for (found, _), code in zip(lesson()["augmentation"], lesson()["augmentation_code"])
+                 if found == kind), kind)
+
+
+def rescale_text(spaced=False):
+    """Return the lesson's Rescaling factor as code: "1/255", or "1.0 / 255" when spaced."""
+    found = _fraction(rescale())
+    if found is None or found[0] != 1:
+        return f"{rescale():g}"
+    return f"1.0 / {found[1]}" if spaced else f"1/{found[1]}"

@@ -1,0 +1,223 @@
+"""A batch's worker: a trusted process that imports Keras once and grades the submissions it is sent, one at a time.
+
+It never imports student code: each submission's probe runs in its own sandboxed child, as in `grader grade`. Its
+training runs take a slot (TrainingSlots) and its time is counted by phase (PhaseClock) for the batch's closing line.
+"""
+
+import contextlib
+import fcntl
+import os
+import signal
+import time
+import traceback
+from pathlib import Path
+
+from grader.results import GradingResults, Status
+from grader.store import report_folder, write_reports
+
+ERROR = Status.ERROR
+READY = "ready"                # a worker's first message: TensorFlow is imported, deadlines start now
+TRAINING_SLOTS = 1             # training runs at once per batch: each uses every core, as `grader grade` does
+SLOT_POLL_SECONDS = 0.1
+# The workers' time by phase, in the order the closing line names them.
+PHASES = ("probe", "training", "waiting for a training slot", "hidden tests and reports")
+GRADING_RAISED = "The grader failed on this submission: {error}"
+
+
+def error_results(submission, message, seconds=0.0):
+    """Return the results row of a submission the grader could not grade."""
+    return GradingResults(submission=submission, tests=[], execution_time=round(seconds, 2), notes=[message],
+                          status=ERROR)
+
+
+def make_trainer(options):
+    """Return the trainer the checker calls: the training check behind a cache, or None without training."""
+    from grader.grade import make_trainer as trainer_for
+
+    return trainer_for(options)
+
+
+class TrainingSlots:
+    """Let at most `count` training runs of a batch's workers run at once (0: no limit).
+
+    A slot is an exclusive flock on a file of the batch's folder: a worker killed while training frees its slot
+    as it dies, and whoever waits gets it.
+    """
+
+    def __init__(self, folder, count=TRAINING_SLOTS):
+        self.paths = [Path(folder) / f"training-slot-{number}.lock" for number in range(count)]
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Wait for a free slot and hold it."""
+        if not self.paths:
+            yield
+            return
+        handles = [open(path, "a+") for path in self.paths]
+        try:
+            held = self._take(handles)
+            try:
+                yield
+            finally:
+                fcntl.flock(held, fcntl.LOCK_UN)
+        finally:
+            for handle in handles:
+                handle.close()
+
+    @staticmethod
+    def _take(handles):
+        if len(handles) == 1:
+            fcntl.flock(handles[0], fcntl.LOCK_EX)
+            return handles[0]
+        while True:
+            for handle in handles:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return handle
+                except BlockingIOError:
+                    continue
+            time.sleep(SLOT_POLL_SECONDS)
+
+
+class PhaseClock:
+    """Add up a worker's seconds by phase."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PHASES[:-1], 0.0)
+        self.busy = 0.0  # seconds spent on submissions: the last phase is what the others leave of it
+
+    def report(self):
+        """Return {phase: seconds} so far."""
+        return {**self.seconds, PHASES[-1]: max(0.0, self.busy - sum(self.seconds.values()))}
+
+    def timed(self, phase, function):
+        """Return function, its seconds counted under phase."""
+        def run(*args, **kwargs):
+            started = time.monotonic()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.monotonic() - started
+
+        return run
+
+
+def schedule_training(trainer, slots, clock):
+    """Return the trainer with each actual training run (not a cache hit) holding a slot and timed."""
+    if trainer is None:
+        return None
+
+    def slotted(run):
+        def train(*args, **kwargs):
+            waited = time.monotonic()
+            with slots.hold():
+                clock.seconds["waiting for a training slot"] += time.monotonic() - waited
+                return clock.timed("training", run)(*args, **kwargs)
+
+        return train
+
+    if hasattr(trainer, "trainer"):  # a TrainingCache: only its misses train
+        trainer.trainer = slotted(trainer.trainer)
+        return trainer
+    return slotted(trainer)
+
+WORKER_ZYGOTE = None  # the probe zygote of this worker process (grader.sandbox.zygote.Zygote), if any
+WORKER_KIT = None     # the kit's fingerprint when this worker started: every grade verifies the kit against it
+
+
+def grade_one(path, options, trainer, reports=None, submission=None):
+    """Grade one submission and write its reports; return its GradingResults, an error row if grading raised."""
+    from grader.grade import grade, submission_id
+
+    started = time.monotonic()
+    submission = submission or submission_id(path)
+    report_dir = report_folder(reports, submission) if reports else None
+    try:
+        results = grade(path, options, report_dir=report_dir, trainer=trainer, submission=submission,
+                        zygote=WORKER_ZYGOTE, kit=WORKER_KIT)
+    except Exception as error:  # one submission's grading failure must not stop the class
+        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
+        results = error_results(submission, GRADING_RAISED.format(error=detail[:500]), time.monotonic() - started)
+    if report_dir:
+        try:
+            write_reports(results, report_dir)
+        except OSError as error:
+            results.notes.append(f"Could not write the reports into {report_dir}: {error}")
+    return results
+
+
+def _cache_counts(trainer):
+    return (getattr(trainer, "misses", 0), getattr(trainer, "hits", 0))
+
+
+def limit_memory(size):
+    """Cap this worker's address space (soft limit only: the probes it starts set their own, lower, limits)."""
+    if size:
+        import resource
+
+        hard = resource.getrlimit(resource.RLIMIT_AS)[1]
+        resource.setrlimit(resource.RLIMIT_AS, (size if hard == resource.RLIM_INFINITY else min(size, hard), hard))
+
+
+def worker_main(connection, options, reports, log_path, grader=grade_one, training_slots=TRAINING_SLOTS):
+    """Grade the submissions the batch sends, one at a time, until it sends None.
+
+    The training slots' lock files live beside the worker's log, in the batch's own folder.
+    """
+    # Keras and TensorFlow chatter would tear the progress bar; keep it in the worker's log instead.
+    log = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    from grader.grade import quiet_tensorflow
+
+    quiet_tensorflow()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
+    global WORKER_ZYGOTE, WORKER_KIT
+    limit_memory(getattr(options, "worker_memory_bytes", None))
+    from grader.sandbox import isolation
+
+    isolation.give_probes_a_uid_per_process()  # as root: a uid per worker, so one probe's kill_uid spares the others'
+    clock = PhaseClock()
+    if grader is grade_one:
+        from grader import grade as grading
+
+        grading.probe_submission = clock.timed("probe", grading.probe_submission)  # grade() looks it up per call
+        from grader.checker.inputs import fingerprint
+        from grader.grade import warm_up_keras
+
+        WORKER_KIT = fingerprint()
+
+        if options.zygote:
+            from grader.sandbox.zygote import Zygote
+
+            WORKER_ZYGOTE = Zygote()
+            WORKER_ZYGOTE.launch()  # it imports Keras while this process does
+        warm_up_keras()
+    trainer = schedule_training(make_trainer(options), TrainingSlots(Path(log_path).parent, training_slots), clock)
+    connection.send(READY)
+    try:
+        serve_jobs(connection, options, reports, grader, trainer, clock)
+    finally:
+        if WORKER_ZYGOTE is not None:
+            WORKER_ZYGOTE.close()
+
+
+def serve_jobs(connection, options, reports, grader, trainer, clock=None):
+    """Grade the submissions the batch sends until it sends None or goes away."""
+    clock = clock or PhaseClock()
+    while True:
+        try:
+            job = connection.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        index, path, submission = job
+        started = time.monotonic()
+        try:
+            results = grader(path, options, trainer, reports, submission)
+        except Exception as error:  # last resort: grade_one already turns grading errors into rows
+            results = error_results(submission, GRADING_RAISED.format(error=repr(error)[:500]),
+                                    time.monotonic() - started)
+        clock.busy += time.monotonic() - started
+        connection.send((index, results, (*_cache_counts(trainer), clock.report())))
