@@ -87,7 +87,8 @@ def test_each_command_owns_its_parser_and_main():
 # the engine's too, the same for every lesson; grader/lesson/ holds the manifest reader and the stubs, and the
 # generic checks (grader/checker/checks/, a package below the checker) still name some of the lesson's layers.
 ENGINE = (*sorted((GRADER / "sandbox").glob("*.py")), *sorted((GRADER / "untrusted").glob("*.py")),
-          *sorted((GRADER / "checker").rglob("*.py")), *sorted((GRADER / "integrations").glob("*.py")),
+          *sorted((GRADER / "checker").glob("*.py")), *sorted((GRADER / "checker" / "hidden_tests").glob("*.py")),
+          *sorted((GRADER / "integrations").glob("*.py")),
           *sorted((GRADER / "render").glob("*.py")), *sorted((GRADER / "results").glob("*.py")),
           *[GRADER / f"{name}.py" for name in ("store", "exports", "summary", "batch", "worker", "shards", "grade",
                                                 "notebook_cells", "submission", "protocol", "cache", "verdicts")])
