@@ -34,9 +34,9 @@ HISTORY_POINTS = 6  # the history (and the training curve drawn from it) has one
 CALIBRATION_PATH = Path(__file__).with_name("calibration.json")  # the default lesson's record
 CALIBRATION_FILE = "calibration.json"  # a lesson folder's own record, where it has one
 RECALIBRATE = ("The training check's calibration in {path} was measured on another network than the lesson's "
-               "{builder}() (its reference changed). Received: a {dataset!r} record of network {recorded}, but the "
-               "reference's network is {current}. Run `grader calibrate --lesson {lesson}` to measure the threshold "
-               "again, or grade with --no-training.")
+               "{builder}() (its reference changed, or the lesson has no calibration.json of its own). Received: a "
+               "{dataset!r} record of network {recorded}, but the reference's network is {current}. Run "
+               "`grader calibrate --lesson {lesson}` to measure the threshold again, or grade with --no-training.")
 
 
 def calibration_path():
