@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -198,3 +199,14 @@ def test_the_engine_holds_no_python_for_the_second_lesson():
     offenders = [f"{path.relative_to(ROOT)}: {name}" for path in sorted((ROOT / "grader").rglob("*.py"))
                  for name in names if name in path.read_text(encoding="utf-8").lower()]
     assert not offenders, offenders
+
+
+def test_probes_forked_from_a_zygote_block_the_chosen_lesson_too(monkeypatch):
+    # The zygote runs in a clean environment and makes each probe's isolation plan: it must know the lesson, whose
+    # folder (outside the kit for a course's own lessons) the plan blocks.
+    from grader.sandbox.zygote import zygote_environment
+
+    monkeypatch.setenv("GRADER_LESSON", str(LESSON))
+    assert zygote_environment(Path("/tmp/home"), "token")["GRADER_LESSON"] == str(LESSON)
+    monkeypatch.delenv("GRADER_LESSON")
+    assert "GRADER_LESSON" not in zygote_environment(Path("/tmp/home"), "token")
