@@ -210,3 +210,23 @@ def test_probes_forked_from_a_zygote_block_the_chosen_lesson_too(monkeypatch):
     assert zygote_environment(Path("/tmp/home"), "token")["GRADER_LESSON"] == str(LESSON)
     monkeypatch.delenv("GRADER_LESSON")
     assert "GRADER_LESSON" not in zygote_environment(Path("/tmp/home"), "token")
+
+
+@pytest.mark.slow
+def test_a_probe_cannot_read_a_lesson_outside_the_kit(tmp_path):
+    # A course keeps its lessons anywhere: the reference there is as closed to student code as the kit's own.
+    import shutil
+
+    lesson = shutil.copytree(LESSON, tmp_path / "course" / "mnist_convnet")
+    spy = (f"try:\n    open({str(lesson / 'solutions' / 'convnet.py')!r}).read()\n    print('READ THE LESSON')\n"
+           f"except OSError as error:\n    print('blocked:', error)\n\n")
+    (tmp_path / "class" / "spy").mkdir(parents=True)
+    (tmp_path / "class" / "spy" / "convnet.py").write_text(spy + REFERENCE.read_text())
+    done = subprocess.run([sys.executable, "-m", "grader", "batch", str(tmp_path / "class"), "--no-training",
+                           "--no-cache", "--reports", str(tmp_path / "reports"), "--output",
+                           str(tmp_path / "grades.csv"), "--lesson", str(lesson)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=900, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads((tmp_path / "reports" / "spy" / "report.json").read_text())
+    printed = json.dumps(report)
+    assert "blocked:" in printed and "READ THE LESSON" not in printed, printed[-2000:]
