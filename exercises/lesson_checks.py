@@ -4,6 +4,8 @@ returns a list of problems in plain words (an empty list means the check passed)
 
 Shared by the grader's hidden tests and, through a generated copy, the visible tests in exercises/, so both explain a
 mistake in the same words. Expected values come from Keras itself (shape math) or from the lesson's reference.
+The copy holds public Keras API only: not keras_truth, which answers shape math for any arguments, and for the rest
+the lesson's expectations and the visible tests' own answers recorded as data (grader.lesson.stubs).
 """
 
 import functools
@@ -12,29 +14,18 @@ import re
 import numpy as np
 
 
-_LESSON = {}
-
-
-def _tuples(node):
-    """Return recorded JSON with its lists as tuples, as the grader derives them."""
-    if isinstance(node, list):
-        return tuple(_tuples(item) for item in node)
-    if isinstance(node, dict):
-        return {key: _tuples(value) for key, value in node.items()}
-    return node
+# The students' copy: the lesson's expectations, recorded from its reference when the copy is made
+# (grader.lesson.stubs); empty in the grader, which derives them.
+RECORDED = {}
 
 
 def lesson():
     """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
-    if not _LESSON:
-        from grader.checker.reference import expectations
-
-        return expectations()
-    return _LESSON
+    return RECORDED or derived()
 
 
 def network(builder):
-    """Return the expectations of one builder's network (see grader.checker.reference.describe_network)."""
+    """Return the expectations of one builder's network (stages, counts, layers, outputs)."""
     return lesson()["networks"][builder]
 
 
@@ -245,6 +236,11 @@ def symmetric_factor(value):
     return abs(float(value))
 
 
+# The students' copy: {call as written by call_repr: (Keras's answer, [(wrong answer, hint)])} for the visible tests'
+# cases, recorded when the copy is made (grader.lesson.stubs); empty in the grader.
+RECORDED_CASES = {}
+
+
 def call_repr(function, args=(), kwargs=None):
     """Return how a call reads in a message: conv_output_size(32, 3, strides=2, padding='same')."""
     parts = [repr(tuple(a) if isinstance(a, list) else a) for a in args]
@@ -252,28 +248,27 @@ def call_repr(function, args=(), kwargs=None):
     return f"{function}({', '.join(parts)})"
 
 
-
-
-_ANSWERS = {}  # the students' copy: {call as written by call_repr: Keras's answer}, for the visible tests' cases
-
-
-def recorded_answer(function, args=(), kwargs=None):
-    """Return Keras's answer to one of the visible tests' shape-math calls, as recorded when the copy was made."""
+def check_recorded_answer(function, args, kwargs, returned):
+    """Return the problem with the answer to one of the visible tests' calls, or [] when it is Keras's."""
     call = call_repr(function, args, kwargs)
-    if call not in _ANSWERS:
+    if call not in RECORDED_CASES:
         raise KeyError(f"No answer is recorded for {call}: the visible tests hold answers only for their own cases.")
-    return _ANSWERS[call]
+    expected, mistakes = RECORDED_CASES[call]
+    return answer_problems(function, args, kwargs, returned, expected, mistakes)
 
 
-def check_answer(function, args, kwargs, returned, expected):
-    """Return the problem with one shape-math answer, or [] when it equals what Keras gives."""
+def answer_problems(function, args, kwargs, returned, expected, mistakes):
+    """Return the problem with one shape-math answer, or [] when it equals what Keras gives.
+
+    mistakes: [(wrong answer, hint)] the usual mistakes give for this call; the first that returned matches is shown.
+    """
     call = call_repr(function, args, kwargs)
     if isinstance(returned, bool) or not isinstance(returned, (int, float, np.integer, np.floating)):
         return [f"Called {call}. It returned {returned!r} ({type(returned).__name__}), but Keras gives "
                 f"{expected}: return a whole number."]
     if returned != expected:
         return [f"Called {call}. It returned {returned!r}, but Keras gives {expected}."
-                f"{likely_mistake(function, args, kwargs, returned, expected)}"]
+                f"{likely_mistake(function, returned, expected, mistakes)}"]
     return []
 
 
@@ -285,81 +280,13 @@ SHAPE_MATH_HINTS = {
     "head_params": (" GAP keeps `channels` features, Flatten keeps height*width*channels; then Dense adds a bias "
                     "per class."),
 }
-ROUNDED_DOWN = " With padding='same' Keras rounds up: ceil(n / s). Did you round down with floor or //?"
-SAME_AS_VALID = " With padding='same' the input is padded, so the kernel size does not shrink the map: ceil(n / s)."
-VALID_AS_SAME = " With padding='valid' there is no padding, so the kernel shaves k - 1 pixels: floor((n - k) / s) + 1."
-STRIDE_IGNORED = " Did you ignore the stride? Divide by s."
-NOT_FLOORED = " Did you forget to round down? Valid: floor((n - k) / s) + 1."
-POOL_STRIDE_DEFAULT = (" When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) halves "
-                       "the map). Did you use a stride of 1?")
-CONV_BIAS_MISSING = " Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per filter."
-CONV_BIAS_UNWANTED = " With use_bias=False a Conv2D has no biases: k*k*C_in*F weights only."
-CONV_KERNEL_NOT_SQUARED = " Did you use k instead of k*k? The kernel is k x k pixels on every input channel."
-DENSE_BIAS_MISSING = " Did you forget the biases? A Dense layer adds one bias per unit."
-DENSE_BIAS_UNWANTED = " With use_bias=False a Dense layer has no biases: in_features*units weights only."
-FLATTEN_AS_GAP = (" Flatten keeps every position, so Dense sees height*width*channels features; did you count only "
-                  "the channels?")
-GAP_AS_FLATTEN = (" GlobalAveragePooling2D averages each channel over height and width, so Dense sees only `channels` "
-                  "features.")
-HEAD_BIAS_MISSING = " Did you forget the Dense layer's biases (one per class)?"
 
 
-def _conv_size_mistakes(n, kernel_size, strides=1, padding="valid"):
-    if padding == "same":
-        yield n // strides, ROUNDED_DOWN
-        yield (n - kernel_size) // strides + 1, SAME_AS_VALID
-        yield n, STRIDE_IGNORED
-    elif padding == "valid":
-        yield -(-n // strides), VALID_AS_SAME  # ceil(n / s) in integers
-        yield n - kernel_size + 1, STRIDE_IGNORED
-        yield (n - kernel_size) / strides + 1, NOT_FLOORED
-
-
-def _pool_size_mistakes(n, pool_size=2, strides=None, padding="valid"):
-    if strides is None:
-        yield (n - pool_size + 1 if padding == "valid" else n), POOL_STRIDE_DEFAULT
-    yield from _conv_size_mistakes(n, pool_size, pool_size if strides is None else strides, padding)
-
-
-def _conv_params_mistakes(kernel_size, in_channels, filters, use_bias=True):
-    weights = kernel_size * kernel_size * in_channels * filters
-    yield (weights, CONV_BIAS_MISSING) if use_bias else (weights + filters, CONV_BIAS_UNWANTED)
-    yield kernel_size * in_channels * filters + (filters if use_bias else 0), CONV_KERNEL_NOT_SQUARED
-
-
-def _dense_params_mistakes(in_features, units, use_bias=True):
-    weights = in_features * units
-    yield (weights, DENSE_BIAS_MISSING) if use_bias else (weights + units, DENSE_BIAS_UNWANTED)
-
-
-def _head_params_mistakes(feature_shape, num_classes, pooling):
-    height, width, channels = feature_shape
-    if pooling == "flatten":
-        yield channels * num_classes + num_classes, FLATTEN_AS_GAP
-    if pooling == "gap":
-        yield height * width * channels * num_classes + num_classes, GAP_AS_FLATTEN
-    features = channels if pooling == "gap" else height * width * channels
-    yield features * num_classes, HEAD_BIAS_MISSING
-
-
-# Each yields (a wrong answer a usual mistake gives, the hint naming that mistake), for the same arguments.
-SHAPE_MATH_MISTAKES = {
-    "conv_output_size": _conv_size_mistakes,
-    "pool_output_size": _pool_size_mistakes,
-    "conv_params": _conv_params_mistakes,
-    "dense_params": _dense_params_mistakes,
-    "head_params": _head_params_mistakes,
-}
-
-
-def likely_mistake(function, args, kwargs, returned, expected):
-    """Return the hint naming the usual mistake that gives `returned`, else the function's formula."""
-    try:
-        for answer, hint in SHAPE_MATH_MISTAKES[function](*args, **kwargs):
-            if answer == returned and answer != expected:
-                return hint
-    except (TypeError, ValueError, ZeroDivisionError, KeyError):
-        pass  # arguments the usual mistakes cannot take: fall back to the formula
+def likely_mistake(function, returned, expected, mistakes):
+    """Return the hint of the usual mistake that gives `returned`, else the function's formula."""
+    for answer, hint in mistakes:
+        if answer == returned and answer != expected:
+            return hint
     return SHAPE_MATH_HINTS.get(function, "")
 
 
@@ -503,7 +430,7 @@ def layer_settings(layer):
     return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
 
 
-def _dtype_name(dtype):
+def dtype_name(dtype):
     """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
     if isinstance(dtype, dict):
         return (dtype.get("config") or {}).get("name")
@@ -532,9 +459,9 @@ def other_settings(layer, shown):
         if key in shown or key in STYLE_KEYS or key == "trainable":
             continue
         if key == "dtype":
-            if _dtype_name(value) in (DEFAULT_DTYPE, None):
+            if dtype_name(value) in (DEFAULT_DTYPE, None):
                 continue
-            value = _dtype_name(value)
+            value = dtype_name(value)
         found[key] = _plain(value)
     return found
 
@@ -1291,6 +1218,529 @@ def without_tensorflow_startup(text: str) -> str:
     return "".join(line for line in text.splitlines(keepends=True) if not _TENSORFLOW_STARTUP.match(line))
 
 
-# The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.
-_LESSON.update(_tuples(__import__('json').loads('{"dataset_name": "CIFAR-10", "input_shape": [32, 32, 3], "rescale": 0.00392156862745098, "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "networks": {"build_augmentation": {"input_shape": null, "stages": [], "total_params": 0, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}]], "outputs": null, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": null, "layer_code": [], "num_classes": null}, "build_cnn": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["gap", [128], 0], ["dense", [10], 1290]], "total_params": 140714, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0, "_others": {}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["GlobalAveragePooling2D", {"_others": {"data_format": "channels_last", "keepdims": false}}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true, "_others": {"kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "kernel_constraint": null, "bias_constraint": null, "quantization_config": null}}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}, "build_cnn_v2": {"input_shape": [32, 32, 3], "stages": [["conv", [32, 32, 32], 896], ["conv", [32, 32, 32], 9248], ["pool", [16, 16, 32], 0], ["conv", [16, 16, 64], 18496], ["conv", [16, 16, 64], 36928], ["pool", [8, 8, 64], 0], ["conv", [8, 8, 128], 73856], ["pool", [4, 4, 128], 0], ["conv", [4, 4, 256], 295168], ["pool", [2, 2, 256], 0], ["gap", [256], 0], ["dense", [10], 2570]], "total_params": 437162, "layers": [["RandomFlip", {"mode": "horizontal", "_others": {"data_format": "channels_last"}}], ["RandomRotation", {"factor": 0.05, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1, "_others": {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}}], ["Rescaling", {"scale": 0.00392157, "offset": 0.0, "_others": {}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 32, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["Conv2D", {"filters": 64, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 128, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["Conv2D", {"filters": 256, "kernel_size": [3, 3], "strides": [1, 1], "padding": "same", "dilation_rate": [1, 1], "groups": 1, "activation": "relu", "use_bias": true, "trainable": true, "_others": {"data_format": "channels_last", "kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "activity_regularizer": null, "kernel_constraint": null, "bias_constraint": null}}], ["MaxPooling2D", {"pool_size": [2, 2], "strides": [2, 2], "padding": "valid", "_others": {"data_format": "channels_last"}}], ["GlobalAveragePooling2D", {"_others": {"data_format": "channels_last", "keepdims": false}}], ["Dense", {"units": 10, "activation": "linear", "use_bias": true, "trainable": true, "_others": {"kernel_initializer": "GlorotUniform()", "bias_initializer": "Zeros()", "kernel_regularizer": null, "bias_regularizer": null, "kernel_constraint": null, "bias_constraint": null, "quantization_config": null}}]], "outputs": 10, "output_activation": "linear", "augmentation": [["RandomFlip", {"mode": "horizontal"}], ["RandomRotation", {"factor": 0.05}], ["RandomZoom", {"height_factor": 0.1, "width_factor": 0.1}]], "augmentation_code": ["RandomFlip(\'horizontal\')", "RandomRotation(0.05)", "RandomZoom(0.1)"], "augmentation_others": [{"data_format": "channels_last"}, {"data_format": "channels_last", "fill_mode": "reflect", "fill_value": 0.0, "interpolation": "bilinear"}, {"data_format": "channels_last", "fill_mode": "reflect", "interpolation": "bilinear", "fill_value": 0.0}], "rescale": 0.00392156862745098, "layer_code": ["Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "Conv2D(32, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "Conv2D(64, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(128, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "Conv2D(256, 3, padding=\'same\', activation=\'relu\')", "MaxPooling2D(2)", "GlobalAveragePooling2D()", "Dense(10)"], "num_classes": 10, "num_classes_followed": true}}}')))
-_ANSWERS.update({"conv_output_size(32, 3, padding='valid')": 30, "conv_output_size(32, 3, padding='same')": 32, "conv_output_size(32, 3, strides=2, padding='same')": 16, 'conv_output_size(32, 5)': 28, 'pool_output_size(32)': 16, 'pool_output_size(16)': 8, 'pool_output_size(8)': 4, 'pool_output_size(4)': 2, 'conv_params(3, 3, 32)': 896, 'conv_params(3, 32, 32)': 9248, 'conv_params(3, 32, 64)': 18496, 'conv_params(3, 64, 64)': 36928, 'conv_params(3, 64, 128)': 73856, 'conv_params(3, 128, 256)': 295168, 'dense_params(128, 10)': 1290, 'dense_params(256, 10)': 2570, "head_params((4, 4, 128), 10, 'gap')": 1290, "head_params((4, 4, 128), 10, 'flatten')": 20490, "head_params((2, 2, 256), 10, 'gap')": 2570})
+# Recorded when this copy was made (grader.lesson.stubs), as data: the lesson's expectations, from its reference,
+# and Keras's answers to the visible tests' own shape-math calls, with the usual mistakes' answers and hints.
+RECORDED = {'dataset_name': 'CIFAR-10',
+ 'input_shape': (32, 32, 3),
+ 'rescale': 0.00392156862745098,
+ 'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
+                  ('RandomRotation', {'factor': 0.05}),
+                  ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
+ 'augmentation_code': ("RandomFlip('horizontal')", 'RandomRotation(0.05)', 'RandomZoom(0.1)'),
+ 'augmentation_others': ({'data_format': 'channels_last'},
+                         {'data_format': 'channels_last',
+                          'fill_mode': 'reflect',
+                          'fill_value': 0.0,
+                          'interpolation': 'bilinear'},
+                         {'data_format': 'channels_last',
+                          'fill_mode': 'reflect',
+                          'interpolation': 'bilinear',
+                          'fill_value': 0.0}),
+ 'networks': {'build_augmentation': {'input_shape': None,
+                                     'stages': (),
+                                     'total_params': 0,
+                                     'layers': (('RandomFlip',
+                                                 {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
+                                                ('RandomRotation',
+                                                 {'factor': 0.05,
+                                                  '_others': {'data_format': 'channels_last',
+                                                              'fill_mode': 'reflect',
+                                                              'fill_value': 0.0,
+                                                              'interpolation': 'bilinear'}}),
+                                                ('RandomZoom',
+                                                 {'height_factor': 0.1,
+                                                  'width_factor': 0.1,
+                                                  '_others': {'data_format': 'channels_last',
+                                                              'fill_mode': 'reflect',
+                                                              'interpolation': 'bilinear',
+                                                              'fill_value': 0.0}})),
+                                     'outputs': None,
+                                     'output_activation': 'linear',
+                                     'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
+                                                      ('RandomRotation', {'factor': 0.05}),
+                                                      ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
+                                     'augmentation_code': ("RandomFlip('horizontal')",
+                                                           'RandomRotation(0.05)',
+                                                           'RandomZoom(0.1)'),
+                                     'augmentation_others': ({'data_format': 'channels_last'},
+                                                             {'data_format': 'channels_last',
+                                                              'fill_mode': 'reflect',
+                                                              'fill_value': 0.0,
+                                                              'interpolation': 'bilinear'},
+                                                             {'data_format': 'channels_last',
+                                                              'fill_mode': 'reflect',
+                                                              'interpolation': 'bilinear',
+                                                              'fill_value': 0.0}),
+                                     'rescale': None,
+                                     'layer_code': (),
+                                     'num_classes': None},
+              'build_cnn': {'input_shape': (32, 32, 3),
+                            'stages': (('conv', (32, 32, 32), 896),
+                                       ('conv', (32, 32, 32), 9248),
+                                       ('pool', (16, 16, 32), 0),
+                                       ('conv', (16, 16, 64), 18496),
+                                       ('conv', (16, 16, 64), 36928),
+                                       ('pool', (8, 8, 64), 0),
+                                       ('conv', (8, 8, 128), 73856),
+                                       ('pool', (4, 4, 128), 0),
+                                       ('gap', (128,), 0),
+                                       ('dense', (10,), 1290)),
+                            'total_params': 140714,
+                            'layers': (('RandomFlip',
+                                        {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
+                                       ('RandomRotation',
+                                        {'factor': 0.05,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'fill_mode': 'reflect',
+                                                     'fill_value': 0.0,
+                                                     'interpolation': 'bilinear'}}),
+                                       ('RandomZoom',
+                                        {'height_factor': 0.1,
+                                         'width_factor': 0.1,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'fill_mode': 'reflect',
+                                                     'interpolation': 'bilinear',
+                                                     'fill_value': 0.0}}),
+                                       ('Rescaling', {'scale': 0.00392157, 'offset': 0.0, '_others': {}}),
+                                       ('Conv2D',
+                                        {'filters': 32,
+                                         'kernel_size': (3, 3),
+                                         'strides': (1, 1),
+                                         'padding': 'same',
+                                         'dilation_rate': (1, 1),
+                                         'groups': 1,
+                                         'activation': 'relu',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'activity_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None}}),
+                                       ('Conv2D',
+                                        {'filters': 32,
+                                         'kernel_size': (3, 3),
+                                         'strides': (1, 1),
+                                         'padding': 'same',
+                                         'dilation_rate': (1, 1),
+                                         'groups': 1,
+                                         'activation': 'relu',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'activity_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None}}),
+                                       ('MaxPooling2D',
+                                        {'pool_size': (2, 2),
+                                         'strides': (2, 2),
+                                         'padding': 'valid',
+                                         '_others': {'data_format': 'channels_last'}}),
+                                       ('Conv2D',
+                                        {'filters': 64,
+                                         'kernel_size': (3, 3),
+                                         'strides': (1, 1),
+                                         'padding': 'same',
+                                         'dilation_rate': (1, 1),
+                                         'groups': 1,
+                                         'activation': 'relu',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'activity_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None}}),
+                                       ('Conv2D',
+                                        {'filters': 64,
+                                         'kernel_size': (3, 3),
+                                         'strides': (1, 1),
+                                         'padding': 'same',
+                                         'dilation_rate': (1, 1),
+                                         'groups': 1,
+                                         'activation': 'relu',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'activity_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None}}),
+                                       ('MaxPooling2D',
+                                        {'pool_size': (2, 2),
+                                         'strides': (2, 2),
+                                         'padding': 'valid',
+                                         '_others': {'data_format': 'channels_last'}}),
+                                       ('Conv2D',
+                                        {'filters': 128,
+                                         'kernel_size': (3, 3),
+                                         'strides': (1, 1),
+                                         'padding': 'same',
+                                         'dilation_rate': (1, 1),
+                                         'groups': 1,
+                                         'activation': 'relu',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'data_format': 'channels_last',
+                                                     'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'activity_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None}}),
+                                       ('MaxPooling2D',
+                                        {'pool_size': (2, 2),
+                                         'strides': (2, 2),
+                                         'padding': 'valid',
+                                         '_others': {'data_format': 'channels_last'}}),
+                                       ('GlobalAveragePooling2D',
+                                        {'_others': {'data_format': 'channels_last', 'keepdims': False}}),
+                                       ('Dense',
+                                        {'units': 10,
+                                         'activation': 'linear',
+                                         'use_bias': True,
+                                         'trainable': True,
+                                         '_others': {'kernel_initializer': 'GlorotUniform()',
+                                                     'bias_initializer': 'Zeros()',
+                                                     'kernel_regularizer': None,
+                                                     'bias_regularizer': None,
+                                                     'kernel_constraint': None,
+                                                     'bias_constraint': None,
+                                                     'quantization_config': None}})),
+                            'outputs': 10,
+                            'output_activation': 'linear',
+                            'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
+                                             ('RandomRotation', {'factor': 0.05}),
+                                             ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
+                            'augmentation_code': ("RandomFlip('horizontal')",
+                                                  'RandomRotation(0.05)',
+                                                  'RandomZoom(0.1)'),
+                            'augmentation_others': ({'data_format': 'channels_last'},
+                                                    {'data_format': 'channels_last',
+                                                     'fill_mode': 'reflect',
+                                                     'fill_value': 0.0,
+                                                     'interpolation': 'bilinear'},
+                                                    {'data_format': 'channels_last',
+                                                     'fill_mode': 'reflect',
+                                                     'interpolation': 'bilinear',
+                                                     'fill_value': 0.0}),
+                            'rescale': 0.00392156862745098,
+                            'layer_code': ("Conv2D(32, 3, padding='same', activation='relu')",
+                                           "Conv2D(32, 3, padding='same', activation='relu')",
+                                           'MaxPooling2D(2)',
+                                           "Conv2D(64, 3, padding='same', activation='relu')",
+                                           "Conv2D(64, 3, padding='same', activation='relu')",
+                                           'MaxPooling2D(2)',
+                                           "Conv2D(128, 3, padding='same', activation='relu')",
+                                           'MaxPooling2D(2)',
+                                           'GlobalAveragePooling2D()',
+                                           'Dense(10)'),
+                            'num_classes': 10,
+                            'num_classes_followed': True},
+              'build_cnn_v2': {'input_shape': (32, 32, 3),
+                               'stages': (('conv', (32, 32, 32), 896),
+                                          ('conv', (32, 32, 32), 9248),
+                                          ('pool', (16, 16, 32), 0),
+                                          ('conv', (16, 16, 64), 18496),
+                                          ('conv', (16, 16, 64), 36928),
+                                          ('pool', (8, 8, 64), 0),
+                                          ('conv', (8, 8, 128), 73856),
+                                          ('pool', (4, 4, 128), 0),
+                                          ('conv', (4, 4, 256), 295168),
+                                          ('pool', (2, 2, 256), 0),
+                                          ('gap', (256,), 0),
+                                          ('dense', (10,), 2570)),
+                               'total_params': 437162,
+                               'layers': (('RandomFlip',
+                                           {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
+                                          ('RandomRotation',
+                                           {'factor': 0.05,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'fill_mode': 'reflect',
+                                                        'fill_value': 0.0,
+                                                        'interpolation': 'bilinear'}}),
+                                          ('RandomZoom',
+                                           {'height_factor': 0.1,
+                                            'width_factor': 0.1,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'fill_mode': 'reflect',
+                                                        'interpolation': 'bilinear',
+                                                        'fill_value': 0.0}}),
+                                          ('Rescaling', {'scale': 0.00392157, 'offset': 0.0, '_others': {}}),
+                                          ('Conv2D',
+                                           {'filters': 32,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('Conv2D',
+                                           {'filters': 32,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('MaxPooling2D',
+                                           {'pool_size': (2, 2),
+                                            'strides': (2, 2),
+                                            'padding': 'valid',
+                                            '_others': {'data_format': 'channels_last'}}),
+                                          ('Conv2D',
+                                           {'filters': 64,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('Conv2D',
+                                           {'filters': 64,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('MaxPooling2D',
+                                           {'pool_size': (2, 2),
+                                            'strides': (2, 2),
+                                            'padding': 'valid',
+                                            '_others': {'data_format': 'channels_last'}}),
+                                          ('Conv2D',
+                                           {'filters': 128,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('MaxPooling2D',
+                                           {'pool_size': (2, 2),
+                                            'strides': (2, 2),
+                                            'padding': 'valid',
+                                            '_others': {'data_format': 'channels_last'}}),
+                                          ('Conv2D',
+                                           {'filters': 256,
+                                            'kernel_size': (3, 3),
+                                            'strides': (1, 1),
+                                            'padding': 'same',
+                                            'dilation_rate': (1, 1),
+                                            'groups': 1,
+                                            'activation': 'relu',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'data_format': 'channels_last',
+                                                        'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'activity_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None}}),
+                                          ('MaxPooling2D',
+                                           {'pool_size': (2, 2),
+                                            'strides': (2, 2),
+                                            'padding': 'valid',
+                                            '_others': {'data_format': 'channels_last'}}),
+                                          ('GlobalAveragePooling2D',
+                                           {'_others': {'data_format': 'channels_last', 'keepdims': False}}),
+                                          ('Dense',
+                                           {'units': 10,
+                                            'activation': 'linear',
+                                            'use_bias': True,
+                                            'trainable': True,
+                                            '_others': {'kernel_initializer': 'GlorotUniform()',
+                                                        'bias_initializer': 'Zeros()',
+                                                        'kernel_regularizer': None,
+                                                        'bias_regularizer': None,
+                                                        'kernel_constraint': None,
+                                                        'bias_constraint': None,
+                                                        'quantization_config': None}})),
+                               'outputs': 10,
+                               'output_activation': 'linear',
+                               'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
+                                                ('RandomRotation', {'factor': 0.05}),
+                                                ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
+                               'augmentation_code': ("RandomFlip('horizontal')",
+                                                     'RandomRotation(0.05)',
+                                                     'RandomZoom(0.1)'),
+                               'augmentation_others': ({'data_format': 'channels_last'},
+                                                       {'data_format': 'channels_last',
+                                                        'fill_mode': 'reflect',
+                                                        'fill_value': 0.0,
+                                                        'interpolation': 'bilinear'},
+                                                       {'data_format': 'channels_last',
+                                                        'fill_mode': 'reflect',
+                                                        'interpolation': 'bilinear',
+                                                        'fill_value': 0.0}),
+                               'rescale': 0.00392156862745098,
+                               'layer_code': ("Conv2D(32, 3, padding='same', activation='relu')",
+                                              "Conv2D(32, 3, padding='same', activation='relu')",
+                                              'MaxPooling2D(2)',
+                                              "Conv2D(64, 3, padding='same', activation='relu')",
+                                              "Conv2D(64, 3, padding='same', activation='relu')",
+                                              'MaxPooling2D(2)',
+                                              "Conv2D(128, 3, padding='same', activation='relu')",
+                                              'MaxPooling2D(2)',
+                                              "Conv2D(256, 3, padding='same', activation='relu')",
+                                              'MaxPooling2D(2)',
+                                              'GlobalAveragePooling2D()',
+                                              'Dense(10)'),
+                               'num_classes': 10,
+                               'num_classes_followed': True}}}
+RECORDED_CASES = {"conv_output_size(32, 3, padding='valid')": (30,
+                                              [(32,
+                                                " With padding='valid' there is no padding, so the kernel shaves k - 1 "
+                                                'pixels: floor((n - k) / s) + 1.')]),
+ "conv_output_size(32, 3, padding='same')": (32,
+                                             [(30,
+                                               " With padding='same' the input is padded, so the kernel size does not "
+                                               'shrink the map: ceil(n / s).')]),
+ "conv_output_size(32, 3, strides=2, padding='same')": (16,
+                                                        [(15,
+                                                          " With padding='same' the input is padded, so the kernel "
+                                                          'size does not shrink the map: ceil(n / s).'),
+                                                         (32, ' Did you ignore the stride? Divide by s.')]),
+ 'conv_output_size(32, 5)': (28,
+                             [(32,
+                               " With padding='valid' there is no padding, so the kernel shaves k - 1 pixels: floor((n "
+                               '- k) / s) + 1.')]),
+ 'pool_output_size(32)': (16,
+                          [(31,
+                            ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
+                            'halves the map). Did you use a stride of 1?'),
+                           (31, ' Did you ignore the stride? Divide by s.')]),
+ 'pool_output_size(16)': (8,
+                          [(15,
+                            ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
+                            'halves the map). Did you use a stride of 1?'),
+                           (15, ' Did you ignore the stride? Divide by s.')]),
+ 'pool_output_size(8)': (4,
+                         [(7,
+                           ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
+                           'halves the map). Did you use a stride of 1?'),
+                          (7, ' Did you ignore the stride? Divide by s.')]),
+ 'pool_output_size(4)': (2,
+                         [(3,
+                           ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
+                           'halves the map). Did you use a stride of 1?'),
+                          (3, ' Did you ignore the stride? Divide by s.')]),
+ 'conv_params(3, 3, 32)': (896,
+                           [(864,
+                             ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per filter.'),
+                            (320,
+                             ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'conv_params(3, 32, 32)': (9248,
+                            [(9216,
+                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
+                              'filter.'),
+                             (3104,
+                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'conv_params(3, 32, 64)': (18496,
+                            [(18432,
+                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
+                              'filter.'),
+                             (6208,
+                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'conv_params(3, 64, 64)': (36928,
+                            [(36864,
+                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
+                              'filter.'),
+                             (12352,
+                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'conv_params(3, 64, 128)': (73856,
+                             [(73728,
+                               ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
+                               'filter.'),
+                              (24704,
+                               ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'conv_params(3, 128, 256)': (295168,
+                              [(294912,
+                                ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
+                                'filter.'),
+                               (98560,
+                                ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
+ 'dense_params(128, 10)': (1290, [(1280, ' Did you forget the biases? A Dense layer adds one bias per unit.')]),
+ 'dense_params(256, 10)': (2570, [(2560, ' Did you forget the biases? A Dense layer adds one bias per unit.')]),
+ "head_params((4, 4, 128), 10, 'gap')": (1290,
+                                         [(20490,
+                                           ' GlobalAveragePooling2D averages each channel over height and width, so '
+                                           'Dense sees only `channels` features.'),
+                                          (1280, " Did you forget the Dense layer's biases (one per class)?")]),
+ "head_params((4, 4, 128), 10, 'flatten')": (20490,
+                                             [(1290,
+                                               ' Flatten keeps every position, so Dense sees height*width*channels '
+                                               'features; did you count only the channels?'),
+                                              (20480, " Did you forget the Dense layer's biases (one per class)?")]),
+ "head_params((2, 2, 256), 10, 'gap')": (2570,
+                                         [(10250,
+                                           ' GlobalAveragePooling2D averages each channel over height and width, so '
+                                           'Dense sees only `channels` features.'),
+                                          (2560, " Did you forget the Dense layer's biases (one per class)?")])}

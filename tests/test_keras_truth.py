@@ -2,7 +2,7 @@
 
 import math
 
-from grader.checker.checks.shape_math import keras_head_params
+from grader.checker.checks.keras_truth import keras_head_params
 from grader.checker.hidden_tests.cases import shape_math_cases
 
 

@@ -2,11 +2,15 @@
 
 Functional or Sequential, any layer names, `kernel_size=3` or `(3, 3)`, relu inside Conv2D or as a separate ReLU
 layer, the augmentation block nested or inline: all give one form. Anything the form does not understand is kept as
-it is, so two models share a form only when they train the same way. The training cache's keys, the checker's size
-bounds (rebuild.check_size) and the lesson comparison all read this form.
+it is, so two models share a form only when they train the same way. The training cache's keys, the verdict cache's
+and the checker's size bounds (rebuild.check_size) read this form. The lesson comparison still reduces the live layers
+itself (grader.checker.checks.comparison.canonical_layers, which also folds a relu after a relu and drops a linear
+Activation); both read a dtype with comparison.dtype_name.
 """
 
 import json
+
+from grader.checker.checks.comparison import dtype_name
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 # Keras stores these as one number per spatial axis; a config written by hand may give one int.
@@ -47,16 +51,9 @@ def _model_settings(config):
     inner = config.get("config") or {}
     settings = {"trainable": inner.get("trainable", True)}
     dtype = inner.get("dtype")
-    if dtype is not None and _dtype_name(dtype) != "float32":
+    if dtype is not None and dtype_name(dtype) != "float32":
         settings["dtype"] = _without_names(dtype)
     return settings
-
-
-def _dtype_name(dtype):
-    """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
-    if isinstance(dtype, dict):
-        return (dtype.get("config") or {}).get("name")
-    return dtype
 
 
 class _Graph:
@@ -133,7 +130,7 @@ class _Graph:
         config = dict(layer.get("config") or {})
         config.pop("name", None)
         if outer is not None:
-            if _dtype_name(config.get("dtype", "float32")) != "float32" or config.get("sparse") or config.get("ragged"):
+            if dtype_name(config.get("dtype", "float32")) != "float32" or config.get("sparse") or config.get("ragged"):
                 raise _NotAGraph
             return list(outer)
         return [self.add({"class": "Input", "config": _without_names(config)}, [])]
@@ -167,7 +164,7 @@ class _Graph:
             producer = self.ops[source[0]]
             config = producer["layer"].get("config") or {}
             if (source[1] != 0 or config.get("activation") != "linear" or consumers.get(source) != [index]
-                    or _dtype_name(config.get("dtype")) != _dtype_name(op["layer"]["config"].get("dtype"))):
+                    or dtype_name(config.get("dtype")) != dtype_name(op["layer"]["config"].get("dtype"))):
                 continue
             config["activation"] = "relu"
             replaced[(index, 0)] = source

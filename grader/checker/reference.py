@@ -4,7 +4,7 @@ The checker imports the lesson's solutions/ in its own process (never in a probe
 forked from), calls every builder, and keeps what the checks compare with as plain data: each network's input shape,
 stages (kind, output shape, parameters), total parameters, canonical layer list, outputs and output activation, the
 augmentation block's layers and settings, the Rescaling factor, and the model the filters bonus runs on. Shape-math
-truths come from Keras itself (grader.checker.checks.shape_math.KERAS_TRUTH), not from here. Everything is derived once
+truths come from Keras itself (grader.checker.checks.keras_truth.KERAS_TRUTH), not from here. Everything is derived once
 per process and kept under the reference's fingerprint, so an edited reference is judged by its own numbers.
 """
 

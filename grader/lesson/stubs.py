@@ -71,23 +71,6 @@ def write_stubs(solutions_dir, exercises_dir):
     return written
 
 
-# What the students' copy records of the lesson's expectations: never the reference's model configs.
-RECORDED = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "augmentation_others",
-            "networks")
-RECORDED_HEADER = "\n\n# The lesson's expectations, recorded from its reference by grader.lesson.stubs: do not edit.\n"
-
-
-def recorded_expectations(lesson_dir=None) -> str:
-    """Return the lesson's expectations the visible tests compare with, as the code that records them."""
-    import json
-
-    from grader.checker.reference import expectations
-
-    found = expectations(lesson_dir)
-    data = {key: found[key] for key in RECORDED}
-    return (RECORDED_HEADER + "_LESSON.update(_tuples(__import__('json').loads(" + repr(json.dumps(data)) + ")))\n")
-
-
 CHECKS_PACKAGE = "grader.checker.checks"
 GRADER_ONLY = re.compile(r"^# BEGIN GRADER ONLY.*?^# END GRADER ONLY\n", re.S | re.M)
 VISIBLE_SHAPE_MATH = Path(__file__).resolve().parents[2] / "exercises" / "test_shape_math.py"
@@ -107,13 +90,37 @@ def visible_cases(tests=VISIBLE_SHAPE_MATH):
     return []
 
 
-def recorded_answers(tests=VISIBLE_SHAPE_MATH) -> str:
-    """Return the code recording Keras's answer to each of the visible tests' shape-math cases (and no other)."""
-    from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr
+def recorded_cases(tests=VISIBLE_SHAPE_MATH) -> dict:
+    """Return {call: (Keras's answer, [(wrong answer, hint)])} for each of the visible tests' shape-math cases only."""
+    from grader.checker.checks.keras_truth import KERAS_TRUTH, usual_mistakes
+    from grader.checker.checks.shape_math import call_repr
 
-    answers = {call_repr(function, args, kwargs): KERAS_TRUTH[function](*args, **kwargs)
-               for function, args, kwargs in visible_cases(tests)}
-    return f"_ANSWERS.update({answers!r})\n"
+    found = {}
+    for function, args, kwargs in visible_cases(tests):
+        expected = KERAS_TRUTH[function](*args, **kwargs)
+        mistakes = [(answer, hint) for answer, hint in usual_mistakes(function, args, kwargs) if answer != expected]
+        found[call_repr(function, args, kwargs)] = (expected, mistakes)
+    return found
+
+
+# What the students' copy records of the lesson's expectations: never the reference's model configs.
+RECORDED_KEYS = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "augmentation_others",
+                 "networks")
+RECORDED_HEADER = ("\n\n# Recorded when this copy was made (grader.lesson.stubs), as data: the lesson's expectations, "
+                   "from its reference,\n# and Keras's answers to the visible tests' own shape-math calls, with the "
+                   "usual mistakes' answers and hints.\n")
+
+
+def recorded_data(lesson_dir=None, tests=VISIBLE_SHAPE_MATH) -> str:
+    """Return the code that records the lesson's expectations and the visible shape-math cases, as literals."""
+    import pprint
+
+    from grader.checker.reference import expectations
+
+    found = expectations(lesson_dir)
+    lesson = {key: found[key] for key in RECORDED_KEYS}
+    return (RECORDED_HEADER + f"RECORDED = {pprint.pformat(lesson, width=120, sort_dicts=False)}\n"
+            + f"RECORDED_CASES = {pprint.pformat(recorded_cases(tests), width=120, sort_dicts=False)}\n")
 
 
 def joined_checks(checks=CHECKS) -> str:
@@ -134,7 +141,8 @@ def joined_checks(checks=CHECKS) -> str:
                 own = isinstance(node, ast.ImportFrom) and (node.module or "").startswith(CHECKS_PACKAGE)
                 if not docstring and not own:
                     imports.append("".join(lines[node.lineno - 1:node.end_lineno]))
-        bodies.append("".join(line for number, line in enumerate(lines) if number not in dropped).strip("\n") + "\n")
+        body = "".join(line for number, line in enumerate(lines) if number not in dropped)
+        bodies.append(re.sub(r"\n{4,}", "\n\n\n", body).strip("\n") + "\n")
     standard = sorted(line for line in dict.fromkeys(imports) if not line.startswith("import numpy"))
     numpy = sorted(line for line in dict.fromkeys(imports) if line.startswith("import numpy"))
     return (f'"""{package}\n"""\n\n' + "".join(standard) + "\n" + "".join(numpy) + "\n\n"
@@ -143,10 +151,9 @@ def joined_checks(checks=CHECKS) -> str:
 
 def student_checks(checks=CHECKS, lesson_dir=None) -> str:
     """Return the students' copy of the lesson's checks (exercises/lesson_checks.py): the checks without what answers
-    shape math, Keras's answers to the visible tests' own cases, and the lesson's recorded expectations."""
+    shape math (keras_truth), the lesson's recorded expectations, and the visible tests' own shape-math cases."""
     exercises = Path(lesson_dir) / "exercises" if lesson_dir else VISIBLE_SHAPE_MATH.parent
-    return (CHECKS_HEADER + joined_checks(checks) + recorded_expectations(lesson_dir)
-            + recorded_answers(exercises / VISIBLE_SHAPE_MATH.name))
+    return CHECKS_HEADER + joined_checks(checks) + recorded_data(lesson_dir, exercises / VISIBLE_SHAPE_MATH.name)
 
 
 def write_student_files(solutions_dir, exercises_dir, checks=CHECKS):

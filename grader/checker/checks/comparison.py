@@ -105,7 +105,7 @@ def layer_settings(layer):
     return kind, {key: value for key, value in config.items() if key in ("factor", "rate", "activation")}
 
 
-def _dtype_name(dtype):
+def dtype_name(dtype):
     """Return the policy name of a layer's dtype entry (a string or a DTypePolicy object)."""
     if isinstance(dtype, dict):
         return (dtype.get("config") or {}).get("name")
@@ -134,9 +134,9 @@ def other_settings(layer, shown):
         if key in shown or key in STYLE_KEYS or key == "trainable":
             continue
         if key == "dtype":
-            if _dtype_name(value) in (DEFAULT_DTYPE, None):
+            if dtype_name(value) in (DEFAULT_DTYPE, None):
                 continue
-            value = _dtype_name(value)
+            value = dtype_name(value)
         found[key] = _plain(value)
     return found
 

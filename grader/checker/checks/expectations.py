@@ -1,29 +1,27 @@
-"""The lesson's expectations the checks compare with: derived from its reference solutions by the grader
-(grader.checker.reference), or recorded from them in the students' copy of these checks."""
+"""The lesson's expectations the checks compare with: derived from its reference solutions by the grader, or
+recorded from them in the students' copy of these checks."""
 
-_LESSON = {}
-
-
-def _tuples(node):
-    """Return recorded JSON with its lists as tuples, as the grader derives them."""
-    if isinstance(node, list):
-        return tuple(_tuples(item) for item in node)
-    if isinstance(node, dict):
-        return {key: _tuples(value) for key, value in node.items()}
-    return node
+# The students' copy: the lesson's expectations, recorded from its reference when the copy is made
+# (grader.lesson.stubs); empty in the grader, which derives them.
+RECORDED = {}
 
 
 def lesson():
     """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
-    if not _LESSON:
-        from grader.checker.reference import expectations
+    return RECORDED or derived()
 
-        return expectations()
-    return _LESSON
+
+# BEGIN GRADER ONLY: the students' copy has RECORDED instead, and no reference to derive from.
+def derived():
+    """Return the lesson's expectations, derived from its reference (grader.checker.reference)."""
+    from grader.checker.reference import expectations
+
+    return expectations()
+# END GRADER ONLY
 
 
 def network(builder):
-    """Return the expectations of one builder's network (see grader.checker.reference.describe_network)."""
+    """Return the expectations of one builder's network (stages, counts, layers, outputs)."""
     return lesson()["networks"][builder]
 
 

@@ -3,7 +3,8 @@ Keras computes. One test per function; its points are `test_<function>` under th
 
 import functools
 
-from grader.checker.checks.shape_math import KERAS_TRUTH, call_repr, check_answer
+from grader.checker.checks.keras_truth import KERAS_TRUTH, check_answer
+from grader.checker.checks.shape_math import call_repr
 from grader.checker.hidden_tests.cases import hidden_cases, shape_math_cases
 from grader.checker.session import expect
 from grader.lesson.manifest import SHAPE_MATH
