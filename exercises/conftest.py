@@ -86,6 +86,31 @@ def without_tensorflow_startup(sections):
     return [(title, text) for title, text in kept if text.strip() or not title.startswith("Captured")]
 
 
+def shared_cause(item, message):
+    """Return the root cause a failed check shares with other checks ('' if none), as the grader names it.
+
+    A network that differs from the lesson's in one place fails several checks for that one reason; a shape-math
+    hint, or a model without a Conv2D, can explain the failures of several tests too.
+    """
+    import lesson_checks
+
+    problems = [line.strip() for line in message.splitlines() if line.strip()]  # pytest indents an assert's lines
+    built = getattr(item, "funcargs", {}).get("built")
+    if built and problems and all(line.startswith(f"Called {built[0]}()") for line in problems):
+        name, model = built
+        try:
+            block = item.funcargs["student"]("augmentation").build_augmentation()
+        except Exception:  # noqa: BLE001 - the block's own tests tell why; the network is compared with the lesson's
+            block = None
+        try:
+            mistake = lesson_checks.one_mistake(model, f"{name}()", name, block)
+        except Exception:  # noqa: BLE001 - an odd model: each check says what it found
+            mistake = ""
+        if mistake:
+            return mistake
+    return lesson_checks.cause_of(problems)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     """Show every failure as its message or one line (exception, message, file and line, hint), not a traceback."""
@@ -99,10 +124,14 @@ def pytest_runtest_makereport(item, call):
     impl = Path(item.config.getoption("--impl", default=None) or HERE).resolve()
     if isinstance(error, NotImplementedError):
         report.longrepr = str(error)   # "conv_output_size() is not implemented yet. Return ..."
-    elif isinstance(error, AssertionError):
+    elif isinstance(error, (AssertionError, pytest.fail.Exception)):
         report.longrepr = str(error).split("\nassert")[0]
-    elif isinstance(error, pytest.fail.Exception):
-        report.longrepr = str(error)
+        cause = shared_cause(item, report.longrepr)
+        first = FIRST_FAILURES.setdefault(cause, item.nodeid) if cause else item.nodeid
+        if first != item.nodeid:  # another check's words for the same mistake: told once, the others are skipped
+            report.outcome = "skipped"
+            report.longrepr = (str(item.path), item.location[1] or 0, SAME_ERROR.format(first=first))
+            return
     else:
         report.longrepr = one_line(error, call.excinfo.tb, impl)
         first = FIRST_FAILURES.setdefault(report.longrepr, item.nodeid)

@@ -18,7 +18,8 @@ from grader.commands import COMMANDS
 
 def build_parser():
     """Return the argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(prog="grader", description="Grade 'Lesson 6 - CNNs in Keras' submissions.")
+    description = "Grade a lesson's submissions (lesson 6 unless --lesson FOLDER names another)."
+    parser = argparse.ArgumentParser(prog="grader", description=description)
     commands = parser.add_subparsers(dest="command", required=True)
     for name in COMMANDS:
         importlib.import_module(f"grader.commands.{name}").add_parser(commands)
@@ -26,7 +27,7 @@ def build_parser():
 
 
 LESSON_OPTION = "--lesson"
-NO_LESSON = ("--lesson expects a lesson folder holding lesson.toml and solutions/ (e.g. lessons/mnist_convnet). "
+NO_LESSON = ("--lesson expects a lesson folder holding lesson.toml and solutions/ (e.g. the kit's lessons/ folders). "
              "Received: {folder}")
 
 
@@ -51,7 +52,8 @@ def take_lesson(argv):
 
 def run(argv=None):
     """Parse the command line and run the subcommand; exit with its code."""
-    args = build_parser().parse_args(take_lesson(argv))
+    argv = take_lesson(argv)  # before the parser: building it imports the commands, which read the lesson
+    args = build_parser().parse_args(argv)
     sys.exit(args.run(args))
 
 

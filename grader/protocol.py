@@ -21,8 +21,9 @@ WRONG_TYPE = "wrong_type"      # the function returned something of the wrong ki
 TIMEOUT = "timeout"            # the function ran past its time limit; the probe was killed
 CRASHED = "crashed"            # the process died in the function (exit, signal, memory limit)
 NOT_RUN = "not_run"            # the probe never reached the function (e.g. the import failed)
-# The statuses the runner itself may report; the others are the launcher's verdicts.
-RUNNER_STATUSES = (OK, ERROR, MISSING, NOT_IMPLEMENTED, WRONG_TYPE)
+# The statuses the runner itself may report (NOT_RUN: the function used a name its file could not import); the
+# others are the launcher's verdicts.
+RUNNER_STATUSES = (OK, ERROR, MISSING, NOT_IMPLEMENTED, WRONG_TYPE, NOT_RUN)
 
 # Events, one JSON line each on the result pipe, in the order the runner sends them.
 IMPORT_START, IMPORTED, START, DONE, FINISHED = "import_start", "imported", "start", "done", "finished"

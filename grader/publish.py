@@ -18,6 +18,15 @@ NO_SUCH_PATH = ("grader {command}: no such file or folder: {path} (expected a .p
                 "notebook or a .zip)")
 
 
+def calibration_problem(options: GradingOptions) -> str:
+    """Return why the training check cannot run on the recorded calibration ('' if it can, or training is off)."""
+    if not options.training:
+        return ""
+    from grader.training.check import calibration_problem as problem
+
+    return problem(options.dataset)
+
+
 def grade_and_publish(*, command: str, path: str | Path, options: GradingOptions,
                       publish: Callable[[GradingResults], int], reports: str | Path | None = None,
                       submission: str | None = None) -> int:
@@ -41,6 +50,10 @@ def _grade_and_publish(*, command: str, path: str | Path, options: GradingOption
 
     if not Path(path).exists():
         print(NO_SUCH_PATH.format(command=command, path=path), file=sys.stderr)
+        return 2
+    problem = calibration_problem(options)
+    if problem:
+        print(f"grader {command}: {problem}", file=sys.stderr)
         return 2
     options = grading_options.with_default_cache_dir(options)
     print(f"Grading {path} ...", file=sys.stderr)

@@ -53,7 +53,8 @@ class Mistake:
     @property
     def test(self) -> str:
         """Return the tests as one line: the first, and how many more gave the same message."""
-        more = f" (and {len(self.tests) - 1} more tests)" if len(self.tests) > 1 else ""
+        others = len(self.tests) - 1
+        more = f" (and {others} more {'test' if others == 1 else 'tests'})" if others else ""
         return self.tests[0] + more
 
 

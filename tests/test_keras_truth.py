@@ -3,7 +3,7 @@
 import math
 
 from grader.checker.checks.keras_truth import keras_head_params
-from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.checker.hidden_tests.cases import shape_math_cases
 
 
 def test_head_params_counts_every_hidden_case_and_leaves_no_weight_to_initialize():
@@ -13,7 +13,7 @@ def test_head_params_counts_every_hidden_case_and_leaves_no_weight_to_initialize
         return {id(variable) for variable in global_state.get_global_attribute("uninitialized_variables") or ()}
 
     before = pending()
-    for (feature_shape, num_classes, pooling), _ in SHAPE_MATH_CASES["head_params"]:
+    for (feature_shape, num_classes, pooling), _ in shape_math_cases()["head_params"]:
         features = feature_shape[-1] if pooling == "gap" else math.prod(feature_shape)
         got = keras_head_params(feature_shape, num_classes, pooling)
         assert got == features * num_classes + num_classes, f"{feature_shape}, {num_classes}, {pooling}: got {got}"

@@ -1,7 +1,8 @@
 """The lesson is data: an instructor who edits the reference changes what is graded, with no grader file touched.
 
-A copy of the kit's lesson (lesson.toml and solutions/) is edited as a course would adapt it (a Dropout before
-build_cnn's head, RandomZoom(0.2)), then `grader grade ... --lesson COPY` grades the edited reference and the old one.
+A copy of the kit's lesson (lesson.toml, points.toml, hidden_cases.json and solutions/) is edited as a course would
+adapt it (a Dropout before build_cnn's head, RandomZoom(0.2); or a fifth conv block in build_cnn_v2 and another
+num_classes default for build_cnn), then `grader grade ... --lesson COPY` grades the edited reference and the old one.
 """
 
 import json
@@ -14,9 +15,18 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+LESSON_FILES = ("lesson.toml", "points.toml", "hidden_cases.json")
 HEAD = "    outputs = layers.Dense(num_classes)(x)\n"
 EDITS = {"cnn.py": (HEAD, "    x = layers.Dropout(0.3)(x)\n" + HEAD, 1),
          "augmentation.py": ("RandomZoom(0.1)", "RandomZoom(0.2)", -1)}
+POOL = "    x = layers.MaxPooling2D(2)(x)\n"
+V2_LAST_BLOCK = '    x = layers.Conv2D(256, 3, padding="same", activation="relu")(x)\n' + POOL
+FIFTH_BLOCK = '    x = layers.Conv2D(512, 3, padding="same", activation="relu")(x)\n' + POOL
+# A fifth conv block in build_cnn_v2, and build_cnn's num_classes defaulting to 5 (its signature in lesson.toml too).
+EDITS_2 = {"cnn.py": [(V2_LAST_BLOCK, V2_LAST_BLOCK + FIFTH_BLOCK, 1),
+                      ("def build_cnn(num_classes=10)", "def build_cnn(num_classes=5)", 1)],
+           "../lesson.toml": [('{ name = "build_cnn", call = "builder", signature = "(num_classes=10)"',
+                               '{ name = "build_cnn", call = "builder", signature = "(num_classes=5)"', 1)]}
 
 
 def grade(submission, lesson, tmp_path):
@@ -39,18 +49,30 @@ def lost(report):
     return found
 
 
-@pytest.fixture(scope="module")
-def edited_lesson(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("course") / "lesson"
+def copy_lesson(folder, edits):
+    """Copy the kit's lesson into folder and apply {file under solutions/: [(old, new, count)]}; return folder."""
     folder.mkdir()
-    shutil.copy(ROOT / "lesson.toml", folder / "lesson.toml")
+    for name in LESSON_FILES:
+        shutil.copy(ROOT / name, folder / name)
     shutil.copytree(ROOT / "solutions", folder / "solutions", ignore=shutil.ignore_patterns("__pycache__"))
-    for name, (old, new, count) in EDITS.items():
+    for name, changes in edits.items():
         path = folder / "solutions" / name
         text = path.read_text()
-        assert old in text, (name, old)
-        path.write_text(text.replace(old, new, count))
+        for old, new, count in changes:
+            assert old in text, (name, old)
+            text = text.replace(old, new, count)
+        path.write_text(text)
     return folder
+
+
+@pytest.fixture(scope="module")
+def edited_lesson(tmp_path_factory):
+    return copy_lesson(tmp_path_factory.mktemp("course") / "lesson", {name: [edit] for name, edit in EDITS.items()})
+
+
+@pytest.fixture(scope="module")
+def edited_lesson_2(tmp_path_factory):
+    return copy_lesson(tmp_path_factory.mktemp("course2") / "lesson", EDITS_2)
 
 
 @pytest.mark.slow
@@ -74,3 +96,48 @@ def test_no_grader_file_names_the_edited_lesson():
     # The edits above reach the grade through the reference alone.
     texts = [path.read_text(encoding="utf-8") for path in (ROOT / "grader").rglob("*.py")]
     assert not any("Dropout(0.3)" in text or "RandomZoom(0.2)" in text for text in texts)
+
+
+@pytest.mark.slow
+def test_a_fifth_block_and_another_num_classes_default_reach_the_grade(edited_lesson_2, tmp_path):
+    assert lost(grade(edited_lesson_2 / "solutions", edited_lesson_2, tmp_path)) == {}
+    old = tmp_path / "old" / "solutions"
+    shutil.copytree(ROOT / "solutions", old, ignore=shutil.ignore_patterns("__pycache__"))
+    found = lost(grade(old, edited_lesson_2, tmp_path))
+    assert set(found) == {"build_cnn", "build_cnn_v2"}, found
+    assert any("Conv2D" in message and "512" in message for message in found["build_cnn_v2"]), found["build_cnn_v2"]
+    assert any("(None, 5)" in message or "num_classes=5" in message for message in found["build_cnn"]), \
+        found["build_cnn"]
+
+
+def in_lesson(lesson, code):
+    """Run Python code with GRADER_LESSON=lesson; return the CompletedProcess."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "GRADER_LESSON": str(lesson), "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+def test_the_students_files_regenerate_from_the_edited_reference(edited_lesson_2, tmp_path):
+    done = in_lesson(edited_lesson_2, f"from grader.lesson.stubs import write_student_files; "
+                                      f"write_student_files({str(edited_lesson_2 / 'solutions')!r}, {str(tmp_path)!r})")
+    assert done.returncode == 0, done.stderr[-2000:]
+    stub = (tmp_path / "cnn.py").read_text()
+    assert "def build_cnn(num_classes=5)" in stub and "Conv2D(512" not in stub.split("raise NotImplementedError")[-1]
+    recorded = (tmp_path / "lesson_checks.py").read_text()
+    assert recorded != (ROOT / "exercises" / "lesson_checks.py").read_text()
+    assert "Conv2D(512" in recorded  # the v2 the students' visible tests compare with
+
+
+def test_the_training_calibration_is_refused_once_the_trained_network_changed(edited_lesson, tmp_path):
+    # The Dropout changes build_cnn, the network the training check trains: the kit's record no longer applies.
+    done = subprocess.run([sys.executable, "-m", "grader", "grade", str(ROOT / "solutions"), "--lesson",
+                           str(edited_lesson)], capture_output=True, text=True, timeout=600, cwd=tmp_path,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert "was measured on another network than the lesson's build_cnn()" in done.stderr
+    assert f"grader calibrate --lesson {edited_lesson}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_the_kits_own_calibration_holds_for_the_kits_lesson():
+    done = in_lesson(ROOT, "from grader.training.check import calibration_problem; print(repr(calibration_problem()))")
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "''", done.stderr[-2000:]

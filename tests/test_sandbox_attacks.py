@@ -136,8 +136,8 @@ def test_rewriting_a_hidden_test_and_the_points_changes_nothing(tmp_path, settle
             outcome = yield
             outcome.get_result().outcome = "passed"
         '''
-        for target, text in (({str(hidden / "conftest.py")!r}, HOOK), ({str(hidden / "points.toml")!r}, "\\n# x\\n"),
-                             ({str(hidden / "test_cnn.py")!r}, "\\ndef test_free(): pass\\n")):
+        for target, text in (({str(hidden / "conftest.py")!r}, HOOK), ({str(ROOT / "points.toml")!r}, "\\n# x\\n"),
+                             ({str(hidden / "test_builders.py")!r}, "\\ndef test_free(): pass\\n")):
             try:
                 with open(target, "a") as handle:
                     handle.write(text)

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from grader.checker.checks.keras_truth import KERAS_TRUTH
-from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.checker.hidden_tests.cases import shape_math_cases
 from grader.integrations.release import build_release
 from grader.lesson.manifest import SHAPE_MATH
 from grader.lesson.stubs import STUB_MODULES
@@ -135,7 +135,7 @@ def hidden_calls_answered(callables, recorded):
 
     found = {}
     for function in SHAPE_MATH:
-        for args, kwargs in SHAPE_MATH_CASES[function]:
+        for args, kwargs in shape_math_cases()[function]:
             call = call_repr(function, args, kwargs)
             truth = KERAS_TRUTH[function](*args, **kwargs)
             for name, candidate in callables.items():
@@ -161,7 +161,7 @@ def test_the_sweep_finds_a_copied_helper_that_answers(release, tmp_path):
     (leaky / "lesson_helpers.py").write_text(Path(keras_truth.__file__).read_text(encoding="utf-8"))
     answered = hidden_calls_answered(released_callables(leaky), {})
     assert {"lesson_helpers.keras_conv_output_size", "lesson_helpers.KERAS_TRUTH[4]"} <= set(answered), answered
-    assert len(answered["lesson_helpers.keras_dense_params"]) == len(SHAPE_MATH_CASES["dense_params"])
+    assert len(answered["lesson_helpers.keras_dense_params"]) == len(shape_math_cases()["dense_params"])
 
 
 ATTACK = '''

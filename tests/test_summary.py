@@ -79,7 +79,7 @@ def test_one_message_from_several_tests_is_one_mistake():
                                             CheckResult("build_cnn_v2: head", "build_cnn_v2", 0, 2, FAILED, timeout)])
     (mistake,) = class_summary.summarise([hung]).mistakes
     assert (mistake.tests, mistake.students) == (["build_cnn_v2: input", "build_cnn_v2: head"], ["mallory"])
-    assert mistake.test == "build_cnn_v2: input (and 1 more tests)"
+    assert mistake.test == "build_cnn_v2: input (and 1 more test)"
 
 
 def test_a_submission_that_passed_nothing_is_listed_once_not_in_every_mistake(results):

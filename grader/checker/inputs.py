@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 
 KIT = Path(__file__).resolve().parent.parent   # the grader package
+LESSON_DATA = ("lesson.toml", "points.toml", "hidden_cases.json", "calibration.json")  # besides the reference
 WATCHED_SUFFIXES = (".py", ".toml", ".json", ".pyc", ".sh", ".yml", ".md", "")
 
 
@@ -30,6 +31,13 @@ def fingerprint(root: Path = KIT) -> dict[str, str]:
         for path in reference_files():
             if path.is_file():
                 found[f"lesson reference {path.name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
+        from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+        if lesson_dir().resolve() != DEFAULT_LESSON.resolve():  # another lesson's data lies outside the package
+            for name in LESSON_DATA:
+                path = lesson_dir() / name
+                if path.is_file():
+                    found[f"lesson {name}"] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
 

@@ -21,9 +21,16 @@ VISIBILITY_TABLE = "visibility"
 BONUS = "bonus"  # the table naming the parts whose points come on top of the lesson's
 
 
+NO_POINTS = ("The lesson's points table is read from {path}: it is missing. Expected a points.toml next to the "
+             "lesson's lesson.toml (see the kit's own). Received: a lesson folder without one.")
+
+
 def _read(path):
-    with open(path, "rb") as handle:
-        return tomllib.load(handle)
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ValueError(NO_POINTS.format(path=path)) from None
 
 
 def load_table(path: Path = POINTS_FILE) -> tuple[dict[str, dict[str, float]], dict[str, str]]:

@@ -94,7 +94,8 @@ class _Collector:
         part = item.get_closest_marker("part").args[0]
         points = item.get_closest_marker("points").args[0]
         visibility = item.get_closest_marker("visibility")
-        doc = (item.function.__doc__ or item.originalname).strip().splitlines()[0]
+        title = item.get_closest_marker("title")
+        doc = title.args[0] if title else (item.function.__doc__ or item.originalname).strip().splitlines()[0]
         if report.failed and (report.nodeid in self.timed_out or getattr(report, "check_message", None) is None):
             self.unfinished.add(part)
         output = "" if report.passed else TIMEOUT_MESSAGE if report.nodeid in self.timed_out else _message(report)

@@ -12,7 +12,7 @@ from grader import protocol
 from grader.checker.checks.augmentation import exception_hint
 from grader.checker.checks.preconditions import cause_of
 from grader.checker.rebuild import ConfigRejected, rebuild
-from grader.lesson.manifest import TRAINING_BUILDER
+from grader.lesson.manifest import CALLS, TRAINING_BUILDER
 
 STATUS_MESSAGES = {
     protocol.NOT_IMPLEMENTED: "{call} is not implemented yet (it raises NotImplementedError).",
@@ -153,6 +153,38 @@ class GradingSession:
         key = (called, "lesson")
         if key not in self._models:
             self._models[key] = rebuild(substitutes()[called], f"the lesson's {called}()")
+        return self._models[key]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        """Name a network's one mistake as the cause of each of its checks that fails on it (told once, not N times).
+
+        A network that differs from the lesson's in one place only (network_mistakes: its input, its augmentation,
+        one layer or one setting) fails every check of what it returns for that one reason, each in its own words.
+        """
+        error = call.excinfo.value if call.excinfo is not None else None
+        if isinstance(error, pytest.fail.Exception) and getattr(error, "cause", None) is not None:
+            from grader.checker.hidden_tests.conftest import part_of
+            from grader.lesson.manifest import BUILDER_PARTS
+
+            builder = BUILDER_PARTS.get(part_of(item))
+            said = [line for line in str(error.msg).splitlines() if line.strip()]
+            if builder and said and all(line.startswith(f"Called {builder}()") for line in said):
+                error.cause = self.one_mistake(builder) or error.cause
+        return (yield)
+
+    def one_mistake(self, builder):
+        """Return the one mistake of the network a builder returned, in one line; '' where it has none or several."""
+        from grader.checker.checks.mistakes import one_mistake
+
+        key = (builder, "one mistake")
+        if key not in self._models:
+            try:
+                called = [self.called_model(builder, name) for name in CALLS.get(builder, ())]
+                found = one_mistake(self.model(builder), f"{builder}()", builder, *called[:1])
+            except (pytest.fail.Exception, ConfigRejected, KeyError):  # no model, or not one of the lesson's networks
+                found = ""
+            self._models[key] = found
         return self._models[key]
 
     def config(self, name):

@@ -107,6 +107,12 @@ def main(*, folder, jobs=None, output="grades.csv", reports=None, fmt=None, opti
     if part and only:
         _error("--shard and --only do not go together: expected one of them. Received: both")
         return USAGE_ERROR
+    from grader.publish import calibration_problem
+
+    problem = calibration_problem(options)
+    if problem:
+        _error(problem)
+        return USAGE_ERROR
     summary_dir = Path(reports) if reports else Path(output).parent
     outputs = (output, reports, canvas, moodle, summary_dir / HTML_NAME, summary_dir / MARKDOWN_NAME,
                shard_manifest_path(output))

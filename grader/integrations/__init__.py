@@ -20,12 +20,44 @@ INSTALLED_SOURCES = PACKAGE / "kit_sources"
 
 
 def template(name):
-    """Return the text of one of the templates."""
+    """Return the text of one of the templates: the lesson folder's own copy where it has one, else the kit's."""
+    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+    own = lesson_dir() / name
+    if lesson_dir().resolve() != DEFAULT_LESSON.resolve() and own.is_file():
+        return own.read_text(encoding="utf-8")
     return (TEMPLATES / name).read_text(encoding="utf-8")
+
+
+def chosen_lesson():
+    """Return the folder of the lesson chosen with --lesson, or None for the kit's own (which the wheel carries)."""
+    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+    return None if lesson_dir().resolve() == DEFAULT_LESSON.resolve() else lesson_dir()
+
+
+LESSON_NUMBER = re.compile(r"@PARAMS:(\w+):(total|-?\d+)@")
+
+
+def with_lesson_numbers(text):
+    """Return text with each @PARAMS:builder:total@ (or :N@, the N-th stage) replaced by the reference's count."""
+    if not LESSON_NUMBER.search(text):
+        return text
+    from grader.checker.reference import expectations
+
+    networks = expectations()["networks"]
+
+    def count(match):
+        network = networks[match.group(1)]
+        found = network["total_params"] if match.group(2) == "total" else network["stages"][int(match.group(2))][2]
+        return f"{found:,}"
+
+    return LESSON_NUMBER.sub(count, text)
 
 
 def render(text, values):
     """Return text with every @NAME@ placeholder replaced from values; fail on one left unfilled."""
+    text = with_lesson_numbers(text)
     for name, value in values.items():
         text = text.replace(f"@{name}@", str(value))
     leftover = sorted(set(PLACEHOLDER.findall(text)))

@@ -17,9 +17,12 @@ import zipfile
 from importlib import metadata
 from pathlib import Path
 
-from grader.integrations import kit_folder, kit_root, render, source_tree, template
+from grader.integrations import chosen_lesson, kit_folder, kit_root, render, source_tree, template
 
 KIT_DIR = "kit"                                      # where the kit lies inside the zip
+LESSON_DIR = "lesson"                                # where a lesson chosen with --lesson lies inside the zip
+# What of a lesson folder the grader reads (never its exercises/): the probe cannot read any of it (setup.sh).
+LESSON_FILES = ("lesson.toml", "points.toml", "hidden_cases.json", "calibration.json", "solutions")
 DISTRIBUTION = "lesson6-grader"
 # What building the kit needs: pyproject names the README, setup.py copies solutions/ and exercises/ into the wheel.
 BUNDLED = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "grader", "solutions", "exercises")
@@ -65,7 +68,9 @@ SETTINGS = """Gradescope settings for this autograder:
 def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
     """Write Gradescope's autograder zip to out; return its path."""
     check_grade_args(grade_args)
-    smoke = Path(smoke_submission) if smoke_submission else kit_folder("solutions", flag="--smoke-submission")
+    lesson = chosen_lesson()
+    default_smoke = lesson / "solutions" if lesson else kit_folder("solutions", flag="--smoke-submission")
+    smoke = Path(smoke_submission) if smoke_submission else default_smoke
     if not smoke.exists():
         raise FileNotFoundError(NO_SMOKE.format(path=smoke))
     source = Path(kit_source) if kit_source else source_tree()
@@ -87,15 +92,32 @@ def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT
             kit_path = KIT_DIR
             add_kit_tree(archive, source)
         smoke_path = add_smoke_submission(archive, smoke)
+        if lesson:
+            add_lesson(archive, lesson)
         add_text(archive, "setup.sh", render(template("setup.sh"), {
-            "KIT_PATH": kit_path, "SMOKE_PATH": smoke_path, "GRADE_ARGS": shlex.quote(grade_args)}), EXECUTABLE)
-        add_text(archive, "run_autograder", run_autograder_script(grade_args, timeout), EXECUTABLE)
+            "KIT_PATH": kit_path, "SMOKE_PATH": smoke_path, "GRADE_ARGS": shlex.quote(grade_args),
+            "LESSON_ARGS": lesson_args(lesson, '"$AUTOGRADER_ROOT/source')}), EXECUTABLE)
+        add_text(archive, "run_autograder", run_autograder_script(grade_args, timeout, lesson), EXECUTABLE)
     return out
 
 
-def run_autograder_script(grade_args="", timeout=DEFAULT_TIMEOUT):
+def add_lesson(archive, folder):
+    """Add the lesson's data the checker needs (manifest, points, cases, calibration, reference) under LESSON_DIR."""
+    for entry in sorted(Path(folder).rglob("*")):
+        relative = entry.relative_to(folder)
+        if entry.is_file() and relative.parts[0] in LESSON_FILES and "__pycache__" not in relative.parts:
+            archive.write(entry, f"{LESSON_DIR}/{relative.as_posix()}")
+
+
+def lesson_args(lesson, root):
+    """Return the shell words that point `grader grade` at the zip's lesson ('' for the kit's own lesson)."""
+    return f'--lesson {root}/{LESSON_DIR}"' if lesson else ""
+
+
+def run_autograder_script(grade_args="", timeout=DEFAULT_TIMEOUT, lesson=None):
     """Return run_autograder with its defaults and messages filled in."""
     return render(template("run_autograder"), {
+        "LESSON_ARGS": lesson_args(lesson, '"$ROOT/source'),
         "GRADE_ARGS": shlex.quote(grade_args),
         "TIMEOUT": int(timeout),
         "GRADER_FAILED": shlex.quote(GRADER_FAILED),

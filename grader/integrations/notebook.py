@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 
+from grader.lesson.manifest import LESSON_NAME
 from grader.lesson.stubs import STUB_MODULES
 
 NOTEBOOK_NAME = "lesson06_cnns.ipynb"
@@ -98,7 +99,7 @@ conv block ×2 with 64 filters → pool → conv block with 128 filters → pool
 GAP is the modern default: fewer parameters means less overfitting in the head, and the model becomes input-size
 agnostic. `Flatten` still earns its keep when the map is tiny and position is the signal. For our CIFAR net,
 swapping GAP for Flatten adds ~19K head parameters and typically buys nothing. We keep GAP. The whole network has
-140,714 parameters.
+@PARAMS:build_cnn:total@ parameters.
 
 **Your task (v2):** add a fourth conv block — `Conv2D(256, 3, padding="same", activation="relu")` followed by
 `MaxPooling2D(2)` — before the GAP layer. Before running anything, compute by hand the output shape after the new
@@ -237,11 +238,32 @@ def packed_files(notebook):
     raise ValueError("Expected a Lesson 6 notebook with a check cell; found none")
 
 
+OTHER_SECTION = "## `{module}`\n\nFill in the functions below; each docstring says what to return.\n"
+OTHER_INTRO = ("# {lesson}: exercises\n\nFill in the functions in the code cells below, then run the last cell: it "
+               "runs the visible tests on your functions and says what to fix.\n")
+
+
+def lesson_text(name, kit_text):
+    """Return a notebook text, the lesson's numbers filled in from its reference: for another lesson than the kit's,
+    its folder's own file of that name (e.g. notebook_intro.md) where it has one."""
+    from grader.integrations import with_lesson_numbers
+    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+    if lesson_dir().resolve() != DEFAULT_LESSON.resolve():
+        own = lesson_dir() / name
+        if own.is_file():
+            kit_text = own.read_text(encoding="utf-8")
+        elif name == "notebook_intro.md":
+            kit_text = OTHER_INTRO.format(lesson=LESSON_NAME)
+    return with_lesson_numbers(kit_text)
+
+
 def build_notebook(modules_dir, exercises_dir):
     """Return the student notebook: the modules in modules_dir as cells, the visible tests of exercises_dir packed."""
-    cells = [nbformat.v4.new_markdown_cell(INTRO)]
+    cells = [nbformat.v4.new_markdown_cell(lesson_text("notebook_intro.md", INTRO))]
     for name in STUB_MODULES:
-        cells.append(nbformat.v4.new_markdown_cell(SECTIONS[name]))
+        section = SECTIONS.get(name) or OTHER_SECTION.format(module=name)
+        cells.append(nbformat.v4.new_markdown_cell(lesson_text(f"notebook_{Path(name).stem}.md", section)))
         source = exercise_cell_source((Path(modules_dir) / name).read_text(encoding="utf-8"))
         cells.append(nbformat.v4.new_code_cell(source, metadata={CELL_KEY: {"module": name}}))
     cells.append(nbformat.v4.new_markdown_cell(CHECKS_INTRO))

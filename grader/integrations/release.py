@@ -14,7 +14,17 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from grader.integrations import INSTALLED_SOURCES, PACKAGE, github, kit_root, notebook, render, source_tree, template
+from grader.integrations import (
+    INSTALLED_SOURCES,
+    PACKAGE,
+    chosen_lesson,
+    github,
+    kit_root,
+    notebook,
+    render,
+    source_tree,
+    template,
+)
 from grader.lesson.stubs import BEGIN, END, STUB_MODULES, student_checks, write_student_files
 from grader.wording import plural
 
@@ -107,10 +117,12 @@ class ReleaseSources(NamedTuple):
 
 def release_sources(kit_source=None):
     """Return the release's sources: kit_source, else the source tree, else what the installed wheel carries."""
+    lesson = chosen_lesson()  # --lesson FOLDER: that lesson's reference and visible tests, the kit's checks
     if kit_source or source_tree():
         root = kit_root(kit_source or source_tree(), needs=("solutions", "exercises", "grader"))
-        return ReleaseSources(root / "solutions", root / "exercises", root / "grader")
-    root = kit_root(INSTALLED_SOURCES, needs=("solutions", "exercises"))
+        folder = lesson or root
+        return ReleaseSources(folder / "solutions", folder / "exercises", root / "grader")
+    root = lesson or kit_root(INSTALLED_SOURCES, needs=("solutions", "exercises"))
     return ReleaseSources(root / "solutions", root / "exercises", PACKAGE)
 
 

@@ -76,23 +76,33 @@ BUILDERS = tuple(name for name in API if CALL_KIND[name] == "builder")
 CNN_BUILDERS = tuple(name for name in BUILDERS if "num_classes" in SIGNATURES[name])
 FILTERS = tuple(name for name in API if CALL_KIND[name] == "filters")
 MODULE_FILES = tuple(f"{module}.py" for module in MODULES)
+# The part each function is graded in (lesson.toml's `part`).
+PART_OF = {function["name"]: function["part"] for module in _DATA["modules"] for function in module["functions"]
+           if function.get("part")}
 # The part whose hidden tests read only the model one builder returns, and that builder.
-BUILDER_PARTS = {function["part"]: function["name"] for module in _DATA["modules"] for function in module["functions"]
-                 if function.get("part")}
+BUILDER_PARTS = {PART_OF[name]: name for name in BUILDERS if name in PART_OF}
+# The builder whose network a builder's network extends (its part grades the new block): {part: base builder}.
+EXTENDS = {PART_OF[function["name"]]: function["extends"] for module in _DATA["modules"]
+           for function in module["functions"] if function.get("extends") and function["name"] in PART_OF}
 TRAINING_BUILDER = _DATA.get("training", {}).get("builder")
+TRAINING_PART = _DATA.get("training", {}).get("part", "training") if TRAINING_BUILDER else None
+TRAINING_HINT = _DATA.get("training", {}).get("hint", "Networks that do not learn usually have frozen layers or an "
+                                                      "output layer unlike the lesson's.")
 FILTERS_BUILDER = _DATA.get("filters", {}).get("builder")
 
-# The API functions a function calls (the networks call build_augmentation()). Where the student's own fails, the
-# probe calls the function again with the lesson's version of the one it calls, so each mistake costs its own part.
-CALLS = {"build_cnn": ("build_augmentation",), "build_cnn_v2": ("build_augmentation",)}
-# The parts that judge another part's result and so keep its substitution: the training check trains build_cnn (a
+# The API functions a function calls (lesson.toml's `calls`: the networks call the augmentation block's builder).
+# Where the student's own fails, the probe calls the function again with the lesson's version of the one it calls, so
+# each mistake costs its own part.
+CALLS = {function["name"]: tuple(function["calls"]) for module in _DATA["modules"]
+         for function in module["functions"] if function.get("calls")}
+# The parts that judge another part's result and so keep its substitution: the training check trains its builder (a
 # network that learns needs the lesson's block where the student's cannot be built).
-USES = {"training": "build_cnn"}
+USES = {TRAINING_PART: TRAINING_BUILDER} if TRAINING_BUILDER else {}
 
-# Where the points of every hidden test are kept: the lesson folder's points.toml, else the kit's hidden tests'.
-_LESSON_POINTS = lesson_dir() / "points.toml"
-POINTS_FILE = (_LESSON_POINTS if _LESSON_POINTS.is_file()
-               else Path(__file__).resolve().parent.parent / "checker" / "hidden_tests" / "points.toml")
+# Where the points of every hidden test are kept: the lesson folder's points.toml.
+POINTS_FILE = lesson_dir() / "points.toml"
+# The lesson's hidden shape-math cases and the titles of their tests, if it has shape-math functions.
+HIDDEN_CASES_FILE = lesson_dir() / "hidden_cases.json"
 
 
 def module_list(functions=API):

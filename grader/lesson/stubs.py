@@ -20,7 +20,7 @@ STUB_MODULES = MODULE_FILES
 CHECKS = Path(__file__).resolve().parents[1] / "checker" / "checks"
 # The checks' modules in the order the students' copy defines them: each after the ones it uses.
 CHECKS_MODULES = ("expectations", "models", "shape_math", "preconditions", "comparison", "network", "augmentation",
-                  "filters", "output")
+                  "mistakes", "filters", "output")
 STUDENT_CHECKS = "lesson_checks.py"
 CHECKS_HEADER = ("# Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): "
                  "do not edit.\n")
@@ -80,6 +80,8 @@ def visible_cases(tests=VISIBLE_SHAPE_MATH):
     """Return the visible shape-math tests' own cases: [(function, args, kwargs)], read from their CASES list."""
     import ast
 
+    if not Path(tests).is_file():  # a lesson without shape-math exercises
+        return []
     tree = ast.parse(Path(tests).read_text(encoding="utf-8"))
     for node in tree.body:
         if isinstance(node, ast.Assign) and [target.id for target in node.targets if isinstance(target,

@@ -1,9 +1,10 @@
 """What every format of a submission's report shares: its title, number style and one-line verdict."""
 
 from grader import extra_credit
+from grader.lesson.manifest import LESSON_NAME
 from grader.results import GRADED, SHOWN_TO_INSTRUCTOR, CheckResult, GradingResults
 
-TITLE = "Lesson 6 — CNNs in Keras"
+TITLE = LESSON_NAME  # the lesson's name, from its lesson.toml
 PRINTED_HEADING = "What your code printed"
 GRADING_UNFINISHED = "Grading could not finish; the score counts only the tests that ran"
 NOT_SHOWN = "{count} more tests ({points} points) are not shown yet; the score above counts only the tests shown."

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from grader import protocol
 from grader.lesson import manifest
-from grader.protocol import CRASHED, ERROR, NOT_RUN, FunctionOutcome, ProbeResult
+from grader.protocol import CRASHED, ERROR, NOT_RUN, TIMEOUT, FunctionOutcome, ProbeResult
 from grader.sandbox import account, isolation, rules
 from grader.sandbox.policy import ProbePolicy
 from grader.sandbox.processes import TOKEN_VARIABLE, ProbeProcesses, become_subreaper
@@ -47,6 +47,7 @@ PROTOCOL = Path(protocol.__file__).resolve()
 BLOCKED_PACKAGES = ("grader", "solutions", "exercises")
 API = manifest.API
 MAX_RESTARTS = 4
+KILLED_BY = (TIMEOUT, CRASHED)  # a function that ended its child: those calling it get the lesson's
 MAX_ARRAY_BYTES = protocol.MAX_ARRAY_BYTES
 COPY_IGNORE = ("__pycache__", "*.pyc", "conftest.py", "pytest.ini")
 IMPORT_FAILED = "could not import {module}.py: {message}"
@@ -280,6 +281,7 @@ def probe_loop(envelope, start, limits, processes, output, result, started, on_s
         if time.monotonic() >= total_deadline:
             return give_up(result, API, NOT_RUN_TOTAL.format(seconds=format_seconds(limits.total_seconds)))
         envelope["skip"] = sorted(result.outcomes)
+        envelope["killed"] = sorted(name for name, outcome in result.outcomes.items() if outcome.status in KILLED_BY)
         output.note(RESTARTED.format(where=attempt.current or BETWEEN_FUNCTIONS))
     give_up(result, API, NOT_RUN_RESTARTS.format(count=MAX_RESTARTS))
 

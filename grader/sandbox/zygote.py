@@ -123,14 +123,14 @@ class Zygote:
             (self.home / name).mkdir()
         paths = [str(KIT_ROOT), *site_dirs()]
         # The network the zygote warms up on, made here: the zygote never imports the lesson's reference.
-        from grader.checker.hidden_tests.cases import filters_model_config
+        from grader.checker.hidden_tests.cases import warm_up_config
 
-        warm_config = filters_model_config()
+        warm_config = warm_up_config()
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-I", "-S", "-B", "-c", BOOT, str(theirs.fileno()), json.dumps(paths), warm_config],
                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.home,
-                env=child_environment(self.home, self.token), pass_fds=(theirs.fileno(),), start_new_session=True)
+                env=zygote_environment(self.home, self.token), pass_fds=(theirs.fileno(),), start_new_session=True)
         finally:
             theirs.close()
         self.sock, self.ready = mine, False
@@ -217,6 +217,16 @@ class Zygote:
 
 
 # --- the zygote process ---------------------------------------------------------------------------------------
+
+
+def zygote_environment(home, token):
+    """Return the zygote's environment: a child's, and the lesson being graded (its probes' plans block its folder)."""
+    from grader.lesson.manifest import LESSON_ENV
+
+    environment = child_environment(home, token)
+    if os.environ.get(LESSON_ENV):
+        environment[LESSON_ENV] = os.environ[LESSON_ENV]
+    return environment
 
 
 def _load_runner():

@@ -1,10 +1,11 @@
 """Calibrate the training check: where should the pass threshold sit?
 
-Trains the reference network (solutions/cnn.py build_cnn, as a JSON config, exactly as a submission
-reaches the check) over many seeds, and known-broken models (variants of it, and a linear model that a check
-worth its name must fail) over fewer, then recommends a threshold midway between the reference's worst run
-and the best broken run. The record, with the machine it was measured on, goes to
-grader/training/calibration.json, which the check reads its thresholds from.
+Trains the lesson's reference network (lesson.toml's [training] builder from its solutions/, as a JSON config,
+exactly as a submission reaches the check) over many seeds, and known-broken models (variants of it, and a linear
+model that a check worth its name must fail) over fewer, then recommends a threshold midway between the reference's
+worst run and the best broken run. The record, with the machine it was measured on and a digest of the network, goes to
+grader/training/calibration.json for the default lesson, else to the lesson folder's calibration.json; the check
+reads its thresholds from there and refuses a record whose network is no longer the reference's.
 """
 
 import datetime
@@ -15,9 +16,9 @@ import statistics
 import sys
 from pathlib import Path
 
+from grader.lesson.manifest import LESSON_NAME, TRAINING_BUILDER
 from grader.training import check
 
-SOLUTIONS_DIR = Path(__file__).resolve().parents[2] / "solutions"
 DEFAULT_SEEDS = 20
 BROKEN_SEEDS = 10  # broken models sit far from the threshold; ten seeds show their spread
 MIN_MARGIN = 0.2  # below this distance from the reference minimum, a threshold is too tight to trust
@@ -50,36 +51,29 @@ CHOICE = {
     },
 }
 BROKEN = {
-    "no_rescaling": "the Rescaling(1/255) layer removed: raw 0-255 pixels reach the first Conv2D",
+    "no_rescaling": "the Rescaling layer removed: raw 0-255 pixels reach the first Conv2D",
     "label_destroying_augmentation": (
-        'augmentation RandomFlip("horizontal_and_vertical") + RandomRotation(0.5), which turn class 2k into 2k+1'
+        'augmentation RandomFlip("horizontal_and_vertical") + RandomRotation(0.5) (+ RandomZoom(0.1)) in place of '
+        "the lesson's, which turn class 2k into 2k+1"
     ),
     "untrainable": "every layer trainable=False: the weights stay at their initial values",
-    "linear": "Input(32, 32, 3) -> Rescaling(1/255) -> Flatten -> Dense(10): one template per class, no convolution",
+    "linear": "Input -> (the lesson's Rescaling) -> Flatten -> Dense(classes): one template per class, no convolution",
 }
 
 
 def _reference_model():
-    """Return the reference build_cnn() from the kit's solutions folder."""
-    if not (SOLUTIONS_DIR / "cnn.py").exists():
-        raise FileNotFoundError(
-            f"Calibration trains the reference solution, expected at {SOLUTIONS_DIR / 'cnn.py'}; "
-            "run it from a checkout of the kit, not from an installed grader."
-        )
-    # cnn.py does `from augmentation import build_augmentation`; modules of those names imported earlier
-    # (a student's exercises/, say) are set aside so that the reference is what gets imported.
-    names = ("cnn", "augmentation")
-    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
-    sys.path.insert(0, str(SOLUTIONS_DIR))
-    try:
-        import cnn
+    """Return the lesson's trained network (lesson.toml's [training] builder), built from its reference solutions."""
+    from grader.checker.reference import import_reference, reference_files
+    from grader.lesson.manifest import HOME_MODULE, TRAINING_BUILDER
 
-        return cnn.build_cnn()
-    finally:
-        sys.path.remove(str(SOLUTIONS_DIR))
-        for name in names:
-            sys.modules.pop(name, None)
-        sys.modules.update(saved)
+    missing = [path for path in reference_files() if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"Calibration trains the lesson's reference, expected at {missing[0]}; run it from a checkout of the "
+            "kit (or with --lesson FOLDER), not from an installed grader."
+        )
+    # The reference is imported by path, with modules of the same names imported earlier (a student's) set aside.
+    return getattr(import_reference()[HOME_MODULE[TRAINING_BUILDER]], TRAINING_BUILDER)()
 
 
 def _fresh_chain(model):
@@ -87,36 +81,47 @@ def _fresh_chain(model):
     return [type(layer).from_config(layer.get_config()) for layer in model.layers[1:]]
 
 
+def _is_augmentation_block(layer):
+    """Return whether a layer is a random augmentation layer or a block made only of them."""
+    from grader.checker.checks.models import is_augmentation
+
+    inner = getattr(layer, "layers", None)
+    return is_augmentation(layer) or bool(inner) and all(is_augmentation(found) for found in inner)
+
+
 def model_configs():
-    """Return {name: model JSON} for the reference and every broken variant in BROKEN."""
+    """Return {name: model JSON} for the reference and every broken variant in BROKEN that applies to it."""
     import keras
     from keras import layers
 
+    shape, classes, from_logits = check.lesson_data()
     reference = _reference_model()
 
     def sequential(chain):
-        return keras.Sequential([keras.Input(shape=(32, 32, 3)), *chain], name=reference.name).to_json()
+        return keras.Sequential([keras.Input(shape=shape), *chain], name=reference.name).to_json()
 
-    no_rescaling = [layer for layer in _fresh_chain(reference) if not isinstance(layer, layers.Rescaling)]
+    rescalers = [layer for layer in reference.layers if isinstance(layer, layers.Rescaling)]
     destroying = [
         keras.Sequential(
             [layers.RandomFlip("horizontal_and_vertical"), layers.RandomRotation(0.5), layers.RandomZoom(0.1)],
             name="augmentation",
         ),
-        *[layer for layer in _fresh_chain(reference) if layer.name != "augmentation"],
+        *[layer for layer in _fresh_chain(reference) if not _is_augmentation_block(layer)],
     ]
     untrainable = _fresh_chain(reference)
     for layer in untrainable:
         layer.trainable = False
     # Passes the check only if the data can be learnt without translation-tolerant features.
-    linear = [layers.Rescaling(1.0 / 255), layers.Flatten(), layers.Dense(10)]
-    return {
-        REFERENCE: reference.to_json(),
-        "no_rescaling": sequential(no_rescaling),
-        "label_destroying_augmentation": sequential(destroying),
-        "untrainable": sequential(untrainable),
-        "linear": sequential(linear),
-    }
+    head = layers.Dense(classes) if from_logits else layers.Dense(classes, activation="softmax")
+    linear = [*([layers.Rescaling(float(rescalers[0].scale))] if rescalers else []), layers.Flatten(), head]
+    configs = {REFERENCE: reference.to_json()}
+    if rescalers:
+        configs["no_rescaling"] = sequential([layer for layer in _fresh_chain(reference)
+                                              if not isinstance(layer, layers.Rescaling)])
+    configs["label_destroying_augmentation"] = sequential(destroying)
+    configs["untrainable"] = sequential(untrainable)
+    configs["linear"] = sequential(linear)
+    return configs
 
 
 def _summary(accuracies):
@@ -168,7 +173,7 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
             log(f"{name:30s} seed {seed:2d}: accuracy {outcome.accuracy:.3f} in {outcome.seconds:.1f} s")
 
     accuracies = {name: [round(o.accuracy, 4) for o in outcomes] for name, outcomes in runs.items()}
-    broken = {name: accuracies[name] for name in BROKEN}
+    broken = {name: accuracies[name] for name in BROKEN if name in accuracies}
     threshold, margin, separable = recommend_threshold(accuracies[REFERENCE], broken)
     seconds = [o.seconds for o in runs[REFERENCE]]
     record = {
@@ -176,11 +181,14 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
         "budget": {key: value for key, value in check.fingerprint(dataset).items() if key not in ("threshold", "seed")},
         "threshold": threshold,
         "margin": margin,
+        # The trained network the threshold was measured on: the check refuses the record once the reference's differs.
+        "lesson": LESSON_NAME,
+        "network": check.network_digest(),
         "rule": "midway between the reference minimum and the best broken run that stays below it",
         "choice": CHOICE,
         "models": {
             name: {
-                "description": BROKEN.get(name, "solutions/cnn.py build_cnn(), as JSON"),
+                "description": BROKEN.get(name, f"the reference's {TRAINING_BUILDER}(), as JSON"),
                 "seeds": list(range(len(accuracies[name]))),
                 "accuracies": accuracies[name],
                 **_summary(accuracies[name]),
@@ -203,9 +211,17 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
     return record
 
 
+def default_output():
+    """Return where calibration writes: the kit's record for the default lesson, else the lesson folder's own."""
+    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+
+    own = lesson_dir() / check.CALIBRATION_FILE
+    return check.CALIBRATION_PATH if lesson_dir().resolve() == DEFAULT_LESSON.resolve() else own
+
+
 def _write(record, out=None):
     """Store record under its data set in the calibration file, keeping the other data sets' entries."""
-    path = Path(out) if out else check.CALIBRATION_PATH
+    path = Path(out) if out else default_output()
     existing = json.loads(path.read_text()) if path.exists() else {}
     existing[record["dataset"]] = record
     path.write_text(json.dumps(existing, indent=2) + "\n")

@@ -31,7 +31,55 @@ EVAL_BATCH_SIZE = 100
 MMAP_THRESHOLD = 4 * 1024 * 1024
 WARM_MMAP_THRESHOLD = 32 * 1024 * 1024  # where glibc's own raising ends: later trainings keep their buffers
 HISTORY_POINTS = 6  # the history (and the training curve drawn from it) has one point per sixth of the run
-CALIBRATION_PATH = Path(__file__).with_name("calibration.json")
+CALIBRATION_PATH = Path(__file__).with_name("calibration.json")  # the default lesson's record
+CALIBRATION_FILE = "calibration.json"  # a lesson folder's own record, where it has one
+RECALIBRATE = ("The training check's calibration in {path} was measured on another network than the lesson's "
+               "{builder}() (its reference changed, or the lesson has no calibration.json of its own). Received: a "
+               "{dataset!r} record of network {recorded}, but the reference's network is {current}. Run "
+               "`grader calibrate --lesson {lesson}` to measure the threshold again, or grade with --no-training.")
+
+
+def calibration_path():
+    """Return the calibration record of the lesson being graded: its folder's calibration.json, else the kit's."""
+    from grader.lesson.manifest import lesson_dir
+
+    own = lesson_dir() / CALIBRATION_FILE
+    return own if own.is_file() else CALIBRATION_PATH
+
+
+def lesson_data():
+    """Return (image shape, classes, from_logits) of the lesson's trained network, derived from its reference."""
+    from grader.checker.reference import expectations
+    from grader.lesson.manifest import TRAINING_BUILDER
+
+    network = expectations()["networks"][TRAINING_BUILDER]
+    return tuple(network["input_shape"]), network["outputs"], network["output_activation"] != "softmax"
+
+
+def network_digest():
+    """Return a short digest of the lesson's trained network (its canonical layers), as calibration records it."""
+    import hashlib
+
+    from grader.checker.reference import expectations
+    from grader.lesson.manifest import TRAINING_BUILDER
+
+    network = expectations()["networks"][TRAINING_BUILDER]
+    described = json.dumps({"input_shape": network["input_shape"], "layers": network["layers"]}, default=repr,
+                           sort_keys=True)
+    return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
+def calibration_problem(dataset="synthetic", path=None):
+    """Return why the recorded calibration cannot be used for the lesson's trained network ('' if it can)."""
+    from grader.lesson.manifest import TRAINING_BUILDER, lesson_dir
+
+    path = Path(path or calibration_path())
+    record = json.loads(path.read_text()).get(dataset, {}) if path.is_file() else {}
+    recorded = record.get("network")
+    if recorded is None or recorded == network_digest():
+        return ""
+    return RECALIBRATE.format(path=path, builder=TRAINING_BUILDER, dataset=dataset, recorded=recorded,
+                              current=network_digest(), lesson=lesson_dir())
 
 
 @dataclass(frozen=True)
@@ -57,8 +105,9 @@ BUDGETS = {
 }
 
 
-def _load_thresholds(path=CALIBRATION_PATH):
-    """Return {dataset: threshold} from the calibration record, or {} where there is none."""
+def _load_thresholds(path=None):
+    """Return {dataset: threshold} from the lesson's calibration record, or {} where there is none."""
+    path = path or calibration_path()
     if not path.exists():
         return {}
     record = json.loads(path.read_text())
@@ -104,7 +153,7 @@ def threshold_for(dataset):
     _check_dataset(dataset)
     if dataset not in THRESHOLDS:
         raise LookupError(
-            f"No calibrated threshold for dataset={dataset!r} in {CALIBRATION_PATH}. "
+            f"No calibrated threshold for dataset={dataset!r} in {calibration_path()}. "
             f"Run `grader calibrate --dataset {dataset}` first."
         )
     return THRESHOLDS[dataset]
@@ -141,7 +190,8 @@ def load_split(dataset, seed, budget):
     _check_dataset(dataset)
     if dataset == "synthetic":
         # One draw, split in two: the test images come from the same distribution but are never trained on.
-        images, labels = synthetic_shapes.make_dataset(budget.n_train + budget.n_test, seed)
+        shape, classes, _from_logits = lesson_data()
+        images, labels = synthetic_shapes.make_dataset(budget.n_train + budget.n_test, seed, shape, classes)
         return images[: budget.n_train], labels[: budget.n_train], images[budget.n_train :], labels[budget.n_train :]
     from grader.training.cifar10 import load_cifar10
 
@@ -231,7 +281,8 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
     model = keras.models.model_from_json(model_json)
     model.compile(
         optimizer=keras.optimizers.Adam(LEARNING_RATE),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        # Logits unless the lesson's network ends in a softmax (its reference says which).
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=lesson_data()[2]),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
     steps = _batch_history()

@@ -7,11 +7,14 @@ settings). Every event goes out as one JSON line on the result pipe RESULT_FD, n
 student's code prints is only shown, never parsed.
 """
 
+import builtins
 import contextlib
+import difflib
 import importlib.abc
 import importlib.util
 import io
 import json
+import linecache
 import math
 import os
 import sys
@@ -26,6 +29,8 @@ MISSING_FUNCTION = "the submission does not define {name}()"
 NOT_A_NUMBER = "returned {type}, expected a number"
 NOT_A_MODEL = "returned {type}, expected a keras.Model"
 MAX_MESSAGE_CHARS = 2000
+RUN_WITHOUT = ("; the rest of {module}.py was run without {names}, and only the functions using {them} are charged "
+               "for it")
 
 
 class _Pyplot:
@@ -156,15 +161,104 @@ def setup_imports(envelope, lesson):
     return files
 
 
-def import_submission(files, submission_dir):
-    """Import the submission's modules; return ({name: module}, {name: error message})."""
+def import_submission(files, submission_dir, single_file=None):
+    """Import the submission's modules; return ({name: module}, {name: error message}).
+
+    A single-file submission (single_file) that fails on one of its own imports is run again with placeholders for
+    the names that could not be imported (import_with_placeholders): its other functions are graded.
+    """
     modules, failures = {}, {}
     for name in files:
         try:
             modules[name] = importlib.import_module(name)
         except Exception as error:  # SystemExit and KeyboardInterrupt end the process on purpose
             failures[name] = describe_exception(error, submission_dir)
+            if name == single_file and isinstance(error, ImportError):
+                module, missing = import_with_placeholders(name, files[name], submission_dir)
+                if module is not None and missing:
+                    modules[name] = module
+                    names = ", ".join(missing)
+                    failures[name] = "; ".join(missing.values()) + RUN_WITHOUT.format(
+                        module=name, names=names, them="it" if len(missing) == 1 else "them")
     return modules, failures
+
+
+class MissingImport(ImportError):
+    """A name whose import failed was used: the function using it is reported as not run, with the import error."""
+
+
+class Placeholder:
+    """Stands for a name a submission could not import: any use of it raises MissingImport with the import error."""
+
+    def __init__(self, message):
+        self._message = message
+
+    def __getattr__(self, name):
+        if name.startswith("__"):  # copy, pickle and class creation probe for dunders: they fail like any use
+            raise MissingImport(self._message)
+        return Placeholder(self._message)  # `np.zeros` of a failed `import numpy as np` fails when called
+
+    def _fail(self, *args, **kwargs):
+        raise MissingImport(self._message)
+
+    __call__ = __getitem__ = __iter__ = __len__ = __mro_entries__ = _fail
+
+
+class PartialModule:
+    """A module from which some names could not be imported: those are placeholders, the rest the module's own."""
+
+    def __init__(self, module, missing):
+        self._module, self._missing = module, missing
+
+    def __getattr__(self, name):
+        return self._missing[name] if name in self._missing else getattr(self._module, name)
+
+
+def failed_import(text, submission_dir):
+    """Return 'ImportError: text (file.py:line: the import statement)' for the import the submission runs now."""
+    frame = sys._getframe(2)
+    where = os.path.relpath(frame.f_code.co_filename, submission_dir)
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
+    return f"{text} ({where}:{frame.f_lineno}: {line})" if line else f"{text} ({where}:{frame.f_lineno})"
+
+
+def import_with_placeholders(name, path, submission_dir):
+    """Run a module again with a placeholder bound to each name its imports cannot give; return (module, missing).
+
+    missing: {name: the import error, as describe_exception words it}. (None, {}) when the module fails again.
+    """
+    missing = {}
+
+    def tolerant_import(module_name, globals=None, locals=None, fromlist=(), level=0):
+        try:
+            module = builtins.__import__(module_name, globals, locals, fromlist, level)
+        except ImportError as error:
+            message = failed_import(f"{type(error).__name__}: {error}", submission_dir)
+            bound = fromlist or [module_name.partition(".")[0]]
+            missing.update((item, message) for item in bound if item != "*")
+            return Placeholder(message)
+        absent = [item for item in fromlist or () if item != "*" and not hasattr(module, item)]
+        if not absent:
+            return module
+        stand_ins = {}
+        for item in absent:
+            close = difflib.get_close_matches(item, [n for n in dir(module) if not n.startswith("_")], n=1)
+            text = f"ImportError: cannot import name {item!r} from {module.__name__!r}" + (
+                f"; did you mean {close[0]!r}?" if close else "")
+            missing[item] = failed_import(text, submission_dir)
+            stand_ins[item] = Placeholder(missing[item])
+        return PartialModule(module, stand_ins)
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    module.__builtins__ = {**vars(builtins), "__import__": tolerant_import}
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:  # noqa: BLE001 - it fails for another reason too: the first import error stands
+        sys.modules.pop(name, None)
+        return None, {}
+    return module, missing
 
 
 def find_function(name, modules, lesson):
@@ -261,6 +355,8 @@ def call_shape_math(function, calls, submission_dir):
         except NotImplementedError as error:
             unimplemented.append(error)
             entries.append({"error": describe_exception(error, submission_dir)})
+        except MissingImport:
+            raise  # the function cannot run at all: its import failed
         except Exception as error:
             entries.append({"error": describe_exception(error, submission_dir)})
     if unimplemented and len(unimplemented) == len(entries):
@@ -359,6 +455,8 @@ def run_function(name, modules, envelope, lesson, protocol, seeded=None):
         return {"status": protocol.OK, "value": call_api_function(name, function, envelope, lesson, protocol, seeded)}
     except NotImplementedError as error:
         return {"status": protocol.NOT_IMPLEMENTED, "message": str(error)}
+    except MissingImport as error:
+        return {"status": protocol.NOT_RUN, "message": str(error)}
     except WrongType as error:
         return {"status": protocol.WRONG_TYPE, "message": str(error)}
     except MemoryError as error:
@@ -393,7 +491,7 @@ def run(envelope, result_fd):
     filters = envelope["request"].get("filters")  # the checker's model, rebuilt once for every filters function
     seeded = load_by_path("_lesson6_weights", envelope["weights_path"]).SeededModel(
         filters["model_config"], filters["weights_seed"]) if filters else None
-    modules, failures = import_submission(files, envelope["submission_dir"])
+    modules, failures = import_submission(files, envelope["submission_dir"], lesson.single_file)
     rescued = import_with_stand_ins(modules, failures, envelope, lesson)
     events.emit(protocol.IMPORTED, modules=sorted(modules), failures=failures)
     if not modules:
@@ -409,25 +507,33 @@ def run(envelope, result_fd):
         return fields
 
     failed = set()  # the functions whose own answer is not OK: the functions calling them are run again
+    killed = set(envelope.get("killed", ()))  # those that timed out or crashed an earlier child
     for name in envelope["functions"]:
         if name in envelope["skip"] or not is_requested(name, envelope["request"], lesson):
             continue
         if find_function(name, modules, lesson) is None and home_failed(name, failures, lesson):
             failed.add(name)
             continue  # reported as not run, with the import error
-        run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued)
+        run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued, killed)
     events.emit(protocol.FINISHED)
 
 
-def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued):
+def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, rescued, killed=()):
     """Run an API function; if it fails and a function it calls failed before, run it again with the lesson's.
 
     run_once(name, substituted) runs it once and reports its fields; `failed` collects the functions whose own
-    answer is not OK; `rescued` says which stand-ins a module was imported with (import_with_stand_ins).
+    answer is not OK; `rescued` says which stand-ins a module was imported with (import_with_stand_ins); `killed`
+    names the functions that timed out or crashed an earlier child: a function calling one runs with the lesson's
+    version at once, since calling the student's again would only end this child the same way.
     """
     calls = lesson.calls.get(name, ())
     imported_with = {called: protocol.NOT_RUN for called in rescued.get(lesson.home[name], ()) if called in calls}
-    fields = run_once(name, imported_with)
+    stand_ins = stand_ins_for(set(calls) & set(killed), envelope)
+    with substituted(stand_ins, modules):
+        fields = run_once(name, {**imported_with, **dict.fromkeys(stand_ins, "killed")})
+    if stand_ins:
+        (failed.discard if fields["status"] == protocol.OK else failed.add)(name)
+        return
     if fields["status"] == protocol.OK:
         failed.discard(name)
         return

@@ -28,7 +28,7 @@ from grader.checker.checks.models import (
     symmetric_factor,
     total_params,
 )
-from grader.checker.checks.preconditions import NO_LESSON_AUGMENTATION, needs_convolutions
+from grader.checker.checks.preconditions import ACTS_AT_INFERENCE, NO_LESSON_AUGMENTATION, needs_convolutions
 
 
 def _shown_factor(value):
@@ -166,7 +166,7 @@ def _not_augmentation(block):
 
 
 def _acts_at_inference(kinds):
-    return (f"The augmentation block also holds {', '.join(kinds)}, which changes the images at inference too: keep "
+    return (f"{ACTS_AT_INFERENCE}{', '.join(kinds)}, which changes the images at inference too: keep "
             f"only the random layers in the block, and put Rescaling({rescale_text(spaced=True)}) in the network "
             f"right after it.")
 
@@ -277,15 +277,20 @@ def fixed_training_calls(model):
     return found
 
 
+def fixed_training(call, name, training):
+    """Return the problem of an augmentation the model calls with a fixed training=... argument."""
+    return (f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
+            f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
+            f"model.fit() turn augmentation on and model.predict() turn it off.")
+
+
 @needs_convolutions("its behaviour at inference")
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
 
     for name, training in fixed_training_calls(model):
-        return [f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
-                f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
-                f"model.fit() turn augmentation on and model.predict() turn it off."]
+        return [fixed_training(call, name, training)]
     batch = images_for(model, images).astype("float32")
     ends = augmentation_io(model)
     if ends is None:

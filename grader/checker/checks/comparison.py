@@ -222,6 +222,15 @@ def _ordinal_names(specs):
 @needs_convolutions("the layer-by-layer comparison")
 def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
+    return [problem for mistake in layer_mistakes(model, call, builder) for problem in mistake]
+
+
+def layer_mistakes(model, call, builder):
+    """Return the differences from the lesson's network layer by layer, one list of sentences per mistake.
+
+    A mistake is one layer with other settings, one run of layers added, left out or replaced, or a layer moved
+    (left out in one place and added in another).
+    """
     import difflib
 
     # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
@@ -230,21 +239,28 @@ def check_matches_lesson(model, call, builder):
     got_names = _ordinal_names(got)
     want_names = _ordinal_names(want)
     matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
-    problems = []
+    mistakes, added, lacked = [], {}, {}
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
-                problems += [f"Called {call}. {sentence}" for sentence in setting_differences(name, wanted, settings)]
+                sentences = setting_differences(name, wanted, settings)
+                if sentences:
+                    mistakes.append([f"Called {call}. {sentence}" for sentence in sentences])
             continue
         where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
         extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
         missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
         if tag == "insert":
-            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
-                            f"such layer there.")
+            mistakes.append([f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
+                             f"such layer there."])
+            added[extra] = mistakes[-1]
         elif tag == "delete":
-            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
+            mistakes.append([f"Called {call}. Your model lacks the lesson's {missing} {where}."])
+            lacked[missing] = mistakes[-1]
         else:
-            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
-                            f"lesson's network has {missing}.")
-    return problems
+            mistakes.append([f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
+                             f"lesson's network has {missing}."])
+    for spec in [spec for spec in added if spec in lacked]:  # a moved layer: one mistake told in its two sentences
+        added[spec].extend(lacked[spec])
+        mistakes.remove(lacked[spec])
+    return mistakes

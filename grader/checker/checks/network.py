@@ -111,6 +111,9 @@ def _shape_hint(kind, layer, got, want):
         return f" It has {got[-1]} filters; the lesson uses {want[-1]}."
     if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1:
         return " Did you use padding='valid'? The lesson uses padding='same' so only pooling shrinks the map."
+    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0:
+        return (f" Did you use padding='same'? The lesson's convolutions are unpadded ('valid'): each "
+                f"{layer.kernel_size[0]}x{layer.kernel_size[1]} kernel shaves {got[1] - want[1]} pixels off the map.")
     if kind == "pool" and got[1] is not None and got[1] < want[1]:
         return " A padding='valid' convolution before it shrank the map: use padding='same'."
     if kind == "gap" and len(got) > 2:
@@ -237,6 +240,24 @@ def check_logits(model, call, num_classes):
         return [f"Called {call}. The model ends in a {activation_name(last)} activation; the lesson's network "
                 f"ends in Dense(num_classes) with no activation (logits), because the loss is "
                 f"SparseCategoricalCrossentropy(from_logits=True)."]
+    units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else getattr(last, "units", None)
+    if units != num_classes:
+        return [f"Called {call}. The model outputs {units} values per image, but num_classes={num_classes}: "
+                f"use Dense(num_classes) instead of a fixed number."]
+    return []
+
+
+@needs_convolutions("its output layer")
+def check_softmax_output(model, call, num_classes):
+    """Return problems if the model does not end in Dense(num_classes, activation='softmax') (probabilities)."""
+    layers_ = flat_layers(model)
+    last = layers_[-1] if layers_ else None
+    if last is None:
+        return [f"Called {call}. The model has no layers."]
+    if activation_name(last) != "softmax":
+        ends = "no activation (logits)" if activation_name(last) in LINEAR else f"a {activation_name(last)} activation"
+        return [f"Called {call}. The model ends in {ends}; the lesson's network ends in Dense(num_classes, "
+                f"activation='softmax'), so it outputs one probability per class."]
     units = model.outputs[0].shape[-1] if getattr(model, "outputs", None) else getattr(last, "units", None)
     if units != num_classes:
         return [f"Called {call}. The model outputs {units} values per image, but num_classes={num_classes}: "

@@ -8,6 +8,11 @@ from grader.checker.checks.models import flat_layers
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
                   "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
                   "activation='relu') blocks.")
+# How the checks at inference begin to tell a block holding more than random layers (augmentation's
+# _acts_at_inference): the block's check and both networks' fail for that one reason.
+ACTS_AT_INFERENCE = "The augmentation block also holds "
+# How a shape-math problem tells Keras's answer; the hint naming the likely mistake follows it (shape_math).
+KERAS_GIVES = ", but Keras gives "
 NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders return a keras.Model: end with "
                "return keras.Model(inputs, outputs).")
 
@@ -24,7 +29,9 @@ def check_has_convolutions(model, call, judged="the network"):
 def cause_of(problems):
     """Return the root cause a check's problems share with other checks' ('' if none), in one line.
 
-    A model without a Conv2D, or no model at all, fails every network check for that one reason.
+    A model without a Conv2D, or no model at all, fails every network check for that one reason; a block holding
+    more than random layers fails the checks at inference of the block and of both networks (ACTS_AT_INFERENCE); one
+    shape-math misconception (one hint after every wrong answer) fails the tests of every function sharing a formula.
     """
     import re
 
@@ -33,6 +40,13 @@ def cause_of(problems):
         called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
         if called and all(said in problem for problem in problems):
             return f"{called.group(1)}(): {said.strip(' .:')}"
+    inside = {problem[problem.find(ACTS_AT_INFERENCE):] for problem in problems if ACTS_AT_INFERENCE in problem}
+    if problems and len(inside) == 1 and all(ACTS_AT_INFERENCE in problem for problem in problems):
+        return f"build_augmentation(): {inside.pop()}"
+    said = [problem for problem in problems if not problem.startswith("... and ")]
+    hints = {problem.partition(KERAS_GIVES)[2].partition(". ")[2] for problem in said}
+    if said and len(hints) == 1 and "" not in hints:
+        return hints.pop()
     return ""
 
 

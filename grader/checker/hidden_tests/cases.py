@@ -6,34 +6,37 @@ import numpy as np
 
 from grader.protocol import decode_array, encode_array  # noqa: F401 (decode_array: the hidden tests' codec)
 
-# (args, kwargs) per shape-math function: odd sizes, strides 1-3, both paddings, explicit pool strides, bias off.
-SHAPE_MATH_CASES = {
-    "conv_output_size": [
-        [[n, k], {"strides": s, "padding": p}]
-        for n, k, s in [(33, 3, 1), (31, 5, 2), (7, 3, 3), (64, 7, 2), (28, 3, 1), (17, 4, 3), (5, 5, 1), (100, 1, 2)]
-        for p in ("valid", "same")
-    ] + [[[29, 3], {}], [[15, 3, 2], {}], [[9, 2, 2, "same"], {}]],
-    "pool_output_size": [
-        [[n], {"pool_size": k, "strides": s, "padding": p}]
-        for n, k, s in [(15, 2, None), (33, 3, None), (27, 3, 2), (10, 2, 1), (7, 3, 3), (50, 4, None)]
-        for p in ("valid", "same")
-    ] + [[[31], {}], [[9, 3], {}]],
-    "conv_params": [
-        [[k, c, f], {"use_bias": b}]
-        for k, c, f in [(5, 3, 16), (1, 64, 32), (3, 17, 9), (7, 3, 64), (3, 256, 512)]
-        for b in (True, False)
-    ] + [[[3, 128, 256], {}]],
-    "dense_params": [
-        [[i, u], {"use_bias": b}] for i, u in [(2048, 10), (7, 3), (512, 100), (1, 1)] for b in (True, False)
-    ] + [[[256, 5], {}]],
-    "head_params": [
-        [[list(shape), n, pooling], {}]
-        for shape, n in [((4, 4, 128), 100), ((2, 2, 256), 10), ((7, 7, 512), 1000), ((3, 5, 8), 2), ((1, 1, 64), 7)]
-        for pooling in ("gap", "flatten")
-    ],
-}
 
-# build_cnn / build_cnn_v2 are also called with this many classes, to check num_classes is respected.
+@functools.cache
+def hidden_cases():
+    """Return the lesson's hidden shape-math data: {function: {"title": ..., "cases": [[args, kwargs], ...]}}.
+
+    Read from the lesson folder's hidden_cases.json; a lesson without shape-math functions needs none.
+    """
+    import json
+
+    from grader.lesson.manifest import HIDDEN_CASES_FILE, SHAPE_MATH
+
+    if not SHAPE_MATH:
+        return {}
+    try:
+        found = json.loads(HIDDEN_CASES_FILE.read_text(encoding="utf-8"))["shape_math"]
+    except (OSError, ValueError, KeyError) as error:
+        raise ValueError(f"The lesson's hidden shape-math cases are read from {HIDDEN_CASES_FILE}: expected a JSON "
+                         f"object with a \"shape_math\" table. Received: {type(error).__name__}: {error}") from None
+    missing = [name for name in SHAPE_MATH if name not in found]
+    if missing:
+        raise ValueError(f"{HIDDEN_CASES_FILE} has no hidden cases for {missing}: expected one entry per shape-math "
+                         f"function of the lesson ({', '.join(SHAPE_MATH)}).")
+    return {name: found[name] for name in SHAPE_MATH}
+
+
+def shape_math_cases():
+    """Return (args, kwargs) per shape-math function: the calls students never saw in the visible tests."""
+    return {name: entry["cases"] for name, entry in hidden_cases().items()}
+
+
+# The builders that take num_classes are also called with this many classes, to check it is respected.
 NUM_CLASSES = 7
 
 # The bonus filters functions run on the lesson's network with weights drawn from this seed.
@@ -74,7 +77,16 @@ def filters_model_config():
     return json.dumps(zeros(json.loads(reference_config(FILTERS_BUILDER))))
 
 
-@functools.cache
+def warm_up_config():
+    """Return the network a zygote warms Keras up on: the filters bonus's, else the lesson's first builder's."""
+    from grader.checker.reference import reference_config
+    from grader.lesson.manifest import BUILDERS, FILTERS_BUILDER, TRAINING_BUILDER
+
+    if FILTERS_BUILDER:
+        return filters_model_config()
+    return reference_config(TRAINING_BUILDER or BUILDERS[0])
+
+
 @functools.cache
 def substitutes():
     """Return {API function: JSON config of the lesson's model it returns} for the functions others call (CALLS).
@@ -91,13 +103,13 @@ def substitutes():
 
 def probe_request():
     """Return what the probe is asked to call: every hidden input, as JSON-able data."""
-    return {
-        "substitutes": substitutes(),
-        "shape_math": SHAPE_MATH_CASES,
-        "num_classes": NUM_CLASSES,
-        "filters": {
+    from grader.lesson.manifest import FILTERS_BUILDER
+
+    request = {"substitutes": substitutes(), "shape_math": shape_math_cases(), "num_classes": NUM_CLASSES}
+    if FILTERS_BUILDER:  # a lesson without the filters bonus has no network to send
+        request["filters"] = {
             "model_config": filters_model_config(),
             "weights_seed": FILTERS_WEIGHTS_SEED,
             "images": encode_array(filters_images()),
-        },
-    }
+        }
+    return request

@@ -1,26 +1,28 @@
-"""Hidden tests for shape_math: many inputs students never saw, compared with what Keras computes."""
+"""Hidden tests for the shape-math functions: the lesson's hidden cases (students never saw them), compared with what
+Keras computes. One test per function; its points are `test_<function>` under the function's part in points.toml."""
 
 import functools
 
 from grader.checker.checks.keras_truth import KERAS_TRUTH, check_answer
 from grader.checker.checks.shape_math import call_repr
-from grader.checker.hidden_tests.cases import SHAPE_MATH_CASES
+from grader.checker.hidden_tests.cases import hidden_cases, shape_math_cases
 from grader.checker.session import expect
+from grader.lesson.manifest import SHAPE_MATH
 
-PART = "shape_math"
+FUNCTIONS = SHAPE_MATH  # conftest runs test_answers once per function
 SHOWN = 3  # wrong answers spelled out per test; the rest are counted
 
 
 @functools.cache
 def keras_answers(function):
     """Return what Keras computes for each hidden case of a function (the same for every submission: computed once)."""
-    return [KERAS_TRUTH[function](*args, **kwargs) for args, kwargs in SHAPE_MATH_CASES[function]]
+    return [KERAS_TRUTH[function](*args, **kwargs) for args, kwargs in shape_math_cases()[function]]
 
 
 def check_function(grading, function):
     """Fail with the first wrong answers of one shape-math function on its hidden cases."""
     results = grading.require(function).value
-    cases = SHAPE_MATH_CASES[function]
+    cases = shape_math_cases()[function]
     if not isinstance(results, list) or len(results) != len(cases):
         expect([f"{function}() could not be called on the hidden inputs."])
     problems = []
@@ -36,26 +38,8 @@ def check_function(grading, function):
     expect(problems)
 
 
-def test_conv_output_size(grading):
-    """conv_output_size on odd sizes, strides 1-3 and both paddings"""
-    check_function(grading, "conv_output_size")
+def test_answers(grading, function):
+    check_function(grading, function)
 
 
-def test_pool_output_size(grading):
-    """pool_output_size with explicit pool sizes, strides and paddings"""
-    check_function(grading, "pool_output_size")
-
-
-def test_conv_params(grading):
-    """conv_params on other kernels and channels, with and without bias"""
-    check_function(grading, "conv_params")
-
-
-def test_dense_params(grading):
-    """dense_params with and without bias"""
-    check_function(grading, "dense_params")
-
-
-def test_head_params(grading):
-    """head_params for GAP and Flatten heads on other feature maps"""
-    check_function(grading, "head_params")
+test_answers.title = lambda function: hidden_cases()[function].get("title") or f"{function} on the hidden cases"

@@ -3,24 +3,23 @@
 import pytest
 
 from grader.checker.checks.comparison import check_matches_lesson
-from grader.checker.checks.expectations import network, rescale_text
+from grader.checker.checks.expectations import network
 from grader.checker.session import expect
-from grader.lesson.manifest import TRAINING_BUILDER
+from grader.lesson.manifest import TRAINING_BUILDER, TRAINING_HINT, TRAINING_PART
 
-PART = "training"
+PART = TRAINING_PART
 CALL = f"{TRAINING_BUILDER}()"
 
 
 def why_not_learning(grading):
-    """Return the sentence naming how the trained network differs from the lesson's, else the usual causes."""
+    """Return the sentence naming how the trained network differs from the lesson's, else the lesson's hint."""
     try:
         differences = check_matches_lesson(grading.model(TRAINING_BUILDER), CALL, TRAINING_BUILDER)
     except pytest.fail.Exception:
         differences = []
     if differences:
         return "Your network differs from the lesson's: " + differences[0].removeprefix(f"Called {CALL}. ")
-    return (f"Networks that do not learn usually lack Rescaling({rescale_text()}), have frozen layers, or use "
-            f"augmentations that destroy the labels (vertical flips, large rotations).")
+    return TRAINING_HINT
 
 
 @pytest.mark.timeout(300)

@@ -37,7 +37,9 @@ chmod go+r "$GRADER_PACKAGE/protocol.py" "$GRADER_PACKAGE/untrusted/"*.py
 SMOKE="$AUTOGRADER_ROOT/source/@SMOKE_PATH@"
 SMOKE_REPORT=$(mktemp --suffix=.json)
 read -r -a EXTRA <<< @GRADE_ARGS@
-TF_CPP_MIN_LOG_LEVEL=3 "$GRADER_VENV/bin/grader" grade "$SMOKE" --format json --output "$SMOKE_REPORT" "${EXTRA[@]}"
+LESSON=(@LESSON_ARGS@)  # the lesson baked into the zip by `grader gradescope --lesson`, if one was
+TF_CPP_MIN_LOG_LEVEL=3 "$GRADER_VENV/bin/grader" grade "$SMOKE" --format json --output "$SMOKE_REPORT" "${EXTRA[@]}" \
+    "${LESSON[@]}"
 "$GRADER_VENV/bin/python" - "$SMOKE_REPORT" <<'PYTHON'
 import json, sys
 
