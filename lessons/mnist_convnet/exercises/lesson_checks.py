@@ -293,6 +293,11 @@ def likely_mistake(function, returned, expected, mistakes):
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
                   "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
                   "activation='relu') blocks.")
+# How the checks at inference begin to tell a block holding more than random layers (augmentation's
+# _acts_at_inference): the block's check and both networks' fail for that one reason.
+ACTS_AT_INFERENCE = "The augmentation block also holds "
+# How a shape-math problem tells Keras's answer; the hint naming the likely mistake follows it (shape_math).
+KERAS_GIVES = ", but Keras gives "
 NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders return a keras.Model: end with "
                "return keras.Model(inputs, outputs).")
 
@@ -309,7 +314,9 @@ def check_has_convolutions(model, call, judged="the network"):
 def cause_of(problems):
     """Return the root cause a check's problems share with other checks' ('' if none), in one line.
 
-    A model without a Conv2D, or no model at all, fails every network check for that one reason.
+    A model without a Conv2D, or no model at all, fails every network check for that one reason; a block holding
+    more than random layers fails the checks at inference of the block and of both networks (ACTS_AT_INFERENCE); one
+    shape-math misconception (one hint after every wrong answer) fails the tests of every function sharing a formula.
     """
     import re
 
@@ -318,6 +325,13 @@ def cause_of(problems):
         called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
         if called and all(said in problem for problem in problems):
             return f"{called.group(1)}(): {said.strip(' .:')}"
+    inside = {problem[problem.find(ACTS_AT_INFERENCE):] for problem in problems if ACTS_AT_INFERENCE in problem}
+    if problems and len(inside) == 1 and all(ACTS_AT_INFERENCE in problem for problem in problems):
+        return f"build_augmentation(): {inside.pop()}"
+    said = [problem for problem in problems if not problem.startswith("... and ")]
+    hints = {problem.partition(KERAS_GIVES)[2].partition(". ")[2] for problem in said}
+    if said and len(hints) == 1 and "" not in hints:
+        return hints.pop()
     return ""
 
 
@@ -547,6 +561,15 @@ def _ordinal_names(specs):
 @needs_convolutions("the layer-by-layer comparison")
 def check_matches_lesson(model, call, builder):
     """Return every difference from the lesson's network that changes what it computes or how it trains."""
+    return [problem for mistake in layer_mistakes(model, call, builder) for problem in mistake]
+
+
+def layer_mistakes(model, call, builder):
+    """Return the differences from the lesson's network layer by layer, one list of sentences per mistake.
+
+    A mistake is one layer with other settings, one run of layers added, left out or replaced, or a layer moved
+    (left out in one place and added in another).
+    """
     import difflib
 
     # The augmentation is judged once, in its own part and by check_augmentation_inside: not layer by layer here.
@@ -555,24 +578,31 @@ def check_matches_lesson(model, call, builder):
     got_names = _ordinal_names(got)
     want_names = _ordinal_names(want)
     matcher = difflib.SequenceMatcher(a=[kind for kind, _ in want], b=[kind for kind, _ in got], autojunk=False)
-    problems = []
+    mistakes, added, lacked = [], {}, {}
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             for (_, wanted), (_, settings), name in zip(want[i1:i2], got[j1:j2], got_names[j1:j2]):
-                problems += [f"Called {call}. {sentence}" for sentence in setting_differences(name, wanted, settings)]
+                sentences = setting_differences(name, wanted, settings)
+                if sentences:
+                    mistakes.append([f"Called {call}. {sentence}" for sentence in sentences])
             continue
         where = f"after {want_names[i1 - 1]}" if i1 else "at the start"
         extra = ", ".join(spec_repr(*spec) for spec in got[j1:j2])
         missing = ", ".join(spec_repr(*spec) for spec in want[i1:i2])
         if tag == "insert":
-            problems.append(f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
-                            f"such layer there.")
+            mistakes.append([f"Called {call}. Your model has an extra {extra} {where}; the lesson's network has no "
+                             f"such layer there."])
+            added[extra] = mistakes[-1]
         elif tag == "delete":
-            problems.append(f"Called {call}. Your model lacks the lesson's {missing} {where}.")
+            mistakes.append([f"Called {call}. Your model lacks the lesson's {missing} {where}."])
+            lacked[missing] = mistakes[-1]
         else:
-            problems.append(f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
-                            f"lesson's network has {missing}.")
-    return problems
+            mistakes.append([f"Called {call}. {where[0].upper() + where[1:]} your model has {extra} where the "
+                             f"lesson's network has {missing}."])
+    for spec in [spec for spec in added if spec in lacked]:  # a moved layer: one mistake told in its two sentences
+        added[spec].extend(lacked[spec])
+        mistakes.remove(lacked[spec])
+    return mistakes
 
 
 def _shape(shape):
@@ -988,7 +1018,7 @@ def _not_augmentation(block):
 
 
 def _acts_at_inference(kinds):
-    return (f"The augmentation block also holds {', '.join(kinds)}, which changes the images at inference too: keep "
+    return (f"{ACTS_AT_INFERENCE}{', '.join(kinds)}, which changes the images at inference too: keep "
             f"only the random layers in the block, and put Rescaling({rescale_text(spaced=True)}) in the network "
             f"right after it.")
 
@@ -1099,15 +1129,20 @@ def fixed_training_calls(model):
     return found
 
 
+def fixed_training(call, name, training):
+    """Return the problem of an augmentation the model calls with a fixed training=... argument."""
+    return (f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
+            f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
+            f"model.fit() turn augmentation on and model.predict() turn it off.")
+
+
 @needs_convolutions("its behaviour at inference")
 def check_model_identity_at_inference(model, call, images):
     """Return a problem unless the model's augmentation is the identity at inference and its output is stable."""
     import keras
 
     for name, training in fixed_training_calls(model):
-        return [f"Called {call}. Inside the model the augmentation ({name!r}) is called with training={training}, "
-                f"{FIXED_TRAINING[training]}. Call it as in the lesson, x = data_augmentation(inputs), and let "
-                f"model.fit() turn augmentation on and model.predict() turn it off."]
+        return [fixed_training(call, name, training)]
     batch = images_for(model, images).astype("float32")
     ends = augmentation_io(model)
     if ends is None:
@@ -1127,6 +1162,32 @@ def check_model_identity_at_inference(model, call, images):
         return [f"Called {call}, then model(images, training=False) and model.predict(images). The outputs differ, "
                 f"so something random is active at inference."]
     return []
+
+
+def network_mistakes(model, call, builder, block=None):
+    """Return a network's differences from the lesson's, one list of sentences per mistake.
+
+    Everything the checks of a network judge: its input, the augmentation it holds (against `block`, what
+    build_augmentation() returns), how it calls it, and its other layers and their settings (layer_mistakes).
+    """
+    missing = check_has_convolutions(model, call)
+    if missing:
+        return [missing]
+    mistakes = [found for found in (check_input_shape(model, call), check_augmentation_inside(model, call, block))
+                if found]
+    mistakes += [[fixed_training(call, name, training)] for name, training in fixed_training_calls(model)[:1]]
+    return mistakes + layer_mistakes(model, call, builder)
+
+
+def one_mistake(model, call, builder, block=None):
+    """Return the one mistake of a network that differs from the lesson's in one place only, in one line; else ''.
+
+    A model without a Conv2D is not counted here: its checks share cause_of's NO_CONVOLUTION.
+    """
+    mistakes = network_mistakes(model, call, builder, block)
+    if len(mistakes) != 1 or check_has_convolutions(model, call):
+        return ""
+    return f"{call.partition('(')[0]}(): {mistakes[0][0].removeprefix(f'Called {call}. ')}"
 
 
 def first_conv(model):
