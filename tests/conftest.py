@@ -45,6 +45,14 @@ def carries_any_token(pid):
         return False
 
 
+# --- workers ---------------------------------------------------------------------------------------------------------
+def pytest_xdist_auto_num_workers(config):
+    """Return how many workers `-n auto` starts: one per core, at most one per 3 GiB (a grade peaks near 1 GiB)."""
+    cores = len(os.sched_getaffinity(0))
+    memory_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**30
+    return max(1, min(cores, memory_gib // 3))
+
+
 # --- test tiers ------------------------------------------------------------------------------------------------------
 # The quick tier (`pytest -m "not slow"`, what a contributor runs) leaves out what grades whole submissions end to end
 # through the sandbox, one after another: these suites, beside the tests marked slow where they stand. The full tier

@@ -168,7 +168,9 @@ def test_one_workers_probe_ending_spares_another_workers_probe(tmp_path, uids):
     context = multiprocessing.get_context("spawn")
     per_worker = uids == "a uid per worker"
     slow, quick = tmp_path / "slow", tmp_path / "quick"
-    for folder, source in ((slow, "import time\ntime.sleep(6)\nprint('survived')\n"), (quick, "print('quick')\n")):
+    # The slow probe sleeps long enough for the quick one to start, import Keras and end even on a loaded machine
+    # (6 s was not: at a load of 10 on 2 cores the quick probe ended after the slow one, and the control saw no kill).
+    for folder, source in ((slow, "import time\ntime.sleep(20)\nprint('survived')\n"), (quick, "print('quick')\n")):
         folder.mkdir()
         (folder / "shape_math.py").write_text(source)
     queues = {name: context.Queue() for name in ("slow", "quick")}
