@@ -364,7 +364,7 @@ def test_a_kit_in_a_private_folder_gives_the_probe_copies_of_the_runners_files(t
     python = probe_python()
     closed = tmp_path / "closed"  # pytest's tmp_path is closed to other users too; this one says so
     closed.mkdir(mode=0o700)
-    for name in ("RUNNER", "PROTOCOL", "WEIGHTS"):
+    for name in ("RUNNER", "PROTOCOL", "WEIGHTS", "RESCUE"):
         monkeypatch.setattr(launcher, name, Path(shutil.copy2(getattr(launcher, name), closed)))
     submission = tmp_path / "submission"
     submission.mkdir()

@@ -43,6 +43,7 @@ KIT_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the grader
 UNTRUSTED = Path(__file__).resolve().parent.parent / "untrusted"
 RUNNER = UNTRUSTED / "runner.py"
 WEIGHTS = UNTRUSTED / "weights.py"
+RESCUE = UNTRUSTED / "rescue.py"  # the runner loads it from beside its own file
 PROTOCOL = Path(protocol.__file__).resolve()
 BLOCKED_PACKAGES = ("grader", "solutions", "exercises")
 API = manifest.API
@@ -152,13 +153,13 @@ def world_readable(path):
 
 
 def runner_files(workdir):
-    """Return (runner, protocol, weights): the files the probe reads by path.
+    """Return (runner, protocol, weights, rescue): the files the probe reads by path.
 
     The kit's own where every user may read them; as root with the kit in a folder closed to others (a clone under
     /root or in a mode-700 folder), copies in workdir/runner, which the probe's user owns with the rest of scratch
     (never is a folder of the instructor's opened up). Grades do not depend on them: the probe is untrusted anyway.
     """
-    files = (RUNNER, PROTOCOL, WEIGHTS)
+    files = (RUNNER, PROTOCOL, WEIGHTS, RESCUE)
     if os.geteuid() != 0 or all(world_readable(path) for path in files):
         return files
     folder = Path(workdir) / "runner"
@@ -166,7 +167,7 @@ def runner_files(workdir):
     return tuple(Path(shutil.copy2(path, folder / path.name)) for path in files)
 
 
-def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
+def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS, RESCUE)):
     """Return what the runner reads on stdin: the request, the lesson's module map and the probe's settings."""
     return {
         "request": request, "functions": list(API), "skip": [], "submission_dir": str(submission_dir),
@@ -181,7 +182,7 @@ def runner_envelope(request, submission_dir, files=(RUNNER, PROTOCOL, WEIGHTS)):
 
 
 def sandbox_plan(workdir, policy=ProbePolicy(), *, sites=None, python=sys.executable,
-                 files=(RUNNER, PROTOCOL, WEIGHTS)):
+                 files=(RUNNER, PROTOCOL, WEIGHTS, RESCUE)):
     """Return the isolation plan of one probe: scratch writable, the kit unreadable but for the runner's files.
 
     policy: the probe's limits, user and requirement; with uid_per_process, a uid of this process's own (worker_uid).

@@ -7,20 +7,16 @@ settings). Every event goes out as one JSON line on the result pipe RESULT_FD, n
 student's code prints is only shown, never parsed.
 """
 
-import builtins
 import contextlib
-import difflib
 import importlib.abc
 import importlib.util
 import io
 import json
-import linecache
 import math
 import os
 import sys
 import time
 import traceback
-import types
 
 BLOCKED_IMPORT = ("import of {name!r} is blocked in the probe: the grader, the solutions and the hidden tests are "
                   "off limits")
@@ -78,6 +74,11 @@ def load_by_path(name, path):
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+# How the rest of a submission is graded when part of it fails to import (rescue.py, beside this file).
+RESCUE = load_by_path("_lesson6_rescue",
+                            os.path.join(os.path.dirname(os.path.abspath(__file__)), "rescue.py"))
 
 
 class BlockedImports(importlib.abc.MetaPathFinder):
@@ -174,91 +175,13 @@ def import_submission(files, submission_dir, single_file=None):
         except Exception as error:  # SystemExit and KeyboardInterrupt end the process on purpose
             failures[name] = describe_exception(error, submission_dir)
             if name == single_file and isinstance(error, ImportError):
-                module, missing = import_with_placeholders(name, files[name], submission_dir)
+                module, missing = RESCUE.import_with_placeholders(name, files[name], submission_dir)
                 if module is not None and missing:
                     modules[name] = module
                     names = ", ".join(missing)
                     failures[name] = "; ".join(missing.values()) + RUN_WITHOUT.format(
                         module=name, names=names, them="it" if len(missing) == 1 else "them")
     return modules, failures
-
-
-class MissingImport(ImportError):
-    """A name whose import failed was used: the function using it is reported as not run, with the import error."""
-
-
-class Placeholder:
-    """Stands for a name a submission could not import: any use of it raises MissingImport with the import error."""
-
-    def __init__(self, message):
-        self._message = message
-
-    def __getattr__(self, name):
-        if name.startswith("__"):  # copy, pickle and class creation probe for dunders: they fail like any use
-            raise MissingImport(self._message)
-        return Placeholder(self._message)  # `np.zeros` of a failed `import numpy as np` fails when called
-
-    def _fail(self, *args, **kwargs):
-        raise MissingImport(self._message)
-
-    __call__ = __getitem__ = __iter__ = __len__ = __mro_entries__ = _fail
-
-
-class PartialModule:
-    """A module from which some names could not be imported: those are placeholders, the rest the module's own."""
-
-    def __init__(self, module, missing):
-        self._module, self._missing = module, missing
-
-    def __getattr__(self, name):
-        return self._missing[name] if name in self._missing else getattr(self._module, name)
-
-
-def failed_import(text, submission_dir):
-    """Return 'ImportError: text (file.py:line: the import statement)' for the import the submission runs now."""
-    frame = sys._getframe(2)
-    where = os.path.relpath(frame.f_code.co_filename, submission_dir)
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno).strip()
-    return f"{text} ({where}:{frame.f_lineno}: {line})" if line else f"{text} ({where}:{frame.f_lineno})"
-
-
-def import_with_placeholders(name, path, submission_dir):
-    """Run a module again with a placeholder bound to each name its imports cannot give; return (module, missing).
-
-    missing: {name: the import error, as describe_exception words it}. (None, {}) when the module fails again.
-    """
-    missing = {}
-
-    def tolerant_import(module_name, globals=None, locals=None, fromlist=(), level=0):
-        try:
-            module = builtins.__import__(module_name, globals, locals, fromlist, level)
-        except ImportError as error:
-            message = failed_import(f"{type(error).__name__}: {error}", submission_dir)
-            bound = fromlist or [module_name.partition(".")[0]]
-            missing.update((item, message) for item in bound if item != "*")
-            return Placeholder(message)
-        absent = [item for item in fromlist or () if item != "*" and not hasattr(module, item)]
-        if not absent:
-            return module
-        stand_ins = {}
-        for item in absent:
-            close = difflib.get_close_matches(item, [n for n in dir(module) if not n.startswith("_")], n=1)
-            text = f"ImportError: cannot import name {item!r} from {module.__name__!r}" + (
-                f"; did you mean {close[0]!r}?" if close else "")
-            missing[item] = failed_import(text, submission_dir)
-            stand_ins[item] = Placeholder(missing[item])
-        return PartialModule(module, stand_ins)
-
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    module.__builtins__ = {**vars(builtins), "__import__": tolerant_import}
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except Exception:  # noqa: BLE001 - it fails for another reason too: the first import error stands
-        sys.modules.pop(name, None)
-        return None, {}
-    return module, missing
 
 
 def find_function(name, modules, lesson):
@@ -268,66 +191,6 @@ def find_function(name, modules, lesson):
         if callable(function) and not getattr(function, "lesson_stand_in", False):
             return function
     return None
-
-
-def stand_in(name, config):
-    """Return the lesson's version of an API function: it rebuilds the model from the reference's config."""
-
-    def function(*args, **kwargs):
-        import keras
-
-        return keras.models.model_from_json(config)
-
-    function.__name__ = function.__qualname__ = name
-    function.lesson_stand_in = True
-    return function
-
-
-@contextlib.contextmanager
-def substituted(stand_ins, modules):
-    """Replace the named functions by their stand-ins in every submission module that holds them, then restore."""
-    saved = [(module, name, getattr(module, name)) for module in modules.values() for name in stand_ins
-             if hasattr(module, name)]
-    for module, name, _ in saved:
-        setattr(module, name, stand_ins[name])
-    try:
-        yield
-    finally:
-        for module, name, function in saved:
-            setattr(module, name, function)
-
-
-def stand_ins_for(functions, envelope):
-    """Return the lesson's stand-ins for those of the functions the request has the reference's config of."""
-    configs = envelope["request"].get("substitutes", {})
-    return {name: stand_in(name, configs[name]) for name in sorted(functions) if isinstance(configs.get(name), str)}
-
-
-def import_with_stand_ins(modules, failures, envelope, lesson):
-    """Import again each module that failed only because a module it imports failed, with the lesson's stand-ins.
-
-    A cnn.py that does `from augmentation import build_augmentation` fails to import when augmentation.py does; with a
-    stand-in augmentation module holding the lesson's build_augmentation it imports, and its functions are graded on
-    their own. Return {module: [stand-in function, ...]} for the modules imported this way.
-    """
-    rescued = {}
-    for broken in [name for name in failures if name in lesson.modules]:
-        called = {target for targets in lesson.calls.values() for target in targets if target in lesson.modules[broken]}
-        stand_ins = stand_ins_for(called, envelope)
-        if not stand_ins:
-            continue
-        sys.modules[broken] = types.ModuleType(broken)
-        for name, function in stand_ins.items():
-            setattr(sys.modules[broken], name, function)
-        for name in [name for name in failures if name in lesson.modules and name != broken]:
-            try:
-                modules[name] = importlib.import_module(name)
-            except Exception:  # noqa: BLE001 - it fails for a reason of its own: that first error stands
-                sys.modules.pop(name, None)
-                continue
-            del failures[name]
-            rescued[name] = sorted(stand_ins)
-    return rescued
 
 
 def home_failed(name, failures, lesson):
@@ -355,7 +218,7 @@ def call_shape_math(function, calls, submission_dir):
         except NotImplementedError as error:
             unimplemented.append(error)
             entries.append({"error": describe_exception(error, submission_dir)})
-        except MissingImport:
+        except RESCUE.MissingImport:
             raise  # the function cannot run at all: its import failed
         except Exception as error:
             entries.append({"error": describe_exception(error, submission_dir)})
@@ -455,7 +318,7 @@ def run_function(name, modules, envelope, lesson, protocol, seeded=None):
         return {"status": protocol.OK, "value": call_api_function(name, function, envelope, lesson, protocol, seeded)}
     except NotImplementedError as error:
         return {"status": protocol.NOT_IMPLEMENTED, "message": str(error)}
-    except MissingImport as error:
+    except RESCUE.MissingImport as error:
         return {"status": protocol.NOT_RUN, "message": str(error)}
     except WrongType as error:
         return {"status": protocol.WRONG_TYPE, "message": str(error)}
@@ -492,7 +355,7 @@ def run(envelope, result_fd):
     seeded = load_by_path("_lesson6_weights", envelope["weights_path"]).SeededModel(
         filters["model_config"], filters["weights_seed"]) if filters else None
     modules, failures = import_submission(files, envelope["submission_dir"], lesson.single_file)
-    rescued = import_with_stand_ins(modules, failures, envelope, lesson)
+    rescued = RESCUE.import_with_stand_ins(modules, failures, envelope, lesson)
     events.emit(protocol.IMPORTED, modules=sorted(modules), failures=failures)
     if not modules:
         events.emit(protocol.FINISHED)
@@ -528,8 +391,8 @@ def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, 
     """
     calls = lesson.calls.get(name, ())
     imported_with = {called: protocol.NOT_RUN for called in rescued.get(lesson.home[name], ()) if called in calls}
-    stand_ins = stand_ins_for(set(calls) & set(killed), envelope)
-    with substituted(stand_ins, modules):
+    stand_ins = RESCUE.stand_ins_for(set(calls) & set(killed), envelope)
+    with RESCUE.substituted(stand_ins, modules):
         fields = run_once(name, {**imported_with, **dict.fromkeys(stand_ins, "killed")})
     if stand_ins:
         (failed.discard if fields["status"] == protocol.OK else failed.add)(name)
@@ -538,9 +401,9 @@ def run_on_its_own(name, run_once, modules, envelope, lesson, protocol, failed, 
         failed.discard(name)
         return
     failed.add(name)
-    stand_ins = stand_ins_for(set(calls) & failed, envelope)
+    stand_ins = RESCUE.stand_ins_for(set(calls) & failed, envelope)
     if stand_ins:  # graded again on its own, with the lesson's version of what it calls: the new answer stands
-        with substituted(stand_ins, modules):
+        with RESCUE.substituted(stand_ins, modules):
             run_once(name, {called: "failed" for called in stand_ins})
 
 
