@@ -229,7 +229,7 @@ def test_memory_bombs_are_stopped(tmp_path):
     # (seen in CI with two test workers), a child, and the parent then sleeps into the time limit.
     assert (forks.status, forks.message) in {
         (CRASHED, MEMORY_EXCEEDED.format(limit="3 GiB", where="in build_augmentation")),
-        (TIMEOUT, "timed out after 20 s in build_augmentation")}, (forks.status, forks.message)
+        (TIMEOUT, TIMED_OUT.format(seconds="20 s", name="build_augmentation"))}, (forks.status, forks.message)
     assert statuses(result) == with_statuses(build_augmentation=forks.status, build_cnn=CRASHED, build_cnn_v2=CRASHED)
     for name in ("build_cnn", "build_cnn_v2"):
         expected = MEMORY_EXCEEDED.format(limit="3 GiB", where=f"in {name}")
