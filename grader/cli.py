@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from grader.commands import COMMANDS
+from grader.malloc import limit_arenas
 
 
 def build_parser():
@@ -52,6 +53,7 @@ def take_lesson(argv):
 
 def run(argv=None):
     """Parse the command line and run the subcommand; exit with its code."""
+    limit_arenas()  # before any command starts TensorFlow's threads
     argv = take_lesson(argv)  # before the parser: building it imports the commands, which read the lesson
     args = build_parser().parse_args(argv)
     sys.exit(args.run(args))

@@ -161,8 +161,10 @@ def worker_main(connection, options, reports, log_path, grader=grade_one, traini
     os.dup2(log, 1)
     os.dup2(log, 2)
     from grader.grade import quiet_tensorflow
+    from grader.malloc import limit_arenas
 
     quiet_tensorflow()
+    limit_arenas()  # before the worker's Grader starts TensorFlow's threads
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the batch's to handle
     limit_memory(getattr(options, "worker_memory_bytes", None))
     from grader.grade import Grader

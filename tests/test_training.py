@@ -143,6 +143,49 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
     assert (today.first_kernel == before.first_kernel).all()
 
 
+def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcome(configs, monkeypatch):
+    import keras
+
+    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    traces, train_step = [], keras.Model.train_step
+
+    def counted(model, data):
+        traces.append(model)  # a traced function calls the Python step only while it is traced
+        return train_step(model, data)
+
+    monkeypatch.setattr(keras.Model, "train_step", counted)
+    today = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
+    assert len(traces) == 1
+    monkeypatch.setattr(check, "_build_optimizer", lambda model: None)
+    before = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
+    assert len(traces) == 3  # left to fit, the optimizer's variables are made in a first trace that is thrown away
+    assert (today.accuracy, today.history) == (before.accuracy, before.history)
+    assert (today.first_kernel == before.first_kernel).all()
+
+
+def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
+    """The grader's processes limit glibc to two arenas (grader/malloc.py): where buffers live, not what is computed."""
+    model_path = tmp_path / "model.json"
+    model_path.write_text(configs["reference"])
+    script = (
+        "import sys\n"
+        "if sys.argv[2] == 'limited':\n"
+        "    from grader.malloc import limit_arenas; limit_arenas()\n"
+        "from grader.training import check\n"
+        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
+        "outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
+        "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
+    )
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    printed = []
+    for mode in ("limited", "default"):
+        result = subprocess.run([sys.executable, "-c", script, str(model_path), mode], cwd=KIT_ROOT, env=env,
+                                capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr[-2000:]
+        printed.append(result.stdout.splitlines()[-1])
+    assert printed[0] == printed[1]
+
+
 def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
     """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
     model_path = tmp_path / "model.json"

@@ -234,6 +234,15 @@ def _mmap_threshold(size):
         pass  # not glibc (macOS, Windows): nothing to set
 
 
+def _build_optimizer(model):
+    """Create the optimizer's variables before fit, so that Keras traces the training step once, not twice.
+
+    Left to fit, Adam makes its variables inside the first trace of the step, which TensorFlow then throws away and
+    traces again: ~1.5 of a check's ~25 CPU-s, on one thread. The outcome is the same to the last bit (tested).
+    """
+    model.optimizer.build(model.trainable_variables)
+
+
 def _batch_history():
     """Return a Keras callback that keeps each training step's loss and accuracy in .steps."""
     import keras
@@ -286,6 +295,7 @@ def run_training_check(model_json, *, dataset="synthetic", seed=0, threshold=Non
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=lesson_data()[2]),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
+    _build_optimizer(model)
     steps = _batch_history()
     with warnings.catch_warnings():
         # A model with nothing to train still runs, and fails the check on its untrained accuracy.
