@@ -100,7 +100,7 @@ def test_the_calibration_record_is_the_lessons_own_and_backs_its_threshold():
 def test_the_stubs_and_lesson_checks_are_the_generators_output(tmp_path):
     in_lesson(f"import json; from grader.lesson.stubs import write_student_files; "
               f"write_student_files({str(LESSON / 'solutions')!r}, {str(tmp_path)!r}); print('[]')")
-    for name in ("convnet.py", "lesson_checks.py"):
+    for name in ("convnet.py", "lesson_checks.py", "lesson_checks.json", "pytest.ini"):
         assert (tmp_path / name).read_text() == (LESSON / "exercises" / name).read_text(), f"regenerate {name}"
 
 
@@ -187,7 +187,11 @@ def test_release_writes_the_lessons_student_repository(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     release = tmp_path / "release"
     shipped = sorted(path.name for path in (release / "exercises").iterdir())
-    assert shipped == ["conftest.py", "convnet.py", "lesson_checks.py", "test_convnet.py"]
+    assert shipped == ["conftest.py", "convnet.py", "lesson_checks.json", "lesson_checks.py", "test_convnet.py"]
+    # The checks are the same code for every lesson: only their data differs.
+    checks = (release / "exercises" / "lesson_checks.py").read_text()
+    assert checks == (ROOT / "exercises" / "lesson_checks.py").read_text()
+    assert "104202" in (release / "exercises" / "lesson_checks.json").read_text()
     assert "raise NotImplementedError" in (release / "exercises" / "convnet.py").read_text()
     assert "104,202 params" in (release / "README.md").read_text()
     assert "exercises/test_convnet.py" in (release / ".github" / "workflows" / "grade.yml").read_text()

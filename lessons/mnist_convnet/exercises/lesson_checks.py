@@ -1,27 +1,47 @@
 # Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): do not edit.
+# The lesson's data it compares with is in lesson_checks.json beside it.
 """The generic checks: each compares a model, a block or a function's answer with the lesson's expectations and
 returns a list of problems in plain words (an empty list means the check passed).
 
 Shared by the grader's hidden tests and, through a generated copy, the visible tests in exercises/, so both explain a
 mistake in the same words. Expected values come from Keras itself (shape math) or from the lesson's reference.
-The copy holds public Keras API only: not keras_truth, which answers shape math for any arguments, and for the rest
-the lesson's expectations and the visible tests' own answers recorded as data (grader.lesson.stubs).
+The copy holds code only, the same for every lesson, and public Keras API only: not keras_truth, which answers shape
+math for any arguments, nor what only the grader uses; the lesson's expectations and the visible tests' own answers
+are recorded beside it as data, in lesson_checks.json (grader.lesson.stubs).
 """
 
+from pathlib import Path
 import functools
+import json
 import re
 
 import numpy as np
 
 
-# The students' copy: the lesson's expectations, recorded from its reference when the copy is made
-# (grader.lesson.stubs); empty in the grader, which derives them.
-RECORDED = {}
+# The students' copy reads the lesson's data from this file beside it, written with it (grader.lesson.stubs): the
+# lesson's expectations, and Keras's answers to the visible tests' own shape-math calls. The grader has no such file.
+RECORDED_FILE = "lesson_checks.json"
+
+
+def as_tuples(value):
+    """Return JSON data with its lists as tuples, as the checks hold shapes and settings."""
+    if isinstance(value, list):
+        return tuple(as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: as_tuples(item) for key, item in value.items()}
+    return value
+
+
+@functools.cache
+def recorded():
+    """Return the lesson's data recorded beside the students' copy of these checks ({} in the grader)."""
+    path = Path(__file__).with_name(RECORDED_FILE)
+    return as_tuples(json.loads(path.read_text(encoding="utf-8"))) if path.is_file() else {}
 
 
 def lesson():
     """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
-    return RECORDED or derived()
+    return recorded().get("expectations") or derived()
 
 
 def network(builder):
@@ -176,41 +196,6 @@ def describe(layer):
     return kind
 
 
-# Settings that never show in a layer's code: they name it, seed it, or say how Keras stores it.
-UNSHOWN_SETTINGS = ("name", "seed", "dtype", "trainable", "data_format")
-
-
-def _code_value(value):
-    if isinstance(value, (list, tuple)) and len(set(value)) == 1 and len(value) in (1, 2, 3):
-        value = value[0]
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and symmetric_factor(value) is not None:
-        value = symmetric_factor(value)  # a symmetric range (-f, f) is written f
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(tuple(value) if isinstance(value, list) else value)
-
-
-def layer_code(layer):
-    """Return the code that makes a layer, its defaults left out: RandomFlip('horizontal'), RandomZoom(0.1)."""
-    import inspect
-
-    kind = type(layer)
-    config = layer.get_config()
-    parameters = [parameter for parameter in list(inspect.signature(kind.__init__).parameters.values())[1:]
-                  if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.name in config]
-    required = [parameter.name for parameter in parameters if parameter.default is parameter.empty]
-    try:
-        defaults = kind(**{name: config[name] for name in required}).get_config()
-    except Exception:  # a layer Keras cannot make from its required settings alone: show them all
-        defaults = {}
-    first = [parameters[0].name] if parameters and parameters[0].name not in UNSHOWN_SETTINGS else []
-    positional = first + [name for name in required if name not in first]
-    shown = [_code_value(config[name]) for name in positional]
-    shown += [f"{key}={_code_value(value)}" for key, value in config.items()
-              if key not in positional and key not in UNSHOWN_SETTINGS and key in defaults and defaults[key] != value]
-    return f"{kind.__name__}({', '.join(shown)})"
-
-
 def is_augmentation(layer):
     """Return whether a layer is one of Keras's random image augmentation layers."""
     kind = type(layer).__name__
@@ -236,9 +221,12 @@ def symmetric_factor(value):
     return abs(float(value))
 
 
-# The students' copy: {call as written by call_repr: (Keras's answer, [(wrong answer, hint)])} for the visible tests'
-# cases, recorded when the copy is made (grader.lesson.stubs); empty in the grader.
-RECORDED_CASES = {}
+def recorded_cases():
+    """Return {call as call_repr writes it: (Keras's answer, [(wrong answer, hint)])} for the visible tests' own cases.
+
+    Recorded beside the students' copy of these checks when it is made (grader.lesson.stubs); empty in the grader.
+    """
+    return recorded().get("shape_math_cases", {})
 
 
 def call_repr(function, args=(), kwargs=None):
@@ -251,9 +239,10 @@ def call_repr(function, args=(), kwargs=None):
 def check_recorded_answer(function, args, kwargs, returned):
     """Return the problem with the answer to one of the visible tests' calls, or [] when it is Keras's."""
     call = call_repr(function, args, kwargs)
-    if call not in RECORDED_CASES:
+    cases = recorded_cases()
+    if call not in cases:
         raise KeyError(f"No answer is recorded for {call}: the visible tests hold answers only for their own cases.")
-    expected, mistakes = RECORDED_CASES[call]
+    expected, mistakes = cases[call]
     return answer_problems(function, args, kwargs, returned, expected, mistakes)
 
 
@@ -376,17 +365,7 @@ SETTING_WORDS = {
     "interpolation": "it changes how the augmentation resamples the image",
 }
 
-# What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
-# Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
-STYLE = {
-    "names": "layer and model names (name=...)",
-    "seeds": "the seeds of random layers and initializers (seed=...)",
-    "explicit defaults": "a setting written out with its default value (padding='valid' on a pool)",
-    "int vs tuple": "kernel_size=3 or (3, 3), pool_size=2 or (2, 2), strides likewise",
-    "relu as a layer or an argument": "Conv2D(..., activation='relu') or Conv2D(...) followed by ReLU()",
-    "float32 spelled out": "dtype='float32', Keras's default policy",
-    "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
-}
+
 # The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
 STYLE_KEYS = ("name", "seed")
 DEFAULT_DTYPE = "float32"
@@ -1277,115 +1256,3 @@ _TENSORFLOW_STARTUP = re.compile("|".join(f"(?:{pattern})" for pattern in TENSOR
 def without_tensorflow_startup(text: str) -> str:
     """Return text without the lines TensorFlow's C++ core prints at start-up."""
     return "".join(line for line in text.splitlines(keepends=True) if not _TENSORFLOW_STARTUP.match(line))
-
-
-# Recorded when this copy was made (grader.lesson.stubs), as data: the lesson's expectations, from its reference,
-# and Keras's answers to the visible tests' own shape-math calls, with the usual mistakes' answers and hints.
-RECORDED = {'dataset_name': 'MNIST',
- 'input_shape': (28, 28, 1),
- 'rescale': None,
- 'augmentation': (),
- 'augmentation_code': (),
- 'augmentation_others': (),
- 'networks': {'build_convnet': {'input_shape': (28, 28, 1),
-                                'stages': (('conv', (26, 26, 32), 320),
-                                           ('pool', (13, 13, 32), 0),
-                                           ('conv', (11, 11, 64), 18496),
-                                           ('pool', (5, 5, 64), 0),
-                                           ('conv', (3, 3, 128), 73856),
-                                           ('gap', (1152,), 0),
-                                           ('dense', (10,), 11530)),
-                                'total_params': 104202,
-                                'layers': (('Conv2D',
-                                            {'filters': 32,
-                                             'kernel_size': (3, 3),
-                                             'strides': (1, 1),
-                                             'padding': 'valid',
-                                             'dilation_rate': (1, 1),
-                                             'groups': 1,
-                                             'activation': 'relu',
-                                             'use_bias': True,
-                                             'trainable': True,
-                                             '_others': {'data_format': 'channels_last',
-                                                         'kernel_initializer': 'GlorotUniform()',
-                                                         'bias_initializer': 'Zeros()',
-                                                         'kernel_regularizer': None,
-                                                         'bias_regularizer': None,
-                                                         'activity_regularizer': None,
-                                                         'kernel_constraint': None,
-                                                         'bias_constraint': None}}),
-                                           ('MaxPooling2D',
-                                            {'pool_size': (2, 2),
-                                             'strides': (2, 2),
-                                             'padding': 'valid',
-                                             '_others': {'data_format': 'channels_last'}}),
-                                           ('Conv2D',
-                                            {'filters': 64,
-                                             'kernel_size': (3, 3),
-                                             'strides': (1, 1),
-                                             'padding': 'valid',
-                                             'dilation_rate': (1, 1),
-                                             'groups': 1,
-                                             'activation': 'relu',
-                                             'use_bias': True,
-                                             'trainable': True,
-                                             '_others': {'data_format': 'channels_last',
-                                                         'kernel_initializer': 'GlorotUniform()',
-                                                         'bias_initializer': 'Zeros()',
-                                                         'kernel_regularizer': None,
-                                                         'bias_regularizer': None,
-                                                         'activity_regularizer': None,
-                                                         'kernel_constraint': None,
-                                                         'bias_constraint': None}}),
-                                           ('MaxPooling2D',
-                                            {'pool_size': (2, 2),
-                                             'strides': (2, 2),
-                                             'padding': 'valid',
-                                             '_others': {'data_format': 'channels_last'}}),
-                                           ('Conv2D',
-                                            {'filters': 128,
-                                             'kernel_size': (3, 3),
-                                             'strides': (1, 1),
-                                             'padding': 'valid',
-                                             'dilation_rate': (1, 1),
-                                             'groups': 1,
-                                             'activation': 'relu',
-                                             'use_bias': True,
-                                             'trainable': True,
-                                             '_others': {'data_format': 'channels_last',
-                                                         'kernel_initializer': 'GlorotUniform()',
-                                                         'bias_initializer': 'Zeros()',
-                                                         'kernel_regularizer': None,
-                                                         'bias_regularizer': None,
-                                                         'activity_regularizer': None,
-                                                         'kernel_constraint': None,
-                                                         'bias_constraint': None}}),
-                                           ('Flatten', {'_others': {'data_format': 'channels_last'}}),
-                                           ('Dense',
-                                            {'units': 10,
-                                             'activation': 'softmax',
-                                             'use_bias': True,
-                                             'trainable': True,
-                                             '_others': {'kernel_initializer': 'GlorotUniform()',
-                                                         'bias_initializer': 'Zeros()',
-                                                         'kernel_regularizer': None,
-                                                         'bias_regularizer': None,
-                                                         'kernel_constraint': None,
-                                                         'bias_constraint': None,
-                                                         'quantization_config': None}})),
-                                'outputs': 10,
-                                'output_activation': 'softmax',
-                                'augmentation': (),
-                                'augmentation_code': (),
-                                'augmentation_others': (),
-                                'rescale': None,
-                                'layer_code': ("Conv2D(32, 3, activation='relu')",
-                                               'MaxPooling2D(2)',
-                                               "Conv2D(64, 3, activation='relu')",
-                                               'MaxPooling2D(2)',
-                                               "Conv2D(128, 3, activation='relu')",
-                                               'Flatten()',
-                                               "Dense(10, activation='softmax')"),
-                                'num_classes': 10,
-                                'num_classes_followed': True}}}
-RECORDED_CASES = {}
