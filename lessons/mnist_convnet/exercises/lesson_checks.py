@@ -473,18 +473,29 @@ def other_settings(layer, shown):
     return found
 
 
+def is_plain_relu(kind, config):
+    """Return whether a layer of this kind and config is relu itself: ReLU() with no limit, or Activation("relu").
+
+    The one rule both canonical forms fold by (this comparison's, and grader.checker.canonical's of a model config):
+    such a layer right after a linear Conv2D or Dense is what activation="relu" does.
+    """
+    if kind == "ReLU":
+        return config.get("max_value") is None and not config.get("negative_slope") and not config.get("threshold")
+    return kind == "Activation" and config.get("activation") == "relu"
+
+
 def canonical_layers(model):
     """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
 
+    The canonical form of grader.checker.canonical, modulo what else is style here (STYLE: seeds, a second relu, a
+    linear Activation); read from the live layers, so that a model Keras cannot serialize is compared too.
     settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
     """
     found = []
     for layer in flat_layers(model):
         kind, settings = layer_settings(layer)
         settings[OTHERS] = other_settings(layer, settings)
-        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
-                                                                                     "threshold"))
-        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
+        relu = is_plain_relu(kind, layer.get_config())
         if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
             found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
             continue
