@@ -5,8 +5,8 @@ from grader.options import DATASET_HELP, DATASETS
 HELP = "re-run the training check's calibration and print it"
 SEEDS_HELP = "seeds to train the reference on (default: %(default)s)"
 BROKEN_SEEDS_HELP = "seeds to train each known-broken model on (default: %(default)s)"
-OUTPUT_HELP = ("the calibration record to update (default: the grader's own grader/training/calibration.json, "
-               "whose threshold every grade uses)")
+OUTPUT_HELP = ("the calibration record to update (default: the lesson folder's calibration.json, the "
+               "top-level one for the default lesson; every grade uses its threshold)")
 
 
 def add_parser(commands):

@@ -4,7 +4,7 @@ Trains the lesson's reference network (lesson.toml's [training] builder from its
 exactly as a submission reaches the check) over many seeds, and known-broken models (variants of it, and a linear
 model that a check worth its name must fail) over fewer, then recommends a threshold midway between the reference's
 worst run and the best broken run. The record, with the machine it was measured on and a digest of the network, goes to
-grader/training/calibration.json for the default lesson, else to the lesson folder's calibration.json; the check
+calibration.json of the lesson folder (the top-level calibration.json for the default lesson); the check
 reads its thresholds from there and refuses a record whose network is no longer the reference's.
 """
 
@@ -212,11 +212,10 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
 
 
 def default_output():
-    """Return where calibration writes: the kit's record for the default lesson, else the lesson folder's own."""
-    from grader.lesson.manifest import DEFAULT_LESSON, lesson_dir
+    """Return where calibration writes: the calibration.json of the lesson being graded."""
+    from grader.lesson.manifest import lesson_dir
 
-    own = lesson_dir() / check.CALIBRATION_FILE
-    return check.CALIBRATION_PATH if lesson_dir().resolve() == DEFAULT_LESSON.resolve() else own
+    return lesson_dir() / check.CALIBRATION_FILE
 
 
 def _write(record, out=None):

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from grader.lesson.manifest import DEFAULT_LESSON
 from grader.training import synthetic_shapes
 
 CHECK_VERSION = 2  # bump whenever the budget, the data or the procedure changes, to invalidate caches
@@ -31,8 +32,8 @@ EVAL_BATCH_SIZE = 100
 MMAP_THRESHOLD = 4 * 1024 * 1024
 WARM_MMAP_THRESHOLD = 32 * 1024 * 1024  # where glibc's own raising ends: later trainings keep their buffers
 HISTORY_POINTS = 6  # the history (and the training curve drawn from it) has one point per sixth of the run
-CALIBRATION_PATH = Path(__file__).with_name("calibration.json")  # the default lesson's record
-CALIBRATION_FILE = "calibration.json"  # a lesson folder's own record, where it has one
+CALIBRATION_FILE = "calibration.json"  # a lesson folder's record of its training check
+CALIBRATION_PATH = DEFAULT_LESSON / CALIBRATION_FILE  # the default lesson's record (calibration.json at the top level)
 RECALIBRATE = ("The training check's calibration in {path} was measured on another network than the lesson's "
                "{builder}() (its reference changed, or the lesson has no calibration.json of its own). Received: a "
                "{dataset!r} record of network {recorded}, but the reference's network is {current}. Run "
@@ -40,7 +41,7 @@ RECALIBRATE = ("The training check's calibration in {path} was measured on anoth
 
 
 def calibration_path():
-    """Return the calibration record of the lesson being graded: its folder's calibration.json, else the kit's."""
+    """Return the calibration record of the lesson being graded: its folder's calibration.json, else the default's."""
     from grader.lesson.manifest import lesson_dir
 
     own = lesson_dir() / CALIBRATION_FILE
