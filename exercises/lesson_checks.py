@@ -1,27 +1,56 @@
 # Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): do not edit.
+# The lesson's data it compares with is in lesson_checks.json beside it.
 """The generic checks: each compares a model, a block or a function's answer with the lesson's expectations and
 returns a list of problems in plain words (an empty list means the check passed).
 
 Shared by the grader's hidden tests and, through a generated copy, the visible tests in exercises/, so both explain a
 mistake in the same words. Expected values come from Keras itself (shape math) or from the lesson's reference.
-The copy holds public Keras API only: not keras_truth, which answers shape math for any arguments, and for the rest
-the lesson's expectations and the visible tests' own answers recorded as data (grader.lesson.stubs).
+The copy holds code only, the same for every lesson, and public Keras API only: not keras_truth, which answers shape
+math for any arguments, nor what only the grader uses; the lesson's expectations and the visible tests' own answers
+are recorded beside it as data, in lesson_checks.json (grader.lesson.stubs).
 """
 
+from pathlib import Path
 import functools
+import json
 import re
 
 import numpy as np
 
 
-# The students' copy: the lesson's expectations, recorded from its reference when the copy is made
-# (grader.lesson.stubs); empty in the grader, which derives them.
-RECORDED = {}
+# The students' copy reads the lesson's data from this file beside it, written with it (grader.lesson.stubs): the
+# lesson's expectations, and Keras's answers to the visible tests' own shape-math calls. The grader has no such file.
+RECORDED_FILE = "lesson_checks.json"
+
+
+def as_tuples(value):
+    """Return JSON data with its lists as tuples, as the checks hold shapes and settings."""
+    if isinstance(value, list):
+        return tuple(as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: as_tuples(item) for key, item in value.items()}
+    return value
+
+
+NO_RECORDED_DATA = ("The visible tests compare with the lesson's data, expected at {path}. Received: no such file; "
+                    "restore it from the assignment's repository.")
+
+
+@functools.cache
+def recorded():
+    """Return the lesson's data recorded beside the students' copy of these checks ({} in the grader, which derives
+    it from the reference)."""
+    if __name__.startswith("grader."):
+        return {}
+    path = Path(__file__).with_name(RECORDED_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(NO_RECORDED_DATA.format(path=path))
+    return as_tuples(json.loads(path.read_text(encoding="utf-8")))
 
 
 def lesson():
     """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
-    return RECORDED or derived()
+    return recorded().get("expectations") or derived()
 
 
 def network(builder):
@@ -176,41 +205,6 @@ def describe(layer):
     return kind
 
 
-# Settings that never show in a layer's code: they name it, seed it, or say how Keras stores it.
-UNSHOWN_SETTINGS = ("name", "seed", "dtype", "trainable", "data_format")
-
-
-def _code_value(value):
-    if isinstance(value, (list, tuple)) and len(set(value)) == 1 and len(value) in (1, 2, 3):
-        value = value[0]
-    elif isinstance(value, (list, tuple)) and len(value) == 2 and symmetric_factor(value) is not None:
-        value = symmetric_factor(value)  # a symmetric range (-f, f) is written f
-    if isinstance(value, float):
-        return f"{value:g}"
-    return repr(tuple(value) if isinstance(value, list) else value)
-
-
-def layer_code(layer):
-    """Return the code that makes a layer, its defaults left out: RandomFlip('horizontal'), RandomZoom(0.1)."""
-    import inspect
-
-    kind = type(layer)
-    config = layer.get_config()
-    parameters = [parameter for parameter in list(inspect.signature(kind.__init__).parameters.values())[1:]
-                  if parameter.kind is parameter.POSITIONAL_OR_KEYWORD and parameter.name in config]
-    required = [parameter.name for parameter in parameters if parameter.default is parameter.empty]
-    try:
-        defaults = kind(**{name: config[name] for name in required}).get_config()
-    except Exception:  # a layer Keras cannot make from its required settings alone: show them all
-        defaults = {}
-    first = [parameters[0].name] if parameters and parameters[0].name not in UNSHOWN_SETTINGS else []
-    positional = first + [name for name in required if name not in first]
-    shown = [_code_value(config[name]) for name in positional]
-    shown += [f"{key}={_code_value(value)}" for key, value in config.items()
-              if key not in positional and key not in UNSHOWN_SETTINGS and key in defaults and defaults[key] != value]
-    return f"{kind.__name__}({', '.join(shown)})"
-
-
 def is_augmentation(layer):
     """Return whether a layer is one of Keras's random image augmentation layers."""
     kind = type(layer).__name__
@@ -236,9 +230,12 @@ def symmetric_factor(value):
     return abs(float(value))
 
 
-# The students' copy: {call as written by call_repr: (Keras's answer, [(wrong answer, hint)])} for the visible tests'
-# cases, recorded when the copy is made (grader.lesson.stubs); empty in the grader.
-RECORDED_CASES = {}
+def recorded_cases():
+    """Return {call as call_repr writes it: (Keras's answer, [(wrong answer, hint)])} for the visible tests' own cases.
+
+    Recorded beside the students' copy of these checks when it is made (grader.lesson.stubs); empty in the grader.
+    """
+    return recorded().get("shape_math_cases", {})
 
 
 def call_repr(function, args=(), kwargs=None):
@@ -251,9 +248,10 @@ def call_repr(function, args=(), kwargs=None):
 def check_recorded_answer(function, args, kwargs, returned):
     """Return the problem with the answer to one of the visible tests' calls, or [] when it is Keras's."""
     call = call_repr(function, args, kwargs)
-    if call not in RECORDED_CASES:
+    cases = recorded_cases()
+    if call not in cases:
         raise KeyError(f"No answer is recorded for {call}: the visible tests hold answers only for their own cases.")
-    expected, mistakes = RECORDED_CASES[call]
+    expected, mistakes = cases[call]
     return answer_problems(function, args, kwargs, returned, expected, mistakes)
 
 
@@ -291,8 +289,7 @@ def likely_mistake(function, returned, expected, mistakes):
 
 
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
-                  "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
-                  "activation='relu') blocks.")
+                  "nothing until the model is built from the lesson's {convolution} blocks.")
 # How the checks at inference begin to tell a block holding more than random layers (augmentation's
 # _acts_at_inference): the block's check and both networks' fail for that one reason.
 ACTS_AT_INFERENCE = "The augmentation block also holds "
@@ -302,12 +299,27 @@ NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders retu
                "return keras.Model(inputs, outputs).")
 
 
+def lesson_convolution():
+    """Return the lesson's first Conv2D as written, its filters left open: Conv2D(..., 3, activation='relu')."""
+    for network in lesson()["networks"].values():
+        for code in network["layer_code"]:
+            if code.startswith("Conv2D("):
+                settings = code.removeprefix("Conv2D(").partition(", ")[2]
+                return f"Conv2D(..., {settings}" if settings else "Conv2D(...)"
+    return "Conv2D(...)"
+
+
+def no_convolution():
+    """Return NO_CONVOLUTION naming the lesson's own convolution, {call} and {judged} left to fill."""
+    return NO_CONVOLUTION.replace("{convolution}", lesson_convolution())
+
+
 def check_has_convolutions(model, call, judged="the network"):
     """Return a problem if the model has no Conv2D layer (or is no model): no network check can judge it then."""
     if not hasattr(model, "layers"):
         return [NOT_A_MODEL.format(call=call, got=type(model).__name__)]
     if not any(type(layer).__name__ == "Conv2D" for layer in flat_layers(model)):
-        return [NO_CONVOLUTION.format(call=call, judged=judged)]
+        return [no_convolution().format(call=call, judged=judged)]
     return []
 
 
@@ -320,7 +332,7 @@ def cause_of(problems):
     """
     import re
 
-    for template in (NO_CONVOLUTION, NOT_A_MODEL, NO_LESSON_AUGMENTATION):
+    for template in (no_convolution(), NOT_A_MODEL, NO_LESSON_AUGMENTATION):
         said = max(re.split(r"\{\w+\}", template), key=len)  # its longest fixed words
         called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
         if called and all(said in problem for problem in problems):
@@ -376,17 +388,7 @@ SETTING_WORDS = {
     "interpolation": "it changes how the augmentation resamples the image",
 }
 
-# What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
-# Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
-STYLE = {
-    "names": "layer and model names (name=...)",
-    "seeds": "the seeds of random layers and initializers (seed=...)",
-    "explicit defaults": "a setting written out with its default value (padding='valid' on a pool)",
-    "int vs tuple": "kernel_size=3 or (3, 3), pool_size=2 or (2, 2), strides likewise",
-    "relu as a layer or an argument": "Conv2D(..., activation='relu') or Conv2D(...) followed by ReLU()",
-    "float32 spelled out": "dtype='float32', Keras's default policy",
-    "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
-}
+
 # The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
 STYLE_KEYS = ("name", "seed")
 DEFAULT_DTYPE = "float32"
@@ -480,18 +482,29 @@ def other_settings(layer, shown):
     return found
 
 
+def is_plain_relu(kind, config):
+    """Return whether a layer of this kind and config is relu itself: ReLU() with no limit, or Activation("relu").
+
+    The one rule both canonical forms fold by (this comparison's, and grader.checker.canonical's of a model config):
+    such a layer right after a linear Conv2D or Dense is what activation="relu" does.
+    """
+    if kind == "ReLU":
+        return config.get("max_value") is None and not config.get("negative_slope") and not config.get("threshold")
+    return kind == "Activation" and config.get("activation") == "relu"
+
+
 def canonical_layers(model):
     """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
 
+    The canonical form of grader.checker.canonical, modulo what else is style here (STYLE: seeds, a second relu, a
+    linear Activation); read from the live layers, so that a model Keras cannot serialize is compared too.
     settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
     """
     found = []
     for layer in flat_layers(model):
         kind, settings = layer_settings(layer)
         settings[OTHERS] = other_settings(layer, settings)
-        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
-                                                                                     "threshold"))
-        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
+        relu = is_plain_relu(kind, layer.get_config())
         if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
             found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
             continue
@@ -623,6 +636,14 @@ def lesson_pooling():
     return {}
 
 
+def _pool_after_each_conv_block():
+    """Return whether every run of convolutions in the lesson's first network is followed by a pooling layer."""
+    kinds = next(([kind for kind, _shape, _params in found["stages"]] for found in lesson()["networks"].values()
+                  if found["stages"]), [])
+    ends = [after for kind, after in zip(kinds, kinds[1:] + [None]) if kind == "conv" and after != "conv"]
+    return bool(ends) and all(after == "pool" for after in ends)
+
+
 @needs_convolutions("its input shape")
 def check_input_shape(model, call):
     """Return a problem if the model does not take the lesson's images (e.g. 32x32x3)."""
@@ -650,18 +671,21 @@ def check_stage_shapes(model, call, expected):
                     f"{_shape((None,) + shape)}, but your model ends before it."]
         got_kind, layer, got_shape = found[index]
         want = (None,) + shape
+        code = _stage_code(expected, index)
         if got_kind != kind:
             before = f"After {describe(found[index - 1][1])}, t" if index else "T"
             swapped = (index + 1 < len(found) and index + 1 < len(expected) and found[index + 1][0] == kind
                        and expected[index + 1][0] == got_kind)
             hint = (f" The order is wrong: the lesson has the {KIND_NAMES[kind]} first, then the "
-                    f"{KIND_NAMES[got_kind]}." if swapped else _missing_stage_hint(kind, got_kind))
+                    f"{KIND_NAMES[got_kind]}." if swapped else _missing_stage_hint(kind, got_kind, code))
             return [f"Called {call}. {before}he lesson's network has {where} giving {_shape(want)}, but your "
                     f"model has {describe(layer)} giving {_shape(got_shape)} there." + hint]
         if tuple(got_shape) != want:
             if type(layer).__name__ != KIND_NAMES[kind]:
                 where = f"your {type(layer).__name__} (where the lesson has {where})"
-            hint = _shape_hint(kind, layer, got_shape, want)
+            hint = _shape_hint(kind, layer, got_shape, want, code, _lesson_padding(expected))
+            if kind == "dense" and index == len(expected) - 1:
+                hint = f" The head is {_head_code(expected, code)}."
             if inputs != input_shape() and index == 0:
                 hint = (f" Your model takes inputs of shape {_shape((None,) + inputs)}; {dataset_name()} images are "
                         f"{_shape((None,) + input_shape())}: use keras.Input(shape={input_shape()}).")
@@ -673,32 +697,72 @@ def check_stage_shapes(model, call, expected):
     return []
 
 
-def _missing_stage_hint(kind, got_kind):
+def _lesson_network(expected):
+    """Return the lesson's network whose stages these are, else None."""
+    return next((found for found in lesson()["networks"].values() if tuple(found["stages"]) == tuple(expected)), None)
+
+
+def _stage_code(expected, index):
+    """Return how the lesson writes the layer of one of its stages, e.g. "MaxPooling2D(2)" (None if unknown)."""
+    found = _lesson_network(expected)
+    if found is not None and index < len(found["layer_code"]):
+        return found["layer_code"][index]
+    kind = expected[index][0]
+    return next((code for network_ in lesson()["networks"].values()
+                 for (got_kind, _shape, _params), code in zip(network_["stages"], network_["layer_code"])
+                 if got_kind == kind), None)
+
+
+def _lesson_padding(expected):
+    """Return the padding of the lesson's first convolution in these stages ('same' or 'valid'; None if unknown)."""
+    codes = [_stage_code(expected, index) for index, stage in enumerate(expected) if stage[0] == "conv"]
+    if not codes or codes[0] is None:
+        return None
+    return "same" if "padding='same'" in codes[0] else "valid"
+
+
+def _kind_of(code, default):
+    """Return the layer kind a layer's code makes: "GlobalAveragePooling2D" for "GlobalAveragePooling2D()"."""
+    return code.partition("(")[0] if code else default
+
+
+def _head_code(expected, code):
+    """Return the lesson's head as written, num_classes where the builder follows it: Dense(num_classes)."""
+    found = _lesson_network(expected)
+    units = expected[-1][1][-1]
+    if code and found is not None and found.get("num_classes_followed") and code.startswith(f"Dense({units}"):
+        return "Dense(num_classes" + code.removeprefix(f"Dense({units}")
+    return code or "Dense(num_classes)"
+
+
+def _missing_stage_hint(kind, got_kind, code):
     if kind == "pool":
-        return " Did you forget a MaxPooling2D(2)?"
+        return f" Did you forget a {code or KIND_NAMES[kind]}?"
     if kind == "conv":
         return " Did you forget a Conv2D layer?"
     if kind == "gap" and got_kind == "dense":
-        return " Add GlobalAveragePooling2D before the Dense head."
+        return f" Add {_kind_of(code, KIND_NAMES[kind])} before the Dense head."
     return ""
 
 
-def _shape_hint(kind, layer, got, want):
+def _shape_hint(kind, layer, got, want, code, padding):
     if kind == "conv" and got[-1] != want[-1]:
         return f" It has {got[-1]} filters; the lesson uses {want[-1]}."
-    if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1:
+    if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1 and padding != "valid":
         return " Did you use padding='valid'? The lesson uses padding='same' so only pooling shrinks the map."
-    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0:
+    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0 \
+            and padding != "same":
         return (f" Did you use padding='same'? The lesson's convolutions are unpadded ('valid'): each "
                 f"{layer.kernel_size[0]}x{layer.kernel_size[1]} kernel shaves {got[1] - want[1]} pixels off the map.")
-    if kind == "pool" and got[1] is not None and got[1] < want[1]:
+    if kind == "pool" and got[1] is not None and got[1] < want[1] and padding != "valid":
         return " A padding='valid' convolution before it shrank the map: use padding='same'."
+    head = _kind_of(code, KIND_NAMES[kind])
     if kind == "gap" and len(got) > 2:
-        return " Use GlobalAveragePooling2D to turn the feature map into a vector."
-    if kind == "gap" and got[-1] != want[-1]:
+        return f" Use {head} to turn the feature map into a vector."
+    if kind == "gap" and got[-1] != want[-1] and head == "GlobalAveragePooling2D":
         return " GlobalAveragePooling2D should average each of the last feature maps: Flatten keeps every position."
-    if kind == "dense":
-        return " The head is Dense(num_classes)."
+    if kind == "gap" and got[-1] != want[-1]:
+        return f" The lesson's network has {head} here, which keeps every position of the last feature map."
     return ""
 
 
@@ -760,15 +824,18 @@ def check_gap_head(model, call, expected):
 def check_max_pooling(model, call):
     """Return a problem unless the model downsamples with MaxPooling2D(2), and only with it."""
     found = flat_layers(model)
+    want = lesson_pooling()
+    size = setting_text(want["pool_size"]) if want else "2"
     for layer in found:
         if type(layer).__name__ == "AveragePooling2D":
             return [f"Called {call}. The model uses AveragePooling2D; the lesson's network downsamples with "
-                    f"MaxPooling2D(2), which keeps the strongest response in each 2x2 window."]
+                    f"MaxPooling2D({size}), which keeps the strongest response in each {size}x{size} window."]
     pools = [layer for layer in found if type(layer).__name__ == "MaxPooling2D"]
     if not pools:
-        return [f"Called {call}. The model has no MaxPooling2D; the lesson's network halves the feature map with "
-                f"MaxPooling2D(2) after each conv block."]
-    want = lesson_pooling()
+        shrinks = "halves" if size == "2" else "shrinks"
+        where = " after each conv block" if _pool_after_each_conv_block() else ""
+        return [f"Called {call}. The model has no MaxPooling2D; the lesson's network {shrinks} the feature map with "
+                f"MaxPooling2D({size}){where}."]
     for index, layer in enumerate(pools):
         kind, settings = layer_settings(layer)
         if want and settings != want:
@@ -871,6 +938,12 @@ def check_rescaling(model, call):
     return []
 
 
+def _default_classes():
+    """Return the number of classes the lesson's builders default to (their num_classes), e.g. 10."""
+    return next((found["num_classes"] for found in lesson()["networks"].values() if found.get("num_classes")),
+                next((found["outputs"] for found in lesson()["networks"].values() if found["stages"]), None))
+
+
 @needs_convolutions("its number of outputs")
 def check_num_classes(model, call, num_classes):
     """Return a problem unless the model outputs num_classes logits per image."""
@@ -879,7 +952,7 @@ def check_num_classes(model, call, num_classes):
     if units != (num_classes,):
         got = "an unknown shape" if units is None else _shape((None,) + units)
         return [f"Called {call}. The output shape is {got}, but with num_classes={num_classes} it should be "
-                f"{_shape((None, num_classes))}: use Dense(num_classes), not Dense(10)."]
+                f"{_shape((None, num_classes))}: use Dense(num_classes), not Dense({_default_classes()})."]
     return []
 
 
@@ -1277,531 +1350,3 @@ _TENSORFLOW_STARTUP = re.compile("|".join(f"(?:{pattern})" for pattern in TENSOR
 def without_tensorflow_startup(text: str) -> str:
     """Return text without the lines TensorFlow's C++ core prints at start-up."""
     return "".join(line for line in text.splitlines(keepends=True) if not _TENSORFLOW_STARTUP.match(line))
-
-
-# Recorded when this copy was made (grader.lesson.stubs), as data: the lesson's expectations, from its reference,
-# and Keras's answers to the visible tests' own shape-math calls, with the usual mistakes' answers and hints.
-RECORDED = {'dataset_name': 'CIFAR-10',
- 'input_shape': (32, 32, 3),
- 'rescale': 0.00392156862745098,
- 'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
-                  ('RandomRotation', {'factor': 0.05}),
-                  ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
- 'augmentation_code': ("RandomFlip('horizontal')", 'RandomRotation(0.05)', 'RandomZoom(0.1)'),
- 'augmentation_others': ({'data_format': 'channels_last'},
-                         {'data_format': 'channels_last',
-                          'fill_mode': 'reflect',
-                          'fill_value': 0.0,
-                          'interpolation': 'bilinear'},
-                         {'data_format': 'channels_last',
-                          'fill_mode': 'reflect',
-                          'interpolation': 'bilinear',
-                          'fill_value': 0.0}),
- 'networks': {'build_augmentation': {'input_shape': None,
-                                     'stages': (),
-                                     'total_params': 0,
-                                     'layers': (('RandomFlip',
-                                                 {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
-                                                ('RandomRotation',
-                                                 {'factor': 0.05,
-                                                  '_others': {'data_format': 'channels_last',
-                                                              'fill_mode': 'reflect',
-                                                              'fill_value': 0.0,
-                                                              'interpolation': 'bilinear'}}),
-                                                ('RandomZoom',
-                                                 {'height_factor': 0.1,
-                                                  'width_factor': 0.1,
-                                                  '_others': {'data_format': 'channels_last',
-                                                              'fill_mode': 'reflect',
-                                                              'interpolation': 'bilinear',
-                                                              'fill_value': 0.0}})),
-                                     'outputs': None,
-                                     'output_activation': 'linear',
-                                     'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
-                                                      ('RandomRotation', {'factor': 0.05}),
-                                                      ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
-                                     'augmentation_code': ("RandomFlip('horizontal')",
-                                                           'RandomRotation(0.05)',
-                                                           'RandomZoom(0.1)'),
-                                     'augmentation_others': ({'data_format': 'channels_last'},
-                                                             {'data_format': 'channels_last',
-                                                              'fill_mode': 'reflect',
-                                                              'fill_value': 0.0,
-                                                              'interpolation': 'bilinear'},
-                                                             {'data_format': 'channels_last',
-                                                              'fill_mode': 'reflect',
-                                                              'interpolation': 'bilinear',
-                                                              'fill_value': 0.0}),
-                                     'rescale': None,
-                                     'layer_code': (),
-                                     'num_classes': None},
-              'build_cnn': {'input_shape': (32, 32, 3),
-                            'stages': (('conv', (32, 32, 32), 896),
-                                       ('conv', (32, 32, 32), 9248),
-                                       ('pool', (16, 16, 32), 0),
-                                       ('conv', (16, 16, 64), 18496),
-                                       ('conv', (16, 16, 64), 36928),
-                                       ('pool', (8, 8, 64), 0),
-                                       ('conv', (8, 8, 128), 73856),
-                                       ('pool', (4, 4, 128), 0),
-                                       ('gap', (128,), 0),
-                                       ('dense', (10,), 1290)),
-                            'total_params': 140714,
-                            'layers': (('RandomFlip',
-                                        {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
-                                       ('RandomRotation',
-                                        {'factor': 0.05,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'fill_mode': 'reflect',
-                                                     'fill_value': 0.0,
-                                                     'interpolation': 'bilinear'}}),
-                                       ('RandomZoom',
-                                        {'height_factor': 0.1,
-                                         'width_factor': 0.1,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'fill_mode': 'reflect',
-                                                     'interpolation': 'bilinear',
-                                                     'fill_value': 0.0}}),
-                                       ('Rescaling', {'scale': 0.00392157, 'offset': 0.0, '_others': {}}),
-                                       ('Conv2D',
-                                        {'filters': 32,
-                                         'kernel_size': (3, 3),
-                                         'strides': (1, 1),
-                                         'padding': 'same',
-                                         'dilation_rate': (1, 1),
-                                         'groups': 1,
-                                         'activation': 'relu',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'activity_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None}}),
-                                       ('Conv2D',
-                                        {'filters': 32,
-                                         'kernel_size': (3, 3),
-                                         'strides': (1, 1),
-                                         'padding': 'same',
-                                         'dilation_rate': (1, 1),
-                                         'groups': 1,
-                                         'activation': 'relu',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'activity_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None}}),
-                                       ('MaxPooling2D',
-                                        {'pool_size': (2, 2),
-                                         'strides': (2, 2),
-                                         'padding': 'valid',
-                                         '_others': {'data_format': 'channels_last'}}),
-                                       ('Conv2D',
-                                        {'filters': 64,
-                                         'kernel_size': (3, 3),
-                                         'strides': (1, 1),
-                                         'padding': 'same',
-                                         'dilation_rate': (1, 1),
-                                         'groups': 1,
-                                         'activation': 'relu',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'activity_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None}}),
-                                       ('Conv2D',
-                                        {'filters': 64,
-                                         'kernel_size': (3, 3),
-                                         'strides': (1, 1),
-                                         'padding': 'same',
-                                         'dilation_rate': (1, 1),
-                                         'groups': 1,
-                                         'activation': 'relu',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'activity_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None}}),
-                                       ('MaxPooling2D',
-                                        {'pool_size': (2, 2),
-                                         'strides': (2, 2),
-                                         'padding': 'valid',
-                                         '_others': {'data_format': 'channels_last'}}),
-                                       ('Conv2D',
-                                        {'filters': 128,
-                                         'kernel_size': (3, 3),
-                                         'strides': (1, 1),
-                                         'padding': 'same',
-                                         'dilation_rate': (1, 1),
-                                         'groups': 1,
-                                         'activation': 'relu',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'data_format': 'channels_last',
-                                                     'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'activity_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None}}),
-                                       ('MaxPooling2D',
-                                        {'pool_size': (2, 2),
-                                         'strides': (2, 2),
-                                         'padding': 'valid',
-                                         '_others': {'data_format': 'channels_last'}}),
-                                       ('GlobalAveragePooling2D',
-                                        {'_others': {'data_format': 'channels_last', 'keepdims': False}}),
-                                       ('Dense',
-                                        {'units': 10,
-                                         'activation': 'linear',
-                                         'use_bias': True,
-                                         'trainable': True,
-                                         '_others': {'kernel_initializer': 'GlorotUniform()',
-                                                     'bias_initializer': 'Zeros()',
-                                                     'kernel_regularizer': None,
-                                                     'bias_regularizer': None,
-                                                     'kernel_constraint': None,
-                                                     'bias_constraint': None,
-                                                     'quantization_config': None}})),
-                            'outputs': 10,
-                            'output_activation': 'linear',
-                            'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
-                                             ('RandomRotation', {'factor': 0.05}),
-                                             ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
-                            'augmentation_code': ("RandomFlip('horizontal')",
-                                                  'RandomRotation(0.05)',
-                                                  'RandomZoom(0.1)'),
-                            'augmentation_others': ({'data_format': 'channels_last'},
-                                                    {'data_format': 'channels_last',
-                                                     'fill_mode': 'reflect',
-                                                     'fill_value': 0.0,
-                                                     'interpolation': 'bilinear'},
-                                                    {'data_format': 'channels_last',
-                                                     'fill_mode': 'reflect',
-                                                     'interpolation': 'bilinear',
-                                                     'fill_value': 0.0}),
-                            'rescale': 0.00392156862745098,
-                            'layer_code': ("Conv2D(32, 3, padding='same', activation='relu')",
-                                           "Conv2D(32, 3, padding='same', activation='relu')",
-                                           'MaxPooling2D(2)',
-                                           "Conv2D(64, 3, padding='same', activation='relu')",
-                                           "Conv2D(64, 3, padding='same', activation='relu')",
-                                           'MaxPooling2D(2)',
-                                           "Conv2D(128, 3, padding='same', activation='relu')",
-                                           'MaxPooling2D(2)',
-                                           'GlobalAveragePooling2D()',
-                                           'Dense(10)'),
-                            'num_classes': 10,
-                            'num_classes_followed': True},
-              'build_cnn_v2': {'input_shape': (32, 32, 3),
-                               'stages': (('conv', (32, 32, 32), 896),
-                                          ('conv', (32, 32, 32), 9248),
-                                          ('pool', (16, 16, 32), 0),
-                                          ('conv', (16, 16, 64), 18496),
-                                          ('conv', (16, 16, 64), 36928),
-                                          ('pool', (8, 8, 64), 0),
-                                          ('conv', (8, 8, 128), 73856),
-                                          ('pool', (4, 4, 128), 0),
-                                          ('conv', (4, 4, 256), 295168),
-                                          ('pool', (2, 2, 256), 0),
-                                          ('gap', (256,), 0),
-                                          ('dense', (10,), 2570)),
-                               'total_params': 437162,
-                               'layers': (('RandomFlip',
-                                           {'mode': 'horizontal', '_others': {'data_format': 'channels_last'}}),
-                                          ('RandomRotation',
-                                           {'factor': 0.05,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'fill_mode': 'reflect',
-                                                        'fill_value': 0.0,
-                                                        'interpolation': 'bilinear'}}),
-                                          ('RandomZoom',
-                                           {'height_factor': 0.1,
-                                            'width_factor': 0.1,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'fill_mode': 'reflect',
-                                                        'interpolation': 'bilinear',
-                                                        'fill_value': 0.0}}),
-                                          ('Rescaling', {'scale': 0.00392157, 'offset': 0.0, '_others': {}}),
-                                          ('Conv2D',
-                                           {'filters': 32,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('Conv2D',
-                                           {'filters': 32,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('MaxPooling2D',
-                                           {'pool_size': (2, 2),
-                                            'strides': (2, 2),
-                                            'padding': 'valid',
-                                            '_others': {'data_format': 'channels_last'}}),
-                                          ('Conv2D',
-                                           {'filters': 64,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('Conv2D',
-                                           {'filters': 64,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('MaxPooling2D',
-                                           {'pool_size': (2, 2),
-                                            'strides': (2, 2),
-                                            'padding': 'valid',
-                                            '_others': {'data_format': 'channels_last'}}),
-                                          ('Conv2D',
-                                           {'filters': 128,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('MaxPooling2D',
-                                           {'pool_size': (2, 2),
-                                            'strides': (2, 2),
-                                            'padding': 'valid',
-                                            '_others': {'data_format': 'channels_last'}}),
-                                          ('Conv2D',
-                                           {'filters': 256,
-                                            'kernel_size': (3, 3),
-                                            'strides': (1, 1),
-                                            'padding': 'same',
-                                            'dilation_rate': (1, 1),
-                                            'groups': 1,
-                                            'activation': 'relu',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'data_format': 'channels_last',
-                                                        'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'activity_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None}}),
-                                          ('MaxPooling2D',
-                                           {'pool_size': (2, 2),
-                                            'strides': (2, 2),
-                                            'padding': 'valid',
-                                            '_others': {'data_format': 'channels_last'}}),
-                                          ('GlobalAveragePooling2D',
-                                           {'_others': {'data_format': 'channels_last', 'keepdims': False}}),
-                                          ('Dense',
-                                           {'units': 10,
-                                            'activation': 'linear',
-                                            'use_bias': True,
-                                            'trainable': True,
-                                            '_others': {'kernel_initializer': 'GlorotUniform()',
-                                                        'bias_initializer': 'Zeros()',
-                                                        'kernel_regularizer': None,
-                                                        'bias_regularizer': None,
-                                                        'kernel_constraint': None,
-                                                        'bias_constraint': None,
-                                                        'quantization_config': None}})),
-                               'outputs': 10,
-                               'output_activation': 'linear',
-                               'augmentation': (('RandomFlip', {'mode': 'horizontal'}),
-                                                ('RandomRotation', {'factor': 0.05}),
-                                                ('RandomZoom', {'height_factor': 0.1, 'width_factor': 0.1})),
-                               'augmentation_code': ("RandomFlip('horizontal')",
-                                                     'RandomRotation(0.05)',
-                                                     'RandomZoom(0.1)'),
-                               'augmentation_others': ({'data_format': 'channels_last'},
-                                                       {'data_format': 'channels_last',
-                                                        'fill_mode': 'reflect',
-                                                        'fill_value': 0.0,
-                                                        'interpolation': 'bilinear'},
-                                                       {'data_format': 'channels_last',
-                                                        'fill_mode': 'reflect',
-                                                        'interpolation': 'bilinear',
-                                                        'fill_value': 0.0}),
-                               'rescale': 0.00392156862745098,
-                               'layer_code': ("Conv2D(32, 3, padding='same', activation='relu')",
-                                              "Conv2D(32, 3, padding='same', activation='relu')",
-                                              'MaxPooling2D(2)',
-                                              "Conv2D(64, 3, padding='same', activation='relu')",
-                                              "Conv2D(64, 3, padding='same', activation='relu')",
-                                              'MaxPooling2D(2)',
-                                              "Conv2D(128, 3, padding='same', activation='relu')",
-                                              'MaxPooling2D(2)',
-                                              "Conv2D(256, 3, padding='same', activation='relu')",
-                                              'MaxPooling2D(2)',
-                                              'GlobalAveragePooling2D()',
-                                              'Dense(10)'),
-                               'num_classes': 10,
-                               'num_classes_followed': True}}}
-RECORDED_CASES = {"conv_output_size(32, 3, padding='valid')": (30,
-                                              [(32,
-                                                " With padding='valid' there is no padding, so the kernel shaves k - 1 "
-                                                'pixels: floor((n - k) / s) + 1.')]),
- "conv_output_size(32, 3, padding='same')": (32,
-                                             [(30,
-                                               " With padding='same' the input is padded, so the kernel size does not "
-                                               'shrink the map: ceil(n / s).')]),
- "conv_output_size(32, 3, strides=2, padding='same')": (16,
-                                                        [(15,
-                                                          " With padding='same' the input is padded, so the kernel "
-                                                          'size does not shrink the map: ceil(n / s).'),
-                                                         (32, ' Did you ignore the stride? Divide by s.')]),
- 'conv_output_size(32, 5)': (28,
-                             [(32,
-                               " With padding='valid' there is no padding, so the kernel shaves k - 1 pixels: floor((n "
-                               '- k) / s) + 1.')]),
- 'pool_output_size(32)': (16,
-                          [(31,
-                            ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
-                            'halves the map). Did you use a stride of 1?'),
-                           (31, ' Did you ignore the stride? Divide by s.')]),
- 'pool_output_size(16)': (8,
-                          [(15,
-                            ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
-                            'halves the map). Did you use a stride of 1?'),
-                           (15, ' Did you ignore the stride? Divide by s.')]),
- 'pool_output_size(8)': (4,
-                         [(7,
-                           ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
-                           'halves the map). Did you use a stride of 1?'),
-                          (7, ' Did you ignore the stride? Divide by s.')]),
- 'pool_output_size(4)': (2,
-                         [(3,
-                           ' When strides is None, the stride defaults to pool_size (that is why MaxPooling2D(2) '
-                           'halves the map). Did you use a stride of 1?'),
-                          (3, ' Did you ignore the stride? Divide by s.')]),
- 'conv_params(3, 3, 32)': (896,
-                           [(864,
-                             ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per filter.'),
-                            (320,
-                             ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'conv_params(3, 32, 32)': (9248,
-                            [(9216,
-                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
-                              'filter.'),
-                             (3104,
-                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'conv_params(3, 32, 64)': (18496,
-                            [(18432,
-                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
-                              'filter.'),
-                             (6208,
-                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'conv_params(3, 64, 64)': (36928,
-                            [(36864,
-                              ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
-                              'filter.'),
-                             (12352,
-                              ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'conv_params(3, 64, 128)': (73856,
-                             [(73728,
-                               ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
-                               'filter.'),
-                              (24704,
-                               ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'conv_params(3, 128, 256)': (295168,
-                              [(294912,
-                                ' Did you forget the F biases? A Conv2D has k*k*C_in*F weights plus one bias per '
-                                'filter.'),
-                               (98560,
-                                ' Did you use k instead of k*k? The kernel is k x k pixels on every input channel.')]),
- 'dense_params(128, 10)': (1290, [(1280, ' Did you forget the biases? A Dense layer adds one bias per unit.')]),
- 'dense_params(256, 10)': (2570, [(2560, ' Did you forget the biases? A Dense layer adds one bias per unit.')]),
- "head_params((4, 4, 128), 10, 'gap')": (1290,
-                                         [(20490,
-                                           ' GlobalAveragePooling2D averages each channel over height and width, so '
-                                           'Dense sees only `channels` features.'),
-                                          (1280, " Did you forget the Dense layer's biases (one per class)?")]),
- "head_params((4, 4, 128), 10, 'flatten')": (20490,
-                                             [(1290,
-                                               ' Flatten keeps every position, so Dense sees height*width*channels '
-                                               'features; did you count only the channels?'),
-                                              (20480, " Did you forget the Dense layer's biases (one per class)?")]),
- "head_params((2, 2, 256), 10, 'gap')": (2570,
-                                         [(10250,
-                                           ' GlobalAveragePooling2D averages each channel over height and width, so '
-                                           'Dense sees only `channels` features.'),
-                                          (2560, " Did you forget the Dense layer's biases (one per class)?")])}

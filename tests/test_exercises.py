@@ -10,7 +10,16 @@ import pytest
 
 from grader.checker.checks.output import without_tensorflow_startup
 from grader.lesson.manifest import MODULES, SIGNATURES
-from grader.lesson.stubs import NOT_IMPLEMENTED, STUB_MODULES, STUDENT_CHECKS, make_stub, student_checks
+from grader.lesson.stubs import (
+    KIT_PYTEST_INI,
+    NOT_IMPLEMENTED,
+    STUB_MODULES,
+    STUDENT_CHECKS,
+    STUDENT_DATA,
+    make_stub,
+    recorded_data,
+    student_checks,
+)
 from tests.conftest import EXERCISES, SOLUTIONS, run_python
 
 
@@ -80,6 +89,9 @@ def test_students_checks_are_generated_from_the_graders():
     assert (EXERCISES / STUDENT_CHECKS).read_text() == student_checks(), (
         "exercises/lesson_checks.py drifted from grader/checker/checks/: run "
         f"{REGENERATE}")
+    assert (EXERCISES / STUDENT_DATA).read_text() == recorded_data(), (
+        f"exercises/lesson_checks.json drifted from the reference: run {REGENERATE}")
+    assert (EXERCISES / "pytest.ini").read_text() == KIT_PYTEST_INI, f"exercises/pytest.ini drifted: run {REGENERATE}"
 
 
 def test_solutions_define_the_manifests_api_with_its_signatures():

@@ -122,8 +122,8 @@ def test_the_students_files_regenerate_from_the_edited_reference(edited_lesson_2
     assert done.returncode == 0, done.stderr[-2000:]
     stub = (tmp_path / "cnn.py").read_text()
     assert "def build_cnn(num_classes=5)" in stub and "Conv2D(512" not in stub.split("raise NotImplementedError")[-1]
-    recorded = (tmp_path / "lesson_checks.py").read_text()
-    assert recorded != (ROOT / "exercises" / "lesson_checks.py").read_text()
+    recorded = (tmp_path / "lesson_checks.json").read_text()
+    assert recorded != (ROOT / "exercises" / "lesson_checks.json").read_text()
     assert "Conv2D(512" in recorded  # the v2 the students' visible tests compare with
 
 

@@ -98,7 +98,8 @@ def test_carries_the_visible_tests_with_it(notebook):
     packed = packed_files(notebook)
     for path in EXERCISES.glob("test_*.py"):
         assert packed[path.name] == path.read_text()
-    assert packed["lesson_checks.py"] == (EXERCISES / "lesson_checks.py").read_text()
+    for name in ("lesson_checks.py", "lesson_checks.json"):
+        assert packed[name] == (EXERCISES / name).read_text()
     assert packed["exercises_conftest.py"] == (EXERCISES / "conftest.py").read_text()
 
 

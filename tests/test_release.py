@@ -76,7 +76,8 @@ def function_names(folder):
 def test_holds_the_student_files_and_nothing_of_the_instructor(release_dir):
     files = files_of(release_dir)
     assert {"README.md", "requirements.txt", ".github/workflows/grade.yml", "lesson06_cnns.ipynb",
-            "exercises/conftest.py", "exercises/lesson_checks.py"} <= set(files)
+            "exercises/conftest.py", "exercises/lesson_checks.py", "exercises/lesson_checks.json",
+            "pytest.ini"} <= set(files)
     assert {f"exercises/{name}" for name in STUB_MODULES} <= set(files)
     assert {f"exercises/{path.name}" for path in EXERCISES.glob("test_*.py")} <= set(files)
     assert not [name for name in files if name.startswith(("solutions/", "grader/", "tests/"))

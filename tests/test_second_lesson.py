@@ -100,7 +100,7 @@ def test_the_calibration_record_is_the_lessons_own_and_backs_its_threshold():
 def test_the_stubs_and_lesson_checks_are_the_generators_output(tmp_path):
     in_lesson(f"import json; from grader.lesson.stubs import write_student_files; "
               f"write_student_files({str(LESSON / 'solutions')!r}, {str(tmp_path)!r}); print('[]')")
-    for name in ("convnet.py", "lesson_checks.py"):
+    for name in ("convnet.py", "lesson_checks.py", "lesson_checks.json", "pytest.ini"):
         assert (tmp_path / name).read_text() == (LESSON / "exercises" / name).read_text(), f"regenerate {name}"
 
 
@@ -187,7 +187,11 @@ def test_release_writes_the_lessons_student_repository(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     release = tmp_path / "release"
     shipped = sorted(path.name for path in (release / "exercises").iterdir())
-    assert shipped == ["conftest.py", "convnet.py", "lesson_checks.py", "test_convnet.py"]
+    assert shipped == ["conftest.py", "convnet.py", "lesson_checks.json", "lesson_checks.py", "test_convnet.py"]
+    # The checks are the same code for every lesson: only their data differs.
+    checks = (release / "exercises" / "lesson_checks.py").read_text()
+    assert checks == (ROOT / "exercises" / "lesson_checks.py").read_text()
+    assert "104202" in (release / "exercises" / "lesson_checks.json").read_text()
     assert "raise NotImplementedError" in (release / "exercises" / "convnet.py").read_text()
     assert "104,202 params" in (release / "README.md").read_text()
     assert "exercises/test_convnet.py" in (release / ".github" / "workflows" / "grade.yml").read_text()
@@ -230,3 +234,32 @@ def test_a_probe_cannot_read_a_lesson_outside_the_kit(tmp_path):
     report = json.loads((tmp_path / "reports" / "spy" / "report.json").read_text())
     printed = json.dumps(report)
     assert "blocked:" in printed and "READ THE LESSON" not in printed, printed[-2000:]
+
+
+def test_the_checks_hints_name_the_lessons_own_layers():
+    # The engine's hints follow from the reference: Chollet's unpadded convolutions, his Flatten head, his softmax.
+    import importlib.util
+
+    import keras
+    from keras import layers
+
+    spec = importlib.util.spec_from_file_location("mnist_lesson_checks", LESSON / "exercises" / "lesson_checks.py")
+    checks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(checks)
+    stages = checks.network(PART)["stages"]
+    inputs = keras.Input(shape=(28, 28, 1))
+    no_conv = keras.Model(inputs, layers.Dense(10)(layers.Flatten()(inputs)))
+    x = layers.Conv2D(32, 3, activation="relu")(inputs)
+    x = layers.MaxPooling2D(2)(layers.Conv2D(64, 3, activation="relu")(layers.MaxPooling2D(2)(x)))
+    x = layers.Conv2D(128, 3, activation="relu")(x)
+    no_flatten = keras.Model(inputs, layers.Dense(10, activation="softmax")(x))
+    five = keras.Model(inputs, layers.Dense(5, activation="softmax")(layers.Flatten()(x)))
+    no_pool = keras.Model(inputs, layers.Dense(10)(layers.Flatten()(layers.Conv2D(8, 3)(inputs))))
+    assert checks.check_has_convolutions(no_conv, "build_convnet()") == [
+        "Called build_convnet(). Your model has no Conv2D layer, so it is not the lesson's CNN: the network earns "
+        "nothing until the model is built from the lesson's Conv2D(..., 3, activation='relu') blocks."]
+    assert checks.check_stage_shapes(no_flatten, "c()", stages)[0].endswith(" Add Flatten before the Dense head.")
+    assert checks.check_stage_shapes(five, "c()", stages)[0].endswith(
+        " The head is Dense(num_classes, activation='softmax').")
+    assert checks.check_max_pooling(no_pool, "c()") == [
+        "Called c(). The model has no MaxPooling2D; the lesson's network halves the feature map with MaxPooling2D(2)."]

@@ -1,7 +1,8 @@
 """What the release gives students answers nothing it was not written for, and uses only public Keras API.
 
-The visible tests' shape-math answers and hints are recorded for their own cases (grader.lesson.stubs); the functions
-that compute them for any arguments (grader.checker.checks.keras_truth) stay with the grader.
+The visible tests' shape-math answers and hints are recorded for their own cases, as data (lesson_checks.json, written
+by grader.lesson.stubs); the functions that compute them for any arguments (grader.checker.checks.keras_truth) stay
+with the grader.
 """
 
 import ast
@@ -39,6 +40,10 @@ def released_sources(exercises):
     return {path.name: path.read_text(encoding="utf-8") for path in sorted(exercises.glob("*.py"))}
 
 
+def released_data(exercises):
+    return {path.name: json.loads(path.read_text(encoding="utf-8")) for path in sorted(exercises.glob("*.json"))}
+
+
 def api_problems(text):
     """Return what a file reaches beyond the public API: private attributes, private modules, imports not allowed."""
     problems = []
@@ -61,6 +66,17 @@ def test_the_release_uses_only_public_keras_api_and_no_grader_code(release):
     assert {"lesson_checks.py", "conftest.py", "test_shape_math.py"} <= set(sources)
     found = {name: api_problems(text) for name, text in sources.items()}
     assert not any(found.values()), found
+
+
+def test_the_release_s_checks_are_code_and_the_lesson_s_data_is_json(release):
+    # The same checks for every lesson: no literal of the lesson's in their code, its data beside them as JSON.
+    checks = (release / "lesson_checks.py").read_text(encoding="utf-8")
+    data = released_data(release)["lesson_checks.json"]
+    totals = [network["total_params"] for network in data["expectations"]["networks"].values() if network["stages"]]
+    assert len(totals) == 2 and not [total for total in totals if str(total) in checks or f"{total:,}" in checks]
+    assert "conv_output_size(32, 3, padding='valid')" in data["shape_math_cases"]
+    assert "padding='valid')" not in checks.replace("conv_output_size(32, 3, strides=2, padding='same')", "")
+    assert "def layer_code(" not in checks and "grader.checker.reference" not in checks  # the grader's only
 
 
 def test_the_api_rule_can_fail():
@@ -147,7 +163,8 @@ def hidden_calls_answered(callables, recorded):
 def test_no_released_callable_answers_a_hidden_shape_math_case(release):
     callables = released_callables(release)
     assert len(callables) > 100 and "lesson_checks.check_recorded_answer" in callables
-    recorded = callables["lesson_checks.check_recorded_answer"].__globals__["RECORDED_CASES"]
+    recorded = callables["lesson_checks.recorded_cases"]()
+    assert recorded, "the released checks read no recorded case from their lesson_checks.json"
     answered = hidden_calls_answered(callables, recorded)
     assert not answered, f"released callables answer hidden shape-math calls: {answered}"
 
@@ -166,6 +183,7 @@ def test_the_sweep_finds_a_copied_helper_that_answers(release, tmp_path):
 
 ATTACK = '''
 SOURCES = {sources!r}
+DATA = {data!r}
 CANDIDATES = []
 for _name, _text in SOURCES.items():
     _namespace = {{"__name__": "copied_" + _name}}
@@ -176,10 +194,12 @@ for _name, _text in SOURCES.items():
     for _value in list(_namespace.values()):
         _items = _value.values() if isinstance(_value, dict) else [_value]
         CANDIDATES += [item for item in _items if callable(item)]
-    _recorded = _namespace.get("RECORDED_CASES")
     _call_repr = _namespace.get("call_repr")
-    if _recorded and _call_repr:
-        CANDIDATES.append(lambda function, args, kwargs, _r=_recorded, _c=_call_repr: _r[_c(function, args, kwargs)])
+    for _data in DATA.values():
+        _recorded = _data.get("shape_math_cases") if isinstance(_data, dict) else None
+        if _recorded and _call_repr:
+            CANDIDATES.append(lambda function, args, kwargs, _r=_recorded, _c=_call_repr: _r[_c(function, args,
+                                                                                                kwargs)])
 
 
 def _answer(function, args, kwargs):
@@ -203,9 +223,10 @@ def {name}(*args, **kwargs):
 
 
 def attack_source(exercises):
-    """Return a shape_math.py that copies every released file and answers with the first callable giving a number."""
+    """Return a shape_math.py that copies every released file, its data too, and answers with the first callable
+    giving a number."""
     wrappers = "".join(WRAPPER.format(name=name) for name in SHAPE_MATH)
-    return ATTACK.format(sources=released_sources(exercises)) + wrappers
+    return ATTACK.format(sources=released_sources(exercises), data=released_data(exercises)) + wrappers
 
 
 def graded(folder, tmp_path):

@@ -3,14 +3,15 @@
 Functional or Sequential, any layer names, `kernel_size=3` or `(3, 3)`, relu inside Conv2D or as a separate ReLU
 layer, the augmentation block nested or inline: all give one form. Anything the form does not understand is kept as
 it is, so two models share a form only when they train the same way. The training cache's keys, the verdict cache's
-and the checker's size bounds (rebuild.check_size) read this form. The lesson comparison still reduces the live layers
-itself (grader.checker.checks.comparison.canonical_layers, which also folds a relu after a relu and drops a linear
-Activation); both read a dtype with comparison.dtype_name.
+and the checker's size bounds (rebuild.check_size) read this form. The lesson comparison reads the same form modulo
+style from the live layers (grader.checker.checks.comparison.canonical_layers: also seeds, a relu after a relu and a
+linear Activation are style there); both fold a relu by comparison.is_plain_relu and read a dtype with
+comparison.dtype_name.
 """
 
 import json
 
-from grader.checker.checks.comparison import dtype_name
+from grader.checker.checks.comparison import dtype_name, is_plain_relu
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 # Keras stores these as one number per spatial axis; a config written by hand may give one int.
@@ -197,12 +198,7 @@ def _is_plain_relu(op):
     """Return whether an op is ReLU() or Activation("relu") with default settings."""
     layer = op["layer"]
     config = layer.get("config") or {}
-    if op["kwargs"]:
-        return False
-    if layer.get("class") == "ReLU":
-        return (config.get("max_value") is None and not config.get("negative_slope")
-                and not config.get("threshold"))
-    return layer.get("class") == "Activation" and config.get("activation") == "relu"
+    return not op["kwargs"] and is_plain_relu(layer.get("class"), config)
 
 
 def _names(references):

@@ -15,7 +15,7 @@ from pathlib import Path
 import nbformat
 
 from grader.lesson.manifest import LESSON_NAME
-from grader.lesson.stubs import STUB_MODULES
+from grader.lesson.stubs import STUB_MODULES, STUDENT_CHECKS, STUDENT_DATA
 
 NOTEBOOK_NAME = "lesson06_cnns.ipynb"
 CELL_KEY = "lesson6"                 # cell metadata: {"lesson6": {"module": "cnn.py"}} or {"role": "checks"}
@@ -164,7 +164,7 @@ PYTEST_INI = "[pytest]\naddopts = -p no:cacheprovider\n"
 
 CHECKS_CELL = """\
 # Run the visible tests (the same as `pytest exercises` in the repository) on the functions defined above.
-# {packed} packs those tests and lesson_checks.py: the same files as exercises/ in the repository.
+# {packed} packs those tests and lesson_checks.py with its data: the same files as exercises/ in the repository.
 import base64, io, pathlib, sys, tempfile, types, zipfile
 
 import pytest
@@ -212,10 +212,11 @@ def exercise_cell_source(source):
 
 
 def pack_checks(exercises_dir):
-    """Return the visible tests, lesson_checks.py and the notebook's conftest as a base64 zip."""
+    """Return the visible tests, lesson_checks.py with its data and the notebook's conftest as a base64 zip."""
     exercises = Path(exercises_dir)
     files = {path.name: path.read_text(encoding="utf-8") for path in sorted(exercises.glob("test_*.py"))}
-    files["lesson_checks.py"] = (exercises / "lesson_checks.py").read_text(encoding="utf-8")
+    for name in (STUDENT_CHECKS, STUDENT_DATA):
+        files[name] = (exercises / name).read_text(encoding="utf-8")
     files[VISIBLE_CONFTEST] = (exercises / "conftest.py").read_text(encoding="utf-8")
     files["conftest.py"] = NOTEBOOK_CONFTEST
     files["pytest.ini"] = PYTEST_INI

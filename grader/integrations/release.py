@@ -25,12 +25,12 @@ from grader.integrations import (
     source_tree,
     template,
 )
-from grader.lesson.stubs import BEGIN, END, STUB_MODULES, student_checks, write_student_files
+from grader.lesson.stubs import BEGIN, END, PYTEST_SETTINGS, STUB_MODULES, student_checks, write_student_files
 from grader.wording import plural
 
-VISIBLE_SUPPORT = ("conftest.py",)  # lesson_checks.py is generated afresh, like the stubs
+VISIBLE_SUPPORT = ("conftest.py",)  # lesson_checks.py and its lesson_checks.json are generated afresh, like the stubs
 STUDENT_REQUIREMENTS = ("tensorflow>=2.16", "keras>=3.3", "numpy", "pytest>=8", "pytest-timeout>=2.2")
-PYTEST_INI = "[pytest]\ntestpaths = exercises\naddopts = -p no:cacheprovider\ntimeout = 300\n"
+PYTEST_INI = "[pytest]\ntestpaths = exercises\n" + PYTEST_SETTINGS  # the kit's exercises/pytest.ini, run from the root
 GITIGNORE = "__pycache__/\n*.pyc\n.ipynb_checkpoints/\n.venv/\nvenv/\n.pytest_cache/\ngrader-junit.xml\n"
 KEPT_IN_TARGET = (".git",)          # a release may be written into a clone of the student template repository
 SHORTEST_LEAK = 12                  # shorter solution lines (`else:`, `)`) say nothing about the answer
@@ -86,7 +86,7 @@ def build_release(out, *, kit_source=None, python_version=github.DEFAULT_PYTHON)
     exercises.mkdir(parents=True, exist_ok=True)
     for path in visible_files(kit.exercises):
         shutil.copyfile(path, exercises / path.name)
-    write_student_files(kit.solutions, exercises, checks=kit.package / "checker" / "checks")
+    write_student_files(kit.solutions, exercises, checks=kit.package / "checker" / "checks", kit=False)
     (out / ".github" / "workflows").mkdir(parents=True, exist_ok=True)
     (out / github.WORKFLOW_PATH).write_text(workflow, encoding="utf-8")
     (out / "README.md").write_text(render(template("README_students.md"), {"NOTEBOOK": notebook.NOTEBOOK_NAME}),
@@ -188,7 +188,7 @@ def find_leaks(out, kit):
     """Return a sentence per kind of secret the release shows: reference code, hidden test names, folders."""
     # Lines the visible tests and helpers show anyway (a loop over model.layers) give nothing away; what this
     # guards against is the generated files (stubs, notebook, README) carrying the reference's code.
-    texts = [student_checks(kit.package / "checker" / "checks", kit.solutions.parent)]
+    texts = [student_checks(kit.package / "checker" / "checks")]
     texts += [path.read_text(encoding="utf-8") for path in visible_files(kit.exercises)]
     shown = {line.strip() for text in texts for line in text.splitlines()}
     secret_lines = solution_lines(kit.solutions) - shown

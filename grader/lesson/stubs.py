@@ -6,9 +6,13 @@ module level (a private helper) disappears. Everything else, signatures and docs
 copied, so `diff solutions/x.py exercises/x.py` shows only the student's work.
 
 The checks (grader/checker/checks/) are the grader's; exercises/lesson_checks.py is a generated copy of its modules in
-one file, so the visible tests explain a mistake in the same words as the hidden ones.
+one file, so the visible tests explain a mistake in the same words as the hidden ones. The copy is the same for every
+lesson: it holds code only (not keras_truth, nor what only the grader uses), and reads the lesson's data from
+exercises/lesson_checks.json beside it, written with it: the expectations derived from the reference, and Keras's
+answers to the visible tests' own shape-math calls.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -22,8 +26,14 @@ CHECKS = Path(__file__).resolve().parents[1] / "checker" / "checks"
 CHECKS_MODULES = ("expectations", "models", "shape_math", "preconditions", "comparison", "network", "augmentation",
                   "mistakes", "filters", "output")
 STUDENT_CHECKS = "lesson_checks.py"
+STUDENT_DATA = "lesson_checks.json"
 CHECKS_HEADER = ("# Generated from the grader's grader/checker/checks/ (grader.lesson.stubs.write_student_files): "
-                 "do not edit.\n")
+                 "do not edit.\n# The lesson's data it compares with is in lesson_checks.json beside it.\n")
+# The visible tests' pytest settings: exercises/pytest.ini in the kit, the release's own pytest.ini (which also points
+# pytest at exercises/). `pytest exercises` in the kit then runs in one process, so that a mistake is told once.
+PYTEST_SETTINGS = "addopts = -p no:cacheprovider\ntimeout = 300\n"
+KIT_PYTEST_INI = ("# Generated (grader.lesson.stubs.PYTEST_SETTINGS, the student release's settings): do not edit.\n"
+                  "[pytest]\n" + PYTEST_SETTINGS)
 NOT_IMPLEMENTED = "{function}() is not implemented yet. {todo}"
 
 _DEF = re.compile(r"^\s*def (\w+)\(")
@@ -98,7 +108,8 @@ def recorded_cases(tests=VISIBLE_SHAPE_MATH) -> dict:
     found = {}
     for function, args, kwargs in visible_cases(tests):
         expected = KERAS_TRUTH[function](*args, **kwargs)
-        mistakes = [(answer, hint) for answer, hint in usual_mistakes(function, args, kwargs) if answer != expected]
+        mistakes = tuple((answer, hint) for answer, hint in usual_mistakes(function, args, kwargs)
+                         if answer != expected)
         found[call_repr(function, args, kwargs)] = (expected, mistakes)
     return found
 
@@ -106,21 +117,24 @@ def recorded_cases(tests=VISIBLE_SHAPE_MATH) -> dict:
 # What the students' copy records of the lesson's expectations: never the reference's model configs.
 RECORDED_KEYS = ("dataset_name", "input_shape", "rescale", "augmentation", "augmentation_code", "augmentation_others",
                  "networks")
-RECORDED_HEADER = ("\n\n# Recorded when this copy was made (grader.lesson.stubs), as data: the lesson's expectations, "
-                   "from its reference,\n# and Keras's answers to the visible tests' own shape-math calls, with the "
-                   "usual mistakes' answers and hints.\n")
+NOT_JSON = ("The lesson's data must read back from {file} as the checks hold it (tuples for shapes and settings). "
+            "Received: {key}, which reads back differently")
 
 
 def recorded_data(lesson_dir=None, tests=VISIBLE_SHAPE_MATH) -> str:
-    """Return the code that records the lesson's expectations and the visible shape-math cases, as literals."""
-    import pprint
-
+    """Return lesson_checks.json: the lesson's expectations and the visible shape-math cases' answers, as JSON."""
+    from grader.checker.checks.expectations import as_tuples
     from grader.checker.reference import expectations
 
     found = expectations(lesson_dir)
-    lesson = {key: found[key] for key in RECORDED_KEYS}
-    return (RECORDED_HEADER + f"RECORDED = {pprint.pformat(lesson, width=120, sort_dicts=False)}\n"
-            + f"RECORDED_CASES = {pprint.pformat(recorded_cases(tests), width=120, sort_dicts=False)}\n")
+    data = {"expectations": {key: found[key] for key in RECORDED_KEYS}, "shape_math_cases": recorded_cases(tests)}
+    text = json.dumps(data, indent=1) + "\n"
+    read_back = as_tuples(json.loads(text))
+    for part, values in data.items():
+        for key, value in values.items():
+            if read_back[part][key] != value:
+                raise ValueError(NOT_JSON.format(file=STUDENT_DATA, key=f"{part}[{key!r}]"))
+    return text
 
 
 def joined_checks(checks=CHECKS) -> str:
@@ -149,16 +163,25 @@ def joined_checks(checks=CHECKS) -> str:
             + "\n\n".join(bodies))
 
 
-def student_checks(checks=CHECKS, lesson_dir=None) -> str:
-    """Return the students' copy of the lesson's checks (exercises/lesson_checks.py): the checks without what answers
-    shape math (keras_truth), the lesson's recorded expectations, and the visible tests' own shape-math cases."""
-    exercises = Path(lesson_dir) / "exercises" if lesson_dir else VISIBLE_SHAPE_MATH.parent
-    return CHECKS_HEADER + joined_checks(checks) + recorded_data(lesson_dir, exercises / VISIBLE_SHAPE_MATH.name)
+def student_checks(checks=CHECKS) -> str:
+    """Return the students' copy of the checks (exercises/lesson_checks.py), the same for every lesson: the checks
+    without what answers shape math (keras_truth) and without what only the grader uses (GRADER ONLY blocks)."""
+    return CHECKS_HEADER + joined_checks(checks)
 
 
-def write_student_files(solutions_dir, exercises_dir, checks=CHECKS):
-    """Write the stubs and the students' copy of the checks into exercises_dir; return the paths written."""
-    written = write_stubs(solutions_dir, exercises_dir)
-    target = Path(exercises_dir) / STUDENT_CHECKS
-    target.write_text(student_checks(checks, Path(solutions_dir).parent), encoding="utf-8")
-    return written + [target]
+def write_student_files(solutions_dir, exercises_dir, checks=CHECKS, *, kit=True):
+    """Write the stubs, the students' copy of the checks and the lesson's data into exercises_dir; return the paths.
+
+    kit: also write exercises/pytest.ini (the student release has its own at its root instead).
+    """
+    exercises = Path(exercises_dir)
+    written = write_stubs(solutions_dir, exercises)
+    lesson_dir = Path(solutions_dir).parent
+    files = {STUDENT_CHECKS: student_checks(checks),
+             STUDENT_DATA: recorded_data(lesson_dir, exercises / VISIBLE_SHAPE_MATH.name)}
+    if kit:
+        files["pytest.ini"] = KIT_PYTEST_INI
+    for name, text in files.items():
+        (exercises / name).write_text(text, encoding="utf-8")
+        written.append(exercises / name)
+    return written

@@ -37,6 +37,7 @@ SETTING_WORDS = {
     "interpolation": "it changes how the augmentation resamples the image",
 }
 
+# BEGIN GRADER ONLY: the list of what is style documents the comparison (tests/test_styles.py).
 # What the layer-by-layer comparison treats as style: two networks that differ only in these are the same network.
 # Each entry is tested in tests/test_styles.py (a network differing from the reference only in it gets no problem).
 STYLE = {
@@ -48,6 +49,8 @@ STYLE = {
     "float32 spelled out": "dtype='float32', Keras's default policy",
     "nesting": "the augmentation block as a nested Sequential or its layers inline; Functional or Sequential",
 }
+# END GRADER ONLY
+
 # The config keys that hold style only (see STYLE); every other key of a layer's config is compared.
 STYLE_KEYS = ("name", "seed")
 DEFAULT_DTYPE = "float32"
@@ -141,18 +144,29 @@ def other_settings(layer, shown):
     return found
 
 
+def is_plain_relu(kind, config):
+    """Return whether a layer of this kind and config is relu itself: ReLU() with no limit, or Activation("relu").
+
+    The one rule both canonical forms fold by (this comparison's, and grader.checker.canonical's of a model config):
+    such a layer right after a linear Conv2D or Dense is what activation="relu" does.
+    """
+    if kind == "ReLU":
+        return config.get("max_value") is None and not config.get("negative_slope") and not config.get("threshold")
+    return kind == "Activation" and config.get("activation") == "relu"
+
+
 def canonical_layers(model):
     """Return [(kind, settings)] of a model, with style removed: a ReLU after a linear Conv2D or Dense folds into it.
 
+    The canonical form of grader.checker.canonical, modulo what else is style here (STYLE: seeds, a second relu, a
+    linear Activation); read from the live layers, so that a model Keras cannot serialize is compared too.
     settings[OTHERS] holds the rest of the layer's config (initializers, regularizers, fill modes...), compared too.
     """
     found = []
     for layer in flat_layers(model):
         kind, settings = layer_settings(layer)
         settings[OTHERS] = other_settings(layer, settings)
-        relu = kind == "ReLU" and not any(layer.get_config().get(key) for key in ("max_value", "negative_slope",
-                                                                                     "threshold"))
-        relu = relu or (kind == "Activation" and settings["activation"] == "relu")
+        relu = is_plain_relu(kind, layer.get_config())
         if relu and found and found[-1][0] in ("Conv2D", "Dense") and found[-1][1]["activation"] in ("linear", "relu"):
             found[-1][1]["activation"] = "relu"  # relu(relu(x)) is relu(x): a second one is style too
             continue

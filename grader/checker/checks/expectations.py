@@ -1,17 +1,46 @@
 """The lesson's expectations the checks compare with: derived from its reference solutions by the grader, or
-recorded from them in the students' copy of these checks."""
+recorded from them in the students' copy of these checks (lesson_checks.json beside it)."""
 
-# The students' copy: the lesson's expectations, recorded from its reference when the copy is made
-# (grader.lesson.stubs); empty in the grader, which derives them.
-RECORDED = {}
+import functools
+import json
+from pathlib import Path
+
+# The students' copy reads the lesson's data from this file beside it, written with it (grader.lesson.stubs): the
+# lesson's expectations, and Keras's answers to the visible tests' own shape-math calls. The grader has no such file.
+RECORDED_FILE = "lesson_checks.json"
+
+
+def as_tuples(value):
+    """Return JSON data with its lists as tuples, as the checks hold shapes and settings."""
+    if isinstance(value, list):
+        return tuple(as_tuples(item) for item in value)
+    if isinstance(value, dict):
+        return {key: as_tuples(item) for key, item in value.items()}
+    return value
+
+
+NO_RECORDED_DATA = ("The visible tests compare with the lesson's data, expected at {path}. Received: no such file; "
+                    "restore it from the assignment's repository.")
+
+
+@functools.cache
+def recorded():
+    """Return the lesson's data recorded beside the students' copy of these checks ({} in the grader, which derives
+    it from the reference)."""
+    if __name__.startswith("grader."):
+        return {}
+    path = Path(__file__).with_name(RECORDED_FILE)
+    if not path.is_file():
+        raise FileNotFoundError(NO_RECORDED_DATA.format(path=path))
+    return as_tuples(json.loads(path.read_text(encoding="utf-8")))
 
 
 def lesson():
     """Return the lesson's expectations: input shape, networks (stages, counts, layers), augmentation, Rescaling."""
-    return RECORDED or derived()
+    return recorded().get("expectations") or derived()
 
 
-# BEGIN GRADER ONLY: the students' copy has RECORDED instead, and no reference to derive from.
+# BEGIN GRADER ONLY: the students' copy has its recorded data instead, and no reference to derive from.
 def derived():
     """Return the lesson's expectations, derived from its reference (grader.checker.reference)."""
     from grader.checker.reference import expectations

@@ -84,6 +84,7 @@ def describe(layer):
     return kind
 
 
+# BEGIN GRADER ONLY: what the reference's layers look like as code is recorded for the students' copy.
 # Settings that never show in a layer's code: they name it, seed it, or say how Keras stores it.
 UNSHOWN_SETTINGS = ("name", "seed", "dtype", "trainable", "data_format")
 
@@ -117,6 +118,7 @@ def layer_code(layer):
     shown += [f"{key}={_code_value(value)}" for key, value in config.items()
               if key not in positional and key not in UNSHOWN_SETTINGS and key in defaults and defaults[key] != value]
     return f"{kind.__name__}({', '.join(shown)})"
+# END GRADER ONLY
 
 
 def is_augmentation(layer):

@@ -46,6 +46,14 @@ def lesson_pooling():
     return {}
 
 
+def _pool_after_each_conv_block():
+    """Return whether every run of convolutions in the lesson's first network is followed by a pooling layer."""
+    kinds = next(([kind for kind, _shape, _params in found["stages"]] for found in lesson()["networks"].values()
+                  if found["stages"]), [])
+    ends = [after for kind, after in zip(kinds, kinds[1:] + [None]) if kind == "conv" and after != "conv"]
+    return bool(ends) and all(after == "pool" for after in ends)
+
+
 @needs_convolutions("its input shape")
 def check_input_shape(model, call):
     """Return a problem if the model does not take the lesson's images (e.g. 32x32x3)."""
@@ -73,18 +81,21 @@ def check_stage_shapes(model, call, expected):
                     f"{_shape((None,) + shape)}, but your model ends before it."]
         got_kind, layer, got_shape = found[index]
         want = (None,) + shape
+        code = _stage_code(expected, index)
         if got_kind != kind:
             before = f"After {describe(found[index - 1][1])}, t" if index else "T"
             swapped = (index + 1 < len(found) and index + 1 < len(expected) and found[index + 1][0] == kind
                        and expected[index + 1][0] == got_kind)
             hint = (f" The order is wrong: the lesson has the {KIND_NAMES[kind]} first, then the "
-                    f"{KIND_NAMES[got_kind]}." if swapped else _missing_stage_hint(kind, got_kind))
+                    f"{KIND_NAMES[got_kind]}." if swapped else _missing_stage_hint(kind, got_kind, code))
             return [f"Called {call}. {before}he lesson's network has {where} giving {_shape(want)}, but your "
                     f"model has {describe(layer)} giving {_shape(got_shape)} there." + hint]
         if tuple(got_shape) != want:
             if type(layer).__name__ != KIND_NAMES[kind]:
                 where = f"your {type(layer).__name__} (where the lesson has {where})"
-            hint = _shape_hint(kind, layer, got_shape, want)
+            hint = _shape_hint(kind, layer, got_shape, want, code, _lesson_padding(expected))
+            if kind == "dense" and index == len(expected) - 1:
+                hint = f" The head is {_head_code(expected, code)}."
             if inputs != input_shape() and index == 0:
                 hint = (f" Your model takes inputs of shape {_shape((None,) + inputs)}; {dataset_name()} images are "
                         f"{_shape((None,) + input_shape())}: use keras.Input(shape={input_shape()}).")
@@ -96,32 +107,72 @@ def check_stage_shapes(model, call, expected):
     return []
 
 
-def _missing_stage_hint(kind, got_kind):
+def _lesson_network(expected):
+    """Return the lesson's network whose stages these are, else None."""
+    return next((found for found in lesson()["networks"].values() if tuple(found["stages"]) == tuple(expected)), None)
+
+
+def _stage_code(expected, index):
+    """Return how the lesson writes the layer of one of its stages, e.g. "MaxPooling2D(2)" (None if unknown)."""
+    found = _lesson_network(expected)
+    if found is not None and index < len(found["layer_code"]):
+        return found["layer_code"][index]
+    kind = expected[index][0]
+    return next((code for network_ in lesson()["networks"].values()
+                 for (got_kind, _shape, _params), code in zip(network_["stages"], network_["layer_code"])
+                 if got_kind == kind), None)
+
+
+def _lesson_padding(expected):
+    """Return the padding of the lesson's first convolution in these stages ('same' or 'valid'; None if unknown)."""
+    codes = [_stage_code(expected, index) for index, stage in enumerate(expected) if stage[0] == "conv"]
+    if not codes or codes[0] is None:
+        return None
+    return "same" if "padding='same'" in codes[0] else "valid"
+
+
+def _kind_of(code, default):
+    """Return the layer kind a layer's code makes: "GlobalAveragePooling2D" for "GlobalAveragePooling2D()"."""
+    return code.partition("(")[0] if code else default
+
+
+def _head_code(expected, code):
+    """Return the lesson's head as written, num_classes where the builder follows it: Dense(num_classes)."""
+    found = _lesson_network(expected)
+    units = expected[-1][1][-1]
+    if code and found is not None and found.get("num_classes_followed") and code.startswith(f"Dense({units}"):
+        return "Dense(num_classes" + code.removeprefix(f"Dense({units}")
+    return code or "Dense(num_classes)"
+
+
+def _missing_stage_hint(kind, got_kind, code):
     if kind == "pool":
-        return " Did you forget a MaxPooling2D(2)?"
+        return f" Did you forget a {code or KIND_NAMES[kind]}?"
     if kind == "conv":
         return " Did you forget a Conv2D layer?"
     if kind == "gap" and got_kind == "dense":
-        return " Add GlobalAveragePooling2D before the Dense head."
+        return f" Add {_kind_of(code, KIND_NAMES[kind])} before the Dense head."
     return ""
 
 
-def _shape_hint(kind, layer, got, want):
+def _shape_hint(kind, layer, got, want, code, padding):
     if kind == "conv" and got[-1] != want[-1]:
         return f" It has {got[-1]} filters; the lesson uses {want[-1]}."
-    if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1:
+    if kind == "conv" and got[1] is not None and want[1] - got[1] == layer.kernel_size[0] - 1 and padding != "valid":
         return " Did you use padding='valid'? The lesson uses padding='same' so only pooling shrinks the map."
-    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0:
+    if kind == "conv" and got[1] is not None and got[1] - want[1] == layer.kernel_size[0] - 1 > 0 \
+            and padding != "same":
         return (f" Did you use padding='same'? The lesson's convolutions are unpadded ('valid'): each "
                 f"{layer.kernel_size[0]}x{layer.kernel_size[1]} kernel shaves {got[1] - want[1]} pixels off the map.")
-    if kind == "pool" and got[1] is not None and got[1] < want[1]:
+    if kind == "pool" and got[1] is not None and got[1] < want[1] and padding != "valid":
         return " A padding='valid' convolution before it shrank the map: use padding='same'."
+    head = _kind_of(code, KIND_NAMES[kind])
     if kind == "gap" and len(got) > 2:
-        return " Use GlobalAveragePooling2D to turn the feature map into a vector."
-    if kind == "gap" and got[-1] != want[-1]:
+        return f" Use {head} to turn the feature map into a vector."
+    if kind == "gap" and got[-1] != want[-1] and head == "GlobalAveragePooling2D":
         return " GlobalAveragePooling2D should average each of the last feature maps: Flatten keeps every position."
-    if kind == "dense":
-        return " The head is Dense(num_classes)."
+    if kind == "gap" and got[-1] != want[-1]:
+        return f" The lesson's network has {head} here, which keeps every position of the last feature map."
     return ""
 
 
@@ -183,15 +234,18 @@ def check_gap_head(model, call, expected):
 def check_max_pooling(model, call):
     """Return a problem unless the model downsamples with MaxPooling2D(2), and only with it."""
     found = flat_layers(model)
+    want = lesson_pooling()
+    size = setting_text(want["pool_size"]) if want else "2"
     for layer in found:
         if type(layer).__name__ == "AveragePooling2D":
             return [f"Called {call}. The model uses AveragePooling2D; the lesson's network downsamples with "
-                    f"MaxPooling2D(2), which keeps the strongest response in each 2x2 window."]
+                    f"MaxPooling2D({size}), which keeps the strongest response in each {size}x{size} window."]
     pools = [layer for layer in found if type(layer).__name__ == "MaxPooling2D"]
     if not pools:
-        return [f"Called {call}. The model has no MaxPooling2D; the lesson's network halves the feature map with "
-                f"MaxPooling2D(2) after each conv block."]
-    want = lesson_pooling()
+        shrinks = "halves" if size == "2" else "shrinks"
+        where = " after each conv block" if _pool_after_each_conv_block() else ""
+        return [f"Called {call}. The model has no MaxPooling2D; the lesson's network {shrinks} the feature map with "
+                f"MaxPooling2D({size}){where}."]
     for index, layer in enumerate(pools):
         kind, settings = layer_settings(layer)
         if want and settings != want:
@@ -294,6 +348,12 @@ def check_rescaling(model, call):
     return []
 
 
+def _default_classes():
+    """Return the number of classes the lesson's builders default to (their num_classes), e.g. 10."""
+    return next((found["num_classes"] for found in lesson()["networks"].values() if found.get("num_classes")),
+                next((found["outputs"] for found in lesson()["networks"].values() if found["stages"]), None))
+
+
 @needs_convolutions("its number of outputs")
 def check_num_classes(model, call, num_classes):
     """Return a problem unless the model outputs num_classes logits per image."""
@@ -302,5 +362,5 @@ def check_num_classes(model, call, num_classes):
     if units != (num_classes,):
         got = "an unknown shape" if units is None else _shape((None,) + units)
         return [f"Called {call}. The output shape is {got}, but with num_classes={num_classes} it should be "
-                f"{_shape((None, num_classes))}: use Dense(num_classes), not Dense(10)."]
+                f"{_shape((None, num_classes))}: use Dense(num_classes), not Dense({_default_classes()})."]
     return []

@@ -3,11 +3,11 @@ augmentation; and the one root cause a check's problems share when it is missing
 
 import functools
 
+from grader.checker.checks.expectations import lesson
 from grader.checker.checks.models import flat_layers
 
 NO_CONVOLUTION = ("Called {call}. Your model has no Conv2D layer, so it is not the lesson's CNN: {judged} earns "
-                  "nothing until the model is built from the lesson's Conv2D(..., 3, padding='same', "
-                  "activation='relu') blocks.")
+                  "nothing until the model is built from the lesson's {convolution} blocks.")
 # How the checks at inference begin to tell a block holding more than random layers (augmentation's
 # _acts_at_inference): the block's check and both networks' fail for that one reason.
 ACTS_AT_INFERENCE = "The augmentation block also holds "
@@ -17,12 +17,27 @@ NOT_A_MODEL = ("Called {call}. It returned {got}, but the lesson's builders retu
                "return keras.Model(inputs, outputs).")
 
 
+def lesson_convolution():
+    """Return the lesson's first Conv2D as written, its filters left open: Conv2D(..., 3, activation='relu')."""
+    for network in lesson()["networks"].values():
+        for code in network["layer_code"]:
+            if code.startswith("Conv2D("):
+                settings = code.removeprefix("Conv2D(").partition(", ")[2]
+                return f"Conv2D(..., {settings}" if settings else "Conv2D(...)"
+    return "Conv2D(...)"
+
+
+def no_convolution():
+    """Return NO_CONVOLUTION naming the lesson's own convolution, {call} and {judged} left to fill."""
+    return NO_CONVOLUTION.replace("{convolution}", lesson_convolution())
+
+
 def check_has_convolutions(model, call, judged="the network"):
     """Return a problem if the model has no Conv2D layer (or is no model): no network check can judge it then."""
     if not hasattr(model, "layers"):
         return [NOT_A_MODEL.format(call=call, got=type(model).__name__)]
     if not any(type(layer).__name__ == "Conv2D" for layer in flat_layers(model)):
-        return [NO_CONVOLUTION.format(call=call, judged=judged)]
+        return [no_convolution().format(call=call, judged=judged)]
     return []
 
 
@@ -35,7 +50,7 @@ def cause_of(problems):
     """
     import re
 
-    for template in (NO_CONVOLUTION, NOT_A_MODEL, NO_LESSON_AUGMENTATION):
+    for template in (no_convolution(), NOT_A_MODEL, NO_LESSON_AUGMENTATION):
         said = max(re.split(r"\{\w+\}", template), key=len)  # its longest fixed words
         called = re.match(r"Called (\w+)\(", problems[0]) if problems else None
         if called and all(said in problem for problem in problems):

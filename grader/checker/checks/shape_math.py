@@ -1,14 +1,20 @@
 """Shape math: the message when a student's answer differs from what Keras gives.
 
 What Keras gives, and the usual mistakes' answers, come from grader.checker.checks.keras_truth for any arguments
-(the grader's), or from RECORDED_CASES for the visible tests' own cases (the students' copy).
+(the grader's), or from the data recorded for the visible tests' own cases (the students' copy, recorded_cases).
 """
 
 import numpy as np
 
-# The students' copy: {call as written by call_repr: (Keras's answer, [(wrong answer, hint)])} for the visible tests'
-# cases, recorded when the copy is made (grader.lesson.stubs); empty in the grader.
-RECORDED_CASES = {}
+from grader.checker.checks.expectations import recorded
+
+
+def recorded_cases():
+    """Return {call as call_repr writes it: (Keras's answer, [(wrong answer, hint)])} for the visible tests' own cases.
+
+    Recorded beside the students' copy of these checks when it is made (grader.lesson.stubs); empty in the grader.
+    """
+    return recorded().get("shape_math_cases", {})
 
 
 def call_repr(function, args=(), kwargs=None):
@@ -21,9 +27,10 @@ def call_repr(function, args=(), kwargs=None):
 def check_recorded_answer(function, args, kwargs, returned):
     """Return the problem with the answer to one of the visible tests' calls, or [] when it is Keras's."""
     call = call_repr(function, args, kwargs)
-    if call not in RECORDED_CASES:
+    cases = recorded_cases()
+    if call not in cases:
         raise KeyError(f"No answer is recorded for {call}: the visible tests hold answers only for their own cases.")
-    expected, mistakes = RECORDED_CASES[call]
+    expected, mistakes = cases[call]
     return answer_problems(function, args, kwargs, returned, expected, mistakes)
 
 
