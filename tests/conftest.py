@@ -63,6 +63,7 @@ END_TO_END_SUITES = (
     "tests/test_adversarial_grading.py",    # hostile and broken submissions, graded end to end
     "tests/test_probe_user.py",             # whole probes as the probe's user (root only)
     "tests/test_grading_equivalence.py",    # the same class with and without the zygote and the caches
+    "tests/test_lesson_data_sealed.py",     # the probe reads none of the lesson data (a batch per lesson)
     "tests/test_mutants.py::test_mutant_end_to_end_through_the_sandboxed_probe",
 )
 

@@ -129,6 +129,7 @@ EXITS_IN_BUILDERS = CORRECT + textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_exit_or_kill_inside_functions_costs_only_those_functions(tmp_path):
     result, _seconds = probe_source(tmp_path, EXITS_IN_BUILDERS)
     assert statuses(result) == with_statuses(build_augmentation=CRASHED, build_cnn=CRASHED, build_cnn_v2=CRASHED)
@@ -138,6 +139,7 @@ def test_exit_or_kill_inside_functions_costs_only_those_functions(tmp_path):
     assert "[probe restarted after build_cnn]" in result.output
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_on_start_is_called_once_the_first_child_runs_and_not_again_after_a_restart(tmp_path):
     """grader grade imports Keras from on_start: once, while the first child imports the submission."""
     calls = []
@@ -166,6 +168,7 @@ HANGS_IN_BUILD_CNN = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.
 ''')
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_infinite_loop_ignoring_signals_times_out(tmp_path):
     limits = Limits(import_seconds=40, function_seconds=3, total_seconds=60)
     result, _seconds = probe_source(tmp_path, HANGS_IN_BUILD_CNN, limits=limits)
@@ -181,6 +184,7 @@ def test_hang_during_import_times_out(tmp_path):
     assert result.import_message == "timed out after 2 s while importing the submission"
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_total_time_limit_stops_the_probe(tmp_path):
     limits = Limits(import_seconds=14, function_seconds=60, total_seconds=15)
     result, _seconds = probe_source(tmp_path, HANGS_IN_BUILD_CNN, limits=limits)
@@ -221,6 +225,7 @@ MEMORY_BOMBS = CORRECT.replace("build_cnn_v2 = build_cnn", "") + textwrap.dedent
 ''')
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_memory_bombs_are_stopped(tmp_path):
     limits = Limits(import_seconds=40, function_seconds=20, total_seconds=120, memory_bytes=3 * 2**30)
     result, _seconds = probe_source(tmp_path, MEMORY_BOMBS, limits=limits)

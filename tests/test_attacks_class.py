@@ -240,6 +240,7 @@ def machine_ipc_objects():
     return {kind: sysvipc_keys(kind) for kind in ("shm", "msg", "sem")} | {"mq": machine_mqueues()}
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_ipc_control_without_the_ipc_layer_the_reader_gets_the_secret(tmp_path, monkeypatch):
     ipc_layer_or_skip()
     # Without Landlock's file rules too: they refuse POSIX queues on their own (see check_nothing_read_nothing_left).
@@ -265,6 +266,7 @@ def probe(path, tmp_path):
     return run_probe(folder, probe_request())
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_ipc_two_grader_grade_runs_pass_nothing_between_students(tmp_path):
     layer = ipc_layer_or_skip()
     pair, before = IpcPair.make(tmp_path / "class"), machine_ipc_objects()

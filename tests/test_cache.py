@@ -365,6 +365,7 @@ def write_many(directory, key, writer, times):
             store.write("verdicts", key, {"writer": writer, "time": time_, "padding": "x" * 2_000_000})
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_concurrent_writers_never_leave_half_an_entry(tmp_path):
     """Four processes write one entry (and race to make the folder's key) while this one reads it raw."""
     key = "ef" * 32

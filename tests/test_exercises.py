@@ -55,6 +55,7 @@ def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
         # The stub's own sentence, once: "conv_output_size() is not implemented yet. Return ...".
         assert re.match(r"\w+\(\) is not implemented yet\. \S", message), (name, message)
         assert message.lower().count("not implemented yet") == 1, (name, message)
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_an_exception_that_is_not_the_student_s_reads_as_one_line(tmp_path):
     # build_augmentation returns a tuple of layers: the kit's checks then raise on a value of an unexpected type,
     # and the student's cnn.py raises calling it. Every failure must read as one line, never a traceback.
@@ -157,6 +158,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_the_lessons_counts_come_out_of_keras_for_the_solutions():
     done = run_python("-c", COUNTS_SCRIPT, cwd=SOLUTIONS)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -428,6 +428,7 @@ def classroom_result(outputs, runner):
     return json.loads(base64.b64decode(outputs[runner]))
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_below_the_minimum_the_check_fails_but_still_reports(partial_run):
     done, summary, outputs, repo = partial_run
     assert done.returncode == 1, done.stderr[-3000:]

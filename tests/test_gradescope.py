@@ -108,6 +108,7 @@ def test_bad_grade_args_fail_when_the_zip_is_built(tmp_path, grade_args, why):
     assert why in str(error.value)
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_the_solutions_get_full_marks(autograder, tmp_path):
     root = autograder_tree(tmp_path, autograder, solution_files())
     done, results = run_autograder(root)
@@ -120,6 +121,7 @@ def test_the_solutions_get_full_marks(autograder, tmp_path):
     assert from_json(json.dumps(results)).status == "graded"
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_broken_submission_gets_a_graded_zero(autograder, tmp_path):
     root = autograder_tree(tmp_path, autograder, {"shape_math.py": "def conv_output_size(n, k:\n"})
     done, results = run_autograder(root)

@@ -103,6 +103,7 @@ def test_carries_the_visible_tests_with_it(notebook):
     assert packed["exercises_conftest.py"] == (EXERCISES / "conftest.py").read_text()
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_the_notebook_checks_itself_without_the_repository(notebook_path, filled_path, tmp_path):
     # The stubs first, then the filled notebook in the same process: a re-run must see fresh functions.
     done = subprocess.run([sys.executable, "-c", RUN_ALL, str(notebook_path), str(filled_path)], cwd=tmp_path,

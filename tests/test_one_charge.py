@@ -244,6 +244,7 @@ def test_two_mistakes_in_one_network_are_never_told_as_one(reference_probe, tmp_
     assert cause["Rescaling(1/255)"] != cause["logits"], cause
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_pytest_exercises_tells_a_network_s_one_mistake_once(tmp_path):
     folder = write_mutant(BY_ID["flatten_instead_of_gap"], tmp_path / "flatten")
     run = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "exercises" / "test_cnn.py"), "--impl",
@@ -267,6 +268,7 @@ def test_the_builders_are_graded_with_the_lesson_s_block_and_the_report_says_so_
     assert [test.cause for test in results.tests if test.status == FAILED].count(causes(results)[0]) == 6
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_rotation_in_degrees_end_to_end_costs_the_augmentation_alone(tmp_path):
     results = grade(write_mutant(BY_ID["rotation_in_degrees"], tmp_path / "degrees"), NO_TRAINING)
     assert lost_parts(results) == ["augmentation"], results.part_scores()
@@ -277,6 +279,7 @@ def test_rotation_in_degrees_end_to_end_costs_the_augmentation_alone(tmp_path):
     assert len(summary.mistakes) == 1 and summary.mistakes[0].students == ["degrees"], summary.mistakes
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_wrong_import_in_the_block_s_module_costs_the_augmentation_alone(tmp_path):
     # cnn.py imports augmentation.py, which fails: cnn.py is imported again with the lesson's block in its place.
     results = grade(write_mutant(NEW["wrong_import"], tmp_path / "wrong_import"), NO_TRAINING)
@@ -286,6 +289,7 @@ def test_a_wrong_import_in_the_block_s_module_costs_the_augmentation_alone(tmp_p
 
 
 @pytest.mark.parametrize("mutant_id", KILLED)
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_block_killed_by_the_time_limit_costs_the_augmentation_alone(mutant_id, tmp_path):
     # The child is stopped in build_augmentation and restarted: the builders run with the lesson's block at once.
     mutant = NEW[mutant_id]
@@ -313,6 +317,7 @@ def write_single_file(mutant, folder):
 
 
 @pytest.mark.parametrize("mutant_id", SINGLE_FILE_MISTAKES)
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_wrong_import_in_a_single_file_costs_only_the_functions_using_it(mutant_id, tmp_path):
     mutant = NEW[mutant_id]
     results = grade(write_single_file(mutant, tmp_path / mutant_id), NO_TRAINING)
@@ -339,6 +344,7 @@ def test_the_class_summary_counts_one_student_s_one_mistake_once(reference_probe
     assert by_student["rotation_in_degrees"] == 1 and by_student["builder_raises"] == 1, summary.mistakes
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_pytest_exercises_tells_a_raising_block_once(tmp_path):
     folder = write_mutant(BY_ID["rotation_in_degrees"], tmp_path / "degrees")
     run = subprocess.run([sys.executable, "-m", "pytest", str(ROOT / "exercises"), "--impl", str(folder), "-q",

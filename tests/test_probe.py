@@ -238,6 +238,7 @@ def test_notebook_that_trains_at_top_level_is_probed_without_training(tmp_path, 
     assert "Epoch" not in result.output and "Downloading" not in result.output
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_each_filters_function_gets_the_seeded_weights(tmp_path, request_data):
     """The probe builds the filters model once; what first_layer_filters assigns must not reach feature_maps."""
     source = (SOLUTIONS / "filters.py").read_text().replace(
@@ -319,6 +320,7 @@ print("gallery drawn with", type(plt.gcf()).__name__)
 
 
 @pytest.mark.parametrize("child", ["fresh", "zygote"])
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_keras_comes_without_matplotlib_and_a_submission_still_gets_it_whole(tmp_path, request_data, child):
     """The runner imports Keras less the pyplot it loads for keras.visualization (0.8 s); the submission's own
     matplotlib and Keras's plotting helper work as usual, in a fresh child and in a zygote's."""
@@ -339,6 +341,7 @@ def test_keras_comes_without_matplotlib_and_a_submission_still_gets_it_whole(tmp
     assert "gallery drawn with Figure" in lines
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_grader_grade_prints_no_tensorflow_startup_line(tmp_path):
     import subprocess
     import sys

@@ -152,12 +152,14 @@ def visible_tests(folder):
                           text=True, timeout=300, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_visible_tests_fail_on_the_stubs(release_dir):
     done = visible_tests(release_dir)
     assert done.returncode == 1, done.stdout[-3000:]
     assert "is not implemented yet." in done.stdout and " passed" not in done.stdout
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_visible_tests_pass_once_the_solutions_are_in(release_dir, tmp_path):
     solved = shutil.copytree(release_dir, tmp_path / "solved")
     for path in SOLUTIONS.glob("*.py"):

@@ -97,6 +97,7 @@ def test_the_calibration_record_is_the_lessons_own_and_backs_its_threshold():
     assert found == [str(LESSON / "calibration.json"), record["threshold"], ""]
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_the_stubs_and_lesson_checks_are_the_generators_output(tmp_path):
     in_lesson(f"import json; from grader.lesson.stubs import write_student_files; "
               f"write_student_files({str(LESSON / 'solutions')!r}, {str(tmp_path)!r}); print('[]')")

@@ -114,6 +114,7 @@ def test_print_summary_flags_inseparable_models(capsys):
     assert "NOT SEPARABLE: its best run reaches the minimum" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_reference_passes(reference_outcome):
     outcome = reference_outcome
     assert outcome.passed, f"reference accuracy {outcome.accuracy:.3f} is below the threshold {outcome.threshold}"
@@ -126,6 +127,7 @@ def test_reference_passes(reference_outcome):
     assert "first_kernel" not in outcome.to_dict() and "feature_maps" not in outcome.to_dict()
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_memory_savings_change_no_outcome(configs, monkeypatch):
     """Training on the uint8 set and evaluating 100 images a call give what a float32 copy and calls of 500 gave."""
     budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
@@ -143,6 +145,7 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
     assert (today.first_kernel == before.first_kernel).all()
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcome(configs, monkeypatch):
     import keras
 
@@ -163,6 +166,7 @@ def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcom
     assert (today.first_kernel == before.first_kernel).all()
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
     """The grader's processes limit glibc to two arenas (grader/malloc.py): where buffers live, not what is computed."""
     model_path = tmp_path / "model.json"
@@ -186,6 +190,7 @@ def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
     assert printed[0] == printed[1]
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
     """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
     model_path = tmp_path / "model.json"
@@ -210,6 +215,7 @@ def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
     assert result.stdout.split()[-2:] == ["True", "True"]
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_untrainable_model_fails(configs):
     outcome = check.run_training_check(configs["untrainable"], seed=0)
     assert not outcome.passed

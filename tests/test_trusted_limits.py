@@ -152,6 +152,7 @@ def grade_json(path, tmp_path):
     return json.loads((tmp_path / f"{path.name}.json").read_text())
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_notebook_with_a_3000_term_sum_grades_like_the_same_py(tmp_path):
     # The case: ast.parse in the grader raised RecursionError on it, exit 1 and no report.
     cells = reference_cells() + [long_sum(3000)]
@@ -164,6 +165,7 @@ def test_a_notebook_with_a_3000_term_sum_grades_like_the_same_py(tmp_path):
         assert notebook["score"] == notebook["max_score"] + 5, notebook["tests"]
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_notebook_with_a_long_sum_python_compiles_gets_full_marks(tmp_path):
     cells = reference_cells() + [long_sum(2900)]
     assert python_compiles("\n\n".join(cells))  # every supported Python compiles this one
@@ -230,6 +232,7 @@ def test_a_zip_past_a_limit_is_refused_before_anything_is_written(tmp_path, entr
     assert not list((tmp_path / "scratch").rglob("*.py"))
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_a_batch_goes_on_past_every_unreadable_submission(tmp_path):
     folder = tmp_path / "class"
     folder.mkdir()
