@@ -74,7 +74,8 @@ CASES = {
             hog = []
             while True:
                 hog.append(b"x" * (256 * 2**20))
-        """), losing("build_cnn_v2"), "memory limit of 3 GiB exceeded in build_cnn_v2"),
+        """), losing("build_cnn_v2"),  # on a loaded machine the 8 s limit can stop it before the memory limit does
+        ("memory limit of 3 GiB exceeded in build_cnn_v2", "timed out after 8 s in build_cnn_v2")),
     "stdout_flood": (hostile(CORRECT, "print('x' * 10_000_000)\n"), FULL, "more characters of output not shown"),
     "escaping_background_process": (hostile(CORRECT, f"""
         import os, subprocess
@@ -208,7 +209,8 @@ def test_hostile_submission(case, sandbox):
     results = grade(path, GradingOptions(limits=LIMITS, training=False))
     assert_scores(results, expected)
     if message:
-        assert message in all_messages(results), to_text(results)
+        told = all_messages(results)
+        assert any(one in told for one in ((message,) if isinstance(message, str) else message)), to_text(results)
     assert not (Path(os.environ.get("TMPDIR", "/tmp")) / "results.json").exists() or case != "writes_results_files"
 
 
