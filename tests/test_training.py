@@ -166,11 +166,19 @@ def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcom
     assert (today.first_kernel == before.first_kernel).all()
 
 
+def in_a_fresh_process(script, configs, tmp_path, *args):
+    """Run script in a fresh Python (from the kit's root) with the reference's JSON config as argv[1]; return stdout."""
+    model_path = tmp_path / "model.json"
+    model_path.write_text(configs["reference"])
+    result = subprocess.run([sys.executable, "-c", script, str(model_path), *args], cwd=KIT_ROOT,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
 @pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
     """The grader's processes limit glibc to two arenas (grader/malloc.py): where buffers live, not what is computed."""
-    model_path = tmp_path / "model.json"
-    model_path.write_text(configs["reference"])
     script = (
         "import sys\n"
         "if sys.argv[2] == 'limited':\n"
@@ -180,21 +188,13 @@ def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
         "outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
         "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    printed = []
-    for mode in ("limited", "default"):
-        result = subprocess.run([sys.executable, "-c", script, str(model_path), mode], cwd=KIT_ROOT, env=env,
-                                capture_output=True, text=True)
-        assert result.returncode == 0, result.stderr[-2000:]
-        printed.append(result.stdout.splitlines()[-1])
+    printed = [in_a_fresh_process(script, configs, tmp_path, mode).splitlines()[-1] for mode in ("limited", "default")]
     assert printed[0] == printed[1]
 
 
 @pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
     """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
-    model_path = tmp_path / "model.json"
-    model_path.write_text(configs["reference"])
     script = (
         "import sys; from grader.training import check\n"
         "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
@@ -207,12 +207,7 @@ def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
         "print((before.accuracy, before.history) == (after.accuracy, after.history), "
         "bool((before.first_kernel == after.first_kernel).all()))\n"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(model_path)], cwd=KIT_ROOT, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.split()[-2:] == ["True", "True"]
+    assert in_a_fresh_process(script, configs, tmp_path).split()[-2:] == ["True", "True"]
 
 
 @pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
