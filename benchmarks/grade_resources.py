@@ -9,9 +9,15 @@ Two tree figures: the sum of every process's resident memory (RSS), which counts
 (each process's anonymous memory plus the largest file-backed RSS among them), which is what the kernel holds and
 what a container's memory limit charges. Then the breakdown: the grader process (the checker) while the probe's
 child runs (its Keras import) and after it (rebuilds, hidden tests, training), and the probe's processes.
+
+`--memory-limit MIB` runs each grade as a container with that memory limit runs it (root, a memory cgroup: see
+tests/memory_limit.py): the interpreter's files are dropped from the page cache first, so that the grade is charged
+for the libraries it reads, and the run prints what the cgroup charged at its peak, how often it reached the limit
+(and the kernel reclaimed file pages instead), the OOM kills, and the grade's score.
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -23,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from grader.sandbox.processes import descendants, process_table  # noqa: E402
+from tests.memory_limit import evict_from_page_cache, interpreter_folders, make_memory_cgroup  # noqa: E402
 
 FIELDS = ("VmRSS", "RssAnon", "RssFile", "RssShmem")
 
@@ -41,12 +48,13 @@ def memory(pid):
     return found if len(found) == len(FIELDS) else None  # a zombie has no memory lines
 
 
-def measure(path, extra):
-    """Run one grade; return its peaks in MiB, wall seconds and exit code."""
+def measure(path, extra, report, group=None):
+    """Run one grade (in the memory cgroup group, if given); return its peaks in MiB, wall seconds and exit code."""
     started = time.monotonic()
     process = subprocess.Popen([sys.executable, "-m", "grader", "grade", str(path), "--format", "json",
-                                "--output", os.devnull, *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+                                "--output", str(report), *extra], cwd=ROOT, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+                               preexec_fn=group.enter if group else None)
     peaks = dict.fromkeys(("tree RSS", "tree shared once", "checker during probe", "checker after probe",
                            "checker anon", "probe"), 0.0)
     probe_seen = probe_gone = False
@@ -79,17 +87,34 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path", nargs="?", default=str(ROOT / "solutions"))
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--memory-limit", type=int, metavar="MIB",
+                        help="run each grade in a memory cgroup with this limit, as a container (root)")
     args, extra = parser.parse_known_args()
     runs, cpus, walls = [], [], []
     print(f"load average at the start: {os.getloadavg()[0]:.1f}", flush=True)
+    report = Path(f"/tmp/lesson6-grade-resources-{os.getpid()}.json")
     for _ in range(args.runs):
+        group = None
+        if args.memory_limit:
+            evicted = evict_from_page_cache(*interpreter_folders())
+            group = make_memory_cgroup(args.memory_limit)
+            print(f"cgroup v{group.version} {group.folder}, limit {args.memory_limit} MiB, swap off; "
+                  f"{evicted} files of {', '.join(map(str, interpreter_folders()))} dropped from the page cache",
+                  flush=True)
         before = os.times()
-        peaks, wall, code = measure(args.path, extra)
+        peaks, wall, code = measure(args.path, extra, report, group)
         after = os.times()
         cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
         runs.append(peaks), cpus.append(cpu), walls.append(wall)
-        print(f"run: exit {code}, " + ", ".join(f"{key} {value:.0f}" for key, value in peaks.items())
+        graded = json.loads(report.read_text()) if code == 0 and report.exists() else {}
+        print(f"run: exit {code}, score {graded.get('score')} / {graded.get('max_score')}, "
+              + ", ".join(f"{key} {value:.0f}" for key, value in peaks.items())
               + f" MiB; {cpu:.1f} CPU-s, {wall:.1f} s wall", flush=True)
+        if group:
+            print(f"  cgroup: charged at most {group.peak_mib():.0f} MiB of {args.memory_limit}, limit reached "
+                  f"{group.limit_hits()} times (reclaimed), OOM kills {group.oom_kills()}", flush=True)
+            group.remove()
+        report.unlink(missing_ok=True)
     median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
     print(f"median over {args.runs} run(s) of `grader grade {args.path} {' '.join(extra)}` on {os.cpu_count()} cores "
           f"(load average at the end: {os.getloadavg()[0]:.1f}):\n"

@@ -88,6 +88,7 @@ def test_grade_solutions_gives_full_marks_with_training(tmp_path):
     assert (tmp_path / "r" / "training_curve.png").exists() and (tmp_path / "r" / "first_layer_filters.png").exists()
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_untouched_stubs_score_zero_with_a_clear_report():
     done = run_python("-m", "grader", "grade", "exercises")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -35,6 +35,7 @@ def visible_tests(tmp_path, *extra):
     return done.returncode, outcomes, done.stdout + done.stderr
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_solutions_pass_every_visible_test(tmp_path):
     code, outcomes, printed = visible_tests(tmp_path, "--impl", "solutions")
     failed = {name: message for name, message in outcomes.items() if message is not None}
@@ -43,6 +44,7 @@ def test_solutions_pass_every_visible_test(tmp_path):
     assert "warnings summary" not in printed, printed  # the reference makes Keras warn about nothing
 
 
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_each_stub_fails_with_a_not_implemented_message(tmp_path):
     code, outcomes, printed = visible_tests(tmp_path)
     assert code == 1

@@ -87,40 +87,50 @@ def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
         assert cached[name].score < best, name
 
 
+@pytest.fixture(scope="module")
+def slotted_batch(class_folder, tmp_path_factory):
+    """Grade two distinct networks with two workers and one training slot, writing a training cache and reports; grade
+    each again alone with `grade` and no cache. Return (summary, alone, cache folder)."""
+    from grader.batch import grade_batch
+    from grader.grade import grade
+    from grader.options import GradingOptions
+
+    folder = tmp_path_factory.mktemp("slotted")
+    paths = [path for path in class_folder if path.name in ("grace", "heidi.py")]  # no Rescaling; softmax
+    summary = grade_batch(paths, jobs=2, options=GradingOptions(cache_dir=str(folder / "cache")),
+                          reports=folder / "reports", training_slots=1)
+    alone = [grade(path, GradingOptions(cache=False, verdict_cache=False)) for path in paths]
+    return summary, alone, folder / "cache"
+
+
 @pytest.mark.slow
-def test_the_training_cache_gives_the_training_check_s_own_verdict(class_folder, tmp_path, monkeypatch):
+def test_a_batch_whose_trainings_share_one_slot_grades_as_grade_does_one_by_one(slotted_batch):
+    """Two workers, two distinct networks, one training slot: the second training waits, then runs as alone."""
+    summary, alone, _cache = slotted_batch
+    assert summary.trained == 2 and summary.phases["training"] > 0, summary
+    assert [verdicts(results) for results in summary.results] == [verdicts(results) for results in alone]
+    assert all(any(test.part == "training" for test in results.tests) for results in alone)
+
+
+@pytest.mark.slow
+def test_the_training_cache_gives_the_training_check_s_own_verdict(probes, slotted_batch, tmp_path, monkeypatch):
+    """What the batch stored is reused whole: the training check's verdict (no pytest, no training) and its pictures
+    equal those of `grade` without a cache and of the batch that trained."""
     import grader.checker.run
     from grader.options import GradingOptions
 
-    path = next(path for path in class_folder if path.name == "carol.py")
-    probe = probe_submission(path, NO_TRAINING)
-    plain = check(probe, submission="carol.py", options=GradingOptions(cache=False, verdict_cache=False))
-    cached = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path / "cache")),
-                   report_dir=tmp_path / "cached")
+    summary, alone, cache = slotted_batch
+    probe, _forked = probes["grace"]
 
     def no_pytest(*args, **kwargs):
         raise AssertionError("expected every verdict, the training check's included, from the caches")
 
     monkeypatch.setattr(grader.checker.run, "run_hidden_tests", no_pytest)
-    reused = check(probe, submission="carol.py", options=GradingOptions(cache_dir=str(tmp_path / "cache")),
+    reused = check(probe, submission="grace", options=GradingOptions(cache_dir=str(cache)),
                    report_dir=tmp_path / "reused")
-    assert verdicts(cached) == verdicts(plain) == verdicts(reused)
+    batch = summary.results[0]
+    assert verdicts(reused) == verdicts(alone[0]) == verdicts(batch)
     assert "training" in {test.part for test in reused.tests}
-    assert sorted(reused.artifacts) == sorted(cached.artifacts) and cached.artifacts, "expected the pictures"
-    for name, picture in cached.artifacts.items():
+    assert sorted(reused.artifacts) == sorted(batch.artifacts) and batch.artifacts, "expected the pictures"
+    for name, picture in batch.artifacts.items():
         assert Path(reused.artifacts[name]).read_bytes() == Path(picture).read_bytes(), name
-
-
-@pytest.mark.slow
-def test_a_batch_whose_trainings_share_one_slot_grades_as_grade_does_one_by_one(class_folder, tmp_path):
-    """Two workers, two distinct networks, one training slot: the second training waits, then runs as alone."""
-    from grader.batch import grade_batch
-    from grader.grade import grade
-    from grader.options import GradingOptions
-
-    paths = [path for path in class_folder if path.name in ("grace", "heidi.py")]  # no Rescaling; softmax
-    summary = grade_batch(paths, jobs=2, options=GradingOptions(cache_dir=str(tmp_path / "cache")), training_slots=1)
-    assert summary.trained == 2 and summary.phases["training"] > 0, summary
-    alone = [grade(path, GradingOptions(cache=False, verdict_cache=False)) for path in paths]
-    assert [verdicts(results) for results in summary.results] == [verdicts(results) for results in alone]
-    assert all(any(test.part == "training" for test in results.tests) for results in alone)

@@ -59,10 +59,10 @@ BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
 SETTINGS = """Gradescope settings for this autograder:
   - Autograder timeout: at least {minutes} minutes (run_autograder stops the grader after {timeout} s and still
     writes results.json; change it with --timeout).
-  - Memory: one grade peaks at about 753 MiB (run_autograder passes --import-after-probe: one TensorFlow process
-    at a time; at 0.5 vCPU it costs no time). Gradescope's default 768 MB fits by a few MiB: choose 1 GB to be safe.
-  - CPU: one grade takes about 32 CPU-seconds with the training check (11 without); at the default 0.5 vCPU that
-    is about a minute."""
+  - Memory: the default 768 MB is enough. One grade gets full marks in a 600 MiB container (run_autograder passes
+    --import-after-probe: one TensorFlow process at a time; at 0.5 vCPU it costs no time).
+  - CPU: one grade takes about 52 CPU-seconds with the training check (11 without); at the default 0.5 vCPU that
+    is about two minutes."""
 
 
 def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
