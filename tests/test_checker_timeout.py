@@ -1,6 +1,9 @@
-"""A hidden test that runs out of time is known by the alarm that fired, never by the words of its failure."""
+"""A hidden test that runs out of time is known by the alarm that fired, never by the words of its failure; hidden
+tests that cannot be collected say why."""
 
 import types
+
+import pytest
 
 from grader.checker.run import CRASH_MESSAGE, TIMEOUT_MESSAGE, run_hidden_tests
 
@@ -66,3 +69,15 @@ def test_a_timed_out_check_is_reported_as_such_and_a_failure_worded_like_one_is_
     assert results["filters: a check that crashes with words like pytest-timeout's"].output == CRASH_MESSAGE.format(
         error="RuntimeError: Timeout (>1s) from pytest-timeout.")
     assert all(result.score == 0 for result in results.values()) and len(results) == 5
+
+
+def test_hidden_tests_that_cannot_be_collected_say_why(tmp_path):
+    # What a stale build/ put in a wheel once: a second hidden test module whose parametrization clashes.
+    (tmp_path / "test_hidden_clash.py").write_text(
+        "import pytest\n\n@pytest.mark.parametrize('part', [1])\n@pytest.mark.parametrize('part', [2])\n"
+        "def test_clash(part):\n    pass\n")
+    with pytest.raises(RuntimeError) as raised:
+        run_hidden_tests(types.SimpleNamespace(), tests_dir=tmp_path)
+    message = str(raised.value)
+    assert message.startswith("The hidden tests could not run (pytest exit code 2): ") and "test_clash" in message
+    assert "duplicate parametrization of 'part'" in message, message

@@ -47,12 +47,19 @@ def interpreter(version):
     return path
 
 
+# What a clone has that its wheel must not be built from: venvs, caches, and setuptools' own build/ (it packs what
+# build/lib still holds, files deleted from the tree since included).
+NOT_IN_A_CLONE = (".git", ".venv", "venv*", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
+                  ".pytest_cache")
+
+
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """Build the kit's wheel from the source tree, as `pip wheel .` would."""
-    out = tmp_path_factory.mktemp("wheel")
+    """Build the kit's wheel as `pip wheel .` does in a fresh clone: from a copy of the tree, no build/ left in it."""
+    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "kit"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE), symlinks=True)
     done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out),
-                           str(ROOT)], capture_output=True, text=True, timeout=600)
+                           str(source)], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     (built,) = out.glob("lesson6_grader-*.whl")
     return built

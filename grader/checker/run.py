@@ -118,6 +118,16 @@ def _message(report):
     return CRASH_MESSAGE.format(error=(text.splitlines() or [""])[0][:500])
 
 
+def collection_errors(printed: str) -> str:
+    """Return the first lines pytest printed under ERRORS (why the hidden tests could not be collected), or ""."""
+    lines = printed.splitlines()
+    start = next((number for number, line in enumerate(lines) if " ERRORS " in line), None)
+    if start is None:
+        return ""
+    said = [line.strip() for line in lines[start + 1:] if line.strip() and not line.startswith(("___", "===", "!!!"))]
+    return " ".join(said[:3])[:1000]
+
+
 def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS, skip_parts=(), unfinished=None):
     """Return the CheckResults of every hidden test on the session's submission, but those of skip_parts.
 
@@ -129,12 +139,15 @@ def run_hidden_tests(session, *, tests_dir=HIDDEN_TESTS, skip_parts=(), unfinish
     args = [str(tests_dir), "-c", os.devnull, "--rootdir", str(tests_dir), "-q", "-W", "ignore"]
     args += [option for plugin in UNUSED_PLUGINS for option in ("-p", f"no:{plugin}")]
     saved = os.environ.pop("PYTEST_ADDOPTS", None)
+    printed = io.StringIO()
     try:
-        with contextlib.redirect_stdout(io.StringIO()):
+        with contextlib.redirect_stdout(printed):
             code = pytest.main(args, plugins=[session, collector])
     finally:
         if saved is not None:
             os.environ["PYTEST_ADDOPTS"] = saved
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED):
-        raise RuntimeError(f"The hidden tests could not run (pytest exit code {int(code)}).")
+        said = collection_errors(printed.getvalue())
+        raise RuntimeError(f"The hidden tests could not run (pytest exit code {int(code)})"
+                           + (f": {said}" if said else "."))
     return collector.results
