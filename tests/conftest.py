@@ -1,6 +1,7 @@
 """Shared fixtures for the kit's own tests."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,21 @@ def run_python(*args, cwd=ROOT, timeout=300, env=None):
 @pytest.fixture(scope="session")
 def root():
     return ROOT
+
+
+# What a clone has that a wheel must not be built from: venvs, caches, and setuptools' own build/ (it packs what
+# build/lib still holds, files deleted from the tree since included).
+NOT_IN_A_CLONE = (".git", ".venv", "venv*", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
+                  ".pytest_cache")
+
+
+def build_wheel(out, scratch, timeout=600):
+    """Build the kit's wheel into out as `pip wheel .` does in a fresh clone: from a copy of the tree made in scratch,
+    leaving no build/ in the source tree. Return the CompletedProcess."""
+    source = Path(scratch) / "kit"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE), symlinks=True)
+    return subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                           str(out), str(source)], capture_output=True, text=True, timeout=timeout)
 
 
 def leftover_probe_processes():

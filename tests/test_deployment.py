@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -23,7 +22,7 @@ import pytest
 
 from grader.checker.points import load_points
 from grader.lesson.manifest import PARTS
-from tests.conftest import EXERCISES, ROOT, SOLUTIONS
+from tests.conftest import EXERCISES, SOLUTIONS, build_wheel
 
 pytestmark = [pytest.mark.deployment, pytest.mark.slow]
 
@@ -47,19 +46,11 @@ def interpreter(version):
     return path
 
 
-# What a clone has that its wheel must not be built from: venvs, caches, and setuptools' own build/ (it packs what
-# build/lib still holds, files deleted from the tree since included).
-NOT_IN_A_CLONE = (".git", ".venv", "venv*", "build", "dist", "*.egg-info", "__pycache__", ".mypy_cache", ".ruff_cache",
-                  ".pytest_cache")
-
-
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    """Build the kit's wheel as `pip wheel .` does in a fresh clone: from a copy of the tree, no build/ left in it."""
-    out, source = tmp_path_factory.mktemp("wheel"), tmp_path_factory.mktemp("source") / "kit"
-    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE), symlinks=True)
-    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(out),
-                           str(source)], capture_output=True, text=True, timeout=600)
+    """Build the kit's wheel as `pip wheel .` does in a fresh clone (tests/conftest.py's build_wheel)."""
+    out = tmp_path_factory.mktemp("wheel")
+    done = build_wheel(out, tmp_path_factory.mktemp("source"))
     assert done.returncode == 0, done.stderr[-3000:]
     (built,) = out.glob("lesson6_grader-*.whl")
     return built

@@ -19,7 +19,7 @@ from grader.integrations import gradescope
 from grader.integrations.gradescope import GRADER_FAILED, GRADER_TIMED_OUT, KIT_DIR, build_autograder_zip
 from grader.results import PASSED
 from grader.store import from_json
-from tests.conftest import ROOT, SOLUTIONS
+from tests.conftest import SOLUTIONS, build_wheel
 
 GRADER = Path(sys.executable).with_name("grader")
 
@@ -217,8 +217,7 @@ def test_an_editable_install_cannot_stand_for_a_wheel_and_says_use_kit_source(mo
 def test_an_installed_kit_bundles_a_wheel_rebuilt_from_its_files(tmp_path, monkeypatch):
     from importlib import metadata
 
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                            str(tmp_path / "dist"), str(ROOT)], capture_output=True, text=True, timeout=600)
+    built = build_wheel(tmp_path / "dist", tmp_path)
     assert built.returncode == 0, built.stderr[-3000:]
     (original,) = (tmp_path / "dist").glob("*.whl")
     site = tmp_path / "site-packages"                 # the wheel as pip lays it out, with pip's own extra files
