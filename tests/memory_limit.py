@@ -16,6 +16,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from grader.sandbox.kernel import cgroup_folder
+
 MIB = 2**20
 
 
@@ -32,28 +34,25 @@ class MemoryCgroup:
         name = "memory.max_usage_in_bytes" if self.version == 1 else "memory.peak"
         return int((self.folder / name).read_text()) / MIB
 
+    def counts(self, name: str) -> dict[str, int]:
+        """Return a flat-keyed cgroup file (memory.events, memory.oom_control) as {key: count}."""
+        pairs = (line.split() for line in (self.folder / name).read_text().splitlines() if line.strip())
+        return {key: int(value) for key, value in pairs}
+
     def oom_kills(self) -> int:
-        text = (self.folder / ("memory.oom_control" if self.version == 1 else "memory.events")).read_text()
-        counts = dict(line.split() for line in text.splitlines() if line.strip())
-        return int(counts.get("oom_kill", 0))
+        return self.counts("memory.oom_control" if self.version == 1 else "memory.events").get("oom_kill", 0)
 
     def limit_hits(self) -> int:
         """How often the limit was reached (and the kernel reclaimed instead of charging more)."""
         if self.version == 1:
             return int((self.folder / "memory.failcnt").read_text())
-        counts = dict(line.split() for line in (self.folder / "memory.events").read_text().splitlines())
-        return int(counts.get("max", 0))
+        return self.counts("memory.events").get("max", 0)
 
     def remove(self) -> None:
         try:
             self.folder.rmdir()
         except OSError:
             pass  # a process is still in it: left for the machine's own cleanup
-
-
-def own_cgroup(version_line: str, mount: Path) -> Path:
-    """Return the folder of this process's cgroup in one hierarchy, from its /proc/self/cgroup line."""
-    return mount / version_line.rsplit(":", 1)[1].lstrip("/")
 
 
 def make_memory_cgroup(limit_mib: int) -> MemoryCgroup:
@@ -64,19 +63,14 @@ def make_memory_cgroup(limit_mib: int) -> MemoryCgroup:
     v1 = next((line for line in lines if line.split(":")[1].split(",").count("memory")), None)
     name = f"lesson6-memory-{uuid.uuid4().hex[:12]}"
     if v1 and Path("/sys/fs/cgroup/memory").is_dir():
-        folder = own_cgroup(v1, Path("/sys/fs/cgroup/memory")) / name
+        folder = Path("/sys/fs/cgroup/memory") / v1.rsplit(":", 1)[1].lstrip("/") / name
         folder.mkdir()
         group = MemoryCgroup(folder, 1)
         (folder / "memory.limit_in_bytes").write_text(str(limit_mib * MIB))
         if (folder / "memory.memsw.limit_in_bytes").exists():
             (folder / "memory.memsw.limit_in_bytes").write_text(str(limit_mib * MIB))  # no swapping past the limit
         return group
-    v2 = next((line for line in lines if line.startswith("0::")), None)
-    mounts = [line.split(" - ")[0].split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
-              if " - cgroup2 " in line]
-    if not v2 or not mounts:
-        raise OSError("no memory cgroup hierarchy (v1 or v2) is mounted here")
-    folder = own_cgroup(v2, Path(mounts[0])) / name
+    folder = cgroup_folder() / name  # v2: OSError saying why there is none
     folder.mkdir()
     group = MemoryCgroup(folder, 2)
     if not (folder / "memory.max").exists():

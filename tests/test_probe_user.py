@@ -28,7 +28,7 @@ from grader.checker.hidden_tests.cases import probe_request
 from grader.options import GradingOptions
 from grader.results import GradingResults
 from grader.sandbox import Limits, ProbePolicy, account, isolation, kernel, rules, run_probe
-from tests.conftest import ROOT
+from tests.conftest import NOT_IN_A_CLONE, ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the isolation layers are Linux's")
 
@@ -229,7 +229,6 @@ def test_every_batch_worker_gives_its_probes_a_uid_of_its_own(tmp_path):
 
 # --- a kit in a private folder (issue 27) -------------------------------------------------------------------------
 
-KIT_IGNORE = (".git", ".venv", "venv", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build", "dist")
 PYENV_PYTHONS = f"versions/{sys.version_info.major}.{sys.version_info.minor}.*/bin/python{SYSTEM_PYTHON.name[6:]}"
 SCORE_LINE = re.compile(r"^solutions: ([\d.]+) / ([\d.]+) in ", re.MULTILINE)
 
@@ -254,7 +253,7 @@ def private_folder():
     folder = Path(tempfile.mkdtemp(prefix="lesson6-private-"))
     try:
         assert folder.stat().st_mode & 0o777 == 0o700
-        shutil.copytree(ROOT, folder / "kit", ignore=shutil.ignore_patterns(*KIT_IGNORE), symlinks=True)
+        shutil.copytree(ROOT, folder / "kit", ignore=shutil.ignore_patterns(*NOT_IN_A_CLONE), symlinks=True)
         site = Path(importlib.util.find_spec("numpy").origin).parents[1]
         done = subprocess.run(["cp", "-al", str(site), str(folder / "site")], capture_output=True, text=True,
                               check=False)

@@ -211,7 +211,7 @@ def host() -> Host:
                 answer.get("ipc_flags", 0), answer.get("ipc_error", error), tuple(answer.get("mqueue_mounts", ())))
 
 
-def _cgroup_folder() -> Path:
+def cgroup_folder() -> Path:
     """Return the cgroup v2 folder of this process; raise OSError saying why there is none."""
     mounts = [line.split(" - ")[0].split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()
               if " - cgroup2 " in line]
@@ -228,7 +228,7 @@ def _cgroup_folder() -> Path:
 def _cgroup_check() -> tuple[str, str]:
     """Return (folder, "") where a child cgroup can be made, entered and killed, else ("", why not)."""
     try:
-        base = _cgroup_folder()
+        base = cgroup_folder()
         _remove_stale_cgroups(base)
         trial = make_cgroup(base)
     except OSError as error:
