@@ -2,9 +2,9 @@
 
     python benchmarks/training_check.py [--runs 5] [--dataset synthetic]
 
-Prints the budget in image-steps, the check's seconds (median of the warm runs; seeds 0, 1, ... so the
-accuracies show a little of the spread) and the accuracies; asserts nothing (times are benchmarks, never
-test assertions).
+Prints the budget in image-steps, the images each run trained on before it stopped, the check's seconds (median of
+the warm runs; seeds 0, 1, ... so the accuracies show a little of the spread) and the accuracies; asserts nothing
+(times are benchmarks, never test assertions).
 """
 
 import argparse
@@ -75,12 +75,13 @@ def main(argv=None):
     median = statistics.median(seconds)
     print(
         f"warm, {args.runs} runs (seeds 0-{args.runs - 1}): median {median:.2f} s (min {min(seconds):.2f}, "
-        f"max {max(seconds):.2f}), {image_steps / median:.0f} image-steps/s; "
+        f"max {max(seconds):.2f}), {statistics.median(o.images / o.seconds for o in outcomes):.0f} images/s; "
         f"accuracies {[round(o.accuracy, 4) for o in outcomes]}"
     )
     # CPU time (all threads) moves less than wall time when other jobs share the cores.
     print(f"warm, CPU seconds (user + sys, all threads): median {statistics.median(cpu_seconds):.2f} s "
           f"{[round(s, 2) for s in cpu_seconds]}")
+    print(f"images trained before the run ended (budget {image_steps:,}): {[o.images for o in outcomes]}")
     accuracy, seconds, with_imports, wall = cold_run(model_json, args.dataset)
     print(
         f"cold (fresh process): check {seconds:.2f} s, with imports {with_imports:.2f} s, "

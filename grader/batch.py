@@ -6,9 +6,9 @@ imports Keras and the checker once, then grades submissions one after another, e
 probe child as `grader grade` does. The training check goes through a TrainingCache, so each distinct
 model is trained once per class (and once across runs, with the on-disk cache).
 
-Training runs take a slot (TrainingSlots): TensorFlow gives each one a thread per core, so two at once would fight
-over the cores; a worker that needs one while another trains waits, and its training then runs with the very
-thread configuration of `grader grade` (the accuracy depends on it). Probes and hidden tests run meanwhile.
+Each training runs with the very thread configuration of `grader grade` (a thread per core: the accuracy depends on
+it), so two at once share the cores; `training_slots` can make them take turns (TrainingSlots), but a worker that
+waits for a slot idles, and a real class graded faster without one (benchmarks/README.md).
 
 The main process only hands out submissions, watches the workers, and writes the gradebook. A worker
 that dies or runs past a submission's deadline is killed with its whole process tree and replaced;

@@ -42,6 +42,8 @@ def test_fingerprint_names_the_whole_budget():
         budget.epochs,
         budget.batch_size,
     )
+    # When a run stops early changes every outcome that stops: the rule is part of the key.
+    assert (fingerprint["stop_accuracy"], fingerprint["stop_window"]) == (budget.stop_accuracy, budget.stop_window)
     assert fingerprint["check_version"] == check.CHECK_VERSION
     assert json.dumps(fingerprint)  # usable as a cache key
 
@@ -124,6 +126,9 @@ def test_reference_passes(reference_outcome):
     assert outcome.first_kernel.shape == (3, 3, 3, 32)
     assert outcome.device in ("CPU", "GPU")
     assert outcome.feature_maps.shape == (32, 32, 32)  # the first Conv2D's output for one 32x32 image
+    # It learns before the budget's end, and the run stops there (Budget.stop_accuracy).
+    budget = check.BUDGETS["synthetic"]
+    assert budget.stop_window * budget.batch_size <= outcome.images < budget.n_train * budget.epochs
     assert "first_kernel" not in outcome.to_dict() and "feature_maps" not in outcome.to_dict()
 
 
@@ -164,6 +169,16 @@ def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcom
     assert len(traces) == 3  # left to fit, the optimizer's variables are made in a first trace that is thrown away
     assert (today.accuracy, today.history) == (before.accuracy, before.history)
     assert (today.first_kernel == before.first_kernel).all()
+
+
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
+@pytest.mark.parametrize(("stop_accuracy", "images"), [(None, 160), (1.01, 160), (0.0, 48)])
+def test_a_run_stops_once_its_last_steps_reach_the_stop_accuracy(configs, stop_accuracy, images):
+    """10 steps of 16: no rule, or one no run can meet, takes all 10; a rule every step meets stops after the window."""
+    budget = check.Budget(n_train=160, n_test=100, epochs=1, batch_size=16, stop_accuracy=stop_accuracy, stop_window=3)
+    outcome = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
+    assert outcome.images == images
+    assert len(outcome.history["accuracy"]) == min(check.HISTORY_POINTS, images // 16)
 
 
 def in_a_fresh_process(script, configs, tmp_path, *args):
@@ -228,22 +243,27 @@ def test_linear_model_fails(configs):
 def test_vertical_flips_in_the_augmentation_fail(configs):
     outcome = check.run_training_check(configs["label_destroying_augmentation"], seed=0)
     assert not outcome.passed, f"accuracy {outcome.accuracy:.3f}, threshold {outcome.threshold}"
+    budget = check.BUDGETS["synthetic"]
+    assert outcome.images == budget.n_train * budget.epochs  # never near stop_accuracy: the whole budget
 
 
-@pytest.mark.slow
-def test_same_input_gives_the_same_accuracy_in_a_fresh_process(configs, reference_outcome, tmp_path):
-    model_path = tmp_path / "model.json"
-    model_path.write_text(configs["reference"])
+@pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
+def test_same_input_gives_the_same_outcome_in_a_fresh_process(configs, tmp_path):
+    """A fresh process trains to the same bits as this one: accuracy, history and the trained first kernel.
+
+    A short run (10 steps) suffices: a kernel that is not run-to-run deterministic differs from its first step on,
+    and the full budget would cost ~40 s more.
+    """
+    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    here = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
     script = (
-        "import sys; from grader.training import check; "
-        "print(check.run_training_check(open(sys.argv[1]).read(), seed=0).accuracy)"
+        "import sys; from grader.training import check\n"
+        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
+        "outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
+        "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
     )
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    result = subprocess.run(
-        [sys.executable, "-c", script, str(model_path)], cwd=KIT_ROOT, env=env, capture_output=True, text=True
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert float(result.stdout.split()[-1]) == reference_outcome.accuracy
+    fresh = in_a_fresh_process(script, configs, tmp_path).splitlines()[-1]
+    assert fresh == repr((here.accuracy, here.history, here.first_kernel.tobytes().hex()))
 
 
 def test_first_layer_feature_maps_run_the_first_conv_without_augmentation():

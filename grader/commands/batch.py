@@ -29,8 +29,8 @@ ONLY_HELP = ("grade only these submission ids (with or without extension) and me
 CANVAS_HELP = "also write Canvas's gradebook import CSV here (students from the roster)"
 SHARD_HELP = ("grade only shard K of N (K/N, e.g. 2/4): the entries whose name hashes to it, so N machines grade "
               "a class between them; it writes OUTPUT's manifest (grades.csv -> grades.shard.json) for `grader merge`")
-SLOTS_HELP = ("training runs at once (default: 1: each uses every core, as `grader grade` does, so two at once would "
-              "fight over them; 0: no limit)")
+SLOTS_HELP = ("training runs at once (default: 0, no limit; 1 makes them take turns, each on every core as in "
+              "`grader grade`, while the other workers wait or probe)")
 MOODLE_HELP = "also write Moodle's grade import CSV here (students from the roster, matched by email or ID number)"
 ALLOW_PARTIAL_HELP = ("write the Canvas or Moodle import even where it would leave students out (no roster, ids the "
                       "roster lacks, a roster value the LMS cannot match); without it such an import is refused "
