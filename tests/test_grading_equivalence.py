@@ -87,6 +87,14 @@ def test_cached_verdicts_equal_a_full_run_of_the_hidden_tests(probes, tmp_path):
         assert cached[name].score < best, name
 
 
+def assert_same_pictures(results, expected):
+    """Assert that two GradingResults drew the same pictures (the training curve draws history and accuracy), byte for
+    byte, and that there are some."""
+    assert sorted(results.artifacts) == sorted(expected.artifacts) and expected.artifacts, "expected the pictures"
+    for name, picture in expected.artifacts.items():
+        assert Path(results.artifacts[name]).read_bytes() == Path(picture).read_bytes(), (results.submission, name)
+
+
 @pytest.fixture(scope="module")
 def concurrent_batch(class_folder, tmp_path_factory):
     """Grade two distinct networks with two workers and the default training slots (both train at once), writing a
@@ -115,9 +123,7 @@ def test_a_batch_whose_trainings_run_at_once_grades_as_grade_does_one_by_one(con
     assert [verdicts(results) for results in summary.results] == [verdicts(results) for results in alone]
     for batch, own in zip(summary.results, alone):
         assert any(test.part == "training" for test in own.tests)
-        assert sorted(batch.artifacts) == sorted(own.artifacts) and own.artifacts, "expected the pictures"
-        for name, picture in own.artifacts.items():
-            assert Path(batch.artifacts[name]).read_bytes() == Path(picture).read_bytes(), (batch.submission, name)
+        assert_same_pictures(batch, own)
 
 
 @pytest.mark.slow
@@ -139,6 +145,4 @@ def test_the_training_cache_gives_the_training_check_s_own_verdict(probes, concu
     batch = summary.results[0]
     assert verdicts(reused) == verdicts(alone[0]) == verdicts(batch)
     assert "training" in {test.part for test in reused.tests}
-    assert sorted(reused.artifacts) == sorted(batch.artifacts) and batch.artifacts, "expected the pictures"
-    for name, picture in batch.artifacts.items():
-        assert Path(reused.artifacts[name]).read_bytes() == Path(picture).read_bytes(), name
+    assert_same_pictures(reused, batch)

@@ -13,6 +13,13 @@ import pytest
 from grader.training import calibration, check
 
 KIT_ROOT = Path(__file__).resolve().parents[1]
+SHORT = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)  # 10 steps: what a run computes, not learning
+# A short run of the reference (argv[1]) that prints what two runs must share to the bit; a script's last lines.
+SHORT_RUN = (
+    "from grader.training import check\n"
+    f"outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=check.{SHORT!r})\n"
+    "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
+)
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +142,7 @@ def test_reference_passes(reference_outcome):
 @pytest.mark.slow  # a whole grade, training run or nested pytest: the full tier's (README, Test tiers)
 def test_memory_savings_change_no_outcome(configs, monkeypatch):
     """Training on the uint8 set and evaluating 100 images a call give what a float32 copy and calls of 500 gave."""
-    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    budget = SHORT
     today = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
     load_split = check.load_split
 
@@ -154,7 +161,7 @@ def test_memory_savings_change_no_outcome(configs, monkeypatch):
 def test_building_the_optimizer_first_traces_the_step_once_and_changes_no_outcome(configs, monkeypatch):
     import keras
 
-    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    budget = SHORT
     traces, train_step = [], keras.Model.train_step
 
     def counted(model, data):
@@ -198,10 +205,7 @@ def test_two_malloc_arenas_change_no_outcome(configs, tmp_path):
         "import sys\n"
         "if sys.argv[2] == 'limited':\n"
         "    from grader.malloc import limit_arenas; limit_arenas()\n"
-        "from grader.training import check\n"
-        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
-        "outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
-        "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
+        + SHORT_RUN
     )
     printed = [in_a_fresh_process(script, configs, tmp_path, mode).splitlines()[-1] for mode in ("limited", "default")]
     assert printed[0] == printed[1]
@@ -212,7 +216,7 @@ def test_returning_freed_memory_changes_no_outcome(configs, tmp_path):
     """The mmap thresholds the check sets move where buffers live, not what is computed (fresh process: they stick)."""
     script = (
         "import sys; from grader.training import check\n"
-        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
+        f"budget = check.{SHORT!r}\n"
         "run = lambda: check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
         "fixing = check._mmap_threshold\n"
         "check._mmap_threshold = lambda size: None\n"
@@ -254,15 +258,9 @@ def test_same_input_gives_the_same_outcome_in_a_fresh_process(configs, tmp_path)
     A short run (10 steps) suffices: a kernel that is not run-to-run deterministic differs from its first step on,
     and the full budget would cost ~40 s more.
     """
-    budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)
+    budget = SHORT
     here = check.run_training_check(configs["reference"], seed=1, threshold=0.5, budget=budget)
-    script = (
-        "import sys; from grader.training import check\n"
-        "budget = check.Budget(n_train=160, n_test=250, epochs=1, batch_size=16)\n"
-        "outcome = check.run_training_check(open(sys.argv[1]).read(), seed=1, threshold=0.5, budget=budget)\n"
-        "print(repr((outcome.accuracy, outcome.history, outcome.first_kernel.tobytes().hex())))\n"
-    )
-    fresh = in_a_fresh_process(script, configs, tmp_path).splitlines()[-1]
+    fresh = in_a_fresh_process("import sys\n" + SHORT_RUN, configs, tmp_path).splitlines()[-1]
     assert fresh == repr((here.accuracy, here.history, here.first_kernel.tobytes().hex()))
 
 
