@@ -52,8 +52,10 @@ def history(epochs, start, end):
     ("flat_at_chance", 6, 0.10, 0.11),    # untrainable: stays on the chance line
     ("one_epoch", 1, 0.80, 0.80),
 ])
-def test_the_training_curve_s_legends_cover_no_curve_or_line(name, epochs, start, end):
-    figure = training_curve_figure(history(epochs, start, end), threshold=THRESHOLD, held_out_accuracy=end)
+@pytest.mark.parametrize("images", [0, 4160])  # parts numbered, or placed at the images trained on (a real run's)
+def test_the_training_curve_s_legends_cover_no_curve_or_line(name, epochs, start, end, images):
+    figure = training_curve_figure(history(epochs, start, end), threshold=THRESHOLD, held_out_accuracy=end,
+                                   images=images)
     assert overlaps(figure) == [], name
 
 

@@ -51,20 +51,29 @@ def test_training_curve_has_title_axis_labels_and_legends():
     figure = pictures.training_curve_figure(HISTORY, threshold=0.5, held_out_accuracy=0.71)
     assert figure.get_suptitle() == pictures.CURVE_TITLE
     accuracy, loss = figure.axes
-    assert (accuracy.get_xlabel(), accuracy.get_ylabel()) == ("epoch", pictures.ACCURACY_LABEL)
-    assert (loss.get_xlabel(), loss.get_ylabel()) == ("epoch", pictures.LOSS_LABEL)
+    assert (accuracy.get_xlabel(), accuracy.get_ylabel()) == ("part of the run", pictures.ACCURACY_LABEL)
+    assert (loss.get_xlabel(), loss.get_ylabel()) == ("part of the run", pictures.LOSS_LABEL)
+    assert "epoch" not in figure.get_suptitle()  # the check's history is parts of one run, not epochs
     assert legend_texts(accuracy) == ["training accuracy", "held-out accuracy 0.71",
                                       "pass threshold 0.50 (held-out)", "chance 0.10 (1 in 10 classes)"]
     assert legend_texts(loss) == ["training loss"]
     assert "held-out accuracy 0.71 (threshold 0.50): passed" in all_texts(figure)
 
 
-def test_training_curve_plots_the_history_per_epoch_from_one():
+def test_training_curve_plots_the_history_per_part_from_one():
     accuracy, loss = pictures.training_curve_figure(HISTORY).axes
     xs, ys = accuracy.get_lines()[0].get_data()
     assert list(xs) == [1, 2, 3, 4] and list(ys) == HISTORY["accuracy"]
     assert list(loss.get_lines()[0].get_data()[1]) == HISTORY["loss"]
     assert accuracy.get_ylim() == (0, 1)
+
+
+def test_training_curve_places_each_part_at_the_images_trained_on_by_its_end():
+    accuracy, loss = pictures.training_curve_figure(HISTORY, held_out_accuracy=0.7, images=2000).axes
+    assert list(accuracy.get_lines()[0].get_data()[0]) == [500, 1000, 1500, 2000]
+    assert list(accuracy.get_lines()[1].get_data()[0]) == [2000]  # the held-out star at the run's end
+    assert list(loss.get_lines()[0].get_data()[0]) == [500, 1000, 1500, 2000]
+    assert accuracy.get_xlabel() == loss.get_xlabel() == "images trained on"
 
 
 def test_training_curve_without_held_out_accuracy_writes_the_last_training_accuracy():

@@ -383,7 +383,7 @@ def test_html_feedback_page_is_self_contained_with_pictures_embedded(tmp_path):
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     uri = "data:image/png;base64," + base64.b64encode(curve.read_bytes()).decode("ascii")
     assert f'src="{uri}"' in page and page.count("<img ") == 1  # missing files are left out
-    assert "Accuracy and loss per epoch in the training check" in page
+    assert "Accuracy and loss during the training check" in page
     assert "alice &lt;&amp;&gt; &quot;bob&quot;.ipynb" in page and "<fake>" not in page
     assert "\x1b" not in page and "http://" not in page and "https://" not in page
     assert "Did you use &lt;Flatten&gt; &amp; not &#x27;GAP&#x27;?" in page

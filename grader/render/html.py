@@ -17,7 +17,7 @@ from grader.render.escape import terminal_safe
 from grader.results import GRADED, PASSED, SHOWN_AFTER_PUBLISHED, GradingResults
 
 PICTURE_CAPTIONS = {
-    "training_curve": "Accuracy and loss per epoch in the training check",
+    "training_curve": "Accuracy and loss during the training check",
     "first_layer_filters": "Your network's first-layer 3×3 filters after training",
     "feature_maps": "First-layer feature maps of one test image",
 }

@@ -1,6 +1,7 @@
 """The training check's pictures, drawn with matplotlib as the lesson draws them (no display needed).
 
-- the training curve: accuracy and loss per epoch, with the pass threshold, chance and the final accuracy;
+- the training curve: accuracy and loss over the run (one point per part of it, placed at the images trained on
+  so far), with the pass threshold, chance and the final accuracy;
 - the lesson's 4x8 grid of first-layer 3x3 RGB filters, each normalised on its own;
 - the lesson's 2x8 panel of first-layer feature maps of one test image.
 
@@ -29,12 +30,13 @@ GRID_COLUMNS = 8
 FEATURE_ROWS = 2
 CHANCE = 0.1                 # ten classes
 
-CURVE_TITLE = "Training check: accuracy and loss per epoch"
+CURVE_TITLE = "Training check: accuracy and loss over the run"
 FILTER_TITLE = "First-layer {kh}×{kw} filters (RGB)"
 FEATURE_TITLE = "First-layer feature maps of one test image ({shown} of {total} filters)"
 ACCURACY_LABEL = "accuracy (fraction of images right)"
 LOSS_LABEL = "loss (cross-entropy)"
-EPOCH_LABEL = "epoch"
+IMAGES_LABEL = "images trained on"
+PARTS_LABEL = "part of the run"      # an outcome that did not record its image count
 TRAIN_ACCURACY_LEGEND = "training accuracy"
 HELD_OUT_LEGEND = "held-out accuracy {value:.2f}"
 THRESHOLD_LEGEND = "pass threshold {value:.2f} (held-out)"
@@ -71,34 +73,38 @@ def save_figure(figure: Figure, path) -> Path:
 
 
 def training_curve_figure(history: dict, threshold: float | None = None,
-                          held_out_accuracy: float | None = None) -> Figure:
-    """Return the figure of accuracy (left) and loss (right) per epoch from a Keras history dict."""
+                          held_out_accuracy: float | None = None, images: int = 0) -> Figure:
+    """Return the figure of accuracy (left) and loss (right) over a run from its history dict.
+
+    Each history point is the mean over one of its equal parts of the run. With the run's image count, a point is
+    drawn at the images trained on by the end of its part; without it (0), at the part's number from 1.
+    """
     accuracy = np.asarray(history.get("accuracy", []), dtype=np.float64)
     loss = np.asarray(history.get("loss", []), dtype=np.float64)
     figure = Figure(figsize=CURVE_FIGSIZE, layout="constrained")
     left, right = figure.subplots(1, 2)
     figure.suptitle(CURVE_TITLE)
 
-    epochs = np.arange(1, len(accuracy) + 1)
-    left.plot(epochs, accuracy, marker="o", color="tab:orange", label=TRAIN_ACCURACY_LEGEND)
-    if held_out_accuracy is not None and len(epochs):
-        left.plot([epochs[-1]], [held_out_accuracy], marker="*", markersize=14, linestyle="none",
+    xs, x_label = _part_ends(len(accuracy), images)
+    left.plot(xs, accuracy, marker="o", color="tab:orange", label=TRAIN_ACCURACY_LEGEND)
+    if held_out_accuracy is not None and len(xs):
+        left.plot([xs[-1]], [held_out_accuracy], marker="*", markersize=14, linestyle="none",
                   color="tab:purple", label=HELD_OUT_LEGEND.format(value=held_out_accuracy))
     if threshold is not None:
         left.axhline(threshold, color="tab:green", linestyle="--", label=THRESHOLD_LEGEND.format(value=threshold))
     left.axhline(CHANCE, color="grey", linestyle=":", label=CHANCE_LEGEND.format(value=CHANCE))
     left.set_ylim(0, 1)
-    left.set_xlabel(EPOCH_LABEL)
+    left.set_xlabel(x_label)
     left.set_ylabel(ACCURACY_LABEL)
     left.set_title("Accuracy")
     left.legend(**LEGEND_BELOW)
     left.text(0.98, 0.13, _final_text(accuracy, threshold, held_out_accuracy), transform=left.transAxes,
               ha="right", va="bottom", fontsize="small", bbox={"facecolor": "white", "edgecolor": "lightgrey"})
 
-    epochs = np.arange(1, len(loss) + 1)
-    right.plot(epochs, loss, marker="o", color="tab:blue", label=LOSS_LEGEND)
+    xs, x_label = _part_ends(len(loss), images)
+    right.plot(xs, loss, marker="o", color="tab:blue", label=LOSS_LEGEND)
     right.set_ylim(bottom=0)
-    right.set_xlabel(EPOCH_LABEL)
+    right.set_xlabel(x_label)
     right.set_ylabel(LOSS_LABEL)
     right.set_title("Loss")
     right.legend(**LEGEND_BELOW)
@@ -108,6 +114,13 @@ def training_curve_figure(history: dict, threshold: float | None = None,
     return figure
 
 
+def _part_ends(parts, images):
+    """Return (x positions, axis label) for `parts` history points of a run that trained on `images` images."""
+    if images:
+        return np.arange(1, parts + 1) * images / max(parts, 1), IMAGES_LABEL
+    return np.arange(1, parts + 1), PARTS_LABEL
+
+
 def _final_text(accuracy, threshold, held_out_accuracy):
     """Return the sentence written on the curve: the held-out verdict if known, else the last training accuracy."""
     if held_out_accuracy is not None and threshold is not None:
@@ -115,13 +128,13 @@ def _final_text(accuracy, threshold, held_out_accuracy):
         return FINAL_HELD_OUT_TEXT.format(held_out=held_out_accuracy, threshold=threshold, verdict=verdict)
     if len(accuracy):
         return FINAL_TEXT.format(train=accuracy[-1])
-    return "no epochs recorded"
+    return "no training recorded"
 
 
 def save_training_curve(history: dict, path, threshold: float | None = None,
-                        held_out_accuracy: float | None = None) -> Path:
+                        held_out_accuracy: float | None = None, images: int = 0) -> Path:
     """Save the training curve of a history dict as a PNG and return the path."""
-    return save_figure(training_curve_figure(history, threshold, held_out_accuracy), path)
+    return save_figure(training_curve_figure(history, threshold, held_out_accuracy, images), path)
 
 
 # --- first-layer filters ---------------------------------------------------------------------------------
@@ -182,8 +195,8 @@ def save_feature_maps(feature_maps, path) -> Path:
 
 def _outcome_digest(outcome) -> str:
     """Return a digest of everything the outcome's pictures show."""
-    digest = hashlib.sha256(json.dumps([outcome.history, outcome.threshold, outcome.accuracy],
-                                       sort_keys=True, default=float).encode())
+    shown = [outcome.history, outcome.threshold, outcome.accuracy, getattr(outcome, "images", 0)]
+    digest = hashlib.sha256(json.dumps(shown, sort_keys=True, default=float).encode())
     for array in (outcome.first_kernel, getattr(outcome, "feature_maps", None)):
         if array is not None:
             array = np.ascontiguousarray(array)
@@ -202,7 +215,8 @@ def save_outcome_pictures(outcome, folder, drawn: dict | None = None) -> dict:
     key = _outcome_digest(outcome)
     if drawn is None or key not in drawn:
         paths = {"training_curve": save_training_curve(outcome.history, folder / OUTCOME_PICTURES["training_curve"],
-                                                       threshold=outcome.threshold, held_out_accuracy=outcome.accuracy),
+                                                       threshold=outcome.threshold, held_out_accuracy=outcome.accuracy,
+                                                       images=getattr(outcome, "images", 0)),
                  "first_layer_filters": save_filter_grid(outcome.first_kernel,
                                                          folder / OUTCOME_PICTURES["first_layer_filters"])}
         if getattr(outcome, "feature_maps", None) is not None:
