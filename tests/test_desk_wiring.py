@@ -182,11 +182,11 @@ def test_the_report_folder_gets_the_three_lesson_pictures_with_the_held_out_accu
     monkeypatch.setattr(pictures, "save_training_curve",
                         lambda *args, **kwargs: seen.update(kwargs) or real(*args, **kwargs))
     outcome = types.SimpleNamespace(history={"loss": [2.0, 1.5], "accuracy": [0.3, 0.5]}, threshold=0.45,
-                                    accuracy=0.62, first_kernel=np.zeros((3, 3, 3, 32)),
+                                    accuracy=0.62, images=4160, first_kernel=np.zeros((3, 3, 3, 32)),
                                     feature_maps=np.ones((32, 32, 32)))
     session = GradingSession(probe=None, report_dir=tmp_path)
     session.save_training_pictures(outcome)
-    assert seen == {"threshold": 0.45, "held_out_accuracy": 0.62}
+    assert seen == {"threshold": 0.45, "held_out_accuracy": 0.62, "images": 4160}
     assert sorted(session.artifacts) == ["feature_maps", "first_layer_filters", "training_curve"]
     for path in session.artifacts.values():
         assert Path(path).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")

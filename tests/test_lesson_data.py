@@ -139,5 +139,27 @@ def test_the_training_calibration_is_refused_once_the_trained_network_changed(ed
 
 
 def test_the_kits_own_calibration_holds_for_the_kits_lesson():
-    done = in_lesson(ROOT, "from grader.training.check import calibration_problem; print(repr(calibration_problem()))")
-    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "''", done.stderr[-2000:]
+    # Known from the record's network_source, without importing Keras: `grader grade` starts its probe at once.
+    done = in_lesson(ROOT, "import sys; from grader.training.check import calibration_problem; "
+                           "print(repr(calibration_problem()), 'keras' in sys.modules)")
+    assert done.returncode == 0 and done.stdout.strip().splitlines()[-1] == "'' False", done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("network, refused", [("recorded", False), ("0123456789abcdef", True)])
+def test_a_record_of_other_sources_is_judged_by_the_network_built(tmp_path, network, refused):
+    # Another Keras, or sources edited without changing the network: the record's network_source no longer matches,
+    # so the reference's network is built and compared with the record's.
+    from grader.training.check import CALIBRATION_PATH
+
+    records = json.loads(CALIBRATION_PATH.read_text())
+    records["synthetic"]["network_source"] = "not this kit"
+    if network != "recorded":
+        records["synthetic"]["network"] = network
+    path = tmp_path / "calibration.json"
+    path.write_text(json.dumps(records))
+    done = in_lesson(ROOT, f"import sys; from grader.training.check import calibration_problem; "
+                           f"print(repr(calibration_problem(path={str(path)!r})), 'keras' in sys.modules)")
+    assert done.returncode == 0, done.stderr[-2000:]
+    problem, keras_imported = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
+    assert keras_imported == "True"
+    assert (problem != "''") == refused and (network in problem) == refused, problem

@@ -228,6 +228,7 @@ def calibrate(*, seeds=DEFAULT_SEEDS, dataset="synthetic", broken_seeds=BROKEN_S
         # The trained network the threshold was measured on: the check refuses the record once the reference's differs.
         "lesson": LESSON_NAME,
         "network": check.network_digest(),
+        "network_source": check.network_source(),  # the same network, recognised without building it
         "rule": "midway between the reference minimum and the best broken run that stays below it",
         "choice": CHOICE,
         "models": {

@@ -73,14 +73,31 @@ def network_digest():
     return hashlib.sha256(described.encode()).hexdigest()[:16]
 
 
+def network_source():
+    """Return a short digest of what the trained network is built from: the reference's sources, the lesson's
+    trained builder and the installed Keras. Read without importing Keras or building a model (milliseconds)."""
+    import hashlib
+    from importlib.metadata import version
+
+    from grader.checker.reference import fingerprint
+    from grader.lesson.manifest import TRAINING_BUILDER
+
+    described = json.dumps([fingerprint(), TRAINING_BUILDER, version("keras")])
+    return hashlib.sha256(described.encode()).hexdigest()[:16]
+
+
 def calibration_problem(dataset="synthetic", path=None):
-    """Return why the recorded calibration cannot be used for the lesson's trained network ('' if it can)."""
+    """Return why the recorded calibration cannot be used for the lesson's trained network ('' if it can).
+
+    A record whose network_source is the current one was measured on this very network, known without importing
+    Keras (so `grader grade` starts its probe at once); otherwise the reference's network is built and compared.
+    """
     from grader.lesson.manifest import TRAINING_BUILDER, lesson_dir
 
     path = Path(path or calibration_path())
     record = json.loads(path.read_text()).get(dataset, {}) if path.is_file() else {}
     recorded = record.get("network")
-    if recorded is None or recorded == network_digest():
+    if recorded is None or record.get("network_source") == network_source() or recorded == network_digest():
         return ""
     return RECALIBRATE.format(path=path, builder=TRAINING_BUILDER, dataset=dataset, recorded=recorded,
                               current=network_digest(), lesson=lesson_dir())
