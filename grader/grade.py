@@ -254,7 +254,8 @@ class Grader:
                                           on_start=on_start)
                     except ZygoteError as error:
                         print(f"warning: {error} A fresh probe process grades this submission.", file=sys.stderr)
-                probe = probe or run_probe(folder, probe_request(), self.probe_policy, on_start=on_start)
+                # probe_request, not its value: computed while the fresh child imports Keras (both take seconds)
+                probe = probe or run_probe(folder, probe_request, self.probe_policy, on_start=on_start)
             except RuntimeError as error:
                 if self.probe_policy.require:
                     raise SandboxRequired(str(error)) from None

@@ -361,3 +361,44 @@ def test_grader_grade_prints_no_tensorflow_startup_line(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     startup = [line for line in done.stderr.splitlines(keepends=True) if not without_tensorflow_startup(line)]
     assert startup == [] and "cuInit" not in done.stderr, done.stderr  # a batch worker's log has none either
+
+
+def runner_processes(workdir):
+    """Return the pids of running processes that run the probe's runner in workdir."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if b"runner.py" in Path(f"/proc/{pid}/cmdline").read_bytes() and Path(f"/proc/{pid}/cwd").resolve() == \
+                    Path(workdir).resolve():
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def test_a_fresh_child_is_running_while_its_request_is_computed(request_data, solutions_result, tmp_path):
+    # grader grade hands run_probe the function that derives the request from the lesson's reference (Keras, seconds):
+    # the child starts first and imports Keras meanwhile.
+    seen = []
+
+    def request():
+        seen.append(runner_processes(tmp_path))
+        return request_data
+
+    result = run_probe(SOLUTIONS, request, workdir=tmp_path)
+    assert seen and seen[0], "expected the probe's child to run while its request was computed"
+    assert {name: (o.status, o.value) for name, o in result.outcomes.items()} == {
+        name: (o.status, o.value) for name, o in solutions_result.outcomes.items()}
+
+
+def test_a_request_that_cannot_be_computed_leaves_no_child(tmp_path):
+    running = []
+
+    def request():
+        running.extend(runner_processes(tmp_path))
+        raise RuntimeError("the lesson's reference failed")
+
+    with pytest.raises(RuntimeError, match="reference failed"):
+        run_probe(SOLUTIONS, request, workdir=tmp_path)
+    assert running, "expected the child to have started"
+    assert runner_processes(tmp_path) == []

@@ -10,6 +10,7 @@ dies or hangs in one function, it is restarted without that function, so a bad f
 its own tests.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -88,10 +89,12 @@ def site_dirs():
     return result
 
 
-def start_runner(workdir, envelope, plan, token, python=sys.executable, runner=RUNNER):
+def start_runner(workdir, envelope, plan, token, python=sys.executable, runner=RUNNER, before_envelope=None):
     """Start the runner child inside the sandbox plan's layers; return (process, result pipe read end).
 
     The child runs the plan's interpreter (python, or its real file where the probe's user can run only that).
+    before_envelope: called once the child has started and read the envelope but its request (the child imports
+    Keras before it reads the request, so what this computes overlaps that import).
     """
     read_fd, write_fd = os.pipe()
     try:
@@ -106,12 +109,31 @@ def start_runner(workdir, envelope, plan, token, python=sys.executable, runner=R
         raise
     finally:
         os.close(write_fd)
-    try:
-        process.stdin.write(json.dumps(envelope).encode())
+    # Two lines (see runner.main): the envelope without its request, then the request.
+    sent = send_line(process, {**envelope, "request": None})
+    if before_envelope is not None:
+        try:
+            before_envelope()
+        except BaseException:
+            process.kill()
+            process.wait()
+            os.close(read_fd)
+            raise
+    if sent:
+        send_line(process, envelope["request"])
+    with contextlib.suppress(OSError):
         process.stdin.close()
-    except OSError:
-        pass  # the child died at once; its exit status says how
     return process, read_fd
+
+
+def send_line(process, data):
+    """Write data as one JSON line to the child's stdin; return False when the child is gone (its exit says how)."""
+    try:
+        process.stdin.write(json.dumps(data).encode() + b"\n")
+        process.stdin.flush()
+        return True
+    except OSError:
+        return False
 
 
 # --- the probe ------------------------------------------------------------------------------------------
@@ -207,6 +229,9 @@ def run_probe(submission_dir, request, policy=ProbePolicy(), *, workdir=None, zy
               on_start=None):
     """Import a submission in a sandboxed child process and report what every API function produced.
 
+    request: what the probe calls (grader.checker.hidden_tests.cases.probe_request()), or a function returning it:
+    a fresh child then gets it computed while it imports Keras (the grader derives it from the lesson's reference,
+    which needs Keras too).
     policy: the probe's limits, the user it runs as, whether every isolation layer is required (see ProbePolicy).
 
     python: the interpreter of a fresh child (default this one); another of the same Python version can read the
@@ -227,18 +252,25 @@ def run_probe(submission_dir, request, policy=ProbePolicy(), *, workdir=None, zy
     output, result, plan, processes = Output(limits.output_chars), ProbeResult(), None, None
     try:
         files = runner_files(workdir)
-        envelope = runner_envelope(request, prepare_workdir(submission_dir, workdir), files)
+        envelope = runner_envelope(None if callable(request) else request, prepare_workdir(submission_dir, workdir),
+                                   files)
+
+        def complete_request():
+            if callable(request) and envelope["request"] is None:
+                envelope["request"] = request()
+
         if zygote is None:
             plan = sandbox_plan(workdir, policy, python=python, files=files)
             result.isolation = plan.as_dict()["layers"]
             processes = ProbeProcesses(token, uid=plan.uid, cgroup=plan.cgroup)
 
             def start():
-                return start_runner(workdir, envelope, plan, token, python, files[0])
+                return start_runner(workdir, envelope, plan, token, python, files[0], complete_request)
         else:
             processes = ProbeProcesses(zygote.token, keep={zygote.pid} if zygote.pid else ())
 
             def start():
+                complete_request()  # a forked child has Keras already: nothing to overlap
                 child, result_fd, layers, uid = zygote.spawn(workdir, envelope, policy)
                 result.isolation, processes.uid = layers, uid
                 processes.keep.add(zygote.pid)  # the zygote carries the token too, but it is not the probe's

@@ -330,8 +330,18 @@ def run_function(name, modules, envelope, lesson, protocol, seeded=None):
 
 
 def main(argv):
-    """Read the envelope from stdin, then run it with the result pipe named on the command line."""
-    envelope = json.loads(sys.stdin.read())
+    """Read the envelope from stdin, then run it with the result pipe named on the command line.
+
+    stdin holds two lines: the envelope without its request, then the request. Keras is imported between them, from
+    the envelope's site folders: the grader may still be computing the request (it needs Keras too), and a zygote's
+    child, which starts in run(), has Keras imported before it knows its envelope as well.
+    """
+    envelope = json.loads(sys.stdin.readline())
+    path = list(sys.path)
+    sys.path.extend(envelope["site_dirs"])
+    import_keras()
+    sys.path[:] = path  # setup_imports puts them back, in their place
+    envelope["request"] = json.loads(sys.stdin.readline())
     run(envelope, int(argv[1]))
 
 
