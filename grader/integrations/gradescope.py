@@ -59,10 +59,9 @@ BAD_GRADE_ARGS = "Invalid --grade-args {args!r}: {why}"
 SETTINGS = """Gradescope settings for this autograder:
   - Autograder timeout: at least {minutes} minutes (run_autograder stops the grader after {timeout} s and still
     writes results.json; change it with --timeout).
-  - Memory: the default 768 MB is enough. One grade gets full marks in a 600 MiB container (run_autograder passes
-    --import-after-probe: one TensorFlow process at a time; at 0.5 vCPU it costs no time).
-  - CPU: one grade takes about 45 CPU-seconds with the training check (11 without); at the default 0.5 vCPU that
-    is about a minute and a half."""
+  - Memory: the default 768 MB is enough. One grade gets full marks in a 600 MiB memory cgroup, with no OOM kill.
+  - CPU: one grade takes about 33 CPU-seconds with the training check (8 without); at the default 0.5 vCPU that
+    is about 70 seconds."""
 
 
 def build_autograder_zip(out, *, kit_source=None, grade_args="", timeout=DEFAULT_TIMEOUT, smoke_submission=None):
