@@ -17,8 +17,10 @@ TRAINING_HELP = "skip the training check (its tests are left out of the score)"
 DATASET_HELP = "data set for the training check: synthetic (default, made by the kit) or cifar10 (Keras cache)"
 REQUIRE_SANDBOX_HELP = ("refuse to grade unless every isolation layer of the sandbox holds "
                         "(another user, Landlock, a network namespace)")
-IMPORT_AFTER_PROBE_HELP = ("do not warm up Keras's model building in the grader while the probe runs (the probe's "
-                           "request is still derived with Keras meanwhile; run_autograder uses it)")
+IMPORT_AFTER_PROBE_HELP = ("import Keras in the grader only once the probe has run: one TensorFlow process at a time "
+                           "(less memory, a few seconds more; run_autograder uses it). Needs the lesson's "
+                           "expectations.json to be current (`grader calibrate --expectations`), else the grader "
+                           "derives the probe's request with Keras meanwhile")
 PROBE_USER_HELP = ("user the student's code runs as when the grader runs as root "
                    "(default: lesson6-probe if it exists, else nobody)")
 CACHE_DIR_HELP = ("folder of the training and verdict caches, shared by `grader grade`, `grader batch` and their "
@@ -58,7 +60,7 @@ class GradingOptions:
     probe_user: str | None = None
     worker_memory_bytes: int | None = 8 * 2**30   # address space of each batch worker (soft RLIMIT_AS); None: none
     verdict_cache: bool = True         # reuse the hidden tests' verdicts on equivalent models (grader/cache.py)
-    import_after_probe: bool = False   # no Keras warm-up in the grader while the probe's child runs
+    import_after_probe: bool = False   # Keras imported in the grader only once the probe has run
     zygote: bool = True                # batch workers fork probe children from a zygote with Keras imported
 
     @property

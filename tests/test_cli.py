@@ -45,7 +45,11 @@ def test_calibrate_flags_reach_calibrate_main(calls):
     with pytest.raises(SystemExit):
         cli.run(["calibrate", "--seeds", "3", "--output", "c.json"])
     assert calls["calibrate_main"] == {"seeds": 3, "broken_seeds": BROKEN_SEEDS, "dataset": "synthetic",
-                                       "output": "c.json"}
+                                       "output": "c.json", "expectations_only": False}
+    calls.clear()
+    with pytest.raises(SystemExit):
+        cli.run(["calibrate", "--expectations"])
+    assert calls["calibrate_main"]["expectations_only"] is True and calls["calibrate_main"]["output"] is None
 
 
 def test_unknown_format_is_a_usage_error(capsys):

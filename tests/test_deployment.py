@@ -81,6 +81,11 @@ def installed(wheel, tmp_path_factory):
     return venv_of
 
 
+# Whether computing the probe's request imported TensorFlow (it should not, where the lesson's record holds).
+ASKED_WITHOUT_KERAS = ("import sys; from grader.checker.hidden_tests.cases import probe_request; probe_request(); "
+                       "print('tensorflow' in sys.modules)")
+
+
 def run_installed(bin_dir, *args, cwd, timeout=GRADE_SECONDS, env=None):
     """Run a command of the installed kit (`grader`, `python`) from cwd, outside the source tree."""
     return subprocess.run([str(bin_dir / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd,
@@ -174,6 +179,10 @@ def grade_on_the_fake_tree(root, env, tmp_path):
     """
     setup = run_script(root / "source" / "setup.sh", root, env, INSTALL_SECONDS)
     assert setup.returncode == 0, (setup.stdout + setup.stderr)[-4000:]
+    # setup.sh recorded the expectations for the Keras it installed: grades import no Keras before the probe
+    asked = subprocess.run([str(Path(env["GRADER_VENV"]) / "bin" / "python"), "-c", ASKED_WITHOUT_KERAS],
+                           capture_output=True, text=True, timeout=GRADE_SECONDS, cwd=tmp_path)
+    assert asked.returncode == 0 and asked.stdout.split() == ["False"], asked.stdout + asked.stderr[-2000:]
     assert f"the known-correct submission got {90 + BONUS} / 90" in setup.stdout
     assert not (root / "source" / "smoke").exists()           # graded at build time, then removed
     shutil.copytree(mutant(tmp_path / "mutant"), root / "submission")
@@ -231,6 +240,12 @@ def test_a_newcomer_walks_the_readme_from_a_wheel(version, installed, tmp_path):
     # Instructor: grade the reference (README's quick start), text report on stdout.
     graded = run_installed(bin_dir, "grader", "grade", "solutions", "--no-training", cwd=home)
     assert graded.returncode == 0 and f"Score: {90 + BONUS} / 90" in graded.stdout, graded.stdout + graded.stderr
+    # Recorded for the Keras this venv has (Python 3.10 gets an older one than the kit's record), the expectations
+    # are read, not derived: with --import-after-probe one TensorFlow process runs at a time.
+    recorded = run_installed(bin_dir, "grader", "calibrate", "--expectations", cwd=home)
+    assert recorded.returncode == 0 and "expectations recorded in" in recorded.stdout, recorded.stderr[-2000:]
+    asked = run_installed(bin_dir, "python", "-c", ASKED_WITHOUT_KERAS, cwd=home)
+    assert asked.returncode == 0 and asked.stdout.split() == ["False"], asked.stdout + asked.stderr[-2000:]
 
     # The student release, from the installed kit; its own pytest: the stubs fail, the student's work passes.
     released = run_installed(bin_dir, "grader", "release", "student", cwd=home)

@@ -71,7 +71,8 @@ def test_zip_has_the_scripts_at_its_root_and_the_kit_beside_them(autograder):
     assert modes["setup.sh"] & stat.S_IXUSR and modes["run_autograder"] & stat.S_IXUSR
     assert {f"{KIT_DIR}/pyproject.toml", f"{KIT_DIR}/README.md", f"{KIT_DIR}/grader/cli.py",
             f"{KIT_DIR}/grader/checker/hidden_tests/test_builders.py", f"{KIT_DIR}/grader/lesson/default/points.toml",
-            f"{KIT_DIR}/grader/lesson/default/hidden_cases.json"} <= names
+            f"{KIT_DIR}/grader/lesson/default/hidden_cases.json",
+            f"{KIT_DIR}/grader/lesson/default/expectations.json"} <= names
     assert "def check_stage_shapes" in checks  # the grader's own copy of the lesson's checks
     assert not [name for name in names if name.startswith(("tests/", "solutions/", "exercises/", f"{KIT_DIR}/tests/"))
                 or "__pycache__" in name or name.endswith(".pyc")]

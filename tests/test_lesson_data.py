@@ -148,7 +148,7 @@ def test_the_kits_own_calibration_holds_for_the_kits_lesson():
 @pytest.mark.parametrize("network, refused", [("recorded", False), ("0123456789abcdef", True)])
 def test_a_record_of_other_sources_is_judged_by_the_network_built(tmp_path, network, refused):
     # Another Keras, or sources edited without changing the network: the record's network_source no longer matches,
-    # so the reference's network is built and compared with the record's.
+    # so the reference's network (described in expectations.json, or built) is compared with the record's.
     from grader.training.check import CALIBRATION_PATH
 
     records = json.loads(CALIBRATION_PATH.read_text())
@@ -160,6 +160,48 @@ def test_a_record_of_other_sources_is_judged_by_the_network_built(tmp_path, netw
     done = in_lesson(ROOT, f"import sys; from grader.training.check import calibration_problem; "
                            f"print(repr(calibration_problem(path={str(path)!r})), 'keras' in sys.modules)")
     assert done.returncode == 0, done.stderr[-2000:]
-    problem, keras_imported = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
-    assert keras_imported == "True"
+    problem, _keras_imported = done.stdout.strip().splitlines()[-1].rsplit(" ", 1)
     assert (problem != "''") == refused and (network in problem) == refused, problem
+
+
+# --- the expectations recorded in the lesson folder (grader.checker.reference) ---------------------------------------
+RECORD_CHECK = ("import json, sys; from grader.checker import reference; "
+                "from grader.checker.hidden_tests.cases import probe_request; request = probe_request(); "
+                "before = 'tensorflow' in sys.modules or 'keras' in sys.modules; read = reference.read_record(); "
+                "print(json.dumps([before, read is not None, read is None or read == reference.derive()]))")
+
+
+@pytest.mark.parametrize("lesson", [ROOT, ROOT / "lessons" / "mnist_convnet"], ids=["default", "mnist_convnet"])
+def test_the_kits_lessons_record_their_expectations_and_the_probe_s_request_needs_no_keras(lesson):
+    # --import-after-probe means one TensorFlow process at a time: the grader's request is read from the record.
+    done = in_lesson(lesson, RECORD_CHECK)
+    assert done.returncode == 0, done.stderr[-2000:]
+    keras_before, fresh, same = json.loads(done.stdout.strip().splitlines()[-1])
+    flag = "" if lesson == ROOT else f" --lesson {lesson.relative_to(ROOT)}"
+    assert fresh, f"{lesson}/expectations.json is stale: run `grader calibrate --expectations{flag}` and commit it"
+    assert not keras_before and same, (keras_before, same)
+
+
+def test_a_record_of_another_reference_is_set_aside_and_the_expectations_derived(edited_lesson, tmp_path):
+    # The kit's record copied beside an edited reference: its source no longer matches, so the grader derives.
+    lesson = tmp_path / "lesson"
+    shutil.copytree(edited_lesson, lesson)
+    shutil.copy(ROOT / "expectations.json", lesson / "expectations.json")
+    done = in_lesson(lesson, RECORD_CHECK)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [True, False, True]
+    # The probe would rebuild the edited network (its Dropout), not the one the kit's record holds.
+    assert "Dropout" not in json.loads((ROOT / "expectations.json").read_text())["expectations"]["configs"]["build_cnn"]
+    done = in_lesson(lesson, "from grader.checker import reference; print('Dropout' in reference.reference_config("
+                             "'build_cnn'))")
+    assert done.stdout.strip().splitlines()[-1] == "True", done.stderr[-2000:]
+
+
+def test_calibrate_expectations_writes_a_record_that_holds(tmp_path):
+    lesson = copy_lesson(tmp_path / "lesson", {})
+    done = subprocess.run([sys.executable, "-m", "grader", "calibrate", "--expectations", "--lesson", str(lesson)],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0 and f"expectations recorded in {lesson / 'expectations.json'}" in done.stdout, \
+        done.stderr[-2000:]
+    done = in_lesson(lesson, RECORD_CHECK)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [False, True, True], done.stderr[-2000:]

@@ -36,10 +36,11 @@ def files_in(*paths):
 LESSONS = {
     "default": (None, "cnn.py", ("build_cnn", "build_cnn_v2"),
                 files_in(ROOT / "points.toml", ROOT / "hidden_cases.json", ROOT / "lesson.toml",
-                         ROOT / "calibration.json", GRADER / "lesson" / "default",
+                         ROOT / "calibration.json", ROOT / "expectations.json", GRADER / "lesson" / "default",
                          GRADER / "checker" / "hidden_tests", SOLUTIONS / "cnn.py")),
     "mnist_convnet": (MNIST, "convnet.py", ("build_convnet",),
-                      files_in(MNIST / "solutions", MNIST / "calibration.json", MNIST / "points.toml",
+                      files_in(MNIST / "solutions", MNIST / "calibration.json", MNIST / "expectations.json",
+                               MNIST / "points.toml",
                                MNIST / "lesson.toml", GRADER / "checker" / "hidden_tests")),
 }
 

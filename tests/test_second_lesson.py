@@ -164,7 +164,8 @@ def test_gradescope_bakes_the_lesson_into_the_zip(tmp_path):
         names = set(archive.namelist())
         run_autograder = archive.read("run_autograder").decode()
         setup = archive.read("setup.sh").decode()
-    assert {"lesson/lesson.toml", "lesson/points.toml", "lesson/calibration.json", "lesson/solutions/convnet.py",
+    assert {"lesson/lesson.toml", "lesson/points.toml", "lesson/calibration.json", "lesson/expectations.json",
+            "lesson/solutions/convnet.py",
             "smoke/convnet.py"} <= names
     assert not any(name.startswith("lesson/exercises") for name in names)
     assert '--lesson "$ROOT/source/lesson"' in run_autograder

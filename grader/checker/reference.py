@@ -6,12 +6,21 @@ stages (kind, output shape, parameters), total parameters, canonical layer list,
 augmentation block's layers and settings, the Rescaling factor, and the model the filters bonus runs on. Shape-math
 truths come from Keras itself (grader.checker.checks.keras_truth.KERAS_TRUTH), not from here. Everything is derived once
 per process and kept under the reference's fingerprint, so an edited reference is judged by its own numbers.
+
+Deriving needs Keras (seconds, and TensorFlow's memory), and the probe's request is made of it: so the lesson folder
+keeps the expectations derived last, in expectations.json, under a digest of everything they follow from (the
+reference's sources, lesson.toml, the code that describes a network, the installed Keras). While that digest holds, the
+grader reads them from there and needs no Keras before the probe has run (`--import-after-probe`: one TensorFlow
+process at a time); any change makes the record stale, and the grader derives as before. `grader calibrate` writes it
+(`--expectations` alone, in seconds).
 """
 
 import functools
 import hashlib
 import inspect
+import json
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +30,11 @@ from grader.lesson import manifest
 NO_REFERENCE = ("The grader derives what it checks from the lesson's reference, expected at {path}; it is missing. "
                 "Received: a lesson folder without {what}.")
 REFERENCE_FAILED = "The lesson's reference {call} raised {error}: the grader cannot derive what it checks from it."
+RECORD_FILE = "expectations.json"   # in the lesson folder (the top-level one for the default lesson)
+CHECKER = Path(__file__).resolve().parent
+# The code that turns a reference's networks into the data compared with: an edit of it makes the record stale.
+DESCRIBED_BY = (CHECKER / "reference.py", *sorted((CHECKER / "checks").glob("*.py")),
+                CHECKER.parent / "lesson" / "manifest.py")
 
 
 def reference_files(lesson_dir=None):
@@ -130,9 +144,41 @@ def derive(lesson_dir=None):
     }
 
 
+def source(lesson_dir=None) -> str:
+    """Return a digest of what the expectations follow from: the reference's sources, the lesson's manifest, the code
+    that describes a network and the installed Keras. Read without importing Keras (milliseconds)."""
+    folder = Path(lesson_dir or manifest.lesson_dir())
+    digest = hashlib.sha256(json.dumps([fingerprint(folder), version("keras")]).encode())
+    for path in (folder / manifest.MANIFEST, *DESCRIBED_BY):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def read_record(lesson_dir=None):
+    """Return the expectations the lesson folder records, if they were derived from what is there now; else None."""
+    from grader.checker.checks.expectations import as_tuples
+
+    path = Path(lesson_dir or manifest.lesson_dir()) / RECORD_FILE
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict) or record.get("source") != source(lesson_dir):
+        return None
+    return as_tuples(record.get("expectations"))
+
+
+def write_record(lesson_dir=None) -> Path:
+    """Derive the lesson's expectations and record them in its folder, under their source; return the file."""
+    path = Path(lesson_dir or manifest.lesson_dir()) / RECORD_FILE
+    record = {"source": source(lesson_dir), "keras": version("keras"), "expectations": derive(lesson_dir)}
+    path.write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
 @functools.cache
-def _derived(lesson_dir, digest):
-    return derive(lesson_dir)
+def _expected(lesson_dir, digest):
+    return read_record(lesson_dir) or derive(lesson_dir)
 
 
 @functools.cache
@@ -141,9 +187,9 @@ def _digest(lesson_dir):
 
 
 def expectations(lesson_dir=None):
-    """Return the lesson's expectations (derived once per process and reference fingerprint)."""
+    """Return the lesson's expectations (recorded, or derived, once per process and reference fingerprint)."""
     lesson_dir = str(Path(lesson_dir or manifest.lesson_dir()).resolve())
-    return _derived(lesson_dir, _digest(lesson_dir))
+    return _expected(lesson_dir, _digest(lesson_dir))
 
 
 def reference_config(builder, lesson_dir=None):

@@ -22,7 +22,7 @@ from grader.integrations import chosen_lesson, kit_folder, kit_root, render, sou
 KIT_DIR = "kit"                                      # where the kit lies inside the zip
 LESSON_DIR = "lesson"                                # where a lesson chosen with --lesson lies inside the zip
 # What of a lesson folder the grader reads (never its exercises/): the probe cannot read any of it (setup.sh).
-LESSON_FILES = ("lesson.toml", "points.toml", "hidden_cases.json", "calibration.json", "solutions")
+LESSON_FILES = ("lesson.toml", "points.toml", "hidden_cases.json", "calibration.json", "expectations.json", "solutions")
 DISTRIBUTION = "lesson6-grader"
 # What building the kit needs: pyproject names the README, setup.py copies solutions/ and exercises/ into the wheel.
 BUNDLED = ("pyproject.toml", "setup.py", "MANIFEST.in", "README.md", "grader", "solutions", "exercises")

@@ -90,7 +90,8 @@ def calibration_problem(dataset="synthetic", path=None):
     """Return why the recorded calibration cannot be used for the lesson's trained network ('' if it can).
 
     A record whose network_source is the current one was measured on this very network, known without importing
-    Keras (so `grader grade` starts its probe at once); otherwise the reference's network is built and compared.
+    Keras (so `grader grade` starts its probe at once); otherwise the reference's network, as the lesson's
+    expectations describe it (recorded in expectations.json, or derived), is compared.
     """
     from grader.lesson.manifest import TRAINING_BUILDER, lesson_dir
 

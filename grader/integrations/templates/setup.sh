@@ -18,6 +18,11 @@ python3 -m venv "$GRADER_VENV"
 "$GRADER_VENV/bin/python" -m pip install --quiet --upgrade pip
 "$GRADER_VENV/bin/python" -m pip install "$KIT"
 
+# What the checker compares with, derived from the lesson's reference and recorded for the Keras just installed:
+# every grade reads it, so run_autograder's --import-after-probe runs one TensorFlow process at a time.
+LESSON=(@LESSON_ARGS@)  # the lesson baked into the zip by `grader gradescope --lesson`, if one was
+TF_CPP_MIN_LOG_LEVEL=3 "$GRADER_VENV/bin/grader" calibrate --expectations "${LESSON[@]}"
+
 # Student code runs as this account, never as root: it cannot write the kit, signal the grader or read its files.
 if ! id -u "$PROBE_USER" >/dev/null 2>&1; then
     useradd --system --no-create-home --shell /usr/sbin/nologin "$PROBE_USER" \
@@ -37,7 +42,6 @@ chmod go+r "$GRADER_PACKAGE/protocol.py" "$GRADER_PACKAGE/untrusted/"*.py
 SMOKE="$AUTOGRADER_ROOT/source/@SMOKE_PATH@"
 SMOKE_REPORT=$(mktemp --suffix=.json)
 read -r -a EXTRA <<< @GRADE_ARGS@
-LESSON=(@LESSON_ARGS@)  # the lesson baked into the zip by `grader gradescope --lesson`, if one was
 TF_CPP_MIN_LOG_LEVEL=3 "$GRADER_VENV/bin/grader" grade "$SMOKE" --format json --output "$SMOKE_REPORT" "${EXTRA[@]}" \
     "${LESSON[@]}"
 "$GRADER_VENV/bin/python" - "$SMOKE_REPORT" <<'PYTHON'
